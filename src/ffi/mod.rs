@@ -1,0 +1,216 @@
+//! The C ABI (`spec/OPERATIONS.md` §1): the only `unsafe` code of the crate.
+//!
+//! Rules every entry point keeps:
+//! - handles are numbers from [`HANDLES`], never pointers; a zero, unknown or
+//!   closed handle is `closed`;
+//! - a NULL request means `{}`; a NULL operation name or invalid UTF-8 is
+//!   `invalid_argument`; requests are checked for size before UTF-8 before
+//!   JSON before fields;
+//! - every panic is caught and becomes `internal`;
+//! - every returned string is a `CString` given to the caller, who releases
+//!   it with [`hydra_string_free`].
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::ops::{self, MAX_REQUEST_BYTES};
+use crate::profile::{CloseOptions, OpenOptions, Profile};
+use once_cell::sync::Lazy;
+use parking_lot::RwLock;
+use std::collections::HashMap;
+use std::ffi::{CStr, CString};
+use std::os::raw::c_char;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Open profiles by handle. Handles start at 1 and are never reused.
+static HANDLES: Lazy<RwLock<HashMap<u64, Profile>>> = Lazy::new(|| RwLock::new(HashMap::new()));
+static NEXT_HANDLE: AtomicU64 = AtomicU64::new(1);
+
+/// The profile behind a handle, or `closed`.
+pub(crate) fn profile_for(handle: u64) -> Result<Profile> {
+    HANDLES.read().get(&handle).cloned().ok_or_else(|| {
+        Error::new(
+            ErrorCode::Closed,
+            "the handle is closed or was never opened",
+        )
+    })
+}
+
+/// Runs `f`, turning an error or a panic into a failure envelope.
+fn guarded(f: impl FnOnce() -> Result<String>) -> *mut c_char {
+    let result = catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        Err(Error::internal(
+            "the library hit an internal error; the call was abandoned",
+        ))
+    });
+    into_c_string(ops::envelope(&result))
+}
+
+/// Hands a string to the caller. Envelopes are JSON, which escapes NUL, so
+/// the fallback is never expected to run.
+fn into_c_string(text: String) -> *mut c_char {
+    CString::new(text)
+        .unwrap_or_else(|_| CString::from(c"{\"ok\":false,\"error\":{\"code\":\"internal\",\"message\":\"response held a NUL byte\",\"details\":{}}}"))
+        .into_raw()
+}
+
+/// The bytes of a caller's request: NULL is `{}`; over 16 MiB is
+/// `payload_too_large`; invalid UTF-8 is `invalid_argument`.
+///
+/// # Safety
+/// `ptr` is NULL or points to a NUL-terminated string that outlives `'a`.
+unsafe fn request_bytes<'a>(ptr: *const c_char) -> Result<&'a [u8]> {
+    if ptr.is_null() {
+        return Ok(b"{}");
+    }
+    // SAFETY: non-NULL and NUL-terminated by the caller's contract.
+    let bytes = unsafe { CStr::from_ptr(ptr) }.to_bytes();
+    if bytes.len() > MAX_REQUEST_BYTES {
+        return Err(Error::new(
+            ErrorCode::PayloadTooLarge,
+            "the request is larger than 16 MiB",
+        )
+        .with_detail("limit_bytes", MAX_REQUEST_BYTES));
+    }
+    std::str::from_utf8(bytes)
+        .map_err(|_| Error::invalid("request", "the request is not valid UTF-8"))?;
+    Ok(bytes)
+}
+
+/// A required string argument (an operation or job type name).
+///
+/// # Safety
+/// `ptr` is NULL or points to a NUL-terminated string that outlives `'a`.
+unsafe fn required_str<'a>(ptr: *const c_char, what: &str) -> Result<&'a str> {
+    if ptr.is_null() {
+        return Err(Error::invalid(what, "must not be NULL"));
+    }
+    // SAFETY: non-NULL and NUL-terminated by the caller's contract.
+    let bytes = unsafe { CStr::from_ptr(ptr) }.to_bytes();
+    std::str::from_utf8(bytes).map_err(|_| Error::invalid(what, "must be valid UTF-8"))
+}
+
+/// The body of `hydra_call` and of every generated `hydra_<op>`.
+///
+/// # Safety
+/// `request_json` is NULL or points to a NUL-terminated string.
+unsafe fn call_named(handle: u64, name: &str, request_json: *const c_char) -> *mut c_char {
+    guarded(|| {
+        let profile = profile_for(handle)?;
+        // SAFETY: passed on from the caller's contract.
+        let request = unsafe { request_bytes(request_json) }?;
+        ops::call_json(&profile, name, request)
+    })
+}
+
+/// Opens (creating or migrating) a profile and returns its handle.
+///
+/// `options_json`: `{"profile_dir": "...", "workers"?: 1..64,
+/// "synchronous"?: "normal"|"full", "storage_roots"?: {label: path}}`.
+/// Returns a non-zero handle, or 0 on failure; then, if `error_json_out` is
+/// not NULL, `*error_json_out` receives an error envelope the caller frees
+/// with `hydra_string_free` (codes: `invalid_json`, `invalid_argument`,
+/// `profile_locked`, `incompatible_version`, `corrupt`, `io`).
+///
+/// # Safety
+/// `options_json` is NULL or a NUL-terminated string; `error_json_out` is
+/// NULL or points to writable storage for one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn hydra_open(
+    options_json: *const c_char,
+    error_json_out: *mut *mut c_char,
+) -> u64 {
+    let mut handle = 0;
+    let envelope = guarded(|| {
+        // SAFETY: passed on from the caller's contract.
+        let request = unsafe { request_bytes(options_json) }?;
+        let options: OpenOptions = ops::parse_request(request)?;
+        let profile = Profile::open(options)?;
+        handle = NEXT_HANDLE.fetch_add(1, Ordering::Relaxed);
+        HANDLES.write().insert(handle, profile);
+        Ok(format!("{{\"handle\":{handle}}}"))
+    });
+    if handle != 0 || error_json_out.is_null() {
+        // SAFETY: `envelope` came from `CString::into_raw` just above.
+        drop(unsafe { CString::from_raw(envelope) });
+    } else {
+        // SAFETY: the caller promised `error_json_out` is writable.
+        unsafe { error_json_out.write(envelope) };
+    }
+    handle
+}
+
+/// Closes a profile handle: stops accepting calls, waits for running jobs
+/// (or cancels them with `{"cancel_running": true}`), checkpoints the WAL
+/// and releases the profile lock. Returns an envelope (`closed` for a handle
+/// that is not open); the caller frees it with `hydra_string_free`.
+///
+/// # Safety
+/// `options_json` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn hydra_close(handle: u64, options_json: *const c_char) -> *mut c_char {
+    guarded(|| {
+        // SAFETY: passed on from the caller's contract.
+        let request = unsafe { request_bytes(options_json) }?;
+        let options: CloseOptions = ops::parse_request(request)?;
+        let profile = HANDLES.write().remove(&handle).ok_or_else(|| {
+            Error::new(
+                ErrorCode::Closed,
+                "the handle is closed or was never opened",
+            )
+        })?;
+        profile.close(options)?;
+        Ok("{\"closed\":true}".to_owned())
+    })
+}
+
+/// Runs operation `op` (e.g. `"threads.create"`) with a JSON request (NULL or
+/// `""` means `{}`). Returns an envelope the caller frees with
+/// `hydra_string_free`. Safe to call from any thread, concurrently.
+///
+/// # Safety
+/// `op` and `request_json` are NULL or NUL-terminated strings.
+#[no_mangle]
+pub unsafe extern "C" fn hydra_call(
+    handle: u64,
+    op: *const c_char,
+    request_json: *const c_char,
+) -> *mut c_char {
+    let name = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: passed on from the caller's contract.
+        unsafe { required_str(op, "op") }
+    }))
+    .unwrap_or_else(|_| Err(Error::internal("the library hit an internal error")));
+    match name {
+        // SAFETY: passed on from the caller's contract.
+        Ok(name) => unsafe { call_named(handle, name, request_json) },
+        Err(e) => guarded(|| Err(e)),
+    }
+}
+
+/// Releases a string returned by this library. NULL is fine.
+///
+/// # Safety
+/// `s` is NULL or a pointer returned by this library and not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn hydra_string_free(s: *mut c_char) {
+    if !s.is_null() {
+        // SAFETY: `s` came from `CString::into_raw` in this library.
+        drop(unsafe { CString::from_raw(s) });
+    }
+}
+
+/// The library version, e.g. `"0.1.0"` (same as `meta.version`'s `version`).
+/// The string is static: do not free it.
+#[no_mangle]
+pub extern "C" fn hydra_version() -> *const c_char {
+    static VERSION: &CStr =
+        match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+            Ok(v) => v,
+            Err(_) => c"unknown",
+        };
+    VERSION.as_ptr()
+}
+
+include!(concat!(env!("OUT_DIR"), "/op_exports.rs"));

@@ -1,0 +1,281 @@
+//! The operation registry: every operation of `spec/OPERATIONS.md`, declared
+//! once.
+//!
+//! One line per operation gives its name, the typed method of [`Profile`]
+//! that calls it, its request and response types, its handler, whether it
+//! only reads, and a one-line summary. From this table come:
+//! - [`call_json`], the JSON dispatcher behind `hydra_call`, the CLI and the
+//!   bindings;
+//! - the typed Rust API (`profile.threads_create(req)`, ...);
+//! - [`OPERATIONS`], the catalogue `meta.operations` returns;
+//! - through `build.rs`, which reads the lines of the table below, one C
+//!   function `hydra_<op>` per operation and its header declaration.
+//!
+//! Adding an operation is one line here plus its handler.
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::profile::Profile;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// The largest request the library reads (16 MiB).
+pub const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
+
+/// One entry of the catalogue returned by `meta.operations`.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct OperationInfo {
+    /// The dotted name (`"history.purge"`).
+    pub name: &'static str,
+    /// True exactly when the operation never writes.
+    pub read_only: bool,
+    /// One line for people.
+    pub summary: &'static str,
+}
+
+macro_rules! operations {
+    ($( $name:literal => $method:ident($req:ty) -> $resp:ty = $handler:path, $access:ident, $summary:literal; )*) => {
+        /// Every operation, in registry order.
+        pub const OPERATIONS: &[OperationInfo] = &[
+            $(OperationInfo { name: $name, read_only: operations!(@read_only $access), summary: $summary },)*
+        ];
+
+        /// Runs the operation `name` on a JSON request; returns the JSON text
+        /// of its response data.
+        pub fn call_json(profile: &Profile, name: &str, request: &[u8]) -> Result<String> {
+            match name {
+                $($name => run_json::<$req, $resp>(profile, request, $handler),)*
+                _ => Err(Error::new(ErrorCode::UnknownOperation, "unknown operation")
+                    .with_detail("operation", name.chars().take(128).collect::<String>())),
+            }
+        }
+
+        /// The typed Rust API: one method per operation.
+        impl Profile {
+            $(
+                #[doc = concat!("`", $name, "`: ", $summary)]
+                pub fn $method(&self, request: $req) -> Result<$resp> {
+                    self.ensure_open()?;
+                    $handler(self, request)
+                }
+            )*
+        }
+    };
+    (@read_only read) => { true };
+    (@read_only write) => { false };
+}
+
+// The table. `build.rs` reads each line that starts with a quoted name, so
+// keep one operation per line.
+operations! {
+    "meta.version" => meta_version(crate::meta::VersionRequest) -> crate::meta::Version = crate::meta::version, read, "Library, ABI, schema and SQLite versions.";
+    "meta.operations" => meta_operations(OperationsRequest) -> OperationsResponse = operations_catalogue, read, "Every operation with its read-only flag and summary.";
+    "profile.info" => profile_info(crate::meta::ProfileInfoRequest) -> crate::meta::ProfileInfo = crate::meta::profile_info, read, "Profile directory, schema version and database file sizes.";
+    "profile.maintenance" => profile_maintenance(crate::meta::MaintenanceRequest) -> crate::meta::MaintenanceReport = crate::meta::maintenance, write, "Optimize, checkpoint and optionally vacuum the database.";
+}
+
+/// Request of `meta.operations` (no fields).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperationsRequest {}
+
+/// Response of `meta.operations`.
+#[derive(Debug, Clone, Serialize)]
+pub struct OperationsResponse {
+    pub items: Vec<OperationInfo>,
+}
+
+fn operations_catalogue(_: &Profile, _: OperationsRequest) -> Result<OperationsResponse> {
+    Ok(OperationsResponse {
+        items: OPERATIONS.to_vec(),
+    })
+}
+
+/// The JSON envelope of a result: `{"ok":true,"data":...}` or
+/// `{"ok":false,"error":{code,message,details}}`. `data` is the response's
+/// JSON text as [`call_json`] returns it.
+pub fn envelope(result: &Result<String>) -> String {
+    match result {
+        Ok(data) => format!("{{\"ok\":true,\"data\":{data}}}"),
+        Err(e) => {
+            let error = serde_json::to_string(&e.to_public()).unwrap_or_else(|_| "{}".to_owned());
+            format!("{{\"ok\":false,\"error\":{error}}}")
+        }
+    }
+}
+
+/// The registry entry of an operation, if it exists.
+pub fn find(name: &str) -> Option<&'static OperationInfo> {
+    OPERATIONS.iter().find(|op| op.name == name)
+}
+
+fn run_json<Req: DeserializeOwned, Resp: Serialize>(
+    profile: &Profile,
+    request: &[u8],
+    handler: fn(&Profile, Req) -> Result<Resp>,
+) -> Result<String> {
+    let request = parse_request::<Req>(request)?;
+    profile.ensure_open()?;
+    let response = handler(profile, request)?;
+    serde_json::to_string(&response).map_err(|e| Error::internal(format!("response encoding: {e}")))
+}
+
+/// Decodes a request in the contract's order of checks: size
+/// (`payload_too_large`), JSON syntax (`invalid_json`), then fields
+/// (`invalid_argument` with `details.field` naming the JSON path at fault).
+/// An empty request means `{}`. UTF-8 is checked by the caller that holds
+/// raw bytes (the FFI layer); serde_json also refuses invalid UTF-8.
+pub fn parse_request<Req: DeserializeOwned>(request: &[u8]) -> Result<Req> {
+    if request.len() > MAX_REQUEST_BYTES {
+        return Err(Error::new(
+            ErrorCode::PayloadTooLarge,
+            "the request is larger than 16 MiB",
+        )
+        .with_detail("limit_bytes", MAX_REQUEST_BYTES));
+    }
+    let request: &[u8] = if request.is_empty() { b"{}" } else { request };
+    if serde_json::from_slice::<serde::de::IgnoredAny>(request).is_err() {
+        return Err(Error::new(
+            ErrorCode::InvalidJson,
+            "the request is not valid JSON",
+        ));
+    }
+    let starts_with_object = request
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|&b| b == b'{');
+    if !starts_with_object {
+        return Err(Error::new(
+            ErrorCode::InvalidArgument,
+            "the request must be a JSON object",
+        )
+        .with_detail("field", ""));
+    }
+    let mut de = serde_json::Deserializer::from_slice(request);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| field_error(&e))
+}
+
+/// Turns a serde error into `invalid_argument` with the path of the field at
+/// fault. serde's own messages quote the rejected value, which may be
+/// private text, so they are reduced to what was expected.
+fn field_error(e: &serde_path_to_error::Error<serde_json::Error>) -> Error {
+    let path = e.path().to_string();
+    let path = if path == "." { String::new() } else { path };
+    let join = |name: &str| {
+        if path.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{path}.{name}")
+        }
+    };
+    let text = e.inner().to_string();
+    let text = text.split(" at line ").next().unwrap_or_default();
+    let quoted = |s: &str| s.split('`').nth(1).unwrap_or_default().to_owned();
+    let (field, reason) = if text.starts_with("unknown field ") {
+        // serde_path_to_error already ends the path with the unknown key.
+        (path, "unknown field".to_owned())
+    } else if let Some(rest) = text.strip_prefix("missing field ") {
+        (join(&quoted(rest)), "required field is missing".to_owned())
+    } else if text.starts_with("unknown variant ") {
+        let expected = text
+            .split_once(", expected ")
+            .map(|x| x.1)
+            .unwrap_or("a listed value");
+        (path, format!("not an allowed value, expected {expected}"))
+    } else if text.starts_with("invalid type: ")
+        || text.starts_with("invalid value: ")
+        || text.starts_with("invalid length ")
+    {
+        let expected = text
+            .split_once(", expected ")
+            .map(|x| x.1)
+            .unwrap_or("another value");
+        (path, format!("expected {expected}"))
+    } else {
+        (path, text.to_owned())
+    };
+    Error::invalid(field, reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{Id, ListLimit};
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        url: String,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Req {
+        id: Id,
+        #[serde(default)]
+        limit: ListLimit,
+        #[serde(default)]
+        items: Vec<Inner>,
+    }
+
+    fn field_of(json: &str) -> (ErrorCode, String) {
+        let e = parse_request::<Req>(json.as_bytes())
+            .unwrap_err()
+            .to_public();
+        let field = e
+            .details
+            .get("field")
+            .and_then(|f| f.as_str())
+            .unwrap_or("-")
+            .to_owned();
+        (e.code, field)
+    }
+
+    #[test]
+    fn checks_run_in_contract_order() {
+        assert_eq!(field_of("{").0, ErrorCode::InvalidJson);
+        assert_eq!(field_of("[1]").0, ErrorCode::InvalidArgument);
+        assert_eq!(field_of("{}"), (ErrorCode::InvalidArgument, "id".into()));
+        let big = vec![b' '; MAX_REQUEST_BYTES + 1];
+        let e = parse_request::<Req>(&big).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::PayloadTooLarge);
+    }
+
+    #[test]
+    fn unknown_fields_are_named_at_any_depth() {
+        assert_eq!(
+            field_of(r#"{"id":"a","colour":1}"#),
+            (ErrorCode::InvalidArgument, "colour".into())
+        );
+        assert_eq!(
+            field_of(r#"{"id":"a","items":[{"url":"x"},{"url":"y","tilte":"t"}]}"#),
+            (ErrorCode::InvalidArgument, "items[1].tilte".into())
+        );
+    }
+
+    #[test]
+    fn messages_do_not_echo_values() {
+        let e = parse_request::<Req>(br#"{"id":"a","items":[{"url":7}],"limit":"secret-text"}"#)
+            .unwrap_err()
+            .to_public();
+        assert!(!e.message.contains("secret-text"), "{}", e.message);
+        let e = parse_request::<Req>(br#"{"id":"https://private.example/path"}"#)
+            .unwrap_err()
+            .to_public();
+        assert!(!e.message.contains("private.example"), "{}", e.message);
+        assert_eq!(e.details["field"], "id");
+    }
+
+    #[test]
+    fn registry_names_are_unique_and_dotted() {
+        let mut names: Vec<&str> = OPERATIONS.iter().map(|o| o.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), OPERATIONS.len());
+        assert!(OPERATIONS.iter().all(|o| o
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b == b'.' || b == b'_')));
+    }
+}

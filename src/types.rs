@@ -1,0 +1,347 @@
+//! Shapes shared by every operation (`spec/OPERATIONS.md` §2): ids, times,
+//! list limits and cursors, metadata objects and tri-state update fields.
+//!
+//! Each type validates itself while it is deserialized, so a request that
+//! reaches a handler already obeys the common rules and the error names the
+//! JSON path of the bad field.
+
+use crate::error::{Error, Result};
+use serde::de::{self, Deserializer};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+/// Milliseconds since the Unix epoch, UTC.
+pub type Millis = i64;
+
+/// Now, in milliseconds since the Unix epoch.
+pub fn now_ms() -> Millis {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    since.as_millis() as Millis
+}
+
+/// A fresh id: 32 lowercase hex characters from the operating system's CSPRNG.
+pub fn new_id() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::getrandom(&mut bytes).is_err() {
+        // The OS generator does not fail on supported platforms; fall back to
+        // hashing time and a counter rather than panicking across the ABI.
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let digest = Sha256::digest(format!("{:?}{n}", std::time::SystemTime::now()));
+        bytes.copy_from_slice(&digest[..16]);
+    }
+    hex(&bytes)
+}
+
+/// Lowercase hex of some bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    use fmt::Write;
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// True when `s` obeys the id rule: 1..128 characters of `[A-Za-z0-9_.:-]`.
+pub fn is_valid_id(s: &str) -> bool {
+    (1..=128).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
+}
+
+/// A string id (thread, message, task, memory, job, tab, ...) that obeys the
+/// id rule. Deserializing anything else fails with the field's path.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(transparent)]
+pub struct Id(String);
+
+impl Id {
+    /// Validates a string as an id.
+    pub fn parse(s: impl Into<String>) -> Result<Id> {
+        let s = s.into();
+        if is_valid_id(&s) {
+            Ok(Id(s))
+        } else {
+            Err(Error::invalid(
+                "id",
+                "ids are 1..128 characters of [A-Za-z0-9_.:-]",
+            ))
+        }
+    }
+
+    /// A freshly generated id.
+    pub fn generate() -> Id {
+        Id(new_id())
+    }
+
+    /// The id as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The id as an owned string.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<Id> for String {
+    fn from(id: Id) -> String {
+        id.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Id {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if is_valid_id(&s) {
+            Ok(Id(s))
+        } else {
+            Err(de::Error::custom(
+                "ids are 1..128 characters of [A-Za-z0-9_.:-]",
+            ))
+        }
+    }
+}
+
+/// A timestamp in a request: a non-negative integer of milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct Timestamp(pub Millis);
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let v = i64::deserialize(d)?;
+        if v < 0 {
+            return Err(de::Error::custom("times are non-negative milliseconds"));
+        }
+        Ok(Timestamp(v))
+    }
+}
+
+/// A count with its default and inclusive maximum (minimum 1): list
+/// `limit`s, worker counts. Out-of-range values are rejected, never clamped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Bounded<const DEFAULT: u32, const MAX: u32>(u32);
+
+impl<const DEFAULT: u32, const MAX: u32> Bounded<DEFAULT, MAX> {
+    /// The count.
+    pub fn get(self) -> usize {
+        self.0 as usize
+    }
+
+    /// A count of `n` (must be in range; `field` names it in the error).
+    pub fn new(field: &str, n: u32) -> Result<Self> {
+        if (1..=MAX).contains(&n) {
+            Ok(Bounded(n))
+        } else {
+            Err(Error::invalid(field, format!("must be 1..{MAX}")))
+        }
+    }
+}
+
+impl<const DEFAULT: u32, const MAX: u32> Default for Bounded<DEFAULT, MAX> {
+    fn default() -> Self {
+        Bounded(DEFAULT)
+    }
+}
+
+impl<'de, const DEFAULT: u32, const MAX: u32> Deserialize<'de> for Bounded<DEFAULT, MAX> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let v = i64::deserialize(d)?;
+        if (1..=MAX as i64).contains(&v) {
+            Ok(Bounded(v as u32))
+        } else {
+            Err(de::Error::custom(format!("must be 1..{MAX}")))
+        }
+    }
+}
+
+/// The default list limit of the contract: 50, range 1..500.
+pub type ListLimit = Bounded<50, 500>;
+
+/// A `metadata` field: always a JSON object.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Metadata(pub Map<String, Value>);
+
+impl Metadata {
+    /// The object as JSON text for storage.
+    pub fn to_json(&self) -> String {
+        Value::Object(self.0.clone()).to_string()
+    }
+}
+
+/// A field of an update request: left alone when omitted, cleared by an
+/// explicit `null`, set by a value. Use with `#[serde(default)]`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Patch<T> {
+    /// The field was not in the request: leave the stored value alone.
+    #[default]
+    Absent,
+    /// The field was `null`: clear the stored value.
+    Null,
+    /// The field was given: store it.
+    Value(T),
+}
+
+impl<T> Patch<T> {
+    /// True when the request named the field (as a value or as `null`).
+    pub fn is_present(&self) -> bool {
+        !matches!(self, Patch::Absent)
+    }
+
+    /// The new value when the field was named: `Some(None)` clears.
+    pub fn into_update(self) -> Option<Option<T>> {
+        match self {
+            Patch::Absent => None,
+            Patch::Null => Some(None),
+            Patch::Value(v) => Some(Some(v)),
+        }
+    }
+
+    /// The value, if one was given.
+    pub fn as_value(&self) -> Option<&T> {
+        match self {
+            Patch::Value(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Patch<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        Ok(match Option::<T>::deserialize(d)? {
+            None => Patch::Null,
+            Some(v) => Patch::Value(v),
+        })
+    }
+}
+
+/// One page of a list: `{items, next_cursor}`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// A keyset position in a list: the sort key and the insertion sequence of
+/// the last row returned. Its text form carries a fingerprint of the list's
+/// filters and order, so a cursor used with other filters is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub key: i64,
+    pub seq: i64,
+}
+
+impl Cursor {
+    /// Encodes this position for the list whose filters and order are
+    /// described by `scope` (any stable text, e.g. `"threads.list|origin=chat"`).
+    pub fn encode(&self, scope: &str) -> String {
+        format!("{}.{}.{}", scope_tag(scope), self.key, self.seq)
+    }
+
+    /// Decodes a cursor given by a caller for the list described by `scope`.
+    pub fn decode(text: &str, scope: &str) -> Result<Cursor> {
+        let bad = || Error::invalid("cursor", "not a cursor of this list with these filters");
+        let mut parts = text.split('.');
+        let (Some(tag), Some(key), Some(seq), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad());
+        };
+        if tag != scope_tag(scope) {
+            return Err(bad());
+        }
+        let key = key.parse::<i64>().map_err(|_| bad())?;
+        let seq = seq.parse::<i64>().map_err(|_| bad())?;
+        Ok(Cursor { key, seq })
+    }
+}
+
+fn scope_tag(scope: &str) -> String {
+    hex(&Sha256::digest(scope.as_bytes())[..6])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    struct Update {
+        #[serde(default)]
+        title: Patch<String>,
+        #[serde(default)]
+        limit: ListLimit,
+    }
+
+    #[test]
+    fn patch_tells_absent_null_and_value_apart() {
+        let u: Update = serde_json::from_str("{}").unwrap();
+        assert_eq!(u.title, Patch::Absent);
+        let u: Update = serde_json::from_str(r#"{"title":null}"#).unwrap();
+        assert_eq!(u.title, Patch::Null);
+        let u: Update = serde_json::from_str(r#"{"title":"x"}"#).unwrap();
+        assert_eq!(u.title, Patch::Value("x".into()));
+    }
+
+    #[test]
+    fn limits_are_rejected_not_clamped() {
+        assert!(serde_json::from_str::<Update>(r#"{"limit":0}"#).is_err());
+        assert!(serde_json::from_str::<Update>(r#"{"limit":501}"#).is_err());
+        assert!(serde_json::from_str::<Update>(r#"{"limit":2.5}"#).is_err());
+        let u: Update = serde_json::from_str(r#"{"limit":500}"#).unwrap();
+        assert_eq!(u.limit.get(), 500);
+        assert_eq!(
+            serde_json::from_str::<Update>("{}").unwrap().limit.get(),
+            50
+        );
+    }
+
+    #[test]
+    fn ids_follow_the_rule() {
+        assert!(is_valid_id("a-b_c.d:e9"));
+        assert!(!is_valid_id(""));
+        assert!(!is_valid_id("a b"));
+        assert!(!is_valid_id(&"x".repeat(129)));
+        let id = new_id();
+        assert_eq!(id.len(), 32);
+        assert!(id
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert_ne!(new_id(), id);
+    }
+
+    #[test]
+    fn cursors_are_bound_to_their_list() {
+        let c = Cursor { key: 5, seq: 9 };
+        let text = c.encode("threads.list|");
+        assert_eq!(Cursor::decode(&text, "threads.list|").unwrap(), c);
+        assert!(Cursor::decode(&text, "threads.list|origin=chat").is_err());
+        assert!(Cursor::decode("garbage", "threads.list|").is_err());
+        assert!(Cursor::decode("", "threads.list|").is_err());
+    }
+
+    #[test]
+    fn negative_times_are_refused() {
+        assert!(serde_json::from_str::<Timestamp>("-1").is_err());
+        assert!(serde_json::from_str::<Timestamp>("1.5").is_err());
+        assert_eq!(
+            serde_json::from_str::<Timestamp>("7").unwrap(),
+            Timestamp(7)
+        );
+    }
+}
