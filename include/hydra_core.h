@@ -19,6 +19,14 @@
 #include <stdint.h>
 #include <stddef.h>
 
+// A host function that takes a JSON string and returns a `malloc`ed JSON
+// string (or NULL for a failure). `user_data` is passed back unchanged.
+typedef char *(*hydra_json_fn)(const char *json, void *user_data);
+
+// A host function that receives an event as a JSON string. The string is
+// valid only during the call.
+typedef void (*hydra_event_fn)(const char *json, void *user_data);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus

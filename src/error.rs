@@ -28,6 +28,11 @@ macro_rules! error_codes {
             pub fn as_str(self) -> &'static str {
                 match self { $(ErrorCode::$variant => $text,)* }
             }
+
+            /// The code named `text`, if it is one of the contract's.
+            pub fn parse(text: &str) -> Option<ErrorCode> {
+                match text { $($text => Some(ErrorCode::$variant),)* _ => None }
+            }
         }
     };
 }

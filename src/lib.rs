@@ -35,6 +35,7 @@
 //! ([`profile`]) -> storage ([`db`], [`fsutil`]) -> base ([`error`],
 //! [`types`]).
 
+pub mod browser;
 pub mod db;
 pub mod error;
 pub mod ffi;

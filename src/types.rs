@@ -12,6 +12,14 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::fmt;
 
+/// A function the host registers (a job handler, the chat model): takes a
+/// JSON value, returns one or an error. C function pointers are wrapped into
+/// this by the FFI layer; Rust callers may register closures directly.
+pub type HostJsonFn = std::sync::Arc<dyn Fn(&Value) -> Result<Value> + Send + Sync>;
+
+/// A function the host registers to receive events (`job.updated`).
+pub type HostEventFn = std::sync::Arc<dyn Fn(&Value) + Send + Sync>;
+
 /// Milliseconds since the Unix epoch, UTC.
 pub type Millis = i64;
 

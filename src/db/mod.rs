@@ -8,6 +8,7 @@
 
 mod conn_ext;
 mod migrate;
+pub mod paging;
 
 pub use conn_ext::ConnExt;
 pub use migrate::{migrate, probe_existing, LATEST_SCHEMA_VERSION};

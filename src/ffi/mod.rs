@@ -12,6 +12,8 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod callbacks;
+
 use crate::error::{Error, ErrorCode, Result};
 use crate::ops::{self, MAX_REQUEST_BYTES};
 use crate::profile::{CloseOptions, OpenOptions, Profile};
