@@ -1,0 +1,69 @@
+//! Helpers shared by the integration tests: a temporary profile and calls
+//! through the same JSON dispatcher the C ABI uses.
+#![allow(dead_code)]
+
+use hydra_core::{ops, CloseOptions, OpenOptions, Profile, PublicError};
+use serde_json::Value;
+
+/// A profile in a temporary directory, closed and removed on drop.
+pub struct TestProfile {
+    pub profile: Profile,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestProfile {
+    pub fn new() -> TestProfile {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let profile = Profile::open(OpenOptions::new(dir.path())).expect("open profile");
+        TestProfile { profile, dir }
+    }
+
+    /// Calls `op` with a JSON request; `Ok(data)` or `Err(error)`.
+    pub fn call(&self, op: &str, request: Value) -> Result<Value, PublicError> {
+        call(&self.profile, op, request)
+    }
+
+    /// Calls `op` and expects success.
+    pub fn ok(&self, op: &str, request: Value) -> Value {
+        self.call(op, request.clone())
+            .unwrap_or_else(|e| panic!("{op} {request} failed: {e:?}"))
+    }
+
+    /// Calls `op` and expects failure with `code`; returns the error.
+    pub fn err(&self, op: &str, request: Value, code: &str) -> PublicError {
+        match self.call(op, request.clone()) {
+            Ok(data) => panic!("{op} {request} succeeded with {data}, expected {code}"),
+            Err(e) => {
+                assert_eq!(e.code.as_str(), code, "{op} {request}: {e:?}");
+                e
+            }
+        }
+    }
+
+    /// Closes the profile (the directory stays until drop).
+    pub fn close(&self) {
+        self.profile.close(CloseOptions::default()).expect("close");
+    }
+}
+
+/// Calls `op` on `profile` through the JSON dispatcher.
+pub fn call(profile: &Profile, op: &str, request: Value) -> Result<Value, PublicError> {
+    let bytes = serde_json::to_vec(&request).expect("request JSON");
+    ops::call_json(profile, op, &bytes)
+        .map(|data| serde_json::from_str(&data).expect("response is JSON"))
+        .map_err(|e| e.to_public())
+}
+
+/// Every file under `dir`, read raw; true when any contains `needle`.
+pub fn any_file_contains(dir: &std::path::Path, needle: &[u8]) -> Option<std::path::PathBuf> {
+    for entry in walkdir::WalkDir::new(dir).into_iter().filter_map(|e| e.ok()) {
+        if entry.file_type().is_file() {
+            if let Ok(bytes) = std::fs::read(entry.path()) {
+                if bytes.windows(needle.len()).any(|w| w == needle) {
+                    return Some(entry.path().to_owned());
+                }
+            }
+        }
+    }
+    None
+}
