@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// The database file inside a profile directory.
@@ -78,6 +78,9 @@ struct ProfileInner {
     /// The flock on `<dir>/.lock`; `None` once closed.
     lock: parking_lot::Mutex<Option<File>>,
     closed: AtomicBool,
+    /// Bumped by every change that alters file sizes in a way the overview
+    /// storage cache must not hide (privacy deletes, imports, patches).
+    storage_epoch: AtomicU64,
 }
 
 impl Profile {
@@ -99,6 +102,7 @@ impl Profile {
                 db,
                 lock: parking_lot::Mutex::new(Some(lock)),
                 closed: AtomicBool::new(false),
+                storage_epoch: AtomicU64::new(0),
             }),
         })
     }
@@ -139,6 +143,17 @@ impl Profile {
     /// The database.
     pub fn db(&self) -> &Db {
         &self.inner.db
+    }
+
+    /// Marks cached storage sizes as stale.
+    pub fn invalidate_storage_cache(&self) {
+        self.inner.storage_epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The storage cache generation: a cached walk is valid only while this
+    /// number is unchanged.
+    pub fn storage_epoch(&self) -> u64 {
+        self.inner.storage_epoch.load(Ordering::Acquire)
     }
 }
 

@@ -10,7 +10,10 @@ use serde_json::json;
 fn reopens_after_close_with_same_schema() {
     let t = TestProfile::new();
     let info = t.ok("profile.info", json!({}));
-    assert_eq!(info["schema_version"], json!(hydra_core::db::LATEST_SCHEMA_VERSION));
+    assert_eq!(
+        info["schema_version"],
+        json!(hydra_core::db::LATEST_SCHEMA_VERSION)
+    );
     t.close();
     t.err("meta.version", json!({}), "closed");
     let again = hydra_core::Profile::open(hydra_core::OpenOptions::new(t.dir.path())).unwrap();
@@ -20,7 +23,9 @@ fn reopens_after_close_with_same_schema() {
 }
 
 fn rusqlite_version() -> String {
-    hydra_core::meta::version(&open_tmp(), Default::default()).unwrap().sqlite_version
+    hydra_core::meta::version(&open_tmp(), Default::default())
+        .unwrap()
+        .sqlite_version
 }
 
 fn open_tmp() -> hydra_core::Profile {

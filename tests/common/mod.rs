@@ -56,7 +56,10 @@ pub fn call(profile: &Profile, op: &str, request: Value) -> Result<Value, Public
 
 /// Every file under `dir`, read raw; true when any contains `needle`.
 pub fn any_file_contains(dir: &std::path::Path, needle: &[u8]) -> Option<std::path::PathBuf> {
-    for entry in walkdir::WalkDir::new(dir).into_iter().filter_map(|e| e.ok()) {
+    for entry in walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(|e| e.ok())
+    {
         if entry.file_type().is_file() {
             if let Ok(bytes) = std::fs::read(entry.path()) {
                 if bytes.windows(needle.len()).any(|w| w == needle) {
