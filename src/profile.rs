@@ -9,7 +9,7 @@
 
 use crate::db::{self, Db, Synchronous};
 use crate::error::{Error, ErrorCode, Result};
-use crate::types::Bounded;
+use crate::types::{Bounded, HostJsonFn};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::{File, TryLockError};
@@ -81,6 +81,8 @@ struct ProfileInner {
     /// Bumped by every change that alters file sizes in a way the overview
     /// storage cache must not hide (privacy deletes, imports, patches).
     storage_epoch: AtomicU64,
+    /// The host's chat model (`hydra_register_model`), if one is registered.
+    model: parking_lot::RwLock<Option<HostJsonFn>>,
 }
 
 impl Profile {
@@ -103,6 +105,7 @@ impl Profile {
                 lock: parking_lot::Mutex::new(Some(lock)),
                 closed: AtomicBool::new(false),
                 storage_epoch: AtomicU64::new(0),
+                model: parking_lot::RwLock::new(None),
             }),
         })
     }
@@ -154,6 +157,17 @@ impl Profile {
     /// number is unchanged.
     pub fn storage_epoch(&self) -> u64 {
         self.inner.storage_epoch.load(Ordering::Acquire)
+    }
+
+    /// Registers the chat model `chat` calls when a turn has no `reply`
+    /// (replacing any previous one); `None` unregisters it.
+    pub fn set_model(&self, model: Option<HostJsonFn>) {
+        *self.inner.model.write() = model;
+    }
+
+    /// The registered chat model, if any.
+    pub fn model(&self) -> Option<HostJsonFn> {
+        self.inner.model.read().clone()
     }
 }
 

@@ -13,6 +13,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod callbacks;
+pub mod model;
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::ops::{self, MAX_REQUEST_BYTES};
@@ -40,7 +41,7 @@ pub(crate) fn profile_for(handle: u64) -> Result<Profile> {
 }
 
 /// Runs `f`, turning an error or a panic into a failure envelope.
-fn guarded(f: impl FnOnce() -> Result<String>) -> *mut c_char {
+pub(crate) fn guarded(f: impl FnOnce() -> Result<String>) -> *mut c_char {
     let result = catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| {
         Err(Error::internal(
             "the library hit an internal error; the call was abandoned",

@@ -1,0 +1,76 @@
+//! HydraFlow (`spec/OPERATIONS.md` §4): chat threads and their messages,
+//! chat turns with the host's model, tasks with their events, and memories
+//! with embeddings and search; plus binding threads to browser tabs.
+//!
+//! Each submodule holds one family of operations; this module holds the
+//! small pieces they share (existence checks, JSON columns).
+
+pub mod chat;
+pub mod context;
+pub mod memory;
+pub mod messages;
+pub mod search;
+pub mod tab_binding;
+pub mod tasks;
+pub mod threads;
+mod vectors;
+
+use crate::db::ConnExt;
+use crate::error::{Error, Result};
+use rusqlite::Connection;
+use serde_json::{Map, Value};
+
+/// `not_found` (naming `field`) unless the thread `id` exists.
+pub(crate) fn require_thread(conn: &Connection, id: &str, field: &str) -> Result<()> {
+    if conn.exists("SELECT 1 FROM llm_threads WHERE id = ?1", [id])? {
+        Ok(())
+    } else {
+        Err(Error::not_found("thread", field))
+    }
+}
+
+/// `not_found` (naming `field`) unless the task `id` exists.
+pub(crate) fn require_task(conn: &Connection, id: &str, field: &str) -> Result<()> {
+    if conn.exists("SELECT 1 FROM tasks WHERE id = ?1", [id])? {
+        Ok(())
+    } else {
+        Err(Error::not_found("task", field))
+    }
+}
+
+/// A stored metadata column (JSON object text) as an object.
+pub(crate) fn metadata_of(text: &str) -> Map<String, Value> {
+    match serde_json::from_str(text) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    }
+}
+
+/// A stored JSON value column (NULL stays `null`).
+pub(crate) fn json_of(text: Option<String>) -> Value {
+    text.and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// A JSON value for a nullable JSON column: `null` is stored as NULL.
+pub(crate) fn json_text(value: &Value) -> Option<String> {
+    (!value.is_null()).then(|| value.to_string())
+}
+
+/// `invalid_argument` unless `text` has a non-whitespace character.
+pub(crate) fn require_text(field: &str, text: &str) -> Result<()> {
+    if text.trim().is_empty() {
+        Err(Error::invalid(field, "must not be empty"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Refuses an explicit `null` for a field that cannot be cleared.
+pub(crate) fn not_null<T>(field: &str, patch: crate::types::Patch<T>) -> Result<Option<T>> {
+    match patch {
+        crate::types::Patch::Absent => Ok(None),
+        crate::types::Patch::Null => Err(Error::invalid(field, "cannot be null")),
+        crate::types::Patch::Value(v) => Ok(Some(v)),
+    }
+}
