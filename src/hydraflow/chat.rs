@@ -234,25 +234,34 @@ impl Turn {
             Some(tab) => Some(self.attach_tab(tx, tab.as_str(), &thread_id, now)?),
             None => None,
         };
-        let user_message = messages::insert(tx, self.user_message(&thread_id), now)?;
-        let context_messages = messages::latest(tx, &thread_id, self.req.context_messages.get())?;
-        let assistant_message = match assistant {
-            Some(a) => Some(messages::insert(
-                tx,
-                NewMessage {
-                    id: None,
-                    thread_id: thread_id.clone(),
-                    parent_id: Some(self.user_message_id.clone()),
-                    role: Role::Assistant,
-                    content: a.content,
-                    tokens: a.tokens,
-                    created_at: Some(Timestamp(now.max(self.started_at))),
-                    metadata: Metadata(model_metadata(a.model)),
-                },
-                now,
-            )?),
-            None => None,
-        };
+        let mut news = vec![self.user_message(&thread_id)];
+        if let Some(a) = assistant {
+            news.push(NewMessage {
+                id: None,
+                thread_id: thread_id.clone(),
+                parent_id: Some(self.user_message_id.clone()),
+                role: Role::Assistant,
+                content: a.content,
+                tokens: a.tokens,
+                created_at: Some(Timestamp(now.max(self.started_at))),
+                metadata: Metadata(model_metadata(a.model)),
+            });
+        }
+        let mut written = messages::insert_all(tx, news, now)?.into_iter();
+        let user_message = written
+            .next()
+            .ok_or_else(|| Error::internal("user message not written"))?;
+        let assistant_message = written.next();
+        // The context is counted as of the user message: the latest
+        // messages without the assistant's answer.
+        let n = self.req.context_messages.get();
+        let mut context_messages = messages::latest(tx, &thread_id, n + 1)?;
+        if let Some(a) = &assistant_message {
+            context_messages.retain(|m| m.id != a.id);
+        }
+        if context_messages.len() > n {
+            context_messages.drain(..context_messages.len() - n);
+        }
         for id in &self.req.task_ids {
             tasks::link_to_thread(tx, id.as_str(), &thread_id, now)?;
         }

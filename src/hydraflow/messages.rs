@@ -97,48 +97,84 @@ pub struct NewMessage {
 /// `last_assistant_message_at` (to the latest message time of that role).
 /// An existing id is `conflict`.
 pub fn insert(conn: &Connection, new: NewMessage, now: Millis) -> Result<Message> {
-    let message = Message {
-        id: new.id.unwrap_or_else(Id::generate).into_string(),
-        thread_id: new.thread_id,
-        parent_id: new.parent_id.map(Id::into_string),
-        role: new.role,
-        content: new.content,
-        tokens: new.tokens.map(|t| t.min(i64::MAX as u64) as i64),
-        created_at: new.created_at.map_or(now, |t| t.0),
-        metadata: new.metadata.0,
-    };
-    let metadata = if message.metadata.is_empty() {
-        "{}".to_owned()
-    } else {
-        Value::Object(message.metadata.clone()).to_string()
-    };
-    let inserted = conn.run(
+    let mut messages = insert_all(conn, vec![new], now)?;
+    messages
+        .pop()
+        .ok_or_else(|| Error::internal("message insert returned nothing"))
+}
+
+/// Writes several messages with ONE insert statement, then updates their
+/// threads as [`insert`] does. One statement matters: FTS5 flushes its
+/// pending index data into a new segment whenever a later statement opens a
+/// savepoint, so a chat turn's two messages cost one segment, not two.
+/// The thread row is rewritten only when one of its values changes
+/// (appends within one millisecond share them).
+pub fn insert_all(conn: &Connection, news: Vec<NewMessage>, now: Millis) -> Result<Vec<Message>> {
+    let messages: Vec<Message> = news
+        .into_iter()
+        .map(|new| Message {
+            id: new.id.unwrap_or_else(Id::generate).into_string(),
+            thread_id: new.thread_id,
+            parent_id: new.parent_id.map(Id::into_string),
+            role: new.role,
+            content: new.content,
+            tokens: new.tokens.map(|t| t.min(i64::MAX as u64) as i64),
+            created_at: new.created_at.map_or(now, |t| t.0),
+            metadata: new.metadata.0,
+        })
+        .collect();
+    let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; messages.len()].join(", ");
+    let sql = format!(
         "INSERT INTO llm_messages (id, thread_id, parent_id, role, content, tokens, created_at, metadata)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (id) DO NOTHING",
-        params![
-            message.id,
-            message.thread_id,
-            message.parent_id,
-            message.role.as_str(),
-            message.content,
-            message.tokens,
-            message.created_at,
-            metadata
-        ],
-    )?;
-    if inserted == 0 {
+         VALUES {rows} ON CONFLICT (id) DO NOTHING"
+    );
+    let metadata: Vec<String> = messages
+        .iter()
+        .map(|m| {
+            if m.metadata.is_empty() {
+                "{}".to_owned()
+            } else {
+                Value::Object(m.metadata.clone()).to_string()
+            }
+        })
+        .collect();
+    let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(messages.len() * 8);
+    for (m, metadata) in messages.iter().zip(&metadata) {
+        values.extend([
+            &m.id as &dyn rusqlite::ToSql,
+            &m.thread_id,
+            &m.parent_id,
+            &m.role,
+            &m.content,
+            &m.tokens,
+            &m.created_at,
+            metadata,
+        ]);
+    }
+    let inserted = conn.run(&sql, values.as_slice())?;
+    if inserted != messages.len() {
         return Err(Error::conflict("a message with this id exists").with_detail("field", "id"));
     }
-    conn.run(
-        "UPDATE llm_threads SET updated_at = ?2,
-             last_user_message_at = CASE WHEN ?3 = 'user'
-                 THEN max(coalesce(last_user_message_at, ?4), ?4) ELSE last_user_message_at END,
-             last_assistant_message_at = CASE WHEN ?3 = 'assistant'
-                 THEN max(coalesce(last_assistant_message_at, ?4), ?4) ELSE last_assistant_message_at END
-         WHERE id = ?1",
-        params![message.thread_id, now, message.role.as_str(), message.created_at],
-    )?;
-    Ok(message)
+    for m in &messages {
+        conn.run(
+            "UPDATE llm_threads SET updated_at = ?2,
+                 last_user_message_at = CASE WHEN ?3 = 'user'
+                     THEN max(coalesce(last_user_message_at, ?4), ?4) ELSE last_user_message_at END,
+                 last_assistant_message_at = CASE WHEN ?3 = 'assistant'
+                     THEN max(coalesce(last_assistant_message_at, ?4), ?4) ELSE last_assistant_message_at END
+             WHERE id = ?1 AND (updated_at IS NOT ?2
+                 OR (?3 = 'user' AND coalesce(last_user_message_at, ?4 - 1) < ?4)
+                 OR (?3 = 'assistant' AND coalesce(last_assistant_message_at, ?4 - 1) < ?4))",
+            params![m.thread_id, now, m.role.as_str(), m.created_at],
+        )?;
+    }
+    Ok(messages)
+}
+
+impl rusqlite::ToSql for Role {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.as_str().into())
+    }
 }
 
 /// The latest `n` messages of a thread, oldest first.

@@ -252,3 +252,47 @@ fn touch_and_load(conn: &Connection, ranked: Vec<(i64, f64)>) -> Result<Vec<Sear
     }
     Ok(hits)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(vectors: &[[f32; 2]]) -> VectorSet {
+        let mut data = Vec::new();
+        for v in vectors {
+            let mut v = v.to_vec();
+            vectors::normalise(&mut v);
+            data.extend(v);
+        }
+        VectorSet {
+            seqs: (1..=vectors.len() as i64).collect(),
+            data,
+            dim: 2,
+        }
+    }
+
+    #[test]
+    fn top_k_is_best_first_with_ties_in_insertion_order() {
+        let s = set(&[[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [-1.0, 0.0]]);
+        let q = [1.0, 0.0];
+        let seqs = |hits: Vec<(i64, f64)>| hits.into_iter().map(|h| h.0).collect::<Vec<_>>();
+        assert_eq!(
+            seqs(top_k(&s, &q, None, 10, f64::NEG_INFINITY)),
+            [1, 3, 2, 4]
+        );
+        assert_eq!(seqs(top_k(&s, &q, None, 2, f64::NEG_INFINITY)), [1, 3]);
+        assert_eq!(seqs(top_k(&s, &q, None, 10, 0.5)), [1, 3]);
+        assert_eq!(
+            seqs(top_k(&s, &q, Some(&[2, 3, 9]), 10, f64::NEG_INFINITY)),
+            [3, 2]
+        );
+        assert!(top_k(&s, &q, Some(&[]), 10, f64::NEG_INFINITY).is_empty());
+    }
+
+    #[test]
+    fn fts_query_quotes_every_term() {
+        assert_eq!(fts_query("a  b").unwrap(), "\"a\" \"b\"");
+        assert_eq!(fts_query("say \"hi\"").unwrap(), "\"say\" \"\"\"hi\"\"\"");
+        assert!(fts_query(" \t ").is_err());
+    }
+}

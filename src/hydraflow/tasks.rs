@@ -404,10 +404,11 @@ pub fn list(profile: &Profile, req: ListRequest) -> Result<Page<Task>> {
     Ok(ks.finish(rows))
 }
 
-/// `tasks.delete`: the task and its events. Memories that named the task
-/// keep existing with `task_id` null.
+/// `tasks.delete`: the task and its events. Memories and jobs that named
+/// the task keep existing with `task_id` null.
 pub fn delete(profile: &Profile, req: IdRequest) -> Result<DeletedResponse> {
     crate::privacy::purge(profile, |tx| {
+        super::detach_jobs(tx, "task_id", req.id.as_str())?;
         match tx.run("DELETE FROM tasks WHERE id = ?1", [req.id.as_str()])? {
             0 => Err(Error::not_found("task", "id")),
             n => Ok(DeletedResponse { deleted: n as u64 }),

@@ -1,7 +1,7 @@
 //! Threads: the conversations everything else in HydraFlow hangs from, and
 //! the one delete that removes a conversation and all it holds.
 
-use super::metadata_of;
+use super::{detach_jobs, metadata_of};
 use crate::db::paging::{Keyset, Order};
 use crate::db::ConnExt;
 use crate::error::{Error, Result};
@@ -260,31 +260,26 @@ pub fn delete(profile: &Profile, req: IdRequest) -> Result<DeleteResponse> {
                 "DELETE FROM memories WHERE thread_id = ?1 OR (scope = 'thread' AND scope_ref = ?1)",
                 [id],
             )?),
-            tasks: count(tx.run("DELETE FROM tasks WHERE thread_id = ?1", [id])?),
+            tasks: {
+                // Jobs keep their ledger rows; their links to the deleted
+                // tasks are cleared (not counted: `jobs_detached` counts
+                // the jobs linked to the thread).
+                for task in tx.query_all("SELECT id FROM tasks WHERE thread_id = ?1", [id], |r| {
+                    r.get::<_, String>(0)
+                })? {
+                    detach_jobs(tx, "task_id", &task)?;
+                }
+                count(tx.run("DELETE FROM tasks WHERE thread_id = ?1", [id])?)
+            },
             task_events,
             tabs_detached: count(tx.run(
                 "UPDATE tabs SET thread_id = NULL, updated_at = ?2 WHERE thread_id = ?1",
                 params![id, now_ms()],
             )?),
-            jobs_detached: count(detach_jobs(tx, id)?),
+            jobs_detached: count(detach_jobs(tx, "thread_id", id)?),
         };
         tx.run("DELETE FROM llm_threads WHERE id = ?1", [id])?;
         Ok(stats)
     })?;
     Ok(DeleteResponse { deleted: 1, stats })
-}
-
-/// Detaches the jobs linked to a thread (the jobs ledger keeps them).
-fn detach_jobs(conn: &Connection, thread_id: &str) -> Result<usize> {
-    // The jobs ledger arrives with the jobs domain's migration.
-    if !conn.exists(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'jobs'",
-        [],
-    )? {
-        return Ok(0);
-    }
-    conn.run(
-        "UPDATE jobs SET thread_id = NULL WHERE thread_id = ?1",
-        [thread_id],
-    )
 }
