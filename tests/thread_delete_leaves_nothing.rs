@@ -8,6 +8,7 @@
 mod common;
 use common::{any_file_contains, TestProfile};
 use hydra_core::db::ConnExt;
+use hydra_core::jobs::JobLinks;
 use serde_json::{json, Value};
 
 fn count(t: &TestProfile, sql: &str) -> i64 {
@@ -62,11 +63,27 @@ fn stats_are_exact_and_nothing_of_the_thread_remains() {
         json!({"tab_id": "tab-3", "thread_id": keep}),
     );
 
+    // Jobs linked to the thread (and to one of its tasks) stay in the ledger.
+    let job = |thread: &Value, task: &Value| {
+        let links = JobLinks {
+            thread_id: thread.as_str().map(str::to_owned),
+            task_id: task.as_str().map(str::to_owned),
+        };
+        t.profile
+            .jobs()
+            .run_inline("test_job", json!({}), links, |_| Ok(json!({})))
+            .unwrap()
+            .0
+    };
+    let job_thread = job(&th, &Value::Null);
+    let job_task = job(&th, &task);
+    let job_kept = job(&keep, &Value::Null);
+
     let r = t.ok("threads.delete", json!({"id": th}));
     assert_eq!(
         r,
         json!({"deleted": 1, "stats": {"messages": 3, "tasks": 2, "task_events": 4,
-               "memories": 2, "tabs_detached": 2, "jobs_detached": 0}})
+               "memories": 2, "tabs_detached": 2, "jobs_detached": 2}})
     );
     t.err("threads.delete", json!({"id": th}), "not_found");
     t.err("threads.get", json!({"id": th}), "not_found");
@@ -89,6 +106,18 @@ fn stats_are_exact_and_nothing_of_the_thread_remains() {
         ("SELECT count(*) FROM tabs", 3),
     ] {
         assert_eq!(count(&t, sql), expected, "{sql}");
+    }
+    for (id, thread, task) in [
+        (&job_thread, Value::Null, Value::Null),
+        (&job_task, Value::Null, Value::Null),
+        (&job_kept, keep.clone(), Value::Null),
+    ] {
+        let j = t.ok("jobs.get", json!({"id": id}))["job"].clone();
+        assert_eq!(
+            (j["thread_id"].clone(), j["task_id"].clone()),
+            (thread, task),
+            "job {id}"
+        );
     }
     let other = t.ok("memory.get", json!({"id": "other"}))["memory"].clone();
     assert_eq!(

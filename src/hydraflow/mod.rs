@@ -79,13 +79,6 @@ pub(crate) fn not_null<T>(field: &str, patch: crate::types::Patch<T>) -> Result<
 /// point at `id`; the jobs ledger keeps the jobs. Returns how many changed.
 pub(crate) fn detach_jobs(conn: &Connection, column: &str, id: &str) -> Result<usize> {
     debug_assert!(column == "thread_id" || column == "task_id");
-    // The jobs ledger arrives with the jobs domain's migration.
-    if !conn.exists(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'jobs'",
-        [],
-    )? {
-        return Ok(0);
-    }
     conn.run(
         &format!("UPDATE jobs SET {column} = NULL WHERE {column} = ?1"),
         [id],
