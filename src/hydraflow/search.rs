@@ -143,9 +143,54 @@ impl PartialOrd for Candidate {
     }
 }
 
+/// The best `k` candidates seen so far (scores at least `min_score`).
+struct TopK {
+    heap: BinaryHeap<Candidate>,
+    k: usize,
+    min_score: f64,
+}
+
+impl TopK {
+    fn new(k: usize, min_score: f64) -> TopK {
+        TopK {
+            heap: BinaryHeap::with_capacity(k + 1),
+            k,
+            min_score,
+        }
+    }
+
+    fn offer(&mut self, candidate: Candidate) {
+        if (candidate.score as f64) < self.min_score {
+            return;
+        }
+        if self.heap.len() == self.k {
+            match self.heap.peek() {
+                Some(worst) if candidate < *worst => {
+                    self.heap.pop();
+                }
+                _ => return,
+            }
+        }
+        self.heap.push(candidate);
+    }
+
+    /// Best first, as `(seq, score)`.
+    fn into_ranked(self) -> Vec<(i64, f64)> {
+        self.heap
+            .into_sorted_vec()
+            .into_iter()
+            .map(|c| (c.seq, (c.score as f64).clamp(-1.0, 1.0)))
+            .collect()
+    }
+}
+
+/// Below this many numbers a scan stays on the caller's thread.
+const PARALLEL_SCAN_MIN: usize = 1 << 20;
+
 /// The best `k` vectors by dot product with the unit `query` (scores at
-/// least `min_score`), best first, as `(seq, score)`. `allowed`, when given,
-/// is an ascending list of permitted `seq`s.
+/// least `min_score`), best first, as `(seq, score)`; ties keep insertion
+/// order. `allowed`, when given, is an ascending list of permitted `seq`s.
+/// A large unfiltered scan is split across the machine's cores.
 fn top_k(
     set: &VectorSet,
     query: &[f32],
@@ -153,27 +198,42 @@ fn top_k(
     k: usize,
     min_score: f64,
 ) -> Vec<(i64, f64)> {
-    let mut heap: BinaryHeap<Candidate> = BinaryHeap::with_capacity(k + 1);
-    let mut consider = |i: usize| {
-        let score = vectors::dot(set.vector(i), query);
-        if (score as f64) < min_score {
-            return;
-        }
-        if heap.len() == k {
-            match heap.peek() {
-                Some(worst) if score > worst.score => {
-                    heap.pop();
+    let score = |i: usize| Candidate {
+        score: vectors::dot(set.vector(i), query),
+        seq: set.seqs[i],
+    };
+    let mut best = TopK::new(k, min_score);
+    match allowed {
+        None => {
+            let n = set.seqs.len();
+            let workers = std::thread::available_parallelism()
+                .map_or(1, |p| p.get())
+                .min(4);
+            if workers < 2 || n * set.dim < PARALLEL_SCAN_MIN {
+                (0..n).for_each(|i| best.offer(score(i)));
+            } else {
+                let chunk = n.div_ceil(workers);
+                let partial: Vec<TopK> = std::thread::scope(|scope| {
+                    let handles: Vec<_> = (0..n)
+                        .step_by(chunk)
+                        .map(|start| {
+                            scope.spawn(move || {
+                                let mut part = TopK::new(k, min_score);
+                                (start..(start + chunk).min(n)).for_each(|i| part.offer(score(i)));
+                                part
+                            })
+                        })
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                        .collect()
+                });
+                for part in partial {
+                    part.heap.into_iter().for_each(|c| best.offer(c));
                 }
-                _ => return,
             }
         }
-        heap.push(Candidate {
-            score,
-            seq: set.seqs[i],
-        });
-    };
-    match allowed {
-        None => (0..set.seqs.len()).for_each(&mut consider),
         Some(allowed) => {
             // Both lists are ascending: walk them together.
             let mut j = 0;
@@ -185,15 +245,12 @@ fn top_k(
                     break;
                 }
                 if allowed[j] == *seq {
-                    consider(i);
+                    best.offer(score(i));
                 }
             }
         }
     }
-    heap.into_sorted_vec()
-        .into_iter()
-        .map(|c| (c.seq, (c.score as f64).clamp(-1.0, 1.0)))
-        .collect()
+    best.into_ranked()
 }
 
 /// A caller's text as an FTS5 query: each whitespace-separated term quoted
@@ -287,6 +344,37 @@ mod tests {
             [3, 2]
         );
         assert!(top_k(&s, &q, Some(&[]), 10, f64::NEG_INFINITY).is_empty());
+    }
+
+    #[test]
+    fn parallel_scan_equals_the_plain_ranking() {
+        let dim = 64;
+        let n = PARALLEL_SCAN_MIN / dim + 1001;
+        let mut data = Vec::with_capacity(n * dim);
+        let mut x = 7u32;
+        for _ in 0..n * dim {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            data.push((x >> 16) as f32 / 65_536.0 - 0.5);
+        }
+        // Duplicate some vectors so ties cross chunk boundaries.
+        let copy: Vec<f32> = data[..dim].to_vec();
+        for i in [n / 2, n - 1] {
+            data[i * dim..(i + 1) * dim].copy_from_slice(&copy);
+        }
+        let s = VectorSet {
+            seqs: (0..n as i64).collect(),
+            data,
+            dim,
+        };
+        let q = s.vector(0).to_vec();
+        let fast = top_k(&s, &q, None, 25, f64::NEG_INFINITY);
+        let mut plain: Vec<(i64, f32)> = (0..n)
+            .map(|i| (i as i64, vectors::dot(s.vector(i), &q)))
+            .collect();
+        plain.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let plain: Vec<i64> = plain[..25].iter().map(|p| p.0).collect();
+        assert_eq!(fast.iter().map(|f| f.0).collect::<Vec<_>>(), plain);
+        assert_eq!(&plain[..3], &[0, (n / 2) as i64, (n - 1) as i64]);
     }
 
     #[test]
