@@ -4,6 +4,29 @@
 //!
 //! Each submodule holds one family of operations; this module holds the
 //! small pieces they share (existence checks, JSON columns).
+//!
+//! Choices where the contract leaves room (each also documented where it
+//! is implemented):
+//! - `parent_id` and `source_message_id` are references recorded as given
+//!   (id rule only); they are not required to exist and may outlive the
+//!   message. Only the objects the contract names must exist.
+//! - `priority` is an integer; task `result` and event `payload` are any JSON
+//!   value (`null` when absent); the `created` event's payload is
+//!   `{status}`; `tasks.add_event` does not touch the task's `updated_at`.
+//! - Entering a closed status from another closed one resets `closed_at`.
+//! - `memory.list` is newest `created_at` first; `memory.delete` takes `id`
+//!   or filters, not both (`invalid_argument`); an unknown `id` is
+//!   `not_found`, filters matching nothing delete 0.
+//! - One embedding dimension per model (an upsert with another dimension is
+//!   `invalid_argument`); all-zero vectors are refused (no direction).
+//!   `embedding: null` on upsert removes the stored vector.
+//! - `memory.search` `query`: every whitespace-separated term must match
+//!   (quoted, so no FTS syntax); score is `-bm25`.
+//! - `chat` binds the tab to the turn's thread only when the tab has no
+//!   live thread; a tab bound elsewhere is moved by `tabs.bind_thread` only.
+//!   The model receives the user message text as `message` (plus `model`
+//!   when the caller named one); the assistant message's metadata records
+//!   `{model}` when known. Context memories: at most 20.
 
 pub mod chat;
 pub mod context;
