@@ -3,9 +3,8 @@
 //! model) and an audit trail of actions and times (never the text).
 //! Searching them lives in `search.rs`.
 
-use super::messages::DeletedResponse;
-use super::threads::IdRequest;
 use super::{metadata_of, not_null, require_task, require_text, require_thread};
+use super::{DeletedResponse, IdRequest};
 use crate::db::paging::{Keyset, Order};
 use crate::db::ConnExt;
 use crate::error::{Error, ErrorCode, Result};

@@ -2,7 +2,7 @@
 //! oldest or newest first by keyset, so the latest N of a thread of any
 //! size cost one index seek.
 
-use super::{metadata_of, require_text, require_thread};
+use super::{metadata_of, require_text, require_thread, DeletedResponse, IdRequest};
 use crate::db::paging::{Keyset, Order};
 use crate::db::ConnExt;
 use crate::error::{Error, Result};
@@ -266,15 +266,9 @@ pub fn list(profile: &Profile, req: ListRequest) -> Result<Page<Message>> {
     Ok(ks.finish(rows))
 }
 
-/// `{deleted}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DeletedResponse {
-    pub deleted: u64,
-}
-
 /// `messages.delete`: removes the message (and its full-text entry) and
 /// makes the removal physical.
-pub fn delete(profile: &Profile, req: super::threads::IdRequest) -> Result<DeletedResponse> {
+pub fn delete(profile: &Profile, req: IdRequest) -> Result<DeletedResponse> {
     crate::privacy::purge(profile, |tx| {
         match tx.run("DELETE FROM llm_messages WHERE id = ?1", [req.id.as_str()])? {
             0 => Err(Error::not_found("message", "id")),

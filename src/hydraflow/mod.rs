@@ -40,8 +40,24 @@ mod vectors;
 
 use crate::db::ConnExt;
 use crate::error::{Error, Result};
+use crate::types::Id;
 use rusqlite::Connection;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+/// A request naming one object by `id` (get and delete of threads,
+/// messages, tasks and memories).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdRequest {
+    pub id: Id,
+}
+
+/// `{deleted}`: how many objects a delete removed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeletedResponse {
+    pub deleted: u64,
+}
 
 /// `not_found` (naming `field`) unless the thread `id` exists.
 pub(crate) fn require_thread(conn: &Connection, id: &str, field: &str) -> Result<()> {

@@ -3,9 +3,8 @@
 //! status: set on entering `completed`, `failed` or `cancelled`, cleared on
 //! leaving them.
 
-use super::messages::DeletedResponse;
-use super::threads::IdRequest;
 use super::{json_of, json_text, metadata_of, not_null, require_text, require_thread};
+use super::{DeletedResponse, IdRequest};
 use crate::db::paging::{Keyset, Order};
 use crate::db::ConnExt;
 use crate::error::{Error, Result};

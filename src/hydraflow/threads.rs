@@ -1,7 +1,7 @@
 //! Threads: the conversations everything else in HydraFlow hangs from, and
 //! the one delete that removes a conversation and all it holds.
 
-use super::{detach_jobs, metadata_of};
+use super::{detach_jobs, metadata_of, IdRequest};
 use crate::db::paging::{Keyset, Order};
 use crate::db::ConnExt;
 use crate::error::{Error, Result};
@@ -130,14 +130,6 @@ pub fn create(profile: &Profile, req: CreateRequest) -> Result<ThreadResponse> {
     };
     let thread = profile.db().write(|tx| insert(tx, new, now_ms()))?;
     Ok(ThreadResponse { thread })
-}
-
-/// A request naming one object by `id` (get and delete of threads,
-/// messages, tasks and memories).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IdRequest {
-    pub id: Id,
 }
 
 /// `threads.get`.
