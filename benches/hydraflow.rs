@@ -55,6 +55,13 @@ fn median(samples: usize, batch: usize, mut f: impl FnMut()) -> Duration {
     times[samples / 2]
 }
 
+/// False when `HYDRAFLOW_BENCH` is set and does not name this measurement
+/// (`append`, `list`, `search`, `chat`): lets one target be re-measured
+/// without the others' setup.
+fn selected(name: &str) -> bool {
+    std::env::var("HYDRAFLOW_BENCH").map_or(true, |only| only.split(',').any(|n| n == name))
+}
+
 /// Runs `setup` on the profile in `dir` (typed API), then closes it.
 fn with_profile<T>(dir: &std::path::Path, setup: impl FnOnce(&Profile) -> T) -> T {
     let profile = Profile::open(OpenOptions::new(dir)).unwrap();
@@ -127,6 +134,9 @@ const RAW_INSERT: &str =
 /// (same work: unique id, thread index, foreign key and the FTS5 trigger),
 /// and into a bare table with the same columns and indexes but no FTS5.
 fn append_vs_raw_insert(c: &mut Criterion) {
+    if !selected("append") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let (handle, thread) = prepared(&dir.path().join("profile"), thread_id);
     let op = CString::new("messages.append").unwrap();
@@ -209,6 +219,9 @@ fn add_messages(profile: &Profile, thread: &str) {
 }
 
 fn latest_messages(c: &mut Criterion) {
+    if !selected("list") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let (handle, thread) = prepared(dir.path(), |profile| {
         let thread = thread_id(profile);
@@ -272,6 +285,9 @@ fn add_memories(profile: &Profile, n: u64, dim: usize) {
 }
 
 fn memory_search(c: &mut Criterion) {
+    if !selected("search") {
+        return;
+    }
     const N: u64 = 100_000;
     const DIM: usize = 384;
     let dir = tempfile::tempdir().unwrap();
@@ -303,6 +319,9 @@ fn memory_search(c: &mut Criterion) {
 }
 
 fn chat_with_reply(c: &mut Criterion) {
+    if !selected("chat") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let (handle, thread) = prepared(dir.path(), thread_id);
     let op = CString::new("chat").unwrap();
