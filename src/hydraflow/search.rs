@@ -184,13 +184,17 @@ impl TopK {
     }
 }
 
-/// Below this many numbers a scan stays on the caller's thread.
-const PARALLEL_SCAN_MIN: usize = 1 << 20;
-
 /// The best `k` vectors by dot product with the unit `query` (scores at
 /// least `min_score`), best first, as `(seq, score)`; ties keep insertion
 /// order. `allowed`, when given, is an ascending list of permitted `seq`s.
-/// A large unfiltered scan is split across the machine's cores.
+///
+/// Exact in two passes: a coarse pass scores every vector in bfloat16
+/// (half the memory traffic); with `t` the k-th best coarse score, every
+/// vector of the true top k has a coarse score of at least
+/// `t - 2 * COARSE_ERROR` (k vectors score at least `t - COARSE_ERROR`
+/// exactly, so the k-th best exact score does too, and a coarse score is
+/// within `COARSE_ERROR` of the exact one). Only those candidates are
+/// scored exactly, with the same f32 arithmetic as a full exact scan.
 fn top_k(
     set: &VectorSet,
     query: &[f32],
@@ -198,59 +202,51 @@ fn top_k(
     k: usize,
     min_score: f64,
 ) -> Vec<(i64, f64)> {
-    let score = |i: usize| Candidate {
-        score: vectors::dot(set.vector(i), query),
-        seq: set.seqs[i],
+    let considered: Vec<usize> = match allowed {
+        None => (0..set.seqs.len()).collect(),
+        Some(allowed) => intersect(&set.seqs, allowed),
     };
+    let coarse: Vec<f32> = considered
+        .iter()
+        .map(|&i| vectors::coarse_dot(set.coarse_vector(i), query))
+        .collect();
+    let kth_best = if coarse.len() > k {
+        let mut scratch = coarse.clone();
+        let (_, kth, _) = scratch.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+        *kth
+    } else {
+        f32::NEG_INFINITY
+    };
+    let floor =
+        (min_score as f32 - vectors::COARSE_ERROR).max(kth_best - 2.0 * vectors::COARSE_ERROR);
     let mut best = TopK::new(k, min_score);
-    match allowed {
-        None => {
-            let n = set.seqs.len();
-            let workers = std::thread::available_parallelism()
-                .map_or(1, |p| p.get())
-                .min(4);
-            if workers < 2 || n * set.dim < PARALLEL_SCAN_MIN {
-                (0..n).for_each(|i| best.offer(score(i)));
-            } else {
-                let chunk = n.div_ceil(workers);
-                let partial: Vec<TopK> = std::thread::scope(|scope| {
-                    let handles: Vec<_> = (0..n)
-                        .step_by(chunk)
-                        .map(|start| {
-                            scope.spawn(move || {
-                                let mut part = TopK::new(k, min_score);
-                                (start..(start + chunk).min(n)).for_each(|i| part.offer(score(i)));
-                                part
-                            })
-                        })
-                        .collect();
-                    handles
-                        .into_iter()
-                        .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                        .collect()
-                });
-                for part in partial {
-                    part.heap.into_iter().for_each(|c| best.offer(c));
-                }
-            }
-        }
-        Some(allowed) => {
-            // Both lists are ascending: walk them together.
-            let mut j = 0;
-            for (i, seq) in set.seqs.iter().enumerate() {
-                while j < allowed.len() && allowed[j] < *seq {
-                    j += 1;
-                }
-                if j == allowed.len() {
-                    break;
-                }
-                if allowed[j] == *seq {
-                    best.offer(score(i));
-                }
-            }
+    for (&i, &approx) in considered.iter().zip(&coarse) {
+        if approx >= floor {
+            best.offer(Candidate {
+                score: vectors::dot(set.vector(i), query),
+                seq: set.seqs[i],
+            });
         }
     }
     best.into_ranked()
+}
+
+/// The positions in `seqs` whose value is in `allowed` (both ascending).
+fn intersect(seqs: &[i64], allowed: &[i64]) -> Vec<usize> {
+    let mut out = Vec::with_capacity(allowed.len().min(seqs.len()));
+    let mut j = 0;
+    for (i, seq) in seqs.iter().enumerate() {
+        while j < allowed.len() && allowed[j] < *seq {
+            j += 1;
+        }
+        if j == allowed.len() {
+            break;
+        }
+        if allowed[j] == *seq {
+            out.push(i);
+        }
+    }
+    out
 }
 
 /// A caller's text as an FTS5 query: each whitespace-separated term quoted
@@ -323,6 +319,7 @@ mod tests {
         }
         VectorSet {
             seqs: (1..=vectors.len() as i64).collect(),
+            coarse: data.iter().map(|&v| vectors::to_bf16(v)).collect(),
             data,
             dim: 2,
         }
@@ -347,34 +344,68 @@ mod tests {
     }
 
     #[test]
-    fn parallel_scan_equals_the_plain_ranking() {
-        let dim = 64;
-        let n = PARALLEL_SCAN_MIN / dim + 1001;
-        let mut data = Vec::with_capacity(n * dim);
+    fn two_pass_ranking_equals_a_full_exact_scan() {
+        let dim = 48;
+        let n = 5_000;
         let mut x = 7u32;
+        let mut data = Vec::with_capacity(n * dim);
         for _ in 0..n * dim {
             x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
             data.push((x >> 16) as f32 / 65_536.0 - 0.5);
         }
-        // Duplicate some vectors so ties cross chunk boundaries.
-        let copy: Vec<f32> = data[..dim].to_vec();
-        for i in [n / 2, n - 1] {
-            data[i * dim..(i + 1) * dim].copy_from_slice(&copy);
+        for v in data.chunks_exact_mut(dim) {
+            vectors::normalise(v);
         }
+        // Near-duplicates of the query so the top scores differ by less
+        // than the coarse error, and exact duplicates for ties.
+        let query: Vec<f32> = data[..dim].to_vec();
+        for (copy, i) in [10, 20, 30, 40].into_iter().enumerate() {
+            let mut v = query.clone();
+            v[copy] += 1e-4 * copy as f32;
+            vectors::normalise(&mut v);
+            data[i * dim..(i + 1) * dim].copy_from_slice(&v);
+        }
+        data[50 * dim..51 * dim].copy_from_slice(&query);
         let s = VectorSet {
-            seqs: (0..n as i64).collect(),
+            seqs: (0..n as i64).map(|i| i * 2).collect(),
+            coarse: data.iter().map(|&v| vectors::to_bf16(v)).collect(),
             data,
             dim,
         };
-        let q = s.vector(0).to_vec();
-        let fast = top_k(&s, &q, None, 25, f64::NEG_INFINITY);
-        let mut plain: Vec<(i64, f32)> = (0..n)
-            .map(|i| (i as i64, vectors::dot(s.vector(i), &q)))
+        let exact = |allowed: Option<&[i64]>, k: usize, min: f64| {
+            let mut all: Vec<(i64, f32)> = (0..n)
+                .filter(|&i| allowed.is_none_or(|a| a.contains(&s.seqs[i])))
+                .map(|i| (s.seqs[i], vectors::dot(s.vector(i), &query)))
+                .filter(|p| p.1 as f64 >= min)
+                .collect();
+            all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            all.truncate(k);
+            all.into_iter()
+                .map(|(seq, score)| (seq, (score as f64).clamp(-1.0, 1.0)))
+                .collect::<Vec<_>>()
+        };
+        let allowed: Vec<i64> = (0..n as i64)
+            .map(|i| i * 2)
+            .filter(|s| s % 3 == 0)
             .collect();
-        plain.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        let plain: Vec<i64> = plain[..25].iter().map(|p| p.0).collect();
-        assert_eq!(fast.iter().map(|f| f.0).collect::<Vec<_>>(), plain);
-        assert_eq!(&plain[..3], &[0, (n / 2) as i64, (n - 1) as i64]);
+        for k in [1, 5, 20, 200] {
+            assert_eq!(
+                top_k(&s, &query, None, k, f64::NEG_INFINITY),
+                exact(None, k, f64::NEG_INFINITY)
+            );
+            assert_eq!(
+                top_k(&s, &query, Some(&allowed), k, f64::NEG_INFINITY),
+                exact(Some(&allowed), k, f64::NEG_INFINITY)
+            );
+            assert_eq!(top_k(&s, &query, None, k, 0.1), exact(None, k, 0.1));
+        }
+        let top = top_k(&s, &query, None, 3, f64::NEG_INFINITY);
+        // Index 10 got a zero offset: it and index 50 equal the query.
+        assert_eq!(
+            (top[0].0, top[1].0, top[2].0),
+            (0, 20, 100),
+            "exact ties keep insertion order"
+        );
     }
 
     #[test]
