@@ -188,13 +188,11 @@ impl TopK {
 /// least `min_score`), best first, as `(seq, score)`; ties keep insertion
 /// order. `allowed`, when given, is an ascending list of permitted `seq`s.
 ///
-/// Exact in two passes: a coarse pass scores every vector in bfloat16
-/// (half the memory traffic); with `t` the k-th best coarse score, every
-/// vector of the true top k has a coarse score of at least
-/// `t - 2 * COARSE_ERROR` (k vectors score at least `t - COARSE_ERROR`
-/// exactly, so the k-th best exact score does too, and a coarse score is
-/// within `COARSE_ERROR` of the exact one). Only those candidates are
-/// scored exactly, with the same f32 arithmetic as a full exact scan.
+/// Exact in two passes. A coarse pass over the 8-bit codes gives each
+/// vector bounds `low <= exact <= high`. With `floor` the k-th best `low`,
+/// k vectors score at least `floor` exactly, so every vector of the true
+/// top k has `high >= floor`; only those are scored exactly, with the same
+/// f32 arithmetic as a full exact scan.
 fn top_k(
     set: &VectorSet,
     query: &[f32],
@@ -206,22 +204,19 @@ fn top_k(
         None => (0..set.seqs.len()).collect(),
         Some(allowed) => intersect(&set.seqs, allowed),
     };
-    let coarse: Vec<f32> = considered
-        .iter()
-        .map(|&i| vectors::coarse_dot(set.coarse_vector(i), query))
-        .collect();
-    let kth_best = if coarse.len() > k {
-        let mut scratch = coarse.clone();
-        let (_, kth, _) = scratch.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+    let coarse = vectors::CoarseQuery::new(query);
+    let bounds: Vec<(f32, f32)> = considered.iter().map(|&i| coarse.bounds(set, i)).collect();
+    let kth_low = if bounds.len() > k {
+        let mut lows: Vec<f32> = bounds.iter().map(|b| b.0).collect();
+        let (_, kth, _) = lows.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
         *kth
     } else {
         f32::NEG_INFINITY
     };
-    let floor =
-        (min_score as f32 - vectors::COARSE_ERROR).max(kth_best - 2.0 * vectors::COARSE_ERROR);
+    let floor = kth_low.max(min_score as f32 - f32::EPSILON);
     let mut best = TopK::new(k, min_score);
-    for (&i, &approx) in considered.iter().zip(&coarse) {
-        if approx >= floor {
+    for (&i, &(_, high)) in considered.iter().zip(&bounds) {
+        if high >= floor {
             best.offer(Candidate {
                 score: vectors::dot(set.vector(i), query),
                 seq: set.seqs[i],
@@ -317,12 +312,7 @@ mod tests {
             vectors::normalise(&mut v);
             data.extend(v);
         }
-        VectorSet {
-            seqs: (1..=vectors.len() as i64).collect(),
-            coarse: data.iter().map(|&v| vectors::to_bf16(v)).collect(),
-            data,
-            dim: 2,
-        }
+        VectorSet::new((1..=vectors.len() as i64).collect(), data, 2)
     }
 
     #[test]
@@ -366,12 +356,7 @@ mod tests {
             data[i * dim..(i + 1) * dim].copy_from_slice(&v);
         }
         data[50 * dim..51 * dim].copy_from_slice(&query);
-        let s = VectorSet {
-            seqs: (0..n as i64).map(|i| i * 2).collect(),
-            coarse: data.iter().map(|&v| vectors::to_bf16(v)).collect(),
-            data,
-            dim,
-        };
+        let s = VectorSet::new((0..n as i64).map(|i| i * 2).collect(), data, dim);
         let exact = |allowed: Option<&[i64]>, k: usize, min: f64| {
             let mut all: Vec<(i64, f32)> = (0..n)
                 .filter(|&i| allowed.is_none_or(|a| a.contains(&s.seqs[i])))

@@ -3,12 +3,12 @@
 //! scores 100,000 vectors in a few milliseconds instead of re-reading and
 //! decoding 150 MB of SQLite pages on every call.
 //!
-//! Each vector is kept twice: exactly (f32), and coarsely as bfloat16 (the
-//! upper half of each f32, rounded), which halves the memory a full scan
-//! streams through (the scan is bound by memory bandwidth, not arithmetic).
-//! A coarse dot product of two unit vectors is within [`COARSE_ERROR`] of
-//! the exact one, which lets the search rank exactly while reading the
-//! exact vectors of only a few candidates (see `search.rs`).
+//! Each vector is kept twice: exactly (f32), and coarsely as 8-bit codes
+//! with one scale per vector, a quarter of the memory a full scan streams
+//! through (the scan is bound by memory bandwidth, not arithmetic). A
+//! [`CoarseQuery`] bounds how far each coarse score can be from the exact
+//! one, which lets the search rank exactly while reading the exact vectors
+//! of only a few candidates (see `search.rs`).
 //!
 //! Correctness does not depend on who wrote: every transaction that changes
 //! `memory_embeddings` replaces `memory_vectors_version.token` (triggers in
@@ -35,8 +35,11 @@ pub struct VectorSet {
     pub seqs: Vec<i64>,
     /// `seqs.len() * dim` numbers: vector `i` is `data[i*dim..(i+1)*dim]`.
     pub data: Vec<f32>,
-    /// The same numbers as bfloat16 bit patterns, same layout.
-    pub coarse: Vec<u16>,
+    /// The same vectors as 8-bit codes, same layout: number `j` of vector
+    /// `i` is about `codes[i*dim+j] * scales[i]`, within `scales[i] / 2`.
+    pub codes: Vec<i8>,
+    /// One scale per vector (its largest magnitude / 127).
+    pub scales: Vec<f32>,
     /// The dimension.
     pub dim: usize,
 }
@@ -47,13 +50,30 @@ impl VectorSet {
         &self.data[i * self.dim..(i + 1) * self.dim]
     }
 
-    /// Vector `i`, coarse.
-    pub fn coarse_vector(&self, i: usize) -> &[u16] {
-        &self.coarse[i * self.dim..(i + 1) * self.dim]
+    /// The codes of vector `i`.
+    pub fn codes(&self, i: usize) -> &[i8] {
+        &self.codes[i * self.dim..(i + 1) * self.dim]
+    }
+
+    /// Builds a set from unit vectors (`data`, `dim` numbers each).
+    pub fn new(seqs: Vec<i64>, data: Vec<f32>, dim: usize) -> VectorSet {
+        let mut codes = Vec::with_capacity(data.len());
+        let mut scales = Vec::with_capacity(seqs.len());
+        for v in data.chunks_exact(dim) {
+            let scale = quantise(v, &mut codes);
+            scales.push(scale);
+        }
+        VectorSet {
+            seqs,
+            data,
+            codes,
+            scales,
+            dim,
+        }
     }
 
     fn bytes(&self) -> usize {
-        self.data.len() * 6 + self.seqs.len() * 8
+        self.data.len() * 5 + self.seqs.len() * 12
     }
 }
 
@@ -134,12 +154,8 @@ fn read_vectors(conn: &Connection, model: &str, dim: usize) -> Result<VectorSet>
         "SELECT count(*) FROM memory_embeddings WHERE model = ?1 AND dim = ?2",
         rusqlite::params![model, dim as i64],
     )? as usize;
-    let mut set = VectorSet {
-        seqs: Vec::with_capacity(count),
-        data: Vec::with_capacity(count * dim),
-        coarse: Vec::new(),
-        dim,
-    };
+    let mut seqs = Vec::with_capacity(count);
+    let mut data = Vec::with_capacity(count * dim);
     let mut stmt = conn.prepare_cached(
         "SELECT memory_seq, vector FROM memory_embeddings
          WHERE model = ?1 AND dim = ?2 ORDER BY memory_seq",
@@ -150,52 +166,90 @@ fn read_vectors(conn: &Connection, model: &str, dim: usize) -> Result<VectorSet>
         if blob.len() != dim * 4 {
             continue; // the schema's CHECK makes this unreachable
         }
-        set.seqs.push(row.get(0)?);
-        let start = set.data.len();
-        set.data.extend(
+        seqs.push(row.get(0)?);
+        let start = data.len();
+        data.extend(
             blob.chunks_exact(4)
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
         );
-        normalise(&mut set.data[start..]);
+        normalise(&mut data[start..]);
     }
-    set.coarse = set.data.iter().map(|&x| to_bf16(x)).collect();
-    Ok(set)
+    Ok(VectorSet::new(seqs, data, dim))
 }
 
-/// The largest difference between [`coarse_dot`] and [`dot`] for two unit
-/// vectors: bfloat16 keeps 8 significant bits, so each product is off by
-/// at most 2^-8 of its size and the sum by at most 2^-8 (Cauchy-Schwarz);
-/// the rest covers f32 rounding in both sums (about 4096 x 2^-24).
-pub const COARSE_ERROR: f32 = 1.0 / 256.0 + 1.0 / 2048.0;
-
-/// `x` rounded to the nearest bfloat16 (ties to even), as its bit pattern.
-/// Inputs are finite (unit-vector components).
-pub fn to_bf16(x: f32) -> u16 {
-    let bits = x.to_bits();
-    let rounded = bits.wrapping_add(0x7FFF + ((bits >> 16) & 1));
-    (rounded >> 16) as u16
+/// Appends the 8-bit codes of `v` to `codes`; returns the scale
+/// (largest magnitude / 127, so every code is in -127..=127).
+fn quantise(v: &[f32], codes: &mut Vec<i8>) -> f32 {
+    let max = v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
+    codes.extend(
+        v.iter()
+            .map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8),
+    );
+    scale
 }
 
-/// The dot product of a coarse vector with an exact one (see [`dot`]).
-pub fn coarse_dot(a: &[u16], b: &[f32]) -> f32 {
-    let mut sums = [0.0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
+/// A unit query prepared for coarse scoring.
+pub struct CoarseQuery {
+    codes: Vec<i8>,
+    scale: f32,
+    /// `e(i) = per_scale * scales[i] + fixed` bounds |coarse - exact|.
+    per_scale: f32,
+    fixed: f32,
+}
+
+impl CoarseQuery {
+    /// Prepares the unit vector `q` (dimension `dim` of the set).
+    ///
+    /// With `v^ = s_v c_v` and `q^ = s_q c_q` (each number within half its
+    /// scale), `q.v - q^.v^ = q.(v - v^) + (q - q^).v^`, so the error is at
+    /// most `|q|_1 s_v / 2 + |v^|_1 s_q / 2`, and `|v^|_1 <= sqrt(dim) +
+    /// dim s_v / 2` for a unit `v`. The integer sum is exact; `fixed` also
+    /// covers f32 rounding of both the coarse and the exact score.
+    pub fn new(q: &[f32]) -> CoarseQuery {
+        let mut codes = Vec::with_capacity(q.len());
+        let scale = quantise(q, &mut codes);
+        let dim = q.len() as f32;
+        let l1: f32 = q.iter().map(|x| x.abs()).sum();
+        CoarseQuery {
+            codes,
+            scale,
+            per_scale: l1 / 2.0 + dim * scale / 4.0,
+            fixed: dim.sqrt() * scale / 2.0 + dim * 4.0 * f32::EPSILON + 1e-6,
+        }
+    }
+
+    /// Bounds `(low, high)` of the exact score of vector `i` of `set`.
+    pub fn bounds(&self, set: &VectorSet, i: usize) -> (f32, f32) {
+        let s = set.scales[i];
+        let approx = int_dot(set.codes(i), &self.codes) as f32 * s * self.scale;
+        // Widened by a relative 1e-6 for the rounding of `approx` itself.
+        let error = self.per_scale * s + self.fixed + approx.abs() * 1e-6;
+        (approx - error, approx + error)
+    }
+}
+
+/// The exact integer dot product of two code vectors (|sum| < 2^31 for
+/// up to 4096 codes of magnitude 127).
+fn int_dot(a: &[i8], b: &[i8]) -> i32 {
+    let mut sums = [0i32; 16];
+    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
+    let tail: i32 = ca
         .remainder()
         .iter()
         .zip(cb.remainder())
-        .map(|(&x, y)| f32::from_bits((x as u32) << 16) * y)
+        .map(|(&x, &y)| x as i32 * y as i32)
         .sum();
     for (x, y) in ca.zip(cb) {
-        let (x, y): (&[u16; 8], &[f32; 8]) = match (x.try_into(), y.try_into()) {
+        let (x, y): (&[i8; 16], &[i8; 16]) = match (x.try_into(), y.try_into()) {
             (Ok(x), Ok(y)) => (x, y),
-            _ => unreachable!("chunks_exact(8) yields 8 numbers"),
+            _ => unreachable!("chunks_exact(16) yields 16 codes"),
         };
-        for i in 0..8 {
-            sums[i] += f32::from_bits((x[i] as u32) << 16) * y[i];
+        for i in 0..16 {
+            sums[i] += (x[i] as i16 * y[i] as i16) as i32;
         }
     }
-    sums.iter().sum::<f32>() + tail
+    sums.iter().sum::<i32>() + tail
 }
 
 /// Scales a vector to unit length (a zero vector stays zero).
@@ -244,28 +298,43 @@ mod tests {
     }
 
     #[test]
-    fn coarse_dot_stays_within_its_error_bound() {
+    fn coarse_bounds_hold_the_exact_score() {
         let mut x = 12_345u32;
         let mut next = || {
             x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
             (x >> 8) as f32 / (1u32 << 24) as f32 - 0.5
         };
-        for dim in [1, 3, 8, 384, 4096] {
-            for _ in 0..20 {
-                let mut a: Vec<f32> = (0..dim).map(|_| next()).collect();
-                let mut b: Vec<f32> = (0..dim).map(|_| next()).collect();
-                normalise(&mut a);
-                normalise(&mut b);
-                let coarse: Vec<u16> = a.iter().map(|&v| to_bf16(v)).collect();
-                let err = (coarse_dot(&coarse, &b) - dot(&a, &b)).abs();
-                assert!(err <= COARSE_ERROR, "dim {dim}: {err}");
-                // Same direction: the worst case for the bound.
-                let err = (coarse_dot(&coarse, &a) - dot(&a, &a)).abs();
-                assert!(err <= COARSE_ERROR, "dim {dim}: {err}");
+        for dim in [1, 3, 16, 17, 384, 4096] {
+            let mut seqs = Vec::new();
+            let mut data = Vec::new();
+            for i in 0..20 {
+                let mut v: Vec<f32> = (0..dim).map(|_| next()).collect();
+                if i == 0 {
+                    v[0] = 50.0; // one dominant component
+                }
+                normalise(&mut v);
+                seqs.push(i);
+                data.extend(v);
+            }
+            let set = VectorSet::new(seqs, data, dim);
+            for qi in 0..3 {
+                let q = set.vector(qi).to_vec();
+                let cq = CoarseQuery::new(&q);
+                for i in 0..20 {
+                    let exact = dot(set.vector(i), &q);
+                    let (low, high) = cq.bounds(&set, i);
+                    assert!(
+                        low <= exact && exact <= high,
+                        "dim {dim} q {qi} v {i}: {low} {exact} {high}"
+                    );
+                    // Spread-out vectors get tight bounds (a spiky one only costs an
+                    // exact rescore).
+                    if i != 0 && qi != 0 && dim <= 384 {
+                        assert!(high - low < 0.08, "dim {dim}: width {}", high - low);
+                    }
+                }
             }
         }
-        assert_eq!(to_bf16(1.0), 0x3F80);
-        assert_eq!(f32::from_bits((to_bf16(-0.5) as u32) << 16), -0.5);
     }
 
     #[test]
