@@ -339,7 +339,10 @@ pub fn upsert(profile: &Profile, req: UpsertRequest) -> Result<UpsertResponse> {
             Some(Some((vector, model))) => {
                 // One dimension per model, so a search knows what to compare.
                 if tx.exists(
-                    "SELECT 1 FROM memory_embeddings WHERE model = ?1 AND dim <> ?2 AND memory_seq <> ?3",
+                    "SELECT 1 WHERE EXISTS (SELECT 1 FROM memory_embeddings
+                                            WHERE model = ?1 AND dim < ?2 AND memory_seq <> ?3)
+                                 OR EXISTS (SELECT 1 FROM memory_embeddings
+                                            WHERE model = ?1 AND dim > ?2 AND memory_seq <> ?3)",
                     params![model, vector.len() as i64, seq],
                 )? {
                     return Err(Error::invalid(

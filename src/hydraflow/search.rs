@@ -90,7 +90,9 @@ pub fn search(profile: &Profile, req: SearchRequest) -> Result<SearchResponse> {
 /// `invalid_argument` when `model` is stored with another dimension.
 fn check_dimension(conn: &Connection, model: &str, dim: usize) -> Result<()> {
     if conn.exists(
-        "SELECT 1 FROM memory_embeddings WHERE model = ?1 AND dim <> ?2",
+        // Two range seeks on the (model, dim) index, not a scan of the model.
+        "SELECT 1 WHERE EXISTS (SELECT 1 FROM memory_embeddings WHERE model = ?1 AND dim < ?2)
+                     OR EXISTS (SELECT 1 FROM memory_embeddings WHERE model = ?1 AND dim > ?2)",
         params![model, dim as i64],
     )? {
         return Err(Error::invalid(
