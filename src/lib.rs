@@ -36,6 +36,7 @@
 //! [`types`]).
 
 pub mod browser;
+pub mod bundle;
 pub mod db;
 pub mod error;
 pub mod ffi;
