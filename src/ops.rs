@@ -71,6 +71,22 @@ operations! {
     "meta.operations" => meta_operations(OperationsRequest) -> OperationsResponse = operations_catalogue, read, "Every operation with its read-only flag and summary.";
     "profile.info" => profile_info(crate::meta::ProfileInfoRequest) -> crate::meta::ProfileInfo = crate::meta::profile_info, read, "Profile directory, schema version and database file sizes.";
     "profile.maintenance" => profile_maintenance(crate::meta::MaintenanceRequest) -> crate::meta::MaintenanceReport = crate::meta::maintenance, write, "Optimize, checkpoint and optionally vacuum the database.";
+    "tabs.upsert" => tabs_upsert(crate::browser::tabs::UpsertRequest) -> crate::browser::tabs::TabResponse = crate::browser::tabs::upsert, write, "Create a tab or update its thread binding.";
+    "tabs.get" => tabs_get(crate::browser::tabs::IdRequest) -> crate::browser::tabs::TabResponse = crate::browser::tabs::get_op, read, "One tab by id.";
+    "tabs.list" => tabs_list(crate::browser::tabs::ListRequest) -> crate::types::Page<crate::browser::tabs::Tab> = crate::browser::tabs::list, read, "Tabs, newest updated_at first.";
+    "tabs.close" => tabs_close(crate::browser::tabs::IdRequest) -> crate::browser::tabs::CloseResponse = crate::browser::tabs::close, write, "Remove a tab and detach its history rows.";
+    "visits.record" => visits_record(crate::browser::visits::VisitInput) -> crate::browser::visits::RecordResponse = crate::browser::visits::record, write, "Record one visit (deduplicated by url and time).";
+    "visits.record_batch" => visits_record_batch(crate::browser::visits::RecordBatchRequest) -> crate::browser::visits::RecordBatchResponse = crate::browser::visits::record_batch, write, "Record up to 10,000 visits in one transaction, all or nothing.";
+    "history.list" => history_list(crate::browser::history::ListRequest) -> crate::types::Page<crate::browser::history::Visit> = crate::browser::history::list, read, "Visits newest first, filtered by text, host, time or tab.";
+    "history.visited" => history_visited(crate::browser::history::VisitedRequest) -> crate::browser::history::VisitedResponse = crate::browser::history::visited, read, "Whether each URL has been visited.";
+    "history.delete" => history_delete(crate::browser::history::DeleteRequest) -> crate::browser::history::DeleteResponse = crate::browser::history::delete, write, "Delete one visit, leaving no trace in the profile files.";
+    "history.purge" => history_purge(crate::browser::history::PurgeRequest) -> crate::browser::history::PurgeResponse = crate::browser::history::purge, write, "Delete visits by host and time range (or all), leaving no trace.";
+    "bookmarks.add" => bookmarks_add(crate::browser::bookmarks::AddRequest) -> crate::browser::bookmarks::BookmarkResponse = crate::browser::bookmarks::add, write, "Add a bookmark.";
+    "bookmarks.list" => bookmarks_list(crate::browser::bookmarks::ListRequest) -> crate::types::Page<crate::browser::bookmarks::Bookmark> = crate::browser::bookmarks::list, read, "Bookmarks newest first, in one folder or all.";
+    "bookmarks.update" => bookmarks_update(crate::browser::bookmarks::UpdateRequest) -> crate::browser::bookmarks::BookmarkResponse = crate::browser::bookmarks::update, write, "Change a bookmark's url, title, folder or tags.";
+    "bookmarks.delete" => bookmarks_delete(crate::browser::bookmarks::IdRequest) -> crate::browser::bookmarks::DeleteResponse = crate::browser::bookmarks::delete, write, "Delete a bookmark, leaving no trace.";
+    "bookmarks.create_folder" => bookmarks_create_folder(crate::browser::bookmarks::CreateFolderRequest) -> crate::browser::bookmarks::FolderResponse = crate::browser::bookmarks::create_folder, write, "Create a bookmark folder.";
+    "bookmarks.delete_folder" => bookmarks_delete_folder(crate::browser::bookmarks::IdRequest) -> crate::browser::bookmarks::DeleteFolderResponse = crate::browser::bookmarks::delete_folder, write, "Delete a folder with its subfolders and bookmarks.";
 }
 
 /// Request of `meta.operations` (no fields).
