@@ -209,7 +209,21 @@ fn field_error(e: &serde_path_to_error::Error<serde_json::Error>) -> Error {
     } else {
         (path, text.to_owned())
     };
-    Error::invalid(field, reason)
+    let index = first_array_index(&field);
+    let error = Error::invalid(field, reason);
+    match index {
+        // A bad entry of a list request (`visits[3].url`) also names its
+        // position, as the handlers' own per-entry checks do.
+        Some(i) => error.with_detail("index", i),
+        None => error,
+    }
+}
+
+/// The index in the first segment of a field path (`visits[3].url` -> 3).
+fn first_array_index(path: &str) -> Option<u64> {
+    let first = path.split('.').next()?;
+    let (_, rest) = first.split_once('[')?;
+    rest.split_once(']')?.0.parse().ok()
 }
 
 #[cfg(test)]
