@@ -65,7 +65,10 @@ fn host_purge_matches_host_and_subdomains_only() {
 fn exact_host_purge_keeps_subdomains() {
     let t = TestProfile::new();
     hosts_fixture(&t);
-    let r = t.ok("history.purge", json!({"host": "example.com", "include_subdomains": false}));
+    let r = t.ok(
+        "history.purge",
+        json!({"host": "example.com", "include_subdomains": false}),
+    );
     assert_eq!(r["deleted_count"], json!(1));
     assert_eq!(remaining(&t).len(), 6);
 }
@@ -88,7 +91,10 @@ fn time_bounds_are_exact_and_combine_with_host() {
         record(&t, "https://a.example/", at);
         record(&t, "https://b.example/", at);
     }
-    let r = t.ok("history.purge", json!({"host": "a.example", "from": 100, "to": 200}));
+    let r = t.ok(
+        "history.purge",
+        json!({"host": "a.example", "from": 100, "to": 200}),
+    );
     assert_eq!(r["deleted_count"], json!(4));
     let left: Vec<String> = remaining(&t)
         .into_iter()
@@ -113,16 +119,34 @@ fn bad_requests_delete_nothing() {
         (json!({}), "filter_required"),
         (json!({"all": false}), "filter_required"),
         (json!({"include_subdomains": true}), "filter_required"),
-        (json!({"all": true, "host": "example.com"}), "invalid_argument"),
+        (
+            json!({"all": true, "host": "example.com"}),
+            "invalid_argument",
+        ),
         (json!({"all": true, "from": 1}), "invalid_argument"),
         (json!({"all": true, "to": 1}), "invalid_argument"),
         (json!({"from": 20, "to": 10}), "invalid_argument"),
-        (json!({"host": "example.com", "from": -1}), "invalid_argument"),
-        (json!({"host": "example.com", "to": 1.5}), "invalid_argument"),
-        (json!({"host": "example.com", "to": "2024-01-01"}), "invalid_argument"),
-        (json!({"host": "example.com", "from": 1, "to": 0}), "invalid_argument"),
+        (
+            json!({"host": "example.com", "from": -1}),
+            "invalid_argument",
+        ),
+        (
+            json!({"host": "example.com", "to": 1.5}),
+            "invalid_argument",
+        ),
+        (
+            json!({"host": "example.com", "to": "2024-01-01"}),
+            "invalid_argument",
+        ),
+        (
+            json!({"host": "example.com", "from": 1, "to": 0}),
+            "invalid_argument",
+        ),
         (json!({"host": ""}), "invalid_argument"),
-        (json!({"host": "example.com", "hosts": ["x"]}), "invalid_argument"),
+        (
+            json!({"host": "example.com", "hosts": ["x"]}),
+            "invalid_argument",
+        ),
         (json!({"all": "yes"}), "invalid_argument"),
     ] {
         t.err("history.purge", req, code);
@@ -137,23 +161,55 @@ fn purge_all_clears_tabs_and_keeps_bookmarks() {
         "visits.record",
         json!({"url": "https://a.example/", "title": "A", "visited_at": 5, "tab_id": "t1"}),
     );
-    t.ok("visits.record", json!({"url": "https://b.example/", "visited_at": 6, "tab_id": "t2"}));
-    t.ok("bookmarks.add", json!({"url": "https://a.example/", "title": "A"}));
+    t.ok(
+        "visits.record",
+        json!({"url": "https://b.example/", "visited_at": 6, "tab_id": "t2"}),
+    );
+    t.ok(
+        "bookmarks.add",
+        json!({"url": "https://a.example/", "title": "A"}),
+    );
     // A purge that misses t2's visit leaves t2 alone.
     let r = t.ok("history.purge", json!({"host": "a.example"}));
-    assert_eq!((r["deleted_count"].clone(), r["tabs_cleared"].clone()), (json!(1), json!(1)));
+    assert_eq!(
+        (r["deleted_count"].clone(), r["tabs_cleared"].clone()),
+        (json!(1), json!(1))
+    );
     let t1 = t.ok("tabs.get", json!({"id": "t1"}))["tab"].clone();
-    for field in ["current_history_id", "current_url", "current_title", "last_visited_at"] {
+    for field in [
+        "current_history_id",
+        "current_url",
+        "current_title",
+        "last_visited_at",
+    ] {
         assert_eq!(t1[field], Value::Null, "{field}");
     }
-    assert_eq!(t.ok("tabs.get", json!({"id": "t2"}))["tab"]["last_visited_at"], json!(6));
+    assert_eq!(
+        t.ok("tabs.get", json!({"id": "t2"}))["tab"]["last_visited_at"],
+        json!(6)
+    );
     let r = t.ok("history.purge", json!({"all": true}));
-    assert_eq!((r["deleted_count"].clone(), r["tabs_cleared"].clone()), (json!(1), json!(1)));
+    assert_eq!(
+        (r["deleted_count"].clone(), r["tabs_cleared"].clone()),
+        (json!(1), json!(1))
+    );
     assert_eq!(r["filters"]["all"], json!(true));
     assert!(remaining(&t).is_empty());
     // Tabs themselves stay; bookmarks are never touched by history purges.
-    assert_eq!(t.ok("tabs.list", json!({}))["items"].as_array().unwrap().len(), 2);
-    assert_eq!(t.ok("bookmarks.list", json!({}))["items"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        t.ok("tabs.list", json!({}))["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        t.ok("bookmarks.list", json!({}))["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     // The search index is empty too.
     let found = t.ok("history.list", json!({"query": "a.example"}));
     assert!(found["items"].as_array().unwrap().is_empty());

@@ -21,7 +21,10 @@ fn filler(t: &TestProfile) {
         .collect();
     t.ok("visits.record_batch", json!({"visits": visits}));
     for i in 0..50 {
-        t.ok("bookmarks.add", json!({"url": format!("https://bm{i}.example/"), "title": "keep"}));
+        t.ok(
+            "bookmarks.add",
+            json!({"url": format!("https://bm{i}.example/"), "title": "keep"}),
+        );
     }
 }
 
@@ -67,9 +70,15 @@ fn host_purge_leaves_no_trace() {
     let t = TestProfile::new();
     filler(&t);
     record_secret(&t);
-    t.ok("visits.record", json!({"url": format!("{SECRET_URL}/2"), "title": SECRET_TITLE, "visited_at": 151}));
+    t.ok(
+        "visits.record",
+        json!({"url": format!("{SECRET_URL}/2"), "title": SECRET_TITLE, "visited_at": 151}),
+    );
     assert_present(&t, SECRET_TITLE);
-    let r = t.ok("history.purge", json!({"host": "zebra-quokka-4821.example"}));
+    let r = t.ok(
+        "history.purge",
+        json!({"host": "zebra-quokka-4821.example"}),
+    );
     assert_eq!(r["deleted_count"], json!(2));
     assert_gone(&t, &[SECRET_URL, SECRET_TITLE]);
 }
@@ -109,8 +118,14 @@ fn tab_close_leaves_no_trace_of_the_tab() {
 fn bookmark_deletes_leave_no_trace() {
     let t = TestProfile::new();
     filler(&t);
-    let b = t.ok("bookmarks.add", json!({"url": SECRET_URL, "title": SECRET_TITLE, "tags": ["x"]}));
-    let folder = t.ok("bookmarks.create_folder", json!({"name": "Hidden Folder Ocelot"}));
+    let b = t.ok(
+        "bookmarks.add",
+        json!({"url": SECRET_URL, "title": SECRET_TITLE, "tags": ["x"]}),
+    );
+    let folder = t.ok(
+        "bookmarks.create_folder",
+        json!({"name": "Hidden Folder Ocelot"}),
+    );
     let sub = t.ok(
         "bookmarks.create_folder",
         json!({"name": "Inner", "parent_id": folder["folder"]["id"]}),
@@ -121,7 +136,21 @@ fn bookmark_deletes_leave_no_trace() {
     );
     assert_present(&t, "Folder Secret Iguana");
     t.ok("bookmarks.delete", json!({"id": b["bookmark"]["id"]}));
-    let r = t.ok("bookmarks.delete_folder", json!({"id": folder["folder"]["id"]}));
-    assert_eq!(r, json!({"deleted": 1, "stats": {"subfolders": 1, "bookmarks": 1}}));
-    assert_gone(&t, &[SECRET_URL, SECRET_TITLE, "Hidden Folder Ocelot", "Folder Secret Iguana"]);
+    let r = t.ok(
+        "bookmarks.delete_folder",
+        json!({"id": folder["folder"]["id"]}),
+    );
+    assert_eq!(
+        r,
+        json!({"deleted": 1, "stats": {"subfolders": 1, "bookmarks": 1}})
+    );
+    assert_gone(
+        &t,
+        &[
+            SECRET_URL,
+            SECRET_TITLE,
+            "Hidden Folder Ocelot",
+            "Folder Secret Iguana",
+        ],
+    );
 }
