@@ -81,13 +81,39 @@ operations! {
     "history.visited" => history_visited(crate::browser::history::VisitedRequest) -> crate::browser::history::VisitedResponse = crate::browser::history::visited, read, "Whether each URL has been visited.";
     "history.delete" => history_delete(crate::browser::history::DeleteRequest) -> crate::browser::history::DeleteResponse = crate::browser::history::delete, write, "Delete one visit, leaving no trace in the profile files.";
     "history.purge" => history_purge(crate::browser::history::PurgeRequest) -> crate::browser::history::PurgeResponse = crate::browser::history::purge, write, "Delete visits by host and time range (or all), leaving no trace.";
+    "history.import" => history_import(crate::browser::import::ImportRequest) -> crate::browser::import::ImportResponse = crate::browser::import::import, write, "Import visits from a Chrome or Firefox history file, as a job.";
     "bookmarks.add" => bookmarks_add(crate::browser::bookmarks::AddRequest) -> crate::browser::bookmarks::BookmarkResponse = crate::browser::bookmarks::add, write, "Add a bookmark.";
     "bookmarks.list" => bookmarks_list(crate::browser::bookmarks::ListRequest) -> crate::types::Page<crate::browser::bookmarks::Bookmark> = crate::browser::bookmarks::list, read, "Bookmarks newest first, in one folder or all.";
     "bookmarks.update" => bookmarks_update(crate::browser::bookmarks::UpdateRequest) -> crate::browser::bookmarks::BookmarkResponse = crate::browser::bookmarks::update, write, "Change a bookmark's url, title, folder or tags.";
     "bookmarks.delete" => bookmarks_delete(crate::browser::bookmarks::IdRequest) -> crate::browser::bookmarks::DeleteResponse = crate::browser::bookmarks::delete, write, "Delete a bookmark, leaving no trace.";
     "bookmarks.create_folder" => bookmarks_create_folder(crate::browser::bookmarks::CreateFolderRequest) -> crate::browser::bookmarks::FolderResponse = crate::browser::bookmarks::create_folder, write, "Create a bookmark folder.";
     "bookmarks.delete_folder" => bookmarks_delete_folder(crate::browser::bookmarks::IdRequest) -> crate::browser::bookmarks::DeleteFolderResponse = crate::browser::bookmarks::delete_folder, write, "Delete a folder with its subfolders and bookmarks.";
+    "jobs.list" => jobs_list(crate::jobs::ListRequest) -> crate::types::Page<crate::jobs::Job> = crate::jobs::list, read, "List jobs newest first, filtered by status and type.";
+    "jobs.get" => jobs_get(crate::jobs::JobIdRequest) -> crate::jobs::JobResponse = crate::jobs::get, read, "Get one job.";
+    "jobs.status" => jobs_status(crate::jobs::JobIdRequest) -> crate::jobs::StatusResponse = crate::jobs::status, read, "A job's status and progress fraction from the ledger.";
+    "jobs.wait" => jobs_wait(crate::jobs::WaitRequest) -> crate::jobs::JobResponse = crate::jobs::wait, read, "Wait until a job is finished, up to a timeout.";
+    "jobs.cancel" => jobs_cancel(crate::jobs::JobIdRequest) -> crate::jobs::JobResponse = crate::jobs::cancel, write, "Cancel a queued job, or ask a running one to stop.";
+    "jobs.progress" => jobs_progress(crate::jobs::ProgressRequest) -> crate::jobs::JobResponse = crate::jobs::progress, write, "Report progress of a running job.";
+    "jobs.prune" => jobs_prune(crate::jobs::PruneRequest) -> crate::jobs::PruneResponse = crate::jobs::prune, write, "Delete finished jobs older than a number of days.";
+    "refresh.focused_crawl" => refresh_focused_crawl(crate::jobs::FocusedCrawlRequest) -> crate::jobs::SubmittedResponse = crate::jobs::focused_crawl, write, "Queue a focused crawl run by the host's handler.";
 }
+
+/// The built-in job types: run by the library on its worker pool. One line
+/// per type (each domain adds its own); `rerun_after_crash` says whether a
+/// job left `running` by a crash is queued again at the next open instead of
+/// ending `failed` / `interrupted`. A host handler registered for one of
+/// these names runs its jobs instead (see `crate::jobs`).
+pub const JOB_TYPES: &[crate::jobs::JobType] = &[crate::jobs::JobType {
+    name: crate::browser::import::JOB_TYPE,
+    rerun_after_crash: false,
+    run: crate::browser::import::run_job,
+}];
+
+/// The job types the library queues but only a host handler runs
+/// (`hydra_register_job_handler`). Their jobs never re-run after a crash;
+/// while no handler is registered, operations that queue them fail with
+/// `no_handler`, and queued ones recovered at open wait for a handler.
+pub const HOST_JOB_TYPES: &[&str] = &[crate::jobs::FOCUSED_CRAWL];
 
 /// Request of `meta.operations` (no fields).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -295,6 +321,17 @@ mod tests {
             .to_public();
         assert!(!e.message.contains("private.example"), "{}", e.message);
         assert_eq!(e.details["field"], "id");
+    }
+
+    #[test]
+    fn job_type_tables_are_distinct_valid_names() {
+        let mut names: Vec<&str> = JOB_TYPES.iter().map(|t| t.name).collect();
+        names.extend(HOST_JOB_TYPES);
+        assert!(names.iter().all(|n| crate::types::is_valid_id(n)));
+        let count = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), count, "a job type is declared twice");
     }
 
     #[test]

@@ -274,3 +274,98 @@ fn a_failing_progress_report_stops_the_import() {
         .unwrap()
         .is_empty());
 }
+
+#[test]
+fn import_runs_as_a_job_with_progress_and_links() {
+    let t = TestProfile::new();
+    let src = tempfile::tempdir().unwrap();
+    let path = chrome_history(src.path());
+    t.profile
+        .db()
+        .write(|tx| {
+            use hydra_core::db::ConnExt;
+            tx.run(
+                "INSERT INTO llm_threads (id, created_at, updated_at) VALUES ('th', 1, 1)",
+                [],
+            )
+        })
+        .unwrap();
+    let r = t.ok(
+        "history.import",
+        json!({"browser": "chrome", "path": path, "wait": true, "thread_id": "th"}),
+    );
+    assert_eq!(
+        (r["imported"].clone(), r["duplicates"].clone()),
+        (json!(3), json!(0))
+    );
+    let job = t.ok("jobs.get", json!({"id": r["job_id"]}))["job"].clone();
+    assert_eq!(job["type"], json!("history_import"));
+    assert_eq!(job["status"], json!("succeeded"));
+    assert_eq!(job["thread_id"], json!("th"));
+    assert_eq!(job["progress"]["steps_completed"], json!(5));
+    assert_eq!(job["progress"]["steps_total"], json!(5));
+    assert_eq!(job["result"]["imported"], json!(3));
+
+    // Without wait: just the job id; the job finishes on a worker.
+    let r = t.ok("history.import", json!({"browser": "chrome", "path": path}));
+    assert_eq!(
+        r.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["job_id"]
+    );
+    let job = t.ok("jobs.wait", json!({"id": r["job_id"], "timeout_ms": 30000}))["job"].clone();
+    assert_eq!(job["status"], json!("succeeded"));
+    assert_eq!(job["result"]["duplicates"], json!(3));
+}
+
+#[test]
+fn bad_import_requests_create_no_job_and_bad_files_fail_the_job() {
+    let t = TestProfile::new();
+    let src = tempfile::tempdir().unwrap();
+    let path = chrome_history(src.path());
+    let missing = src.path().join("missing");
+    t.err(
+        "history.import",
+        json!({"browser": "chrome", "path": missing}),
+        "invalid_argument",
+    );
+    t.err(
+        "history.import",
+        json!({"browser": "safari", "path": path}),
+        "invalid_argument",
+    );
+    t.err(
+        "history.import",
+        json!({"browser": "Chrome", "path": path}),
+        "invalid_argument",
+    );
+    t.err(
+        "history.import",
+        json!({"browser": "chrome", "path": path, "thread_id": "nope"}),
+        "not_found",
+    );
+    t.err(
+        "history.import",
+        json!({"browser": "chrome", "path": path, "task_id": "nope"}),
+        "not_found",
+    );
+    t.err(
+        "history.import",
+        json!({"browser": "chrome"}),
+        "invalid_argument",
+    );
+    assert!(t.ok("jobs.list", json!({}))["items"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    let e = t.err(
+        "history.import",
+        json!({"browser": "firefox", "path": path, "wait": true}),
+        "corrupt",
+    );
+    assert!(!e.message.contains(path.to_str().unwrap()));
+    let jobs = t.ok("jobs.list", json!({}))["items"].clone();
+    assert_eq!(jobs.as_array().unwrap().len(), 1);
+    assert_eq!(jobs[0]["status"], json!("failed"));
+    assert_eq!(jobs[0]["error"]["code"], json!("corrupt"));
+}

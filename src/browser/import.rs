@@ -16,6 +16,7 @@
 use crate::browser::urls;
 use crate::browser::visits::{self, NewVisit};
 use crate::error::{Error, ErrorCode, Result};
+use crate::jobs::{JobContext, JobLinks, ProgressUpdate};
 use crate::profile::Profile;
 use crate::types::{now_ms, Id, Millis};
 use rusqlite::{Connection, OpenFlags};
@@ -275,10 +276,64 @@ fn transition_name(browser: SourceBrowser, code: i64) -> Option<&'static str> {
     }
 }
 
-/// Checks an import request before any job exists: the file must exist.
-pub fn check_request(req: &ImportRequest) -> Result<()> {
-    if !Path::new(&req.path).is_file() {
+/// The job type of history imports.
+pub const JOB_TYPE: &str = "history_import";
+
+/// Response of `history.import`: `{job_id}`, plus the job's counts when the
+/// call waited.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ImportResponse {
+    pub job_id: String,
+    #[serde(flatten)]
+    pub outcome: Option<ImportOutcome>,
+}
+
+/// `history.import`: checks the request (the file exists, the linked thread
+/// and task exist) before any job exists, then queues a `history_import`
+/// job, and with `wait` returns its counts (or its error).
+pub fn import(profile: &Profile, mut req: ImportRequest) -> Result<ImportResponse> {
+    let path = Path::new(&req.path);
+    if !path.is_file() {
         return Err(Error::invalid("path", "must name an existing file"));
     }
-    Ok(())
+    // Workers may run with another working directory than the caller's.
+    req.path = path.canonicalize()?.to_string_lossy().into_owned();
+    let links = JobLinks {
+        thread_id: req.thread_id.clone().map(Id::into_string),
+        task_id: req.task_id.clone().map(Id::into_string),
+    };
+    profile.db().read(|conn| links.check(conn))?;
+    let payload =
+        serde_json::to_value(&req).map_err(|_| Error::internal("request encoding failed"))?;
+    if !req.wait {
+        let job_id = profile.jobs().submit(JOB_TYPE, payload, links)?;
+        return Ok(ImportResponse {
+            job_id,
+            outcome: None,
+        });
+    }
+    let (job_id, result) = profile.jobs().submit_and_wait(JOB_TYPE, payload, links)?;
+    let outcome = serde_json::from_value(result)
+        .map_err(|_| Error::internal("unexpected history_import result"))?;
+    Ok(ImportResponse {
+        job_id,
+        outcome: Some(outcome),
+    })
+}
+
+/// The `history_import` job: imports the payload's file, reporting
+/// progress as visits handled out of the file's total.
+pub fn run_job(ctx: &JobContext) -> Result<serde_json::Value> {
+    let req: ImportRequest = serde_json::from_value(ctx.payload().clone())
+        .map_err(|_| Error::invalid("payload", "not a history.import request"))?;
+    let outcome = import_file(ctx.profile(), req.browser, Path::new(&req.path), &mut |p| {
+        ctx.progress(&ProgressUpdate {
+            phase: Some("importing".to_owned()),
+            steps_total: Some(p.total),
+            steps_completed: Some(p.done),
+            message: None,
+            eta_s: None,
+        })
+    })?;
+    serde_json::to_value(outcome).map_err(|_| Error::internal("result encoding failed"))
 }
