@@ -214,3 +214,60 @@ fn purge_all_clears_tabs_and_keeps_bookmarks() {
     let found = t.ok("history.list", json!({"query": "a.example"}));
     assert!(found["items"].as_array().unwrap().is_empty());
 }
+
+/// The search index must match the table exactly after either purge path
+/// (row-by-row secure delete, or re-indexing what remains).
+fn assert_index_consistent(t: &TestProfile) {
+    t.profile
+        .db()
+        .write(|tx| {
+            use hydra_core::db::ConnExt;
+            tx.run(
+                "INSERT INTO history_fts (history_fts, rank) VALUES ('integrity-check', 1)",
+                [],
+            )
+        })
+        .expect("FTS index matches the history table");
+}
+
+fn query_count(t: &TestProfile, q: &str) -> usize {
+    t.ok("history.list", json!({"query": q}))["items"]
+        .as_array()
+        .unwrap()
+        .len()
+}
+
+#[test]
+fn small_and_large_purges_keep_the_search_index_exact() {
+    let t = TestProfile::new();
+    for i in 0..40 {
+        t.ok("visits.record", json!({"url": format!("https://a.example/{i}"), "title": format!("alpha {i}"), "visited_at": i}));
+        t.ok("visits.record", json!({"url": format!("https://b.example/{i}"), "title": format!("beta {i}"), "visited_at": i}));
+    }
+    // One row of 80: deleted row by row.
+    t.ok(
+        "history.purge",
+        json!({"host": "b.example", "from": 0, "to": 0}),
+    );
+    assert_index_consistent(&t);
+    assert_eq!(query_count(&t, "beta"), 39);
+    // Half of the history: re-indexed.
+    let r = t.ok("history.purge", json!({"host": "a.example"}));
+    assert_eq!(r["deleted_count"], json!(40));
+    assert_index_consistent(&t);
+    assert_eq!(query_count(&t, "alpha"), 0);
+    assert_eq!(query_count(&t, "beta"), 39);
+    // The delete trigger is back: a later single delete still cleans the index.
+    let id = t.ok("history.list", json!({"limit": 1}))["items"][0]["id"].clone();
+    t.ok("history.delete", json!({"id": id}));
+    assert_index_consistent(&t);
+    assert_eq!(query_count(&t, "beta"), 38);
+    t.ok(
+        "visits.record",
+        json!({"url": "https://a.example/new", "title": "alpha new", "visited_at": 99}),
+    );
+    assert_eq!(query_count(&t, "alpha"), 1);
+    t.ok("history.purge", json!({"all": true}));
+    assert_index_consistent(&t);
+    assert_eq!(query_count(&t, "beta"), 0);
+}
