@@ -481,6 +481,36 @@ char *hydra_bookmarks_create_folder(uint64_t handle, const char *request_json);
 // `request_json` is NULL or points to a NUL-terminated string.
 char *hydra_bookmarks_delete_folder(uint64_t handle, const char *request_json);
 
+// `bundle.export`: Export components of the profile to a verifiable bundle file, as a job.
+//
+// Same as `hydra_call(handle, "bundle.export", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_bundle_export(uint64_t handle, const char *request_json);
+
+// `bundle.import`: Verify a bundle, then import it in one transaction, as a job.
+//
+// Same as `hydra_call(handle, "bundle.import", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_bundle_import(uint64_t handle, const char *request_json);
+
+// `bundle.list`: The bundles in the profile's bundles folder with their manifests.
+//
+// Same as `hydra_call(handle, "bundle.list", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_bundle_list(uint64_t handle, const char *request_json);
+
 // `jobs.list`: List jobs newest first, filtered by status and type.
 //
 // Same as `hydra_call(handle, "jobs.list", request_json)`: takes a profile

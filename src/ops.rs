@@ -112,6 +112,9 @@ operations! {
     "bookmarks.delete" => bookmarks_delete(crate::browser::bookmarks::IdRequest) -> crate::browser::bookmarks::DeleteResponse = crate::browser::bookmarks::delete, write, "Delete a bookmark, leaving no trace.";
     "bookmarks.create_folder" => bookmarks_create_folder(crate::browser::bookmarks::CreateFolderRequest) -> crate::browser::bookmarks::FolderResponse = crate::browser::bookmarks::create_folder, write, "Create a bookmark folder.";
     "bookmarks.delete_folder" => bookmarks_delete_folder(crate::browser::bookmarks::IdRequest) -> crate::browser::bookmarks::DeleteFolderResponse = crate::browser::bookmarks::delete_folder, write, "Delete a folder with its subfolders and bookmarks.";
+    "bundle.export" => bundle_export(crate::bundle::ExportRequest) -> crate::bundle::JobSubmitted = crate::bundle::export, write, "Export components of the profile to a verifiable bundle file, as a job.";
+    "bundle.import" => bundle_import(crate::bundle::ImportRequest) -> crate::bundle::JobSubmitted = crate::bundle::import, write, "Verify a bundle, then import it in one transaction, as a job.";
+    "bundle.list" => bundle_list(crate::bundle::ListRequest) -> crate::bundle::BundleList = crate::bundle::list, read, "The bundles in the profile's bundles folder with their manifests.";
     "jobs.list" => jobs_list(crate::jobs::ListRequest) -> crate::types::Page<crate::jobs::Job> = crate::jobs::list, read, "List jobs newest first, filtered by status and type.";
     "jobs.get" => jobs_get(crate::jobs::JobIdRequest) -> crate::jobs::JobResponse = crate::jobs::get, read, "Get one job.";
     "jobs.status" => jobs_status(crate::jobs::JobIdRequest) -> crate::jobs::StatusResponse = crate::jobs::status, read, "A job's status and progress fraction from the ledger.";
@@ -127,11 +130,23 @@ operations! {
 /// job left `running` by a crash is queued again at the next open instead of
 /// ending `failed` / `interrupted`. A host handler registered for one of
 /// these names runs its jobs instead (see `crate::jobs`).
-pub const JOB_TYPES: &[crate::jobs::JobType] = &[crate::jobs::JobType {
-    name: crate::browser::import::JOB_TYPE,
-    rerun_after_crash: false,
-    run: crate::browser::import::run_job,
-}];
+pub const JOB_TYPES: &[crate::jobs::JobType] = &[
+    crate::jobs::JobType {
+        name: crate::browser::import::JOB_TYPE,
+        rerun_after_crash: false,
+        run: crate::browser::import::run_job,
+    },
+    crate::jobs::JobType {
+        name: crate::bundle::EXPORT_JOB,
+        rerun_after_crash: false,
+        run: crate::bundle::run_export,
+    },
+    crate::jobs::JobType {
+        name: crate::bundle::IMPORT_JOB,
+        rerun_after_crash: false,
+        run: crate::bundle::run_import,
+    },
+];
 
 /// The job types the library queues but only a host handler runs
 /// (`hydra_register_job_handler`). Their jobs never re-run after a crash;
