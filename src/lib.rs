@@ -42,6 +42,7 @@ pub mod ffi;
 pub mod fsutil;
 pub mod meta;
 pub mod ops;
+pub mod overview;
 pub mod privacy;
 pub mod profile;
 pub mod types;

@@ -78,9 +78,18 @@ struct ProfileInner {
     /// The flock on `<dir>/.lock`; `None` once closed.
     lock: parking_lot::Mutex<Option<File>>,
     closed: AtomicBool,
-    /// Bumped by every change that alters file sizes in a way the overview
-    /// storage cache must not hide (privacy deletes, imports, patches).
-    storage_epoch: AtomicU64,
+}
+
+/// Bumped by every change that alters file sizes in a way the overview
+/// storage cache must not hide (privacy deletes, imports, patches). One
+/// counter for the process, so a walk cached by an earlier handle of the
+/// same profile is never taken for current.
+static STORAGE_EPOCH: AtomicU64 = AtomicU64::new(0);
+
+/// The storage cache generation: a cached walk is valid only while this
+/// number is unchanged.
+pub fn storage_epoch() -> u64 {
+    STORAGE_EPOCH.load(Ordering::Acquire)
 }
 
 impl Profile {
@@ -88,6 +97,14 @@ impl Profile {
     pub fn open(options: OpenOptions) -> Result<Profile> {
         if options.profile_dir.as_os_str().is_empty() {
             return Err(Error::invalid("profile_dir", "must not be empty"));
+        }
+        for label in options.storage_roots.keys() {
+            if label.is_empty() || label == crate::overview::PROFILE_ROOT_LABEL {
+                return Err(Error::invalid(
+                    format!("storage_roots.{label}"),
+                    "labels are non-empty and `profile` is the profile directory's own",
+                ));
+            }
         }
         std::fs::create_dir_all(&options.profile_dir)?;
         let dir = options.profile_dir.canonicalize()?;
@@ -102,7 +119,6 @@ impl Profile {
                 db,
                 lock: parking_lot::Mutex::new(Some(lock)),
                 closed: AtomicBool::new(false),
-                storage_epoch: AtomicU64::new(0),
             }),
         })
     }
@@ -147,13 +163,7 @@ impl Profile {
 
     /// Marks cached storage sizes as stale.
     pub fn invalidate_storage_cache(&self) {
-        self.inner.storage_epoch.fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// The storage cache generation: a cached walk is valid only while this
-    /// number is unchanged.
-    pub fn storage_epoch(&self) -> u64 {
-        self.inner.storage_epoch.load(Ordering::Acquire)
+        STORAGE_EPOCH.fetch_add(1, Ordering::AcqRel);
     }
 }
 
