@@ -239,10 +239,12 @@ struct Walk {
     epoch: u64,
 }
 
+/// The resolved storage roots of a profile, `(label, path)` sorted.
+type RootSet = Vec<(String, PathBuf)>;
+
 /// Walks by resolved root set. The mutex is held for the whole walk, so
 /// concurrent callers wait for the walk in progress and then share it.
-static WALKS: Lazy<Mutex<HashMap<Vec<(String, PathBuf)>, Walk>>> =
-    Lazy::new(|| Mutex::new(HashMap::new()));
+static WALKS: Lazy<Mutex<HashMap<RootSet, Walk>>> = Lazy::new(|| Mutex::new(HashMap::new()));
 
 fn storage(profile: &Profile, refresh: bool) -> Result<Storage> {
     let roots = resolved_roots(profile);
@@ -282,7 +284,7 @@ fn storage(profile: &Profile, refresh: bool) -> Result<Storage> {
 
 /// The profile directory and the configured roots, each resolved (symlinks
 /// and `..` removed; a root that does not resolve keeps its given path).
-fn resolved_roots(profile: &Profile) -> Vec<(String, PathBuf)> {
+fn resolved_roots(profile: &Profile) -> RootSet {
     let mut roots = vec![(PROFILE_ROOT_LABEL.to_owned(), profile.dir().to_owned())];
     for (label, path) in &profile.options().storage_roots {
         roots.push((
