@@ -27,6 +27,9 @@ typedef char *(*hydra_json_fn)(const char *json, void *user_data);
 // valid only during the call.
 typedef void (*hydra_event_fn)(const char *json, void *user_data);
 
+// Milliseconds since the Unix epoch, UTC.
+typedef int64_t Millis;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -60,6 +63,16 @@ char *hydra_meta_operations(uint64_t handle, const char *request_json);
 // # Safety
 // `request_json` is NULL or points to a NUL-terminated string.
 char *hydra_profile_info(uint64_t handle, const char *request_json);
+
+// `overview`: Counts of every domain and storage sizes (walks cached for 300 s).
+//
+// Same as `hydra_call(handle, "overview", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_overview(uint64_t handle, const char *request_json);
 
 // `profile.maintenance`: Optimize, checkpoint and optionally vacuum the database.
 //

@@ -45,6 +45,7 @@ pub mod hydraflow;
 pub mod jobs;
 pub mod meta;
 pub mod ops;
+pub mod overview;
 pub mod privacy;
 pub mod profile;
 pub mod types;

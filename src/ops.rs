@@ -70,6 +70,7 @@ operations! {
     "meta.version" => meta_version(crate::meta::VersionRequest) -> crate::meta::Version = crate::meta::version, read, "Library, ABI, schema and SQLite versions.";
     "meta.operations" => meta_operations(OperationsRequest) -> OperationsResponse = operations_catalogue, read, "Every operation with its read-only flag and summary.";
     "profile.info" => profile_info(crate::meta::ProfileInfoRequest) -> crate::meta::ProfileInfo = crate::meta::profile_info, read, "Profile directory, schema version and database file sizes.";
+    "overview" => overview(crate::overview::OverviewRequest) -> crate::overview::Overview = crate::overview::overview, read, "Counts of every domain and storage sizes (walks cached for 300 s).";
     "profile.maintenance" => profile_maintenance(crate::meta::MaintenanceRequest) -> crate::meta::MaintenanceReport = crate::meta::maintenance, write, "Optimize, checkpoint and optionally vacuum the database.";
     "threads.create" => threads_create(crate::hydraflow::threads::CreateRequest) -> crate::hydraflow::threads::ThreadResponse = crate::hydraflow::threads::create, write, "Create a thread.";
     "threads.get" => threads_get(crate::hydraflow::threads::IdRequest) -> crate::hydraflow::threads::ThreadResponse = crate::hydraflow::threads::get, read, "Get a thread by id.";
