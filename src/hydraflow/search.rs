@@ -45,7 +45,8 @@ pub struct SearchResponse {
 /// with another dimension is `invalid_argument`. With `query`: every
 /// whitespace-separated term must occur in key or value (FTS5, terms quoted
 /// so no query syntax leaks through); the score is `-bm25`. Ties keep
-/// insertion order.
+/// insertion order. Ranking runs on a reader, outside the write lock; the
+/// only write is one short transaction that sets `last_accessed_at`.
 pub fn search(profile: &Profile, req: SearchRequest) -> Result<SearchResponse> {
     if let Some(min) = req.min_score {
         if !min.is_finite() {
