@@ -88,6 +88,17 @@ fn reply_thread_resolution_through_tab_and_context() {
         "no reply and no model: none"
     );
 
+    // An explicit thread with a new tab: the tab is created and bound to it.
+    let r = t.ok(
+        "chat",
+        json!({"message": "y", "thread_id": th, "tab_id": "tab-new", "reply": "z"}),
+    );
+    assert_eq!(r["context"]["tab"]["thread_id"], th.as_str());
+    assert_eq!(
+        t.ok("tabs.unbind_thread", json!({"tab_id": "tab-new"}))["tab"]["id"],
+        "tab-new"
+    );
+
     let listed = t.ok("messages.list", json!({"thread_id": tab_thread}));
     assert_eq!(listed["items"].as_array().unwrap().len(), 4);
     let thread = t.ok("threads.get", json!({"id": tab_thread}))["thread"].clone();

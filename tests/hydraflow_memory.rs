@@ -335,6 +335,13 @@ fn search_by_embedding_is_exact_cosine_within_filters() {
     }
     let hits = search(json!({"embedding": {"model": "m3", "vector": [1, 0, 0]}, "limit": 2}));
     assert_eq!(hits.len(), 2);
+    assert!(hits
+        .iter()
+        .all(|h| h["memory"]["last_accessed_at"].is_i64()));
+    assert_eq!(
+        t.ok("memory.get", json!({"id": "other"}))["memory"]["last_accessed_at"],
+        Value::Null
+    );
     let hits = search(json!({"embedding": {"model": "m3", "vector": [1, 0, 0]}, "min_score": 0.5}));
     assert_eq!(hits.len(), 2);
     let hits = search(json!({"embedding": {"model": "m3", "vector": [1, 0, 0]}, "thread_id": th}));
