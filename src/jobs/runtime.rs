@@ -723,7 +723,13 @@ impl Jobs {
             Ok(())
         });
         shared.sealed.store(true, Ordering::SeqCst);
-        let grace = deadline.max(Instant::now() + Duration::from_secs(1));
+        // Idle workers end as soon as they see the queue closed; only a
+        // thread stuck in a handler that ignored cancellation is left behind.
+        let grace = if cancel_running {
+            deadline.max(Instant::now() + Duration::from_millis(20))
+        } else {
+            Instant::now() + Duration::from_secs(1)
+        };
         for worker in std::mem::take(&mut *self.workers.lock()) {
             join_until(worker, grace);
         }
