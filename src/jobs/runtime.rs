@@ -227,20 +227,60 @@ impl Shared {
         runner
     }
 
-    /// Ends the running job `id`: `cancelled` if cancellation was requested
+    /// A dispatched job ready to start: it has a runner and a token. `None`
+    /// when the profile is closing (the job stays queued) or when no runner
+    /// exists for its type yet (the job is parked).
+    fn prepare(&self, d: Dispatch) -> Option<Prepared> {
+        if self.stopping.load(Ordering::SeqCst) {
+            return None;
+        }
+        let runner = self.runner_or_park(&d)?;
+        let token = self.track(&d.id)?;
+        Some(Prepared {
+            id: d.id,
+            runner,
+            token,
+        })
+    }
+
+    /// Moves a prepared job to `running` in its own transaction.
+    fn start(&self, profile: &Profile, next: Prepared) -> Option<Started> {
+        let started = self.commit(profile.db(), |tx, touched| {
+            ledger::transition(tx, &next.id, Move::Start, now_ms())?;
+            touched.changed(&next.id);
+            ledger::require(tx, &next.id)
+        });
+        self.started(next, started.ok())
+    }
+
+    fn started(&self, next: Prepared, job: Option<Job>) -> Option<Started> {
+        match job {
+            Some(job) => Some(Started { job, job_ref: next }),
+            // Cancelled (or pruned) while it waited in the queue.
+            None => {
+                self.untrack(&next.id);
+                None
+            }
+        }
+    }
+
+    /// Ends the running job `id` and, in the same transaction (one commit
+    /// for both), starts the worker's `next` job if there is one. The
+    /// finished job becomes `cancelled` if cancellation was requested
     /// (whatever the work returned), else `succeeded` with the work's value
     /// or `failed` with its error. The token is read under the writer lock,
     /// which `jobs.cancel` also holds when it sets it, so the two agree.
-    fn finish(
+    fn finish_then_start(
         &self,
-        db: &Db,
+        profile: &Profile,
         id: &str,
         outcome: std::result::Result<Value, JobError>,
         token: &AtomicBool,
-    ) {
-        // If this write fails (disk error, or the profile was closed first),
-        // the row stays `running` and the next open marks it `interrupted`.
-        let _ = self.commit(db, |tx, touched| {
+        next: Option<Prepared>,
+    ) -> Option<Started> {
+        let next_id = next.as_ref().map(|n| n.id.clone());
+        let committed = self.commit(profile.db(), |tx, touched| {
+            let now = now_ms();
             let change = if token.load(Ordering::SeqCst) {
                 Move::Cancel(cancelled_error())
             } else {
@@ -249,36 +289,81 @@ impl Shared {
                     Err(error) => Move::Fail(error),
                 }
             };
-            ledger::transition(tx, id, change, now_ms())?;
+            ledger::transition(tx, id, change, now)?;
             touched.changed(id);
             touched.finished = true;
-            Ok(())
+            let Some(next_id) = &next_id else {
+                return Ok(None);
+            };
+            match ledger::transition(tx, next_id, Move::Start, now) {
+                Ok(_) => {
+                    touched.changed(next_id);
+                    ledger::require(tx, next_id).map(Some)
+                }
+                // The next job was cancelled or pruned meanwhile: the finish
+                // still commits.
+                Err(e) if matches!(e.code(), ErrorCode::Conflict | ErrorCode::NotFound) => Ok(None),
+                Err(e) => Err(e),
+            }
         });
         self.untrack(id);
+        match (committed, next) {
+            (Ok(job), Some(next)) => self.started(next, job),
+            // If the commit failed (disk error, or the profile was closed
+            // first) the finished job stays `running` in the ledger and the
+            // next open marks it `interrupted`; the next job starts alone.
+            (Err(_), Some(next)) => self.start(profile, next),
+            (_, None) => None,
+        }
     }
+}
 
-    /// Runs one dispatched job on this worker thread.
-    fn run_dispatched(&self, profile: &Profile, d: Dispatch) {
-        let Some(runner) = self.runner_or_park(&d) else {
-            return;
+/// A dispatched job with its runner and cancellation token.
+struct Prepared {
+    id: String,
+    runner: Runner,
+    token: Arc<AtomicBool>,
+}
+
+/// A job the ledger shows `running`, about to run on this worker.
+struct Started {
+    job: Job,
+    job_ref: Prepared,
+}
+
+/// The worker loop: runs jobs one after another. When a job ends while
+/// another is waiting in the queue, its end and the next job's start share
+/// one commit, which halves the ledger's commits under load without ever
+/// showing a state before it is durable.
+fn worker_loop(shared: Arc<Shared>, queue: Receiver<Dispatch>) {
+    // The profile is held only while a chain of jobs runs; an idle worker
+    // blocked on the queue holds none.
+    let mut current: Option<(Profile, Started)> = None;
+    loop {
+        let (profile, started) = match current.take() {
+            Some(chain) => chain,
+            None => {
+                let Ok(d) = queue.recv() else {
+                    break;
+                };
+                let Ok(profile) = shared.profile() else {
+                    break;
+                };
+                match shared.prepare(d).and_then(|p| shared.start(&profile, p)) {
+                    Some(started) => (profile, started),
+                    None => continue,
+                }
+            }
         };
-        let Some(token) = self.track(&d.id) else {
-            return;
-        };
-        let started = self.commit(profile.db(), |tx, touched| {
-            ledger::transition(tx, &d.id, Move::Start, now_ms())?;
-            touched.changed(&d.id);
-            ledger::require(tx, &d.id)
-        });
-        let job = match started {
-            Ok(job) => job,
-            // Cancelled (or pruned) while it waited in the queue.
-            Err(_) => return self.untrack(&d.id),
-        };
-        let ctx = JobContext::new(profile.clone(), job, Arc::clone(&token));
-        let outcome = run_guarded(|| runner.run(&ctx)).map_err(|e| JobError::from_error(&e));
+        let Started { job, job_ref } = started;
+        let ctx = JobContext::new(profile.clone(), job, Arc::clone(&job_ref.token));
+        let outcome =
+            run_guarded(|| job_ref.runner.run(&ctx)).map_err(|e| JobError::from_error(&e));
         drop(ctx);
-        self.finish(profile.db(), &d.id, outcome, &token);
+        let next = queue.try_recv().ok().and_then(|d| shared.prepare(d));
+        current = shared
+            .finish_then_start(&profile, &job_ref.id, outcome, &job_ref.token, next)
+            .map(|next| (profile, next));
     }
 }
 
@@ -307,18 +392,6 @@ fn no_handler(job_type: &str) -> Error {
         "no handler is registered for this job type",
     )
     .with_detail("job_type", job_type)
-}
-
-fn worker_loop(shared: Arc<Shared>, queue: Receiver<Dispatch>) {
-    while let Ok(d) = queue.recv() {
-        if shared.stopping.load(Ordering::SeqCst) {
-            continue; // stays queued in the ledger for the next open
-        }
-        let Ok(profile) = shared.profile() else {
-            break;
-        };
-        shared.run_dispatched(&profile, d);
-    }
 }
 
 fn event_loop(slot: Arc<RwLock<Option<HostEventFn>>>, events: Receiver<Value>) {
@@ -620,7 +693,8 @@ impl Jobs {
             Ok(value) => Ok(value.clone()),
             Err(e) => Err(JobError::from_error(e)),
         };
-        self.shared.finish(profile.db(), &id, for_ledger, &token);
+        self.shared
+            .finish_then_start(&profile, &id, for_ledger, &token, None);
         if token.load(Ordering::SeqCst) {
             return Ok((id, Err(cancelled_error().to_error())));
         }
