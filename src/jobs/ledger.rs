@@ -354,12 +354,12 @@ pub fn queued(conn: &Connection) -> Result<Vec<(String, String)>> {
     )
 }
 
-/// The page keys `(created_at, seq)` of one list branch: the jobs with the
-/// given status and/or type (each optional), newest first, strictly before
+/// The page keys `(created_at, seq)` of one list branch: the jobs with
+/// `status` (and `job_type`, if given), newest first, strictly before
 /// `before`, at most `limit`.
 pub fn page_keys(
     conn: &Connection,
-    status: Option<JobStatus>,
+    status: JobStatus,
     job_type: Option<&str>,
     before: (i64, i64),
     limit: usize,
@@ -367,10 +367,8 @@ pub fn page_keys(
     use rusqlite::types::Value as Sql;
     let mut filter = String::new();
     let mut args: Vec<Sql> = Vec::with_capacity(4);
-    if let Some(status) = status {
-        filter.push_str("status = ? AND ");
-        args.push(Sql::Text(status.as_str().to_owned()));
-    }
+    filter.push_str("status = ? AND ");
+    args.push(Sql::Text(status.as_str().to_owned()));
     if let Some(job_type) = job_type {
         filter.push_str("type = ? AND ");
         args.push(Sql::Text(job_type.to_owned()));

@@ -116,6 +116,20 @@ impl Touched {
     }
 }
 
+/// A ledger change waiting for the writer (see [`Shared::commit`]). `work`
+/// returns whether the change succeeded (its result is stored by itself).
+struct PendingChange {
+    work: Box<dyn FnOnce(&Transaction<'_>, &mut Touched) -> bool + Send>,
+    state: Arc<Mutex<BatchState>>,
+}
+
+/// Where a [`PendingChange`] is.
+enum BatchState {
+    Waiting,
+    Committed,
+    Failed(crate::error::PublicError),
+}
+
 /// The state workers share with the [`Jobs`] handle.
 struct Shared {
     profile: OnceCell<WeakProfile>,
@@ -128,6 +142,8 @@ struct Shared {
     finished_changed: Condvar,
     event_fn: Arc<RwLock<Option<HostEventFn>>>,
     events: Mutex<Option<Sender<Value>>>,
+    /// Ledger changes waiting for the writer lock (group commit).
+    pending: Mutex<Vec<PendingChange>>,
     /// Set when the profile starts closing: no job starts any more.
     stopping: AtomicBool,
     /// Set (under the writer lock) when close has written its last ledger
@@ -143,24 +159,88 @@ impl Shared {
             .ok_or_else(closed)
     }
 
-    /// Runs `f` as one `IMMEDIATE` transaction on the writer. After the
-    /// commit, and before the writer lock is released (so events keep commit
-    /// order), the jobs `f` touched are queued as `job.updated` events; the
-    /// host callback itself runs later on the event thread, outside any lock.
-    fn commit<T>(
+    /// Runs `f` as part of one `IMMEDIATE` transaction on the writer and
+    /// returns its result once that transaction is committed.
+    ///
+    /// Group commit: `f` is queued, then the caller takes the writer lock.
+    /// Whoever holds it runs every queued change in one transaction (each
+    /// inside its own savepoint, so a change that fails is undone alone and
+    /// reports its own error) and commits once; callers whose change was
+    /// already committed by the holder find it done when they get the lock.
+    /// Under load many ledger changes share one commit; none is reported
+    /// before it is durable.
+    ///
+    /// After the commit, and before the writer lock is released (so events
+    /// keep commit order), the jobs the changes touched are queued as
+    /// `job.updated` events; the host callback itself runs later on the
+    /// event thread, outside any lock.
+    fn commit<T: Send + 'static>(
         &self,
         db: &Db,
-        f: impl FnOnce(&Transaction<'_>, &mut Touched) -> Result<T>,
+        f: impl FnOnce(&Transaction<'_>, &mut Touched) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let mut touched = Touched::default();
-        let value = {
+        let slot: Arc<Mutex<Option<Result<T>>>> = Arc::default();
+        let state = Arc::new(Mutex::new(BatchState::Waiting));
+        let out = Arc::clone(&slot);
+        self.pending.lock().push(PendingChange {
+            work: Box::new(move |tx, touched| {
+                let result = f(tx, touched);
+                let ok = result.is_ok();
+                *out.lock() = Some(result);
+                ok
+            }),
+            state: Arc::clone(&state),
+        });
+        {
             let mut conn = db.writer();
+            if matches!(*state.lock(), BatchState::Waiting) {
+                let batch = std::mem::take(&mut *self.pending.lock());
+                self.commit_batch(&mut conn, batch);
+            }
+        }
+        let state = std::mem::replace(&mut *state.lock(), BatchState::Waiting);
+        match state {
+            BatchState::Committed => slot
+                .lock()
+                .take()
+                .unwrap_or_else(|| Err(Error::internal("a ledger change was lost"))),
+            BatchState::Failed(e) => Err(Error::new(e.code, e.message)),
+            BatchState::Waiting => Err(Error::internal("a ledger change was lost")),
+        }
+    }
+
+    /// Runs a batch of queued changes in one transaction (the caller holds
+    /// the writer lock) and marks each `Committed` or `Failed`.
+    fn commit_batch(&self, conn: &mut rusqlite::Connection, batch: Vec<PendingChange>) {
+        let mut states = Vec::with_capacity(batch.len());
+        let mut touched = Touched::default();
+        let committed = (|| -> Result<()> {
             if self.sealed.load(Ordering::SeqCst) {
                 return Err(closed());
             }
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let value = f(&tx, &mut touched)?;
-            let events = if self.event_fn.read().is_some() {
+            let alone = batch.len() == 1;
+            for change in batch {
+                states.push(change.state);
+                let mut mine = Touched::default();
+                if alone {
+                    // One change: its failure rolls back the transaction.
+                    if !(change.work)(&tx, &mut mine) {
+                        return Ok(());
+                    }
+                } else {
+                    tx.execute_batch("SAVEPOINT ledger_change")?;
+                    if (change.work)(&tx, &mut mine) {
+                        tx.execute_batch("RELEASE ledger_change")?;
+                    } else {
+                        tx.execute_batch("ROLLBACK TO ledger_change; RELEASE ledger_change")?;
+                        continue;
+                    }
+                }
+                touched.ids.extend(mine.ids);
+                touched.finished |= mine.finished;
+            }
+            let events: Vec<Job> = if self.event_fn.read().is_some() {
                 touched
                     .ids
                     .iter()
@@ -175,12 +255,17 @@ impl Shared {
                     let _ = sender.send(json!({"type": "job.updated", "job": job}));
                 }
             }
-            value
-        };
-        if touched.finished {
+            Ok(())
+        })();
+        for state in states {
+            *state.lock() = match &committed {
+                Ok(()) => BatchState::Committed,
+                Err(e) => BatchState::Failed(e.to_public()),
+            };
+        }
+        if committed.is_ok() && touched.finished {
             self.notify_finished();
         }
-        Ok(value)
     }
 
     fn notify_finished(&self) {
@@ -245,10 +330,11 @@ impl Shared {
 
     /// Moves a prepared job to `running` in its own transaction.
     fn start(&self, profile: &Profile, next: Prepared) -> Option<Started> {
-        let started = self.commit(profile.db(), |tx, touched| {
-            ledger::transition(tx, &next.id, Move::Start, now_ms())?;
-            touched.changed(&next.id);
-            ledger::require(tx, &next.id)
+        let id = next.id.clone();
+        let started = self.commit(profile.db(), move |tx, touched| {
+            ledger::transition(tx, &id, Move::Start, now_ms())?;
+            touched.changed(&id);
+            ledger::require(tx, &id)
         });
         self.started(next, started.ok())
     }
@@ -275,11 +361,13 @@ impl Shared {
         profile: &Profile,
         id: &str,
         outcome: std::result::Result<Value, JobError>,
-        token: &AtomicBool,
+        token: &Arc<AtomicBool>,
         next: Option<Prepared>,
     ) -> Option<Started> {
         let next_id = next.as_ref().map(|n| n.id.clone());
-        let committed = self.commit(profile.db(), |tx, touched| {
+        let (finished_id, token) = (id.to_owned(), Arc::clone(token));
+        let committed = self.commit(profile.db(), move |tx, touched| {
+            let id = finished_id.as_str();
             let now = now_ms();
             let change = if token.load(Ordering::SeqCst) {
                 Move::Cancel(cancelled_error())
@@ -438,6 +526,7 @@ impl Jobs {
                 finished_changed: Condvar::new(),
                 event_fn: Arc::new(RwLock::new(None)),
                 events: Mutex::new(None),
+                pending: Mutex::new(Vec::new()),
                 stopping: AtomicBool::new(false),
                 sealed: AtomicBool::new(false),
             }),
@@ -556,18 +645,19 @@ impl Jobs {
             return Err(no_handler(job_type));
         }
         let id = new_id();
-        self.shared.commit(profile.db(), |tx, touched| {
+        let (new_id, new_type) = (id.clone(), job_type.to_owned());
+        self.shared.commit(profile.db(), move |tx, touched| {
             links.check(tx)?;
             ledger::insert(
                 tx,
-                &id,
-                job_type,
+                &new_id,
+                &new_type,
                 &payload,
                 &links,
                 JobStatus::Queued,
                 now_ms(),
             )?;
-            touched.changed(&id);
+            touched.changed(&new_id);
             Ok(())
         })?;
         self.dispatch(Dispatch {
@@ -665,12 +755,14 @@ impl Jobs {
         let profile = self.profile()?;
         let id = new_id();
         let token = self.shared.track(&id).ok_or_else(closed)?;
-        let inserted = self.shared.commit(profile.db(), |tx, touched| {
+        let (new_id, new_type) = (id.clone(), job_type.to_owned());
+        let inserted = self.shared.commit(profile.db(), move |tx, touched| {
+            let id = new_id;
             links.check(tx)?;
             ledger::insert(
                 tx,
                 &id,
-                job_type,
+                &new_type,
                 &payload,
                 &links,
                 JobStatus::Running,
@@ -707,7 +799,9 @@ impl Jobs {
     /// `conflict`.
     pub fn cancel(&self, id: &str) -> Result<Job> {
         let profile = self.profile()?;
-        self.shared.commit(profile.db(), |tx, touched| {
+        let (shared, id) = (Arc::clone(&self.shared), id.to_owned());
+        self.shared.commit(profile.db(), move |tx, touched| {
+            let id = id.as_str();
             let status = ledger::status_of(tx, id)?.ok_or_else(|| Error::not_found("job", "id"))?;
             match status {
                 JobStatus::Queued => {
@@ -716,7 +810,7 @@ impl Jobs {
                     touched.finished = true;
                 }
                 JobStatus::Running => {
-                    if let Some(token) = self.shared.running.lock().get(id) {
+                    if let Some(token) = shared.running.lock().get(id) {
                         token.store(true, Ordering::SeqCst);
                     }
                 }
@@ -735,15 +829,17 @@ impl Jobs {
     pub fn report_progress(&self, id: &str, patch: &ProgressPatch) -> Result<Job> {
         validate_progress(patch)?;
         let profile = self.profile()?;
-        self.shared.commit(profile.db(), |tx, touched| {
+        let (shared, id, patch) = (Arc::clone(&self.shared), id.to_owned(), patch.clone());
+        self.shared.commit(profile.db(), move |tx, touched| {
+            let id = id.as_str();
             let status = ledger::status_of(tx, id)?.ok_or_else(|| Error::not_found("job", "id"))?;
-            if status == JobStatus::Running && self.shared.cancel_requested(id) {
+            if status == JobStatus::Running && shared.cancel_requested(id) {
                 return Err(Error::new(
                     ErrorCode::Cancelled,
                     "cancellation of this job was requested; stop and return",
                 ));
             }
-            ledger::record_progress(tx, id, patch, now_ms())?;
+            ledger::record_progress(tx, id, &patch, now_ms())?;
             touched.changed(id);
             ledger::require(tx, id)
         })
@@ -782,7 +878,8 @@ impl Jobs {
             }
             running.keys().cloned().collect()
         };
-        let _ = shared.commit(db, |tx, touched| {
+        let sealer = Arc::clone(shared);
+        let _ = shared.commit(db, move |tx, touched| {
             for id in &stuck {
                 let cancelled = JobError::new(
                     ErrorCode::Cancelled,
@@ -793,7 +890,7 @@ impl Jobs {
                     touched.finished = true;
                 }
             }
-            shared.sealed.store(true, Ordering::SeqCst);
+            sealer.sealed.store(true, Ordering::SeqCst);
             Ok(())
         });
         shared.sealed.store(true, Ordering::SeqCst);
