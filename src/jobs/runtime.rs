@@ -119,9 +119,12 @@ impl Touched {
 /// A ledger change waiting for the writer (see [`Shared::commit`]). `work`
 /// returns whether the change succeeded (its result is stored by itself).
 struct PendingChange {
-    work: Box<dyn FnOnce(&Transaction<'_>, &mut Touched) -> bool + Send>,
+    work: ChangeFn,
     state: Arc<Mutex<BatchState>>,
 }
+
+/// The body of a [`PendingChange`].
+type ChangeFn = Box<dyn FnOnce(&Transaction<'_>, &mut Touched) -> bool + Send>;
 
 /// Where a [`PendingChange`] is.
 enum BatchState {
@@ -229,9 +232,9 @@ impl Shared {
                         return Ok(());
                     }
                 } else {
-                    tx.execute_batch("SAVEPOINT ledger_change")?;
+                    tx.prepare_cached("SAVEPOINT ledger_change")?.execute([])?;
                     if (change.work)(&tx, &mut mine) {
-                        tx.execute_batch("RELEASE ledger_change")?;
+                        tx.prepare_cached("RELEASE ledger_change")?.execute([])?;
                     } else {
                         tx.execute_batch("ROLLBACK TO ledger_change; RELEASE ledger_change")?;
                         continue;
@@ -954,4 +957,82 @@ fn validate_progress(patch: &ProgressPatch) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::OpenOptions;
+
+    fn change(id: &'static str, succeeds: bool) -> (PendingChange, Arc<Mutex<BatchState>>) {
+        let state = Arc::new(Mutex::new(BatchState::Waiting));
+        let work: ChangeFn = Box::new(move |tx, touched| {
+            let payload = json!({});
+            let links = JobLinks::none();
+            ledger::insert(tx, id, "t", &payload, &links, JobStatus::Queued, 1).unwrap();
+            touched.changed(id);
+            succeeds
+        });
+        let pending = PendingChange {
+            work,
+            state: Arc::clone(&state),
+        };
+        (pending, state)
+    }
+
+    #[test]
+    fn a_failed_change_in_a_group_commit_is_undone_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let profile = Profile::open(OpenOptions::new(dir.path())).unwrap();
+        let (a, state_a) = change("a", true);
+        let (b, state_b) = change("b", false);
+        let (c, state_c) = change("c", true);
+        {
+            let mut conn = profile.db().writer();
+            profile.jobs().shared.commit_batch(&mut conn, vec![a, b, c]);
+        }
+        for state in [state_a, state_b, state_c] {
+            assert!(matches!(*state.lock(), BatchState::Committed));
+        }
+        let exists = |id: &str| profile.jobs().get(id).is_ok();
+        assert!(exists("a") && exists("c"));
+        assert!(!exists("b"), "the failed change must be rolled back");
+    }
+
+    #[test]
+    fn concurrent_commits_each_get_their_own_result() {
+        let dir = tempfile::tempdir().unwrap();
+        let profile = Profile::open(OpenOptions::new(dir.path())).unwrap();
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let profile = profile.clone();
+                std::thread::spawn(move || {
+                    (0..50)
+                        .map(|i| {
+                            let n = t * 100 + i;
+                            profile.jobs().shared.commit(profile.db(), move |_, _| {
+                                if n % 7 == 0 {
+                                    Err(Error::conflict("seven"))
+                                } else {
+                                    Ok(n)
+                                }
+                            })
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for (t, thread) in threads.into_iter().enumerate() {
+            for (i, result) in thread.join().unwrap().into_iter().enumerate() {
+                let n = t * 100 + i;
+                match result {
+                    Ok(v) => assert_eq!(v, n),
+                    Err(e) => {
+                        assert_eq!(n % 7, 0);
+                        assert_eq!(e.code(), ErrorCode::Conflict);
+                    }
+                }
+            }
+        }
+    }
 }
