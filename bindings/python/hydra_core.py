@@ -57,6 +57,11 @@ JSON_FN = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p)
 #: ``typedef void (*hydra_event_fn)(const char *json, void *user_data);``
 EVENT_FN = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_void_p)
 
+_lib.hydra_register_job_handler.argtypes = [ctypes.c_uint64, ctypes.c_char_p, JSON_FN, ctypes.c_void_p]
+_lib.hydra_register_job_handler.restype = ctypes.c_void_p
+_lib.hydra_set_event_callback.argtypes = [ctypes.c_uint64, EVENT_FN, ctypes.c_void_p]
+_lib.hydra_set_event_callback.restype = ctypes.c_void_p
+
 
 class HydraError(Exception):
     """An error envelope: ``code`` is stable, ``message`` is for people."""
@@ -133,6 +138,44 @@ class Profile:
     def call(self, op: str, request: Any = None) -> Any:
         """Runs operation ``op`` with a dict (or JSON text) request."""
         return _take(_lib.hydra_call(self.handle, op.encode("utf-8"), _encode(request)))
+
+    def register_job_handler(self, job_type: str, handler: Optional[Callable[[dict], Any]]) -> None:
+        """Runs jobs of ``job_type`` (e.g. ``"focused_crawl"``) with ``handler(job) -> result``
+        on a library worker thread. Raise HydraError to fail the job with its code;
+        ``jobs_progress`` raises HydraError("cancelled") once the job was asked to stop.
+        ``None`` unregisters."""
+        if handler is None:
+            callback = ctypes.cast(None, JSON_FN)
+        else:
+
+            def trampoline(job_json: bytes, _user_data: Any) -> Optional[int]:
+                try:
+                    return _malloc_json(handler(json.loads(job_json)))
+                except HydraError as e:
+                    return _malloc_json({"error": {"code": e.code, "message": e.message}})
+                except Exception:  # noqa: BLE001 - any other failure fails the job
+                    return None
+
+            callback = JSON_FN(trampoline)
+        _take(_lib.hydra_register_job_handler(self.handle, job_type.encode("utf-8"), callback, None))
+        self._callbacks[("job", job_type)] = callback
+
+    def set_event_callback(self, callback: Optional[Callable[[dict], None]]) -> None:
+        """Receives ``{"type": "job.updated", "job": {...}}`` on every job change, from a
+        library thread. ``None`` unregisters."""
+        if callback is None:
+            native = ctypes.cast(None, EVENT_FN)
+        else:
+
+            def trampoline(event_json: bytes, _user_data: Any) -> None:
+                try:
+                    callback(json.loads(event_json))
+                except Exception:  # noqa: BLE001 - an event callback must not raise into C
+                    pass
+
+            native = EVENT_FN(trampoline)
+        _take(_lib.hydra_set_event_callback(self.handle, native, None))
+        self._callbacks["events"] = native
 
     def close(self, **options: Any) -> None:
         if self.handle:

@@ -5,6 +5,7 @@ Run: python3 examples/python/smoke.py  (after `cargo build`)
 
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bindings" / "python"))
@@ -44,6 +45,31 @@ with tempfile.TemporaryDirectory() as tmp:
     check("unknown op", error_code(profile.call, "nope.nope") == "unknown_operation")
     check("bad utf-8", error_code(profile.call, "meta.version", b'{"a":"\xff"}') == "invalid_argument")
     check("second open locked", error_code(hydra_core.Profile.open, tmp) == "profile_locked")
+    check("crawl needs a handler", error_code(profile.refresh_focused_crawl, query="q") == "no_handler")
+    events = []
+    profile.set_event_callback(events.append)
+
+    def crawler(job):
+        profile.jobs_progress(id=job["id"], steps_total=2, steps_completed=1)
+        if job["payload"].get("query") == "fail":
+            raise hydra_core.HydraError("timeout", "site too slow", {})
+        return {"pages": 2}
+
+    profile.register_job_handler("focused_crawl", crawler)
+    job_id = profile.refresh_focused_crawl(query="q")["job_id"]
+    job = profile.jobs_wait(id=job_id, timeout_ms=10000)["job"]
+    check("crawl job succeeded", job["status"] == "succeeded" and job["result"] == {"pages": 2})
+    check("crawl progress", job["progress"]["steps_completed"] == 1)
+    job_id = profile.refresh_focused_crawl(query="fail")["job_id"]
+    job = profile.jobs_wait(id=job_id, timeout_ms=10000)["job"]
+    check("crawl job failed", job["status"] == "failed" and job["error"]["code"] == "timeout")
+    deadline = time.monotonic() + 10
+    while len(events) < 8 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    profile.set_event_callback(None)
+    check("job events", [e["job"]["status"] for e in events[:4]] == ["queued", "running", "running", "succeeded"])
+    profile.register_job_handler("focused_crawl", None)
+    check("handler unregistered", error_code(profile.refresh_focused_crawl, query="q") == "no_handler")
     handle = profile.handle
     profile.close()
     stale = hydra_core.Profile.__new__(hydra_core.Profile)
