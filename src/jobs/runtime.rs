@@ -3,17 +3,15 @@
 //!
 //! Ownership, so that nothing keeps a profile alive by accident: the
 //! [`Jobs`] value lives inside the profile and owns the sending side of the
-//! work queue. Worker threads hold only the [`Shared`] state, whose link
-//! back to the profile is weak; a worker upgrades it for the length of one
-//! job. Dropping (or closing) the profile drops the queue's sender, and the
+//! work queue. Worker threads hold only the `Shared` state, whose link
+//! back to the profile is weak; a worker upgrades it while it runs jobs. Dropping (or closing) the profile drops the queue's sender, and the
 //! idle workers end.
 //!
-//! Events: every ledger change commits through [`Shared::commit`], which
-//! reads the changed jobs inside the transaction and hands them to the event
-//! thread right after the commit, while the writer lock still orders commits.
-//! The host's callback runs on that event thread, outside every lock, in
-//! commit order.
+//! Every ledger change commits through [`LedgerWriter::commit`] (group
+//! commit; `job.updated` events queued in commit order). The host's event
+//! callback runs on the event thread started here, outside every lock.
 
+use super::commit::LedgerWriter;
 use super::context::JobContext;
 use super::ledger::{self, Move, ProgressPatch};
 use super::model::{builtin_type, Job, JobError, JobLinks, JobStatus};
@@ -24,8 +22,7 @@ use crate::types::{is_valid_id, new_id, now_ms, HostEventFn, HostJsonFn, Patch};
 use crossbeam_channel::{Receiver, Sender};
 use once_cell::sync::OnceCell;
 use parking_lot::{Condvar, Mutex, RwLock};
-use rusqlite::{Transaction, TransactionBehavior};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -103,36 +100,6 @@ impl Registry {
     }
 }
 
-/// Jobs touched by one ledger transaction.
-#[derive(Default)]
-struct Touched {
-    ids: Vec<String>,
-    finished: bool,
-}
-
-impl Touched {
-    fn changed(&mut self, id: &str) {
-        self.ids.push(id.to_owned());
-    }
-}
-
-/// A ledger change waiting for the writer (see [`Shared::commit`]). `work`
-/// returns whether the change succeeded (its result is stored by itself).
-struct PendingChange {
-    work: ChangeFn,
-    state: Arc<Mutex<BatchState>>,
-}
-
-/// The body of a [`PendingChange`].
-type ChangeFn = Box<dyn FnOnce(&Transaction<'_>, &mut Touched) -> bool + Send>;
-
-/// Where a [`PendingChange`] is.
-enum BatchState {
-    Waiting,
-    Committed,
-    Failed(crate::error::PublicError),
-}
-
 /// The state workers share with the [`Jobs`] handle.
 struct Shared {
     profile: OnceCell<WeakProfile>,
@@ -140,18 +107,10 @@ struct Shared {
     /// Cancellation tokens of the jobs running now, by id.
     running: Mutex<HashMap<String, Arc<AtomicBool>>>,
     running_changed: Condvar,
-    /// Bumped whenever a job reaches a terminal status (and at shutdown).
-    finished: Mutex<u64>,
-    finished_changed: Condvar,
-    event_fn: Arc<RwLock<Option<HostEventFn>>>,
-    events: Mutex<Option<Sender<Value>>>,
-    /// Ledger changes waiting for the writer lock (group commit).
-    pending: Mutex<Vec<PendingChange>>,
+    /// Writes the ledger (group commit, events, the finished signal).
+    ledger: LedgerWriter,
     /// Set when the profile starts closing: no job starts any more.
     stopping: AtomicBool,
-    /// Set (under the writer lock) when close has written its last ledger
-    /// row: a job that ends later leaves no trace in a closed profile.
-    sealed: AtomicBool,
 }
 
 impl Shared {
@@ -160,120 +119,6 @@ impl Shared {
             .get()
             .and_then(WeakProfile::upgrade)
             .ok_or_else(closed)
-    }
-
-    /// Runs `f` as part of one `IMMEDIATE` transaction on the writer and
-    /// returns its result once that transaction is committed.
-    ///
-    /// Group commit: `f` is queued, then the caller takes the writer lock.
-    /// Whoever holds it runs every queued change in one transaction (each
-    /// inside its own savepoint, so a change that fails is undone alone and
-    /// reports its own error) and commits once; callers whose change was
-    /// already committed by the holder find it done when they get the lock.
-    /// Under load many ledger changes share one commit; none is reported
-    /// before it is durable.
-    ///
-    /// After the commit, and before the writer lock is released (so events
-    /// keep commit order), the jobs the changes touched are queued as
-    /// `job.updated` events; the host callback itself runs later on the
-    /// event thread, outside any lock.
-    fn commit<T: Send + 'static>(
-        &self,
-        db: &Db,
-        f: impl FnOnce(&Transaction<'_>, &mut Touched) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
-        let slot: Arc<Mutex<Option<Result<T>>>> = Arc::default();
-        let state = Arc::new(Mutex::new(BatchState::Waiting));
-        let out = Arc::clone(&slot);
-        self.pending.lock().push(PendingChange {
-            work: Box::new(move |tx, touched| {
-                let result = f(tx, touched);
-                let ok = result.is_ok();
-                *out.lock() = Some(result);
-                ok
-            }),
-            state: Arc::clone(&state),
-        });
-        {
-            let mut conn = db.writer();
-            if matches!(*state.lock(), BatchState::Waiting) {
-                let batch = std::mem::take(&mut *self.pending.lock());
-                self.commit_batch(&mut conn, batch);
-            }
-        }
-        let state = std::mem::replace(&mut *state.lock(), BatchState::Waiting);
-        match state {
-            BatchState::Committed => slot
-                .lock()
-                .take()
-                .unwrap_or_else(|| Err(Error::internal("a ledger change was lost"))),
-            BatchState::Failed(e) => Err(Error::new(e.code, e.message)),
-            BatchState::Waiting => Err(Error::internal("a ledger change was lost")),
-        }
-    }
-
-    /// Runs a batch of queued changes in one transaction (the caller holds
-    /// the writer lock) and marks each `Committed` or `Failed`.
-    fn commit_batch(&self, conn: &mut rusqlite::Connection, batch: Vec<PendingChange>) {
-        let mut states = Vec::with_capacity(batch.len());
-        let mut touched = Touched::default();
-        let committed = (|| -> Result<()> {
-            if self.sealed.load(Ordering::SeqCst) {
-                return Err(closed());
-            }
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let alone = batch.len() == 1;
-            for change in batch {
-                states.push(change.state);
-                let mut mine = Touched::default();
-                if alone {
-                    // One change: its failure rolls back the transaction.
-                    if !(change.work)(&tx, &mut mine) {
-                        return Ok(());
-                    }
-                } else {
-                    tx.prepare_cached("SAVEPOINT ledger_change")?.execute([])?;
-                    if (change.work)(&tx, &mut mine) {
-                        tx.prepare_cached("RELEASE ledger_change")?.execute([])?;
-                    } else {
-                        tx.execute_batch("ROLLBACK TO ledger_change; RELEASE ledger_change")?;
-                        continue;
-                    }
-                }
-                touched.ids.extend(mine.ids);
-                touched.finished |= mine.finished;
-            }
-            let events: Vec<Job> = if self.event_fn.read().is_some() {
-                touched
-                    .ids
-                    .iter()
-                    .filter_map(|id| ledger::get(&tx, id).ok().flatten())
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            tx.commit()?;
-            if let Some(sender) = &*self.events.lock() {
-                for job in events {
-                    let _ = sender.send(json!({"type": "job.updated", "job": job}));
-                }
-            }
-            Ok(())
-        })();
-        for state in states {
-            *state.lock() = match &committed {
-                Ok(()) => BatchState::Committed,
-                Err(e) => BatchState::Failed(e.to_public()),
-            };
-        }
-        if committed.is_ok() && touched.finished {
-            self.notify_finished();
-        }
-    }
-
-    fn notify_finished(&self) {
-        *self.finished.lock() += 1;
-        self.finished_changed.notify_all();
     }
 
     /// Registers the cancellation token of a job about to run; `None` once
@@ -334,7 +179,7 @@ impl Shared {
     /// Moves a prepared job to `running` in its own transaction.
     fn start(&self, profile: &Profile, next: Prepared) -> Option<Started> {
         let id = next.id.clone();
-        let started = self.commit(profile.db(), move |tx, touched| {
+        let started = self.ledger.commit(profile.db(), move |tx, touched| {
             ledger::transition(tx, &id, Move::Start, now_ms())?;
             touched.changed(&id);
             ledger::require(tx, &id)
@@ -369,7 +214,7 @@ impl Shared {
     ) -> Option<Started> {
         let next_id = next.as_ref().map(|n| n.id.clone());
         let (finished_id, token) = (id.to_owned(), Arc::clone(token));
-        let committed = self.commit(profile.db(), move |tx, touched| {
+        let committed = self.ledger.commit(profile.db(), move |tx, touched| {
             let id = finished_id.as_str();
             let now = now_ms();
             let change = if token.load(Ordering::SeqCst) {
@@ -525,13 +370,8 @@ impl Jobs {
                 registry: Mutex::new(Registry::default()),
                 running: Mutex::new(HashMap::new()),
                 running_changed: Condvar::new(),
-                finished: Mutex::new(0),
-                finished_changed: Condvar::new(),
-                event_fn: Arc::new(RwLock::new(None)),
-                events: Mutex::new(None),
-                pending: Mutex::new(Vec::new()),
+                ledger: LedgerWriter::new(),
                 stopping: AtomicBool::new(false),
-                sealed: AtomicBool::new(false),
             }),
             workers_wanted: workers.max(1),
             queue: Mutex::new(None),
@@ -558,11 +398,11 @@ impl Jobs {
     pub(crate) fn start(&self, profile: &Profile) -> Result<()> {
         let _ = self.shared.profile.set(profile.downgrade());
         let (event_tx, event_rx) = crossbeam_channel::unbounded();
-        let slot = Arc::clone(&self.shared.event_fn);
+        let slot = self.shared.ledger.event_slot();
         let event_thread = std::thread::Builder::new()
             .name("hydra-events".into())
             .spawn(move || event_loop(slot, event_rx))?;
-        *self.shared.events.lock() = Some(event_tx);
+        self.shared.ledger.set_event_sink(Some(event_tx));
         *self.event_thread.lock() = Some(event_thread);
 
         let (queue_tx, queue_rx) = crossbeam_channel::unbounded();
@@ -635,7 +475,7 @@ impl Jobs {
     /// Sets (or with `None` clears) the callback that receives
     /// `{"type":"job.updated","job":{...}}` on every job change.
     pub fn set_event_callback(&self, callback: Option<HostEventFn>) {
-        *self.shared.event_fn.write() = callback;
+        *self.shared.ledger.event_slot().write() = callback;
     }
 
     /// Writes the job row `queued`, then hands it to the worker pool.
@@ -649,20 +489,22 @@ impl Jobs {
         }
         let id = new_id();
         let (new_id, new_type) = (id.clone(), job_type.to_owned());
-        self.shared.commit(profile.db(), move |tx, touched| {
-            links.check(tx)?;
-            ledger::insert(
-                tx,
-                &new_id,
-                &new_type,
-                &payload,
-                &links,
-                JobStatus::Queued,
-                now_ms(),
-            )?;
-            touched.changed(&new_id);
-            Ok(())
-        })?;
+        self.shared
+            .ledger
+            .commit(profile.db(), move |tx, touched| {
+                links.check(tx)?;
+                ledger::insert(
+                    tx,
+                    &new_id,
+                    &new_type,
+                    &payload,
+                    &links,
+                    JobStatus::Queued,
+                    now_ms(),
+                )?;
+                touched.changed(&new_id);
+                Ok(())
+            })?;
         self.dispatch(Dispatch {
             id: id.clone(),
             job_type: job_type.to_owned(),
@@ -683,43 +525,29 @@ impl Jobs {
     }
 
     fn wait_until(&self, id: &str, deadline: Option<Instant>) -> Result<Job> {
-        let shared = &self.shared;
+        let ledger = &self.shared.ledger;
         loop {
-            let seen = *shared.finished.lock();
+            let seen = ledger.generation();
             let job = self.get(id)?;
             if job.status.is_terminal() {
                 return Ok(job);
             }
-            if job.status == JobStatus::Queued && shared.stopping.load(Ordering::SeqCst) {
+            if job.status == JobStatus::Queued && self.shared.stopping.load(Ordering::SeqCst) {
                 return Err(Error::new(
                     ErrorCode::Closed,
                     "the profile is closing; the job stays queued for the next open",
                 ));
             }
-            let mut finished = shared.finished.lock();
-            if *finished != seen {
-                continue;
-            }
-            match deadline {
-                Some(deadline) => {
-                    if shared
-                        .finished_changed
-                        .wait_until(&mut finished, deadline)
-                        .timed_out()
-                    {
-                        drop(finished);
-                        let job = self.get(id)?;
-                        if job.status.is_terminal() {
-                            return Ok(job);
-                        }
-                        return Err(Error::new(
-                            ErrorCode::Timeout,
-                            "the job did not finish within the timeout",
-                        )
-                        .with_detail("status", job.status.as_str()));
-                    }
+            if !ledger.wait_for_finish(seen, deadline) {
+                let job = self.get(id)?;
+                if job.status.is_terminal() {
+                    return Ok(job);
                 }
-                None => shared.finished_changed.wait(&mut finished),
+                return Err(Error::new(
+                    ErrorCode::Timeout,
+                    "the job did not finish within the timeout",
+                )
+                .with_detail("status", job.status.as_str()));
             }
         }
     }
@@ -759,7 +587,7 @@ impl Jobs {
         let id = new_id();
         let token = self.shared.track(&id).ok_or_else(closed)?;
         let (new_id, new_type) = (id.clone(), job_type.to_owned());
-        let inserted = self.shared.commit(profile.db(), move |tx, touched| {
+        let inserted = self.shared.ledger.commit(profile.db(), move |tx, touched| {
             let id = new_id;
             links.check(tx)?;
             ledger::insert(
@@ -803,7 +631,7 @@ impl Jobs {
     pub fn cancel(&self, id: &str) -> Result<Job> {
         let profile = self.profile()?;
         let (shared, id) = (Arc::clone(&self.shared), id.to_owned());
-        self.shared.commit(profile.db(), move |tx, touched| {
+        self.shared.ledger.commit(profile.db(), move |tx, touched| {
             let id = id.as_str();
             let status = ledger::status_of(tx, id)?.ok_or_else(|| Error::not_found("job", "id"))?;
             match status {
@@ -833,7 +661,7 @@ impl Jobs {
         validate_progress(patch)?;
         let profile = self.profile()?;
         let (shared, id, patch) = (Arc::clone(&self.shared), id.to_owned(), patch.clone());
-        self.shared.commit(profile.db(), move |tx, touched| {
+        self.shared.ledger.commit(profile.db(), move |tx, touched| {
             let id = id.as_str();
             let status = ledger::status_of(tx, id)?.ok_or_else(|| Error::not_found("job", "id"))?;
             if status == JobStatus::Running && shared.cancel_requested(id) {
@@ -859,7 +687,7 @@ impl Jobs {
         let shared = &self.shared;
         shared.stopping.store(true, Ordering::SeqCst);
         drop(self.queue.lock().take());
-        shared.notify_finished(); // waiters on queued jobs notice `stopping`
+        shared.ledger.notify_finished(); // waiters on queued jobs notice `stopping`
         let deadline = Instant::now() + cancel_timeout;
         let stuck: Vec<String> = {
             let mut running = shared.running.lock();
@@ -882,7 +710,7 @@ impl Jobs {
             running.keys().cloned().collect()
         };
         let sealer = Arc::clone(shared);
-        let _ = shared.commit(db, move |tx, touched| {
+        let _ = shared.ledger.commit(db, move |tx, touched| {
             for id in &stuck {
                 let cancelled = JobError::new(
                     ErrorCode::Cancelled,
@@ -893,10 +721,10 @@ impl Jobs {
                     touched.finished = true;
                 }
             }
-            sealer.sealed.store(true, Ordering::SeqCst);
+            sealer.ledger.seal();
             Ok(())
         });
-        shared.sealed.store(true, Ordering::SeqCst);
+        shared.ledger.seal();
         // Idle workers end as soon as they see the queue closed; only a
         // thread stuck in a handler that ignored cancellation is left behind.
         let grace = if cancel_running {
@@ -907,13 +735,13 @@ impl Jobs {
         for worker in std::mem::take(&mut *self.workers.lock()) {
             join_until(worker, grace);
         }
-        drop(shared.events.lock().take());
+        shared.ledger.set_event_sink(None);
         if let Some(event_thread) = self.event_thread.lock().take() {
             join_until(event_thread, grace);
         }
         // Drop host closures now: one that captured the profile would
         // otherwise keep it alive.
-        *shared.event_fn.write() = None;
+        *shared.ledger.event_slot().write() = None;
         std::mem::take(&mut *shared.registry.lock());
     }
 }
@@ -925,7 +753,7 @@ impl Drop for Jobs {
     fn drop(&mut self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
         drop(self.queue.get_mut().take());
-        drop(self.shared.events.lock().take());
+        self.shared.ledger.set_event_sink(None);
     }
 }
 
@@ -957,82 +785,4 @@ fn validate_progress(patch: &ProgressPatch) -> Result<()> {
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::profile::OpenOptions;
-
-    fn change(id: &'static str, succeeds: bool) -> (PendingChange, Arc<Mutex<BatchState>>) {
-        let state = Arc::new(Mutex::new(BatchState::Waiting));
-        let work: ChangeFn = Box::new(move |tx, touched| {
-            let payload = json!({});
-            let links = JobLinks::none();
-            ledger::insert(tx, id, "t", &payload, &links, JobStatus::Queued, 1).unwrap();
-            touched.changed(id);
-            succeeds
-        });
-        let pending = PendingChange {
-            work,
-            state: Arc::clone(&state),
-        };
-        (pending, state)
-    }
-
-    #[test]
-    fn a_failed_change_in_a_group_commit_is_undone_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let profile = Profile::open(OpenOptions::new(dir.path())).unwrap();
-        let (a, state_a) = change("a", true);
-        let (b, state_b) = change("b", false);
-        let (c, state_c) = change("c", true);
-        {
-            let mut conn = profile.db().writer();
-            profile.jobs().shared.commit_batch(&mut conn, vec![a, b, c]);
-        }
-        for state in [state_a, state_b, state_c] {
-            assert!(matches!(*state.lock(), BatchState::Committed));
-        }
-        let exists = |id: &str| profile.jobs().get(id).is_ok();
-        assert!(exists("a") && exists("c"));
-        assert!(!exists("b"), "the failed change must be rolled back");
-    }
-
-    #[test]
-    fn concurrent_commits_each_get_their_own_result() {
-        let dir = tempfile::tempdir().unwrap();
-        let profile = Profile::open(OpenOptions::new(dir.path())).unwrap();
-        let threads: Vec<_> = (0..8)
-            .map(|t| {
-                let profile = profile.clone();
-                std::thread::spawn(move || {
-                    (0..50)
-                        .map(|i| {
-                            let n = t * 100 + i;
-                            profile.jobs().shared.commit(profile.db(), move |_, _| {
-                                if n % 7 == 0 {
-                                    Err(Error::conflict("seven"))
-                                } else {
-                                    Ok(n)
-                                }
-                            })
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        for (t, thread) in threads.into_iter().enumerate() {
-            for (i, result) in thread.join().unwrap().into_iter().enumerate() {
-                let n = t * 100 + i;
-                match result {
-                    Ok(v) => assert_eq!(v, n),
-                    Err(e) => {
-                        assert_eq!(n % 7, 0);
-                        assert_eq!(e.code(), ErrorCode::Conflict);
-                    }
-                }
-            }
-        }
-    }
 }
