@@ -36,13 +36,16 @@
 //! [`types`]).
 
 pub mod browser;
+pub mod bundle;
 pub mod db;
 pub mod error;
 pub mod ffi;
 pub mod fsutil;
+pub mod hydraflow;
 pub mod jobs;
 pub mod meta;
 pub mod ops;
+pub mod overview;
 pub mod privacy;
 pub mod profile;
 pub mod types;

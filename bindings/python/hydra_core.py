@@ -57,11 +57,6 @@ JSON_FN = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p)
 #: ``typedef void (*hydra_event_fn)(const char *json, void *user_data);``
 EVENT_FN = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_void_p)
 
-_lib.hydra_register_job_handler.argtypes = [ctypes.c_uint64, ctypes.c_char_p, JSON_FN, ctypes.c_void_p]
-_lib.hydra_register_job_handler.restype = ctypes.c_void_p
-_lib.hydra_set_event_callback.argtypes = [ctypes.c_uint64, EVENT_FN, ctypes.c_void_p]
-_lib.hydra_set_event_callback.restype = ctypes.c_void_p
-
 
 class HydraError(Exception):
     """An error envelope: ``code`` is stable, ``message`` is for people."""
@@ -107,12 +102,48 @@ def _malloc_json(value: Any) -> Optional[int]:
     return _libc.strdup(json.dumps(value).encode("utf-8"))
 
 
+def _json_callback(fn: Callable[[Any], Any]) -> Any:
+    """Wraps ``fn(request) -> reply`` as a ``hydra_json_fn``. Raising
+    HydraError reports that code; any other exception reports ``internal``."""
+
+    def trampoline(text: bytes, _user_data: int) -> Optional[int]:
+        try:
+            reply = fn(json.loads(text.decode("utf-8")))
+        except HydraError as e:
+            reply = {"error": {"code": e.code, "message": e.message}}
+        except Exception as e:  # the host's failure, reported to the library
+            reply = {"error": {"code": "internal", "message": f"{type(e).__name__}: {e}"}}
+        return _malloc_json(reply)
+
+    return JSON_FN(trampoline)
+
+
+def _event_callback(fn: Callable[[Any], None]) -> Any:
+    def trampoline(text: bytes, _user_data: int) -> None:
+        try:
+            fn(json.loads(text.decode("utf-8")))
+        except Exception:  # an event sink must not unwind into the library
+            pass
+
+    return EVENT_FN(trampoline)
+
+
+def _native(name: str, argtypes: list) -> Any:
+    """A registration function, bound on first use."""
+    fn = getattr(_lib, name)
+    fn.argtypes = argtypes
+    fn.restype = ctypes.c_void_p
+    return fn
+
+
 class Profile:
     """An open profile handle. Use as a context manager or call close()."""
 
     def __init__(self, handle: int):
         self.handle = handle
-        self._callbacks: dict = {}  # keeps ctypes callbacks alive
+        # Every callback ever registered stays alive with the handle: a worker
+        # thread may still be inside a replaced one.
+        self._callbacks: list = []
         for op in self.call("meta.operations")["items"]:
             name = op["name"]
             setattr(self, name.replace(".", "_"), self._bind(name, op["summary"]))
@@ -139,43 +170,28 @@ class Profile:
         """Runs operation ``op`` with a dict (or JSON text) request."""
         return _take(_lib.hydra_call(self.handle, op.encode("utf-8"), _encode(request)))
 
-    def register_job_handler(self, job_type: str, handler: Optional[Callable[[dict], Any]]) -> None:
-        """Runs jobs of ``job_type`` (e.g. ``"focused_crawl"``) with ``handler(job) -> result``
-        on a library worker thread. Raise HydraError to fail the job with its code;
-        ``jobs_progress`` raises HydraError("cancelled") once the job was asked to stop.
-        ``None`` unregisters."""
-        if handler is None:
-            callback = ctypes.cast(None, JSON_FN)
-        else:
+    def register_model(self, fn: Optional[Callable[[Any], Any]]) -> None:
+        """Registers ``fn({thread_id, message, context}) -> {content, model?, tokens?}``
+        to answer ``chat`` turns (on the calling thread); None unregisters."""
+        native = _native("hydra_register_model", [ctypes.c_uint64, JSON_FN, ctypes.c_void_p])
+        cb = _json_callback(fn) if fn else JSON_FN()
+        _take(native(self.handle, cb, None))
+        self._callbacks.append(cb)
 
-            def trampoline(job_json: bytes, _user_data: Any) -> Optional[int]:
-                try:
-                    return _malloc_json(handler(json.loads(job_json)))
-                except HydraError as e:
-                    return _malloc_json({"error": {"code": e.code, "message": e.message}})
-                except Exception:  # noqa: BLE001 - any other failure fails the job
-                    return None
+    def register_job_handler(self, job_type: str, fn: Optional[Callable[[Any], Any]]) -> None:
+        """Registers ``fn(job) -> result`` to run jobs of ``job_type`` on a
+        worker thread (it may call ``jobs.progress``); None unregisters."""
+        native = _native("hydra_register_job_handler", [ctypes.c_uint64, ctypes.c_char_p, JSON_FN, ctypes.c_void_p])
+        cb = _json_callback(fn) if fn else JSON_FN()
+        _take(native(self.handle, job_type.encode("utf-8"), cb, None))
+        self._callbacks.append(cb)
 
-            callback = JSON_FN(trampoline)
-        _take(_lib.hydra_register_job_handler(self.handle, job_type.encode("utf-8"), callback, None))
-        self._callbacks[("job", job_type)] = callback
-
-    def set_event_callback(self, callback: Optional[Callable[[dict], None]]) -> None:
-        """Receives ``{"type": "job.updated", "job": {...}}`` on every job change, from a
-        library thread. ``None`` unregisters."""
-        if callback is None:
-            native = ctypes.cast(None, EVENT_FN)
-        else:
-
-            def trampoline(event_json: bytes, _user_data: Any) -> None:
-                try:
-                    callback(json.loads(event_json))
-                except Exception:  # noqa: BLE001 - an event callback must not raise into C
-                    pass
-
-            native = EVENT_FN(trampoline)
-        _take(_lib.hydra_set_event_callback(self.handle, native, None))
-        self._callbacks["events"] = native
+    def set_event_callback(self, fn: Optional[Callable[[Any], None]]) -> None:
+        """Receives ``{"type": "job.updated", "job": {...}}`` from worker threads."""
+        native = _native("hydra_set_event_callback", [ctypes.c_uint64, EVENT_FN, ctypes.c_void_p])
+        cb = _event_callback(fn) if fn else EVENT_FN()
+        _take(native(self.handle, cb, None))
+        self._callbacks.append(cb)
 
     def close(self, **options: Any) -> None:
         if self.handle:
