@@ -69,18 +69,10 @@ fn focused_crawl_needs_a_handler_and_existing_links() {
         "failed calls queue nothing"
     );
 
-    t.profile
-        .db()
-        .write(|tx| {
-            tx.execute(
-                "INSERT INTO llm_threads (id, created_at, updated_at) VALUES ('th1', 1, 1)",
-                [],
-            )?;
-            Ok(())
-        })
-        .unwrap();
+    t.ok("threads.create", json!({"id": "th1", "title": "t"}));
+    t.ok("tasks.create", json!({"id": "task1", "title": "t"}));
     let request = json!({"query": "rust", "seeds": ["https://example.org/"], "budget": 5,
-                         "depth": 2, "force": true, "thread_id": "th1"});
+                         "depth": 2, "force": true, "thread_id": "th1", "task_id": "task1"});
     let id = crawl(&t, request.clone());
     let job = t.ok("jobs.wait", json!({"id": id, "timeout_ms": 10_000}))["job"].clone();
     assert_eq!(job["type"], "focused_crawl");
@@ -88,7 +80,7 @@ fn focused_crawl_needs_a_handler_and_existing_links() {
     assert_eq!(job["payload"], request);
     assert_eq!(job["result"], json!({"got": request}));
     assert_eq!(job["thread_id"], "th1");
-    assert_eq!(job["task_id"], Value::Null);
+    assert_eq!(job["task_id"], "task1");
     assert_eq!(job["error"], Value::Null);
     for field in ["created_at", "updated_at", "started_at", "completed_at"] {
         assert!(job[field].is_i64(), "{field}");
