@@ -36,10 +36,12 @@
 //! [`types`]).
 
 pub mod browser;
+pub mod bundle;
 pub mod db;
 pub mod error;
 pub mod ffi;
 pub mod fsutil;
+pub mod hydraflow;
 pub mod jobs;
 pub mod meta;
 pub mod ops;

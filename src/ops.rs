@@ -71,6 +71,30 @@ operations! {
     "meta.operations" => meta_operations(OperationsRequest) -> OperationsResponse = operations_catalogue, read, "Every operation with its read-only flag and summary.";
     "profile.info" => profile_info(crate::meta::ProfileInfoRequest) -> crate::meta::ProfileInfo = crate::meta::profile_info, read, "Profile directory, schema version and database file sizes.";
     "profile.maintenance" => profile_maintenance(crate::meta::MaintenanceRequest) -> crate::meta::MaintenanceReport = crate::meta::maintenance, write, "Optimize, checkpoint and optionally vacuum the database.";
+    "threads.create" => threads_create(crate::hydraflow::threads::CreateRequest) -> crate::hydraflow::threads::ThreadResponse = crate::hydraflow::threads::create, write, "Create a thread.";
+    "threads.get" => threads_get(crate::hydraflow::threads::IdRequest) -> crate::hydraflow::threads::ThreadResponse = crate::hydraflow::threads::get, read, "Get a thread by id.";
+    "threads.update" => threads_update(crate::hydraflow::threads::UpdateRequest) -> crate::hydraflow::threads::ThreadResponse = crate::hydraflow::threads::update, write, "Update a thread's title, description or metadata.";
+    "threads.list" => threads_list(crate::hydraflow::threads::ListRequest) -> crate::types::Page<crate::hydraflow::threads::Thread> = crate::hydraflow::threads::list, read, "List threads, newest updated first.";
+    "threads.delete" => threads_delete(crate::hydraflow::threads::IdRequest) -> crate::hydraflow::threads::DeleteResponse = crate::hydraflow::threads::delete, write, "Delete a thread with its messages, tasks and memories; detach its tabs and jobs.";
+    "messages.append" => messages_append(crate::hydraflow::messages::AppendRequest) -> crate::hydraflow::messages::MessageResponse = crate::hydraflow::messages::append, write, "Append a message to a thread.";
+    "messages.list" => messages_list(crate::hydraflow::messages::ListRequest) -> crate::types::Page<crate::hydraflow::messages::Message> = crate::hydraflow::messages::list, read, "List a thread's messages, oldest or newest first.";
+    "messages.delete" => messages_delete(crate::hydraflow::threads::IdRequest) -> crate::hydraflow::messages::DeletedResponse = crate::hydraflow::messages::delete, write, "Delete a message.";
+    "chat" => chat(crate::hydraflow::chat::ChatRequest) -> crate::hydraflow::chat::ChatResponse = crate::hydraflow::chat::chat, write, "One chat turn: user message, assistant reply or model answer, and context.";
+    "hydraflow.context" => hydraflow_context(crate::hydraflow::context::ContextRequest) -> crate::hydraflow::context::ThreadContext = crate::hydraflow::context::context, read, "A thread with its recent messages, open tasks, memories and bound tabs.";
+    "tasks.create" => tasks_create(crate::hydraflow::tasks::CreateRequest) -> crate::hydraflow::tasks::TaskResponse = crate::hydraflow::tasks::create, write, "Create a task.";
+    "tasks.get" => tasks_get(crate::hydraflow::threads::IdRequest) -> crate::hydraflow::tasks::TaskResponse = crate::hydraflow::tasks::get, read, "Get a task by id.";
+    "tasks.update" => tasks_update(crate::hydraflow::tasks::UpdateRequest) -> crate::hydraflow::tasks::TaskResponse = crate::hydraflow::tasks::update, write, "Update a task; a status change records an event.";
+    "tasks.list" => tasks_list(crate::hydraflow::tasks::ListRequest) -> crate::types::Page<crate::hydraflow::tasks::Task> = crate::hydraflow::tasks::list, read, "List tasks, newest updated first.";
+    "tasks.delete" => tasks_delete(crate::hydraflow::threads::IdRequest) -> crate::hydraflow::messages::DeletedResponse = crate::hydraflow::tasks::delete, write, "Delete a task and its events.";
+    "tasks.add_event" => tasks_add_event(crate::hydraflow::tasks::AddEventRequest) -> crate::hydraflow::tasks::EventResponse = crate::hydraflow::tasks::add_event, write, "Record an event on a task.";
+    "tasks.events" => tasks_events(crate::hydraflow::tasks::EventsRequest) -> crate::types::Page<crate::hydraflow::tasks::TaskEvent> = crate::hydraflow::tasks::events, read, "List a task's events, oldest first.";
+    "memory.upsert" => memory_upsert(crate::hydraflow::memory::UpsertRequest) -> crate::hydraflow::memory::UpsertResponse = crate::hydraflow::memory::upsert, write, "Insert or update a memory, optionally with an embedding.";
+    "memory.get" => memory_get(crate::hydraflow::threads::IdRequest) -> crate::hydraflow::memory::MemoryResponse = crate::hydraflow::memory::get, read, "Get a memory by id.";
+    "memory.list" => memory_list(crate::hydraflow::memory::ListRequest) -> crate::types::Page<crate::hydraflow::memory::Memory> = crate::hydraflow::memory::list, read, "List memories, newest first.";
+    "memory.delete" => memory_delete(crate::hydraflow::memory::DeleteRequest) -> crate::hydraflow::messages::DeletedResponse = crate::hydraflow::memory::delete, write, "Delete a memory by id or by filters.";
+    "memory.search" => memory_search(crate::hydraflow::search::SearchRequest) -> crate::hydraflow::search::SearchResponse = crate::hydraflow::search::search, write, "Search memories by embedding or full text.";
+    "tabs.bind_thread" => tabs_bind_thread(crate::hydraflow::tab_binding::BindRequest) -> crate::hydraflow::tab_binding::BindResponse = crate::hydraflow::tab_binding::bind_thread, write, "Bind a tab to a thread, creating the tab or thread if needed.";
+    "tabs.unbind_thread" => tabs_unbind_thread(crate::hydraflow::tab_binding::UnbindRequest) -> crate::hydraflow::tab_binding::TabResponse = crate::hydraflow::tab_binding::unbind_thread, write, "Unbind a tab from its thread.";
     "tabs.upsert" => tabs_upsert(crate::browser::tabs::UpsertRequest) -> crate::browser::tabs::TabResponse = crate::browser::tabs::upsert, write, "Create a tab or update its thread binding.";
     "tabs.get" => tabs_get(crate::browser::tabs::IdRequest) -> crate::browser::tabs::TabResponse = crate::browser::tabs::get_op, read, "One tab by id.";
     "tabs.list" => tabs_list(crate::browser::tabs::ListRequest) -> crate::types::Page<crate::browser::tabs::Tab> = crate::browser::tabs::list, read, "Tabs, newest updated_at first.";
@@ -88,6 +112,9 @@ operations! {
     "bookmarks.delete" => bookmarks_delete(crate::browser::bookmarks::IdRequest) -> crate::browser::bookmarks::DeleteResponse = crate::browser::bookmarks::delete, write, "Delete a bookmark, leaving no trace.";
     "bookmarks.create_folder" => bookmarks_create_folder(crate::browser::bookmarks::CreateFolderRequest) -> crate::browser::bookmarks::FolderResponse = crate::browser::bookmarks::create_folder, write, "Create a bookmark folder.";
     "bookmarks.delete_folder" => bookmarks_delete_folder(crate::browser::bookmarks::IdRequest) -> crate::browser::bookmarks::DeleteFolderResponse = crate::browser::bookmarks::delete_folder, write, "Delete a folder with its subfolders and bookmarks.";
+    "bundle.export" => bundle_export(crate::bundle::ExportRequest) -> crate::bundle::JobSubmitted = crate::bundle::export, write, "Export components of the profile to a verifiable bundle file, as a job.";
+    "bundle.import" => bundle_import(crate::bundle::ImportRequest) -> crate::bundle::JobSubmitted = crate::bundle::import, write, "Verify a bundle, then import it in one transaction, as a job.";
+    "bundle.list" => bundle_list(crate::bundle::ListRequest) -> crate::bundle::BundleList = crate::bundle::list, read, "The bundles in the profile's bundles folder with their manifests.";
     "jobs.list" => jobs_list(crate::jobs::ListRequest) -> crate::types::Page<crate::jobs::Job> = crate::jobs::list, read, "List jobs newest first, filtered by status and type.";
     "jobs.get" => jobs_get(crate::jobs::JobIdRequest) -> crate::jobs::JobResponse = crate::jobs::get, read, "Get one job.";
     "jobs.status" => jobs_status(crate::jobs::JobIdRequest) -> crate::jobs::StatusResponse = crate::jobs::status, read, "A job's status and progress fraction from the ledger.";
@@ -103,11 +130,23 @@ operations! {
 /// job left `running` by a crash is queued again at the next open instead of
 /// ending `failed` / `interrupted`. A host handler registered for one of
 /// these names runs its jobs instead (see `crate::jobs`).
-pub const JOB_TYPES: &[crate::jobs::JobType] = &[crate::jobs::JobType {
-    name: crate::browser::import::JOB_TYPE,
-    rerun_after_crash: false,
-    run: crate::browser::import::run_job,
-}];
+pub const JOB_TYPES: &[crate::jobs::JobType] = &[
+    crate::jobs::JobType {
+        name: crate::browser::import::JOB_TYPE,
+        rerun_after_crash: false,
+        run: crate::browser::import::run_job,
+    },
+    crate::jobs::JobType {
+        name: crate::bundle::EXPORT_JOB,
+        rerun_after_crash: false,
+        run: crate::bundle::run_export,
+    },
+    crate::jobs::JobType {
+        name: crate::bundle::IMPORT_JOB,
+        rerun_after_crash: false,
+        run: crate::bundle::run_import,
+    },
+];
 
 /// The job types the library queues but only a host handler runs
 /// (`hydra_register_job_handler`). Their jobs never re-run after a crash;

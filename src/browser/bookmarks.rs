@@ -27,10 +27,10 @@ pub struct Bookmark {
     pub updated_at: Millis,
 }
 
-const BOOKMARK_COLUMNS: &str = "id, url, title, folder_id, tags, created_at, updated_at";
+pub(crate) const BOOKMARK_COLUMNS: &str = "id, url, title, folder_id, tags, created_at, updated_at";
 
 impl Bookmark {
-    fn from_row(r: &Row<'_>) -> rusqlite::Result<Bookmark> {
+    pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Bookmark> {
         let tags: String = r.get(4)?;
         Ok(Bookmark {
             id: r.get(0)?,

@@ -35,11 +35,12 @@ pub struct Visit {
     pub duration_ms: Option<i64>,
 }
 
-const VISIT_COLUMNS: &str = "id, url, host, title, visited_at, tab_id, referrer, status_code, \
+pub(crate) const VISIT_COLUMNS: &str =
+    "id, url, host, title, visited_at, tab_id, referrer, status_code, \
                              content_type, transition, duration_ms";
 
 impl Visit {
-    fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Visit> {
+    pub(crate) fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Visit> {
         Ok(Visit {
             id: r.get(0)?,
             url: r.get(1)?,

@@ -186,7 +186,23 @@ pub fn insert(conn: &Connection, v: &NewVisit, now: Millis) -> Result<(i64, bool
     if let Some(tab_id) = &v.tab_id {
         tabs::ensure(conn, tab_id, now)?;
     }
-    let inserted = conn.query_opt(
+    let Some(id) = insert_row(conn, v)? else {
+        let existing = conn.query_i64(
+            "SELECT id FROM history WHERE url = ?1 AND visited_at = ?2",
+            params![v.url, v.visited_at],
+        )?;
+        return Ok((existing, true));
+    };
+    if let Some(tab_id) = &v.tab_id {
+        point_tab_if_newest(conn, tab_id, id, v, now)?;
+    }
+    Ok((id, false))
+}
+
+/// Stores the history row alone (no tab is created or moved): its new id,
+/// or `None` when its `(url, visited_at)` is already stored.
+pub fn insert_row(conn: &Connection, v: &NewVisit) -> Result<Option<i64>> {
+    conn.query_opt(
         "INSERT INTO history (url, host, rev_host, title, visited_at, tab_id, referrer,
                               status_code, content_type, transition, duration_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
@@ -206,18 +222,7 @@ pub fn insert(conn: &Connection, v: &NewVisit, now: Millis) -> Result<(i64, bool
             v.duration_ms
         ],
         |r| r.get::<_, i64>(0),
-    )?;
-    let Some(id) = inserted else {
-        let existing = conn.query_i64(
-            "SELECT id FROM history WHERE url = ?1 AND visited_at = ?2",
-            params![v.url, v.visited_at],
-        )?;
-        return Ok((existing, true));
-    };
-    if let Some(tab_id) = &v.tab_id {
-        point_tab_if_newest(conn, tab_id, id, v, now)?;
-    }
-    Ok((id, false))
+    )
 }
 
 /// Moves the tab's pointer to visit `id` unless the tab has a later visit
