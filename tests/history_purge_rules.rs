@@ -188,7 +188,9 @@ fn purge_all_clears_tabs_and_keeps_bookmarks() {
         t.ok("tabs.get", json!({"id": "t2"}))["tab"]["last_visited_at"],
         json!(6)
     );
+    let epoch = t.profile.storage_epoch();
     let r = t.ok("history.purge", json!({"all": true}));
+    assert!(t.profile.storage_epoch() > epoch, "overview storage cache not invalidated");
     assert_eq!(
         (r["deleted_count"].clone(), r["tabs_cleared"].clone()),
         (json!(1), json!(1))
