@@ -348,6 +348,14 @@ mod tests {
             field_of(r#"{"id":"a","items":[{"url":"x"},{"url":"y","tilte":"t"}]}"#),
             (ErrorCode::InvalidArgument, "items[1].tilte".into())
         );
+        let e = parse_request::<Req>(br#"{"id":"a","items":[{"url":"x"},{"url":1}]}"#)
+            .unwrap_err()
+            .to_public();
+        assert_eq!(e.details["index"], 1);
+        let e = parse_request::<Req>(br#"{"id":"a","colour":1}"#)
+            .unwrap_err()
+            .to_public();
+        assert!(!e.details.contains_key("index"));
     }
 
     #[test]

@@ -369,3 +369,27 @@ fn bad_import_requests_create_no_job_and_bad_files_fail_the_job() {
     assert_eq!(jobs[0]["status"], json!("failed"));
     assert_eq!(jobs[0]["error"]["code"], json!("corrupt"));
 }
+
+#[test]
+fn copies_left_by_a_crash_are_removed_by_the_next_import() {
+    let t = TestProfile::new();
+    let src = tempfile::tempdir().unwrap();
+    let path = chrome_history(src.path());
+    let stale = t.dir.path().join(".history-import-crashed");
+    let live = t.dir.path().join(".history-import-running");
+    for dir in [&stale, &live] {
+        std::fs::create_dir(dir).unwrap();
+        std::fs::write(dir.join("source.sqlite"), "copy").unwrap();
+    }
+    let two_days_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 86_400);
+    std::fs::File::open(&stale)
+        .unwrap()
+        .set_modified(two_days_ago)
+        .unwrap();
+    import_file(&t.profile, SourceBrowser::Chrome, &path, &mut no_progress()).unwrap();
+    assert!(!stale.exists(), "a stale copy survived");
+    assert!(
+        live.exists(),
+        "a recent copy (a running import) was removed"
+    );
+}

@@ -188,7 +188,12 @@ fn purge_all_clears_tabs_and_keeps_bookmarks() {
         t.ok("tabs.get", json!({"id": "t2"}))["tab"]["last_visited_at"],
         json!(6)
     );
+    let epoch = hydra_core::profile::storage_epoch(t.profile.dir());
     let r = t.ok("history.purge", json!({"all": true}));
+    assert!(
+        hydra_core::profile::storage_epoch(t.profile.dir()) > epoch,
+        "overview storage cache not invalidated"
+    );
     assert_eq!(
         (r["deleted_count"].clone(), r["tabs_cleared"].clone()),
         (json!(1), json!(1))

@@ -4,14 +4,19 @@
 //! The browser may hold its file locked (and keeps recent changes in a
 //! `-wal` beside it), so the file is first copied, with its WAL, into a
 //! private temporary directory inside the profile; the copy is opened
-//! read-only and removed when the import ends. The original is only ever
-//! read. Timestamps are converted to Unix milliseconds (Chrome counts
-//! microseconds since 1601-01-01, Firefox microseconds since 1970), visits
-//! are recorded oldest first through the same insert as `visits.record`
-//! (so a `(url, visited_at)` already stored counts as a duplicate and a
-//! re-run imports nothing twice), in chunks of [`CHUNK`] visits per
-//! transaction with progress after each chunk. Visits whose URL is not
-//! absolute or whose time is before 1970 are skipped and counted.
+//! read-only and removed when the import ends (one left by a crash is
+//! removed by a later import). The original is only ever read.
+//!
+//! Timestamps are converted to Unix milliseconds (Chrome counts
+//! microseconds since 1601-01-01, Firefox microseconds since 1970). Visits
+//! are recorded oldest first through the same insert as `visits.record`, so
+//! a `(url, visited_at)` already stored counts as a duplicate and a re-run
+//! imports nothing twice. They are written in chunks of [`CHUNK`] per
+//! transaction, with progress after each chunk, so a long import never
+//! holds the writer for long; a job that fails or is cancelled part-way
+//! keeps the chunks already committed (running it again completes it).
+//! Visits whose URL is not absolute or whose time is before 1970 are
+//! skipped and counted.
 
 use crate::browser::urls;
 use crate::browser::visits::{self, NewVisit};
@@ -90,8 +95,9 @@ pub fn import_file(
     path: &Path,
     progress: &mut dyn FnMut(ImportProgress) -> Result<()>,
 ) -> Result<ImportOutcome> {
+    remove_stale_copies(profile.dir());
     let copy_dir = tempfile::Builder::new()
-        .prefix(".history-import-")
+        .prefix(COPY_PREFIX)
         .tempdir_in(profile.dir())?;
     let copy = copy_dir.path().join("source.sqlite");
     std::fs::copy(path, &copy)?;
@@ -108,6 +114,32 @@ pub fn import_file(
     drop(source);
     profile.invalidate_storage_cache();
     outcome
+}
+
+/// The name prefix of the temporary directories holding source copies.
+const COPY_PREFIX: &str = ".history-import-";
+
+/// Copies older than this were left by a crash mid-import, never by a live
+/// import, and are removed at the start of the next one.
+const STALE_COPY_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Removes source copies a crashed import left in the profile directory
+/// (best effort: a copy that cannot be removed now is tried next time).
+fn remove_stale_copies(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE_COPY_AGE);
+        if stale && entry.file_name().to_string_lossy().starts_with(COPY_PREFIX) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> std::path::PathBuf {

@@ -6,6 +6,10 @@
 //! needed and moves the tab's pointer (and cached url, title and time) to
 //! itself only when it is the tab's newest visit, so recording visits out of
 //! order never makes a tab show an older page.
+//!
+//! A duplicate stores nothing and moves no pointer, but a named tab is still
+//! created if missing (the contract creates the tab of any `visits.record`
+//! call that names one).
 
 use crate::browser::{tabs, urls};
 use crate::db::ConnExt;
