@@ -44,6 +44,7 @@ pub mod meta;
 pub mod ops;
 pub mod privacy;
 pub mod profile;
+pub mod repo;
 pub mod types;
 
 pub use error::{Error, ErrorCode, PublicError, Result};

@@ -71,6 +71,14 @@ operations! {
     "meta.operations" => meta_operations(OperationsRequest) -> OperationsResponse = operations_catalogue, read, "Every operation with its read-only flag and summary.";
     "profile.info" => profile_info(crate::meta::ProfileInfoRequest) -> crate::meta::ProfileInfo = crate::meta::profile_info, read, "Profile directory, schema version and database file sizes.";
     "profile.maintenance" => profile_maintenance(crate::meta::MaintenanceRequest) -> crate::meta::MaintenanceReport = crate::meta::maintenance, write, "Optimize, checkpoint and optionally vacuum the database.";
+    "repo.register" => repo_register(crate::repo::registry::RegisterRequest) -> crate::repo::registry::RepoResponse = crate::repo::registry::register, write, "Register a repository (or update one): root, permissions, check command, budgets.";
+    "repo.unregister" => repo_unregister(crate::repo::registry::UnregisterRequest) -> crate::repo::registry::UnregisterResponse = crate::repo::registry::unregister, write, "Forget a repository and its change ledger; its files are untouched.";
+    "repo.list" => repo_list(crate::repo::registry::ListRequest) -> crate::repo::registry::ListResponse = crate::repo::registry::list, read, "Every registered repository.";
+    "repo.status" => repo_status(crate::repo::status::StatusRequest) -> crate::repo::status::RepoStatus = crate::repo::status::status, read, "Branch, upstream, ahead/behind and changed paths of a repository (git).";
+    "repo.changes" => repo_changes(crate::repo::registry::ChangesRequest) -> crate::types::Page<crate::repo::registry::Change> = crate::repo::registry::changes, read, "The change ledger of a repository, newest first.";
+    "repo.propose_patch" => repo_propose_patch(crate::repo::patch::PatchRequest) -> crate::repo::patch::ProposeResponse = crate::repo::patch::propose, read, "Check and measure a patch against the path rule, budgets and preconditions; writes nothing.";
+    "repo.apply_patch" => repo_apply_patch(crate::repo::patch::PatchRequest) -> crate::repo::patch::ApplyResponse = crate::repo::patch::apply, write, "Apply a patch all or nothing, recorded as a job and a change.";
+    "repo.run_checks" => repo_run_checks(crate::repo::checks::ChecksRequest) -> crate::repo::checks::ChecksResponse = crate::repo::checks::run_checks, write, "Run the repository's configured check command in a sandbox, as a job.";
 }
 
 /// Request of `meta.operations` (no fields).

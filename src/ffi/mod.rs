@@ -13,6 +13,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod callbacks;
+pub mod os;
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::ops::{self, MAX_REQUEST_BYTES};
