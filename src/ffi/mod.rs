@@ -217,3 +217,23 @@ pub extern "C" fn hydra_version() -> *const c_char {
 }
 
 include!(concat!(env!("OUT_DIR"), "/op_exports.rs"));
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_an_internal_envelope() {
+        let prev = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let out = guarded(|| panic!("boom"));
+        std::panic::set_hook(prev);
+        // SAFETY: `out` was just returned by `guarded`.
+        let text = unsafe { CStr::from_ptr(out) }.to_str().unwrap().to_owned();
+        // SAFETY: freed once.
+        unsafe { hydra_string_free(out) };
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["ok"], false);
+        assert_eq!(v["error"]["code"], "internal");
+    }
+}

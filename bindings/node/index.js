@@ -1,0 +1,116 @@
+'use strict';
+// Node binding of hydra_core over koffi.
+//
+// Loads libhydra_core ($HYDRA_CORE_LIB, else target/release or target/debug
+// of this checkout) and exposes every operation of the library's registry:
+// profile.call('threads.create', {...}) or, derived from meta.operations at
+// open, profile.threads_create({...}). Errors throw HydraError with the
+// envelope's code, message and details.
+
+const fs = require('fs');
+const path = require('path');
+const koffi = require('koffi');
+
+function findLibrary() {
+  if (process.env.HYDRA_CORE_LIB) return process.env.HYDRA_CORE_LIB;
+  const root = path.resolve(__dirname, '..', '..');
+  for (const profile of ['release', 'debug']) {
+    const candidate = path.join(root, 'target', profile, 'libhydra_core.so');
+    if (fs.existsSync(candidate)) return candidate;
+  }
+  throw new Error('libhydra_core.so not found: build it (cargo build) or set HYDRA_CORE_LIB');
+}
+
+const lib = koffi.load(findLibrary());
+const libc = koffi.load('libc.so.6');
+
+const stringFree = lib.func('void hydra_string_free(void *s)');
+// Strings the library returns are owned by the caller: koffi copies them to
+// JS strings and then releases them with hydra_string_free.
+const HydraString = koffi.disposable('HydraString', 'str', stringFree);
+
+const native = {
+  open: lib.func('uint64_t hydra_open(const char *options_json, _Out_ void **error_json_out)'),
+  close: lib.func('hydra_close', HydraString, ['uint64_t', 'const char *']),
+  call: lib.func('hydra_call', HydraString, ['uint64_t', 'const char *', 'const char *']),
+  version: lib.func('const char *hydra_version()'),
+  strdup: libc.func('void *strdup(const char *s)'),
+};
+
+/** typedef char *(*hydra_json_fn)(const char *json, void *user_data); */
+const JsonFn = koffi.proto('void *hydra_json_fn(const char *json, void *user_data)');
+/** typedef void (*hydra_event_fn)(const char *json, void *user_data); */
+const EventFn = koffi.proto('void hydra_event_fn(const char *json, void *user_data)');
+
+class HydraError extends Error {
+  constructor(code, message, details) {
+    super(`${code}: ${message}`);
+    this.code = code;
+    this.details = details || {};
+  }
+}
+
+function unwrap(text) {
+  const envelope = JSON.parse(text);
+  if (envelope.ok) return envelope.data;
+  const { code, message, details } = envelope.error;
+  throw new HydraError(code, message, details);
+}
+
+function encode(request) {
+  if (request === undefined || request === null) return '{}';
+  return typeof request === 'string' ? request : JSON.stringify(request);
+}
+
+/** A JSON string allocated with malloc, as hydra_json_fn must return. */
+function mallocJson(value) {
+  return native.strdup(JSON.stringify(value));
+}
+
+class Profile {
+  constructor(handle) {
+    this.handle = handle;
+    this.callbacks = new Map(); // registered koffi callbacks, kept alive
+    for (const op of this.call('meta.operations').items) {
+      this[op.name.replace(/\./g, '_')] = (request) => this.call(op.name, request);
+    }
+  }
+
+  static open(profileDir, options = {}) {
+    const errOut = [null];
+    const handle = native.open(JSON.stringify({ profile_dir: profileDir, ...options }), errOut);
+    if (handle === 0n || handle === 0) {
+      const text = koffi.decode(errOut[0], 'char', -1);
+      stringFree(errOut[0]);
+      unwrap(text);
+      throw new HydraError('internal', 'open failed without an error envelope');
+    }
+    return new Profile(handle);
+  }
+
+  call(op, request) {
+    return unwrap(native.call(this.handle, op, encode(request)));
+  }
+
+  close(options = {}) {
+    if (!this.handle) return;
+    const handle = this.handle;
+    this.handle = 0;
+    unwrap(native.close(handle, JSON.stringify(options)));
+    for (const cb of this.callbacks.values()) koffi.unregister(cb);
+    this.callbacks.clear();
+  }
+}
+
+module.exports = {
+  Profile,
+  HydraError,
+  version: () => native.version(),
+  lib,
+  koffi,
+  JsonFn,
+  EventFn,
+  HydraString,
+  mallocJson,
+  unwrap,
+};
