@@ -150,22 +150,23 @@ pub fn apply(
     let text = serde_json::to_vec(&journal).map_err(|e| Error::internal(e.to_string()))?;
     fsutil::write_atomic(&path, &text)?;
 
-    match stage_and_swap(&root, &journal, files) {
-        Ok(()) => {
-            // The change is durable; leftover backups are only garbage, and
-            // a failure to remove them leaves the journal for the next open.
-            if complete(&root, &journal).is_ok() {
-                remove_journal(&path)?;
-            }
-            Ok(())
-        }
-        Err(e) => {
-            if rollback(&root, &journal).is_ok() {
-                remove_journal(&path)?;
-            }
-            Err(e)
-        }
+    // The directory of each entry, held open from the staging walk on, so
+    // that completing or rolling back never resolves a path again.
+    let mut parents = Vec::with_capacity(files.len());
+    let outcome = stage_and_swap(&root, &journal, files, &mut parents);
+    for e in &journal.entries[parents.len()..] {
+        parents.push(Parent::of(&root, &e.path)?);
     }
+    let settled = match &outcome {
+        // The change is durable; leftover backups are only garbage, and
+        // a failure to remove them leaves the journal for the next open.
+        Ok(()) => complete(&root, &journal, &parents),
+        Err(_) => rollback(&root, &journal, &parents),
+    };
+    if settled.is_ok() {
+        remove_journal(&path)?;
+    }
+    outcome
 }
 
 /// The directories that applying `files` must create, parents first.
@@ -205,36 +206,43 @@ fn escaped(path: &RepoPath) -> Error {
     .with_detail("path", path.as_str())
 }
 
-fn stage_and_swap(root: &Dir, journal: &Journal, files: &[FileChange]) -> Result<()> {
-    let mut parents: Vec<Option<Dir>> = Vec::with_capacity(files.len());
+fn appeared(path: &RepoPath) -> Error {
+    Error::conflict("a file appeared at a path the patch creates")
+        .with_detail("path", path.as_str())
+}
+
+fn stage_and_swap(
+    root: &Dir,
+    journal: &Journal,
+    files: &[FileChange],
+    parents: &mut Vec<Parent>,
+) -> Result<()> {
     let mut created = Vec::new();
     for (i, (f, e)) in files.iter().zip(&journal.entries).enumerate() {
         let make = (f.action != Action::Delete).then_some(&mut created);
-        let parent = paths::walk_parent(root, i, &f.path, make)?;
+        let parent = match paths::walk_parent(root, i, &f.path, make)? {
+            Some(dir) => Parent::Dir(dir),
+            None => Parent::Root,
+        };
+        parents.push(parent);
         if let Some(content) = &f.content {
-            let dir = parent.as_ref().unwrap_or(root);
+            let dir = parents[i].get(root).unwrap_or(root);
             let mut temp = dir.create_new(&e.temp, 0o600)?;
             temp.write_all(content)?;
             temp.set_permissions(std::fs::Permissions::from_mode(f.mode))?;
             temp.sync_all()?;
         }
-        parents.push(parent);
     }
     let mut step = 0;
-    for ((f, e), parent) in files.iter().zip(&journal.entries).zip(&parents) {
-        let dir = parent.as_ref().unwrap_or(root);
+    for ((f, e), parent) in files.iter().zip(&journal.entries).zip(parents.iter()) {
+        let dir = parent.get(root).unwrap_or(root);
         let name = f.path.file_name();
         let kind = dir.stat(name)?.map(|s| s.kind);
         match f.action {
             Action::Modify | Action::Delete if kind != Some(EntryKind::File) => {
                 return Err(escaped(&f.path))
             }
-            Action::Create if kind.is_some() => {
-                return Err(
-                    Error::conflict("a file appeared at a path the patch creates")
-                        .with_detail("path", f.path.as_str()),
-                )
-            }
+            Action::Create if kind.is_some() => return Err(appeared(&f.path)),
             _ => {}
         }
         match f.action {
@@ -246,7 +254,13 @@ fn stage_and_swap(root: &Dir, journal: &Journal, files: &[FileChange]) -> Result
             }
             Action::Create => {
                 hook(&mut step);
-                dir.link(&e.temp, name)?;
+                dir.link(&e.temp, name).map_err(|err| {
+                    if err.kind() == std::io::ErrorKind::AlreadyExists {
+                        appeared(&f.path)
+                    } else {
+                        err.into()
+                    }
+                })?;
                 hook(&mut step);
                 dir.unlink(&e.temp)?;
             }
@@ -257,24 +271,30 @@ fn stage_and_swap(root: &Dir, journal: &Journal, files: &[FileChange]) -> Result
         }
     }
     hook(&mut step);
-    sync_dirs(root, journal)
+    sync_dirs(root, journal, parents)
 }
 
 /// Fsyncs every directory whose entries the journal changes: the parent of
-/// each target and of each created directory.
-fn sync_dirs(root: &Dir, journal: &Journal) -> Result<()> {
-    let mut dirs: BTreeSet<&str> = BTreeSet::new();
-    for e in &journal.entries {
-        dirs.insert(e.path.rsplit_once('/').map_or("", |p| p.0));
+/// each target (through the descriptors held) and of each created
+/// directory.
+fn sync_dirs(root: &Dir, journal: &Journal, parents: &[Parent]) -> Result<()> {
+    let mut done: BTreeSet<&str> = BTreeSet::new();
+    for (e, parent) in journal.entries.iter().zip(parents) {
+        let rel = e.path.rsplit_once('/').map_or("", |p| p.0);
+        if done.insert(rel) {
+            if let Some(dir) = parent.get(root) {
+                dir.sync()?;
+            }
+        }
     }
     for d in &journal.created_dirs {
-        dirs.insert(d.rsplit_once('/').map_or("", |p| p.0));
-    }
-    for d in dirs {
-        if let Some(dir) = open_rel_dir(root, d)? {
-            dir.sync()?;
-        } else if d.is_empty() {
-            root.sync()?;
+        let rel = d.rsplit_once('/').map_or("", |p| p.0);
+        if done.insert(rel) {
+            match open_rel_dir(root, rel)? {
+                Some(dir) => dir.sync()?,
+                None if rel.is_empty() => root.sync()?,
+                None => {}
+            }
         }
     }
     Ok(())
@@ -282,7 +302,8 @@ fn sync_dirs(root: &Dir, journal: &Journal) -> Result<()> {
 
 /// Opens a directory given relative to the root, without following
 /// symlinks. `None` for `""` (the root itself, which the caller holds) and
-/// for a directory that does not exist.
+/// for a directory that does not exist or is no longer reachable without
+/// following a symlink.
 fn open_rel_dir(root: &Dir, rel: &str) -> Result<Option<Dir>> {
     if rel.is_empty() {
         return Ok(None);
@@ -292,7 +313,14 @@ fn open_rel_dir(root: &Dir, rel: &str) -> Result<Option<Dir>> {
         let dir = current.as_ref().unwrap_or(root);
         match dir.open_dir(name) {
             Ok(d) => current = Some(d),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            // Missing, or replaced by a symlink or file since: unreachable,
+            // and never followed.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    || matches!(e.raw_os_error(), Some(libc::ELOOP) | Some(libc::ENOTDIR)) =>
+            {
+                return Ok(None)
+            }
             Err(e) => return Err(e.into()),
         }
     }
@@ -346,8 +374,7 @@ fn file_hash(dir: &Dir, name: &str) -> Result<Option<String>> {
 }
 
 /// True when the entry's swap is visibly done in the tree.
-fn swap_done(root: &Dir, e: &Entry) -> Result<bool> {
-    let parent = Parent::of(root, &e.path)?;
+fn swap_done(root: &Dir, e: &Entry, parent: &Parent) -> Result<bool> {
     let Some(dir) = parent.get(root) else {
         return Ok(false);
     };
@@ -361,10 +388,10 @@ fn swap_done(root: &Dir, e: &Entry) -> Result<bool> {
 }
 
 /// Finishes a change whose swaps are all done: removes the backups.
-fn complete(root: &Dir, journal: &Journal) -> Result<()> {
+fn complete(root: &Dir, journal: &Journal, parents: &[Parent]) -> Result<()> {
     let mut touched = false;
-    for e in &journal.entries {
-        if let Some(dir) = Parent::of(root, &e.path)?.get(root) {
+    for (e, parent) in journal.entries.iter().zip(parents) {
+        if let Some(dir) = parent.get(root) {
             for name in [&e.backup, &e.temp] {
                 if exists(dir, name)? {
                     dir.unlink(name)?;
@@ -374,16 +401,15 @@ fn complete(root: &Dir, journal: &Journal) -> Result<()> {
         }
     }
     if touched {
-        sync_dirs(root, journal)?;
+        sync_dirs(root, journal, parents)?;
     }
     Ok(())
 }
 
 /// Puts every entry back as it was, in reverse order, then removes the
 /// directories the apply created (when empty).
-fn rollback(root: &Dir, journal: &Journal) -> Result<()> {
-    for e in journal.entries.iter().rev() {
-        let parent = Parent::of(root, &e.path)?;
+fn rollback(root: &Dir, journal: &Journal, parents: &[Parent]) -> Result<()> {
+    for (e, parent) in journal.entries.iter().zip(parents).rev() {
         let Some(dir) = parent.get(root) else {
             continue; // nothing was staged or swapped there
         };
@@ -400,8 +426,7 @@ fn rollback(root: &Dir, journal: &Journal) -> Result<()> {
                 }
             }
             Action::Create => {
-                let ours = file_hash(dir, name)? == e.new_sha256;
-                if ours {
+                if file_hash(dir, name)? == e.new_sha256 {
                     dir.unlink(name)?;
                 }
             }
@@ -412,13 +437,10 @@ fn rollback(root: &Dir, journal: &Journal) -> Result<()> {
     }
     for rel in journal.created_dirs.iter().rev() {
         let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
-        let dir = if parent.is_empty() {
-            None
-        } else {
-            match open_rel_dir(root, parent)? {
-                Some(d) => Some(d),
-                None => continue,
-            }
+        let dir = match open_rel_dir(root, parent)? {
+            Some(d) => Some(d),
+            None if parent.is_empty() => None,
+            None => continue,
         };
         let dir = dir.as_ref().unwrap_or(root);
         match dir.rmdir(name) {
@@ -426,12 +448,15 @@ fn rollback(root: &Dir, journal: &Journal) -> Result<()> {
             Err(e)
                 if matches!(
                     e.raw_os_error(),
-                    Some(libc::ENOENT) | Some(libc::ENOTEMPTY) | Some(libc::EEXIST)
+                    Some(libc::ENOENT)
+                        | Some(libc::ENOTEMPTY)
+                        | Some(libc::EEXIST)
+                        | Some(libc::ENOTDIR)
                 ) => {}
             Err(e) => return Err(e.into()),
         }
     }
-    sync_dirs(root, journal)
+    sync_dirs(root, journal, parents)
 }
 
 fn remove_journal(path: &Path) -> Result<()> {
@@ -467,14 +492,19 @@ pub fn recover(profile_dir: &Path) -> Result<()> {
             }
             Err(e) => return Err(e),
         };
+        let parents = journal
+            .entries
+            .iter()
+            .map(|e| Parent::of(&root, &e.path))
+            .collect::<Result<Vec<_>>>()?;
         let mut all_done = true;
-        for e in &journal.entries {
-            all_done &= swap_done(&root, e)?;
+        for (e, parent) in journal.entries.iter().zip(&parents) {
+            all_done &= swap_done(&root, e, parent)?;
         }
         if all_done {
-            complete(&root, &journal)?;
+            complete(&root, &journal, &parents)?;
         } else {
-            rollback(&root, &journal)?;
+            rollback(&root, &journal, &parents)?;
         }
         remove_journal(&path)?;
     }
