@@ -71,6 +71,86 @@ char *hydra_profile_info(uint64_t handle, const char *request_json);
 // `request_json` is NULL or points to a NUL-terminated string.
 char *hydra_profile_maintenance(uint64_t handle, const char *request_json);
 
+// `jobs.list`: List jobs newest first, filtered by status and type.
+//
+// Same as `hydra_call(handle, "jobs.list", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_jobs_list(uint64_t handle, const char *request_json);
+
+// `jobs.get`: Get one job.
+//
+// Same as `hydra_call(handle, "jobs.get", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_jobs_get(uint64_t handle, const char *request_json);
+
+// `jobs.status`: A job's status and progress fraction from the ledger.
+//
+// Same as `hydra_call(handle, "jobs.status", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_jobs_status(uint64_t handle, const char *request_json);
+
+// `jobs.wait`: Wait until a job is finished, up to a timeout.
+//
+// Same as `hydra_call(handle, "jobs.wait", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_jobs_wait(uint64_t handle, const char *request_json);
+
+// `jobs.cancel`: Cancel a queued job, or ask a running one to stop.
+//
+// Same as `hydra_call(handle, "jobs.cancel", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_jobs_cancel(uint64_t handle, const char *request_json);
+
+// `jobs.progress`: Report progress of a running job.
+//
+// Same as `hydra_call(handle, "jobs.progress", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_jobs_progress(uint64_t handle, const char *request_json);
+
+// `jobs.prune`: Delete finished jobs older than a number of days.
+//
+// Same as `hydra_call(handle, "jobs.prune", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_jobs_prune(uint64_t handle, const char *request_json);
+
+// `refresh.focused_crawl`: Queue a focused crawl run by the host's handler.
+//
+// Same as `hydra_call(handle, "refresh.focused_crawl", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_refresh_focused_crawl(uint64_t handle, const char *request_json);
+
 // `repo.register`: Register a repository (or update one): root, permissions, check command, budgets.
 //
 // Same as `hydra_call(handle, "repo.register", request_json)`: takes a profile
@@ -166,7 +246,9 @@ char *hydra_repo_run_checks(uint64_t handle, const char *request_json);
 uint64_t hydra_open(const char *options_json, char **error_json_out);
 
 // Closes a profile handle: stops accepting calls, waits for running jobs
-// (or cancels them with `{"cancel_running": true}`), checkpoints the WAL
+// (or cancels them with `{"cancel_running": true}`, waiting at most
+// `"cancel_timeout_ms"`, default 5000, for them to stop; queued jobs stay
+// queued for the next open), checkpoints the WAL
 // and releases the profile lock. Returns an envelope (`closed` for a handle
 // that is not open); the caller frees it with `hydra_string_free`.
 //
@@ -191,6 +273,39 @@ void hydra_string_free(char *s);
 // The library version, e.g. `"0.1.0"` (same as `meta.version`'s `version`).
 // The string is static: do not free it.
 const char *hydra_version(void);
+
+// Registers `fn` as the handler of jobs of `job_type` (e.g.
+// `"focused_crawl"`); registering again replaces the previous function and
+// a NULL `fn` unregisters. The handler runs on a worker thread; it receives
+// the Job object as JSON, may report progress with `jobs.progress` (which
+// fails with `cancelled` once the job was asked to stop), and returns a
+// `malloc`ed JSON result (the job ends `succeeded`), or NULL or
+// `{"error":{"code","message"}}` (the job ends `failed`). `user_data` is
+// passed back unchanged, from whichever thread runs the job.
+//
+// Returns an envelope `{"ok":true,"data":{"job_type":..,"registered":bool}}`
+// (`closed`, or `invalid_argument` for a NULL or malformed `job_type`) that
+// the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `job_type` is NULL or a NUL-terminated string; `fn` is NULL or a
+// function safe to call with `user_data` from any thread until it is
+// unregistered or the profile is closed.
+char *hydra_register_job_handler(uint64_t handle, const char *job_type, hydra_json_fn fn, void *user_data);
+
+// Sets `fn` as the receiver of `{"type":"job.updated","job":{...}}` events,
+// sent on every job change from the library's event thread, never while a
+// database lock is held. Setting again replaces the previous function; a
+// NULL `fn` unregisters. The JSON string is valid only during the call.
+//
+// Returns an envelope `{"ok":true,"data":{"registered":bool}}` (`closed`
+// for a handle that is not open) that the caller frees with
+// `hydra_string_free`.
+//
+// # Safety
+// `fn` is NULL or a function safe to call with `user_data` from another
+// thread until it is unregistered or the profile is closed.
+char *hydra_set_event_callback(uint64_t handle, hydra_event_fn fn, void *user_data);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -71,6 +71,14 @@ operations! {
     "meta.operations" => meta_operations(OperationsRequest) -> OperationsResponse = operations_catalogue, read, "Every operation with its read-only flag and summary.";
     "profile.info" => profile_info(crate::meta::ProfileInfoRequest) -> crate::meta::ProfileInfo = crate::meta::profile_info, read, "Profile directory, schema version and database file sizes.";
     "profile.maintenance" => profile_maintenance(crate::meta::MaintenanceRequest) -> crate::meta::MaintenanceReport = crate::meta::maintenance, write, "Optimize, checkpoint and optionally vacuum the database.";
+    "jobs.list" => jobs_list(crate::jobs::ListRequest) -> crate::types::Page<crate::jobs::Job> = crate::jobs::list, read, "List jobs newest first, filtered by status and type.";
+    "jobs.get" => jobs_get(crate::jobs::JobIdRequest) -> crate::jobs::JobResponse = crate::jobs::get, read, "Get one job.";
+    "jobs.status" => jobs_status(crate::jobs::JobIdRequest) -> crate::jobs::StatusResponse = crate::jobs::status, read, "A job's status and progress fraction from the ledger.";
+    "jobs.wait" => jobs_wait(crate::jobs::WaitRequest) -> crate::jobs::JobResponse = crate::jobs::wait, read, "Wait until a job is finished, up to a timeout.";
+    "jobs.cancel" => jobs_cancel(crate::jobs::JobIdRequest) -> crate::jobs::JobResponse = crate::jobs::cancel, write, "Cancel a queued job, or ask a running one to stop.";
+    "jobs.progress" => jobs_progress(crate::jobs::ProgressRequest) -> crate::jobs::JobResponse = crate::jobs::progress, write, "Report progress of a running job.";
+    "jobs.prune" => jobs_prune(crate::jobs::PruneRequest) -> crate::jobs::PruneResponse = crate::jobs::prune, write, "Delete finished jobs older than a number of days.";
+    "refresh.focused_crawl" => refresh_focused_crawl(crate::jobs::FocusedCrawlRequest) -> crate::jobs::SubmittedResponse = crate::jobs::focused_crawl, write, "Queue a focused crawl run by the host's handler.";
     "repo.register" => repo_register(crate::repo::registry::RegisterRequest) -> crate::repo::registry::RepoResponse = crate::repo::registry::register, write, "Register a repository (or update one): root, permissions, check command, budgets.";
     "repo.unregister" => repo_unregister(crate::repo::registry::UnregisterRequest) -> crate::repo::registry::UnregisterResponse = crate::repo::registry::unregister, write, "Forget a repository and its change ledger; its files are untouched.";
     "repo.list" => repo_list(crate::repo::registry::ListRequest) -> crate::repo::registry::ListResponse = crate::repo::registry::list, read, "Every registered repository.";
@@ -80,6 +88,23 @@ operations! {
     "repo.apply_patch" => repo_apply_patch(crate::repo::patch::PatchRequest) -> crate::repo::patch::ApplyResponse = crate::repo::patch::apply, write, "Apply a patch all or nothing, recorded as a job and a change.";
     "repo.run_checks" => repo_run_checks(crate::repo::checks::ChecksRequest) -> crate::repo::checks::ChecksResponse = crate::repo::checks::run_checks, write, "Run the repository's configured check command in a sandbox, as a job.";
 }
+
+/// The built-in job types: run by the library on its worker pool. One line
+/// per type (each domain adds its own); `rerun_after_crash` says whether a
+/// job left `running` by a crash is queued again at the next open instead of
+/// ending `failed` / `interrupted`. A host handler registered for one of
+/// these names runs its jobs instead (see `crate::jobs`).
+pub const JOB_TYPES: &[crate::jobs::JobType] = &[crate::jobs::JobType {
+    name: crate::repo::checks::CHECKS_JOB_TYPE,
+    rerun_after_crash: false,
+    run: crate::repo::checks::run_queued_job,
+}];
+
+/// The job types the library queues but only a host handler runs
+/// (`hydra_register_job_handler`). Their jobs never re-run after a crash;
+/// while no handler is registered, operations that queue them fail with
+/// `no_handler`, and queued ones recovered at open wait for a handler.
+pub const HOST_JOB_TYPES: &[&str] = &[crate::jobs::FOCUSED_CRAWL];
 
 /// Request of `meta.operations` (no fields).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -273,6 +298,17 @@ mod tests {
             .to_public();
         assert!(!e.message.contains("private.example"), "{}", e.message);
         assert_eq!(e.details["field"], "id");
+    }
+
+    #[test]
+    fn job_type_tables_are_distinct_valid_names() {
+        let mut names: Vec<&str> = JOB_TYPES.iter().map(|t| t.name).collect();
+        names.extend(HOST_JOB_TYPES);
+        assert!(names.iter().all(|n| crate::types::is_valid_id(n)));
+        let count = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), count, "a job type is declared twice");
     }
 
     #[test]

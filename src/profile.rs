@@ -4,18 +4,26 @@
 //! life of the handle, so a second open in this or any other process gets
 //! `profile_locked`), refuses a database it must not touch (`corrupt`,
 //! `incompatible_version`) before writing anything, then opens and migrates
-//! `<dir>/hydra.sqlite3`. A [`Profile`] is a cheap, cloneable, `Send + Sync`
+//! `<dir>/hydra.sqlite3`, recovers jobs interrupted by a crash and starts
+//! the job workers. A [`Profile`] is a cheap, cloneable, `Send + Sync`
 //! handle: any thread may call any operation at any time.
+//!
+//! Closing stops new calls at once, except those made by a job that is still
+//! running on its own thread (so a job close waits for can report progress),
+//! then lets the jobs service drain (see [`CloseOptions`]), checkpoints the
+//! WAL and releases the lock.
 
 use crate::db::{self, Db, Synchronous};
 use crate::error::{Error, ErrorCode, Result};
-use crate::types::Bounded;
+use crate::jobs::Jobs;
+use crate::types::{Bounded, HostEventFn};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 /// The database file inside a profile directory.
 pub const DB_FILE_NAME: &str = "hydra.sqlite3";
@@ -56,14 +64,42 @@ impl OpenOptions {
     }
 }
 
-/// Options of `hydra_close` / [`Profile::close`].
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+/// Options of `hydra_close` / [`Profile::close`]. Queued jobs always stay
+/// queued in the ledger and run after the next open.
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CloseOptions {
-    /// Cancel running jobs instead of waiting for them (default false).
+    /// Cancel running jobs instead of waiting for them (default false:
+    /// close waits for running jobs without limit).
     #[serde(default)]
     pub cancel_running: bool,
+    /// With `cancel_running`: how long close waits for running jobs to stop
+    /// (0..=600,000 ms, default 5,000). A job still running then (a host
+    /// handler that never returns) is recorded `cancelled` and abandoned;
+    /// whatever it returns later is not written.
+    #[serde(default = "default_cancel_timeout_ms")]
+    pub cancel_timeout_ms: u64,
 }
+
+/// The largest `cancel_timeout_ms` (10 minutes).
+pub const MAX_CANCEL_TIMEOUT_MS: u64 = 600_000;
+
+fn default_cancel_timeout_ms() -> u64 {
+    5_000
+}
+
+impl Default for CloseOptions {
+    fn default() -> Self {
+        CloseOptions {
+            cancel_running: false,
+            cancel_timeout_ms: default_cancel_timeout_ms(),
+        }
+    }
+}
+
+const OPEN: u8 = 0;
+const CLOSING: u8 = 1;
+const CLOSED: u8 = 2;
 
 /// An open profile. Clones share the same connections, lock and workers.
 #[derive(Clone)]
@@ -77,7 +113,9 @@ struct ProfileInner {
     db: Db,
     /// The flock on `<dir>/.lock`; `None` once closed.
     lock: parking_lot::Mutex<Option<File>>,
-    closed: AtomicBool,
+    /// [`OPEN`], [`CLOSING`] or [`CLOSED`].
+    state: AtomicU8,
+    jobs: Jobs,
     /// Bumped by every change that alters file sizes in a way the overview
     /// storage cache must not hide (privacy deletes, imports, patches).
     storage_epoch: AtomicU64,
@@ -96,24 +134,48 @@ impl Profile {
         let db_path = dir.join(DB_FILE_NAME);
         db::probe_existing(&db_path)?;
         let db = Db::open(&db_path, options.synchronous)?;
-        Ok(Profile {
+        Jobs::recover(&db)?;
+        let jobs = Jobs::new(options.workers.get());
+        let profile = Profile {
             inner: Arc::new(ProfileInner {
                 dir,
                 options,
                 db,
                 lock: parking_lot::Mutex::new(Some(lock)),
-                closed: AtomicBool::new(false),
+                state: AtomicU8::new(OPEN),
+                jobs,
                 storage_epoch: AtomicU64::new(0),
             }),
-        })
+        };
+        profile.inner.jobs.start(&profile)?;
+        Ok(profile)
     }
 
-    /// Stops accepting calls, checkpoints the WAL into the database and
-    /// releases the profile lock. Closing twice is `closed`.
-    pub fn close(&self, _options: CloseOptions) -> Result<()> {
-        if self.inner.closed.swap(true, Ordering::SeqCst) {
+    /// Stops accepting calls, lets running jobs finish (or cancels them, per
+    /// `options`; queued jobs stay queued for the next open), checkpoints
+    /// the WAL into the database and releases the profile lock. Closing
+    /// twice is `closed`; invalid options are refused before anything stops.
+    pub fn close(&self, options: CloseOptions) -> Result<()> {
+        if options.cancel_timeout_ms > MAX_CANCEL_TIMEOUT_MS {
+            return Err(Error::invalid(
+                "cancel_timeout_ms",
+                format!("must be 0..{MAX_CANCEL_TIMEOUT_MS}"),
+            ));
+        }
+        if self
+            .inner
+            .state
+            .compare_exchange(OPEN, CLOSING, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
             return Err(closed());
         }
+        self.inner.jobs.shutdown(
+            &self.inner.db,
+            options.cancel_running,
+            Duration::from_millis(options.cancel_timeout_ms),
+        );
+        self.inner.state.store(CLOSED, Ordering::SeqCst);
         self.inner.db.drop_idle_readers();
         let checkpoint = self.inner.db.checkpoint_truncate();
         if let Some(lock) = self.inner.lock.lock().take() {
@@ -122,13 +184,31 @@ impl Profile {
         checkpoint
     }
 
-    /// `closed` once [`Profile::close`] has run.
+    /// `closed` once [`Profile::close`] has started, except for calls made
+    /// by a job still running on its own thread while close waits for it.
     pub fn ensure_open(&self) -> Result<()> {
-        if self.inner.closed.load(Ordering::Acquire) {
-            Err(closed())
-        } else {
-            Ok(())
+        match self.inner.state.load(Ordering::Acquire) {
+            OPEN => Ok(()),
+            CLOSING if crate::jobs::on_job_thread() => Ok(()),
+            _ => Err(closed()),
         }
+    }
+
+    /// The jobs service: ledger, worker pool, host job handlers.
+    pub fn jobs(&self) -> &Jobs {
+        &self.inner.jobs
+    }
+
+    /// Sets (or with `None` clears) the host callback that receives
+    /// `{"type":"job.updated","job":{...}}` on every job change, from the
+    /// library's event thread, never while a database lock is held.
+    pub fn set_event_callback(&self, callback: Option<HostEventFn>) {
+        self.inner.jobs.set_event_callback(callback);
+    }
+
+    /// A handle that does not keep the profile alive (held by job workers).
+    pub fn downgrade(&self) -> WeakProfile {
+        WeakProfile(Arc::downgrade(&self.inner))
     }
 
     /// The canonical profile directory.
@@ -155,6 +235,17 @@ impl Profile {
     /// number is unchanged.
     pub fn storage_epoch(&self) -> u64 {
         self.inner.storage_epoch.load(Ordering::Acquire)
+    }
+}
+
+/// A non-owning reference to a profile ([`Profile::downgrade`]).
+#[derive(Clone)]
+pub struct WeakProfile(Weak<ProfileInner>);
+
+impl WeakProfile {
+    /// The profile, if some handle still holds it.
+    pub fn upgrade(&self) -> Option<Profile> {
+        self.0.upgrade().map(|inner| Profile { inner })
     }
 }
 

@@ -42,6 +42,28 @@ const JsonFn = koffi.proto('void *hydra_json_fn(const char *json, void *user_dat
 /** typedef void (*hydra_event_fn)(const char *json, void *user_data); */
 const EventFn = koffi.proto('void hydra_event_fn(const char *json, void *user_data)');
 
+function jsonCallback(fn) {
+  return (text) => {
+    let reply;
+    try {
+      reply = fn(JSON.parse(text));
+    } catch (e) {
+      reply = { error: { code: e instanceof HydraError ? e.code : 'internal', message: String(e.message || e) } };
+    }
+    return mallocJson(reply);
+  };
+}
+
+function eventCallback(fn) {
+  return (text) => {
+    try {
+      fn(JSON.parse(text));
+    } catch (_) {
+      // An event sink must not unwind into the library.
+    }
+  };
+}
+
 class HydraError extends Error {
   constructor(code, message, details) {
     super(`${code}: ${message}`);
@@ -90,6 +112,50 @@ class Profile {
 
   call(op, request) {
     return unwrap(native.call(this.handle, op, encode(request)));
+  }
+
+  /** The same call on a libuv worker thread; resolves with the data. Use it
+   * while job handlers or the event callback (which run on library worker
+   * threads and are marshalled to this thread by koffi) must stay live. */
+  callAsync(op, request) {
+    return new Promise((resolve, reject) => {
+      native.call.async(this.handle, op, encode(request), (err, text) => {
+        if (err) return reject(err);
+        try {
+          resolve(unwrap(text));
+        } catch (e) {
+          reject(e);
+        }
+      });
+    });
+  }
+
+  /** fn({thread_id, message, context}) -> {content, model?, tokens?}; answers
+   * `chat` turns on the calling thread. null unregisters. */
+  registerModel(fn) {
+    this.register('hydra_register_model', [], fn, jsonCallback);
+  }
+
+  /** fn(job) -> result; runs jobs of `jobType` (called from a library worker
+   * thread, marshalled by koffi to the JS thread). null unregisters. */
+  registerJobHandler(jobType, fn) {
+    this.register('hydra_register_job_handler', [jobType], fn, jsonCallback);
+  }
+
+  /** fn({type: 'job.updated', job}) on every job change. null unregisters. */
+  setEventCallback(fn) {
+    this.register('hydra_set_event_callback', [], fn, eventCallback);
+  }
+
+  register(symbol, args, fn, wrap) {
+    const proto = wrap === jsonCallback ? JsonFn : EventFn;
+    const types = ['uint64_t', ...args.map(() => 'const char *'), koffi.pointer(proto), 'void *'];
+    const native = lib.func(symbol, HydraString, types);
+    const cb = fn ? koffi.register(wrap(fn), koffi.pointer(proto)) : null;
+    unwrap(native(this.handle, ...args, cb, null));
+    // Replaced callbacks stay registered until close: a worker thread may
+    // still be inside one.
+    if (cb) this.callbacks.set(cb, cb);
   }
 
   close(options = {}) {

@@ -102,12 +102,48 @@ def _malloc_json(value: Any) -> Optional[int]:
     return _libc.strdup(json.dumps(value).encode("utf-8"))
 
 
+def _json_callback(fn: Callable[[Any], Any]) -> Any:
+    """Wraps ``fn(request) -> reply`` as a ``hydra_json_fn``. Raising
+    HydraError reports that code; any other exception reports ``internal``."""
+
+    def trampoline(text: bytes, _user_data: int) -> Optional[int]:
+        try:
+            reply = fn(json.loads(text.decode("utf-8")))
+        except HydraError as e:
+            reply = {"error": {"code": e.code, "message": e.message}}
+        except Exception as e:  # the host's failure, reported to the library
+            reply = {"error": {"code": "internal", "message": f"{type(e).__name__}: {e}"}}
+        return _malloc_json(reply)
+
+    return JSON_FN(trampoline)
+
+
+def _event_callback(fn: Callable[[Any], None]) -> Any:
+    def trampoline(text: bytes, _user_data: int) -> None:
+        try:
+            fn(json.loads(text.decode("utf-8")))
+        except Exception:  # an event sink must not unwind into the library
+            pass
+
+    return EVENT_FN(trampoline)
+
+
+def _native(name: str, argtypes: list) -> Any:
+    """A registration function, bound on first use."""
+    fn = getattr(_lib, name)
+    fn.argtypes = argtypes
+    fn.restype = ctypes.c_void_p
+    return fn
+
+
 class Profile:
     """An open profile handle. Use as a context manager or call close()."""
 
     def __init__(self, handle: int):
         self.handle = handle
-        self._callbacks: dict = {}  # keeps ctypes callbacks alive
+        # Every callback ever registered stays alive with the handle: a worker
+        # thread may still be inside a replaced one.
+        self._callbacks: list = []
         for op in self.call("meta.operations")["items"]:
             name = op["name"]
             setattr(self, name.replace(".", "_"), self._bind(name, op["summary"]))
@@ -133,6 +169,29 @@ class Profile:
     def call(self, op: str, request: Any = None) -> Any:
         """Runs operation ``op`` with a dict (or JSON text) request."""
         return _take(_lib.hydra_call(self.handle, op.encode("utf-8"), _encode(request)))
+
+    def register_model(self, fn: Optional[Callable[[Any], Any]]) -> None:
+        """Registers ``fn({thread_id, message, context}) -> {content, model?, tokens?}``
+        to answer ``chat`` turns (on the calling thread); None unregisters."""
+        native = _native("hydra_register_model", [ctypes.c_uint64, JSON_FN, ctypes.c_void_p])
+        cb = _json_callback(fn) if fn else JSON_FN()
+        _take(native(self.handle, cb, None))
+        self._callbacks.append(cb)
+
+    def register_job_handler(self, job_type: str, fn: Optional[Callable[[Any], Any]]) -> None:
+        """Registers ``fn(job) -> result`` to run jobs of ``job_type`` on a
+        worker thread (it may call ``jobs.progress``); None unregisters."""
+        native = _native("hydra_register_job_handler", [ctypes.c_uint64, ctypes.c_char_p, JSON_FN, ctypes.c_void_p])
+        cb = _json_callback(fn) if fn else JSON_FN()
+        _take(native(self.handle, job_type.encode("utf-8"), cb, None))
+        self._callbacks.append(cb)
+
+    def set_event_callback(self, fn: Optional[Callable[[Any], None]]) -> None:
+        """Receives ``{"type": "job.updated", "job": {...}}`` from worker threads."""
+        native = _native("hydra_set_event_callback", [ctypes.c_uint64, EVENT_FN, ctypes.c_void_p])
+        cb = _event_callback(fn) if fn else EVENT_FN()
+        _take(native(self.handle, cb, None))
+        self._callbacks.append(cb)
 
     def close(self, **options: Any) -> None:
         if self.handle:

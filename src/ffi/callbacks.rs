@@ -1,16 +1,15 @@
-//! Host callbacks: the C function pointer types of `spec/OPERATIONS.md` §9
-//! and their wrapping into safe Rust closures ([`HostJsonFn`],
-//! [`HostEventFn`]) that the rest of the library calls.
+//! Host callbacks: the C function pointer types of `spec/OPERATIONS.md` §9,
+//! their wrapping into safe Rust closures ([`HostJsonFn`], [`HostEventFn`])
+//! that the rest of the library calls, and the registrations
+//! `hydra_register_job_handler` and `hydra_set_event_callback`.
 //!
 //! A `hydra_json_fn` returns a string allocated with `malloc` (copied here,
 //! then released with `free`), or NULL for a failure; a returned
 //! `{"error":{"code","message"}}` also reports a failure.
 
 #![allow(non_camel_case_types)]
-// The registrations that use these wrappers arrive with the jobs and chat
-// domains; remove this allow when they do.
-#![allow(dead_code)]
 
+use super::{guarded, profile_for, required_str};
 use crate::error::{Error, ErrorCode, Result};
 use crate::types::{HostEventFn, HostJsonFn};
 use serde_json::Value;
@@ -81,6 +80,70 @@ pub(crate) fn wrap_event_fn(
             // `text` outlives the call.
             unsafe { f(text.as_ptr(), user_data.0) };
         }
+    })
+}
+
+/// Registers `fn` as the handler of jobs of `job_type` (e.g.
+/// `"focused_crawl"`); registering again replaces the previous function and
+/// a NULL `fn` unregisters. The handler runs on a worker thread; it receives
+/// the Job object as JSON, may report progress with `jobs.progress` (which
+/// fails with `cancelled` once the job was asked to stop), and returns a
+/// `malloc`ed JSON result (the job ends `succeeded`), or NULL or
+/// `{"error":{"code","message"}}` (the job ends `failed`). `user_data` is
+/// passed back unchanged, from whichever thread runs the job.
+///
+/// Returns an envelope `{"ok":true,"data":{"job_type":..,"registered":bool}}`
+/// (`closed`, or `invalid_argument` for a NULL or malformed `job_type`) that
+/// the caller frees with `hydra_string_free`.
+///
+/// # Safety
+/// `job_type` is NULL or a NUL-terminated string; `fn` is NULL or a
+/// function safe to call with `user_data` from any thread until it is
+/// unregistered or the profile is closed.
+#[no_mangle]
+pub unsafe extern "C" fn hydra_register_job_handler(
+    handle: u64,
+    job_type: *const c_char,
+    r#fn: hydra_json_fn,
+    user_data: *mut c_void,
+) -> *mut c_char {
+    guarded(|| {
+        let profile = profile_for(handle)?;
+        profile.ensure_open()?;
+        // SAFETY: the caller's promise about `job_type` is passed on.
+        let job_type = unsafe { required_str(job_type, "job_type") }?;
+        let handler = r#fn.map(|f| wrap_json_fn(f, user_data));
+        let registered = handler.is_some();
+        profile.jobs().register_host_handler(job_type, handler)?;
+        Ok(serde_json::json!({"job_type": job_type, "registered": registered}).to_string())
+    })
+}
+
+/// Sets `fn` as the receiver of `{"type":"job.updated","job":{...}}` events,
+/// sent on every job change from the library's event thread, never while a
+/// database lock is held. Setting again replaces the previous function; a
+/// NULL `fn` unregisters. The JSON string is valid only during the call.
+///
+/// Returns an envelope `{"ok":true,"data":{"registered":bool}}` (`closed`
+/// for a handle that is not open) that the caller frees with
+/// `hydra_string_free`.
+///
+/// # Safety
+/// `fn` is NULL or a function safe to call with `user_data` from another
+/// thread until it is unregistered or the profile is closed.
+#[no_mangle]
+pub unsafe extern "C" fn hydra_set_event_callback(
+    handle: u64,
+    r#fn: hydra_event_fn,
+    user_data: *mut c_void,
+) -> *mut c_char {
+    guarded(|| {
+        let profile = profile_for(handle)?;
+        profile.ensure_open()?;
+        let callback = r#fn.map(|f| wrap_event_fn(f, user_data));
+        let registered = callback.is_some();
+        profile.set_event_callback(callback);
+        Ok(serde_json::json!({"registered": registered}).to_string())
     })
 }
 

@@ -41,7 +41,7 @@ pub(crate) fn profile_for(handle: u64) -> Result<Profile> {
 }
 
 /// Runs `f`, turning an error or a panic into a failure envelope.
-fn guarded(f: impl FnOnce() -> Result<String>) -> *mut c_char {
+pub(crate) fn guarded(f: impl FnOnce() -> Result<String>) -> *mut c_char {
     let result = catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| {
         Err(Error::internal(
             "the library hit an internal error; the call was abandoned",
@@ -85,7 +85,7 @@ unsafe fn request_bytes<'a>(ptr: *const c_char) -> Result<&'a [u8]> {
 ///
 /// # Safety
 /// `ptr` is NULL or points to a NUL-terminated string that outlives `'a`.
-unsafe fn required_str<'a>(ptr: *const c_char, what: &str) -> Result<&'a str> {
+pub(crate) unsafe fn required_str<'a>(ptr: *const c_char, what: &str) -> Result<&'a str> {
     if ptr.is_null() {
         return Err(Error::invalid(what, "must not be NULL"));
     }
@@ -145,7 +145,9 @@ pub unsafe extern "C" fn hydra_open(
 }
 
 /// Closes a profile handle: stops accepting calls, waits for running jobs
-/// (or cancels them with `{"cancel_running": true}`), checkpoints the WAL
+/// (or cancels them with `{"cancel_running": true}`, waiting at most
+/// `"cancel_timeout_ms"`, default 5000, for them to stop; queued jobs stay
+/// queued for the next open), checkpoints the WAL
 /// and releases the profile lock. Returns an envelope (`closed` for a handle
 /// that is not open); the caller frees it with `hydra_string_free`.
 ///
@@ -157,13 +159,18 @@ pub unsafe extern "C" fn hydra_close(handle: u64, options_json: *const c_char) -
         // SAFETY: passed on from the caller's contract.
         let request = unsafe { request_bytes(options_json) }?;
         let options: CloseOptions = ops::parse_request(request)?;
-        let profile = HANDLES.write().remove(&handle).ok_or_else(|| {
-            Error::new(
-                ErrorCode::Closed,
-                "the handle is closed or was never opened",
-            )
-        })?;
-        profile.close(options)?;
+        // The handle stays in the map while close drains the jobs, so that a
+        // running job's host handler can still report progress through it;
+        // the profile itself refuses every other call from now on.
+        let profile = profile_for(handle)?;
+        match profile.close(options) {
+            // Refused options leave the profile open and the handle usable.
+            Err(e) if e.code() == ErrorCode::InvalidArgument => return Err(e),
+            closed => {
+                HANDLES.write().remove(&handle);
+                closed?;
+            }
+        }
         Ok("{\"closed\":true}".to_owned())
     })
 }

@@ -17,6 +17,7 @@
 use super::registry::{self, Change, ChangeKind, Permission};
 use crate::error::{Error, ErrorCode, Result};
 use crate::ffi::os;
+use crate::jobs::{JobContext, JobLinks};
 use crate::profile::Profile;
 use crate::types::{now_ms, Bounded, Id};
 use serde::{Deserialize, Serialize};
@@ -314,6 +315,18 @@ fn job_status(o: &CheckOutcome) -> &'static str {
     }
 }
 
+/// The job type of `repo.run_checks`.
+pub const CHECKS_JOB_TYPE: &str = "repo_run_checks";
+
+/// The runner of queued `repo_run_checks` jobs (`wait: false`), listed in
+/// `ops::JOB_TYPES`.
+pub fn run_queued_job(ctx: &JobContext) -> Result<Value> {
+    let payload: ChecksPayload = serde_json::from_value(ctx.payload().clone())
+        .map_err(|_| Error::invalid("payload", "not a repo_run_checks payload"))?;
+    let cancel = ctx.cancel_flag();
+    run_job(ctx.profile(), &payload, ctx.job_id(), &cancel).1
+}
+
 /// The work of a `repo_run_checks` job: re-checks the repo (it may have
 /// changed since the job was queued), runs the command and records the
 /// change row. Returns the outcome (when the command ran) and the job's
@@ -384,20 +397,21 @@ pub fn run_checks(profile: &Profile, req: ChecksRequest) -> Result<ChecksRespons
     let payload_json =
         serde_json::to_value(&payload).map_err(|e| Error::internal(e.to_string()))?;
     if !req.wait {
-        let job_id = super::jobs_bridge::submit(profile, "repo_run_checks", payload_json)?;
+        let job_id = profile
+            .jobs()
+            .submit(CHECKS_JOB_TYPE, payload_json, JobLinks::none())?;
         return Ok(ChecksResponse::Queued { job_id });
     }
     let mut ran = None;
-    let (job_id, result) = super::jobs_bridge::run_inline_cancellable(
-        profile,
-        "repo_run_checks",
-        payload_json,
-        |job_id, cancel| {
-            let (outcome, result) = run_job(profile, &payload, job_id, cancel);
-            ran = outcome;
-            result
-        },
-    )?;
+    let (job_id, result) =
+        profile
+            .jobs()
+            .run_inline(CHECKS_JOB_TYPE, payload_json, JobLinks::none(), |ctx| {
+                let cancel = ctx.cancel_flag();
+                let (outcome, result) = run_job(profile, &payload, ctx.job_id(), &cancel);
+                ran = outcome;
+                result
+            })?;
     match ran {
         Some(o) => Ok(ChecksResponse::Done(ChecksDone {
             job_id,

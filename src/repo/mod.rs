@@ -11,7 +11,6 @@
 //! - [`status`]: `git status` of a repo's tree.
 
 pub mod checks;
-mod jobs_bridge;
 pub mod journal;
 pub mod patch;
 pub mod paths;

@@ -27,6 +27,7 @@ use super::journal::{self, sha256_hex, Action, FileChange};
 use super::paths::{self, Found, RepoPath};
 use super::registry::{self, Budgets, Change, ChangeKind, Permission, Repo};
 use crate::error::{Error, ErrorCode, Result};
+use crate::jobs::JobLinks;
 use crate::profile::Profile;
 use crate::types::{now_ms, Id};
 use serde::de::{self, Deserializer};
@@ -91,6 +92,10 @@ pub struct PatchRequest {
     #[serde(default)]
     pub summary: Option<String>,
 }
+
+/// The job type of `repo.apply_patch`. Its jobs run only inline, on the
+/// caller's thread, so it has no entry in `ops::JOB_TYPES`.
+pub const APPLY_JOB_TYPE: &str = "repo_apply_patch";
 
 /// Longest `summary` accepted, in characters.
 const MAX_SUMMARY_CHARS: usize = 4096;
@@ -440,9 +445,11 @@ pub fn apply(profile: &Profile, req: PatchRequest) -> Result<ApplyResponse> {
     let _one_at_a_time = lock.lock();
     let plan = plan(profile, &repo, &req)?;
     let (job_id, outcome) =
-        super::jobs_bridge::run_inline(profile, "repo_apply_patch", job_payload(&req), |job_id| {
-            execute(profile, &repo, &req, plan, job_id)
-        })?;
+        profile
+            .jobs()
+            .run_inline(APPLY_JOB_TYPE, job_payload(&req), JobLinks::none(), |ctx| {
+                execute(profile, &repo, &req, plan, ctx.job_id())
+            })?;
     let result = outcome?;
     let response = serde_json::from_value::<ApplyResult>(result)
         .map_err(|e| Error::internal(format!("apply result: {e}")))?;

@@ -1,0 +1,780 @@
+//! The executor behind the ledger: a crossbeam worker pool, the registry of
+//! host job handlers, cancellation tokens, `job.updated` events and waiting.
+//!
+//! Ownership, so that nothing keeps a profile alive by accident: the
+//! [`Jobs`] value lives inside the profile and owns the sending side of the
+//! work queue. Worker threads hold only the [`Shared`] state, whose link
+//! back to the profile is weak; a worker upgrades it for the length of one
+//! job. Dropping (or closing) the profile drops the queue's sender, and the
+//! idle workers end.
+//!
+//! Events: every ledger change commits through [`Shared::commit`], which
+//! reads the changed jobs inside the transaction and hands them to the event
+//! thread right after the commit, while the writer lock still orders commits.
+//! The host's callback runs on that event thread, outside every lock, in
+//! commit order.
+
+use super::context::JobContext;
+use super::ledger::{self, Move, ProgressPatch};
+use super::model::{builtin_type, Job, JobError, JobLinks, JobStatus};
+use crate::db::Db;
+use crate::error::{Error, ErrorCode, Result};
+use crate::profile::{Profile, WeakProfile};
+use crate::types::{is_valid_id, new_id, now_ms, HostEventFn, HostJsonFn, Patch};
+use crossbeam_channel::{Receiver, Sender};
+use once_cell::sync::OnceCell;
+use parking_lot::{Condvar, Mutex, RwLock};
+use rusqlite::{Transaction, TransactionBehavior};
+use serde_json::{json, Value};
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+thread_local! {
+    /// True while this thread runs a job's work (a worker, or a caller of
+    /// [`Jobs::run_inline`]).
+    static ON_JOB_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// True when the current thread is running a job. A closing profile still
+/// serves such threads, so a job that close waits for can report progress.
+pub(crate) fn on_job_thread() -> bool {
+    ON_JOB_THREAD.with(Cell::get)
+}
+
+/// Marks the current thread as running a job until dropped.
+struct JobThreadGuard(bool);
+
+impl JobThreadGuard {
+    fn enter() -> JobThreadGuard {
+        JobThreadGuard(ON_JOB_THREAD.with(|c| c.replace(true)))
+    }
+}
+
+impl Drop for JobThreadGuard {
+    fn drop(&mut self) {
+        ON_JOB_THREAD.with(|c| c.set(self.0));
+    }
+}
+
+/// A queued job handed to the workers.
+struct Dispatch {
+    id: String,
+    job_type: String,
+}
+
+/// What runs a job: the host's handler for its type, else the built-in type.
+enum Runner {
+    Builtin(fn(&JobContext) -> Result<Value>),
+    Host(HostJsonFn),
+}
+
+impl Runner {
+    fn run(&self, ctx: &JobContext) -> Result<Value> {
+        match self {
+            Runner::Builtin(run) => run(ctx),
+            Runner::Host(handler) => {
+                let job = serde_json::to_value(ctx.job())
+                    .map_err(|_| Error::internal("job encoding failed"))?;
+                handler(&job)
+            }
+        }
+    }
+}
+
+/// Host handlers by job type, and the queued jobs waiting for one (a job
+/// recovered at open whose host handler is not registered yet).
+#[derive(Default)]
+struct Registry {
+    handlers: HashMap<String, HostJsonFn>,
+    parked: HashMap<String, Vec<String>>,
+}
+
+impl Registry {
+    fn runner(&self, job_type: &str) -> Option<Runner> {
+        if let Some(handler) = self.handlers.get(job_type) {
+            return Some(Runner::Host(Arc::clone(handler)));
+        }
+        builtin_type(job_type).map(|t| Runner::Builtin(t.run))
+    }
+}
+
+/// Jobs touched by one ledger transaction.
+#[derive(Default)]
+struct Touched {
+    ids: Vec<String>,
+    finished: bool,
+}
+
+impl Touched {
+    fn changed(&mut self, id: &str) {
+        self.ids.push(id.to_owned());
+    }
+}
+
+/// The state workers share with the [`Jobs`] handle.
+struct Shared {
+    profile: OnceCell<WeakProfile>,
+    registry: Mutex<Registry>,
+    /// Cancellation tokens of the jobs running now, by id.
+    running: Mutex<HashMap<String, Arc<AtomicBool>>>,
+    running_changed: Condvar,
+    /// Bumped whenever a job reaches a terminal status (and at shutdown).
+    finished: Mutex<u64>,
+    finished_changed: Condvar,
+    event_fn: Arc<RwLock<Option<HostEventFn>>>,
+    events: Mutex<Option<Sender<Value>>>,
+    /// Set when the profile starts closing: no job starts any more.
+    stopping: AtomicBool,
+    /// Set (under the writer lock) when close has written its last ledger
+    /// row: a job that ends later leaves no trace in a closed profile.
+    sealed: AtomicBool,
+}
+
+impl Shared {
+    fn profile(&self) -> Result<Profile> {
+        self.profile
+            .get()
+            .and_then(WeakProfile::upgrade)
+            .ok_or_else(closed)
+    }
+
+    /// Runs `f` as one `IMMEDIATE` transaction on the writer. After the
+    /// commit, and before the writer lock is released (so events keep commit
+    /// order), the jobs `f` touched are queued as `job.updated` events; the
+    /// host callback itself runs later on the event thread, outside any lock.
+    fn commit<T>(
+        &self,
+        db: &Db,
+        f: impl FnOnce(&Transaction<'_>, &mut Touched) -> Result<T>,
+    ) -> Result<T> {
+        let mut touched = Touched::default();
+        let value = {
+            let mut conn = db.writer();
+            if self.sealed.load(Ordering::SeqCst) {
+                return Err(closed());
+            }
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let value = f(&tx, &mut touched)?;
+            let events = if self.event_fn.read().is_some() {
+                touched
+                    .ids
+                    .iter()
+                    .filter_map(|id| ledger::get(&tx, id).ok().flatten())
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            tx.commit()?;
+            if let Some(sender) = &*self.events.lock() {
+                for job in events {
+                    let _ = sender.send(json!({"type": "job.updated", "job": job}));
+                }
+            }
+            value
+        };
+        if touched.finished {
+            self.notify_finished();
+        }
+        Ok(value)
+    }
+
+    fn notify_finished(&self) {
+        *self.finished.lock() += 1;
+        self.finished_changed.notify_all();
+    }
+
+    /// Registers the cancellation token of a job about to run; `None` once
+    /// the profile is closing (the job must not start).
+    fn track(&self, id: &str) -> Option<Arc<AtomicBool>> {
+        let mut running = self.running.lock();
+        if self.stopping.load(Ordering::SeqCst) {
+            return None;
+        }
+        let token = Arc::new(AtomicBool::new(false));
+        running.insert(id.to_owned(), Arc::clone(&token));
+        Some(token)
+    }
+
+    fn untrack(&self, id: &str) {
+        self.running.lock().remove(id);
+        self.running_changed.notify_all();
+    }
+
+    fn cancel_requested(&self, id: &str) -> bool {
+        self.running
+            .lock()
+            .get(id)
+            .is_some_and(|t| t.load(Ordering::SeqCst))
+    }
+
+    /// The runner for a dispatched job, or `None` after parking it until a
+    /// host handler for its type is registered.
+    fn runner_or_park(&self, d: &Dispatch) -> Option<Runner> {
+        let mut registry = self.registry.lock();
+        let runner = registry.runner(&d.job_type);
+        if runner.is_none() {
+            registry
+                .parked
+                .entry(d.job_type.clone())
+                .or_default()
+                .push(d.id.clone());
+        }
+        runner
+    }
+
+    /// Ends the running job `id`: `cancelled` if cancellation was requested
+    /// (whatever the work returned), else `succeeded` with the work's value
+    /// or `failed` with its error. The token is read under the writer lock,
+    /// which `jobs.cancel` also holds when it sets it, so the two agree.
+    fn finish(
+        &self,
+        db: &Db,
+        id: &str,
+        outcome: std::result::Result<Value, JobError>,
+        token: &AtomicBool,
+    ) {
+        // If this write fails (disk error, or the profile was closed first),
+        // the row stays `running` and the next open marks it `interrupted`.
+        let _ = self.commit(db, |tx, touched| {
+            let change = if token.load(Ordering::SeqCst) {
+                Move::Cancel(cancelled_error())
+            } else {
+                match outcome {
+                    Ok(value) => Move::Succeed(value),
+                    Err(error) => Move::Fail(error),
+                }
+            };
+            ledger::transition(tx, id, change, now_ms())?;
+            touched.changed(id);
+            touched.finished = true;
+            Ok(())
+        });
+        self.untrack(id);
+    }
+
+    /// Runs one dispatched job on this worker thread.
+    fn run_dispatched(&self, profile: &Profile, d: Dispatch) {
+        let Some(runner) = self.runner_or_park(&d) else {
+            return;
+        };
+        let Some(token) = self.track(&d.id) else {
+            return;
+        };
+        let started = self.commit(profile.db(), |tx, touched| {
+            ledger::transition(tx, &d.id, Move::Start, now_ms())?;
+            touched.changed(&d.id);
+            ledger::require(tx, &d.id)
+        });
+        let job = match started {
+            Ok(job) => job,
+            // Cancelled (or pruned) while it waited in the queue.
+            Err(_) => return self.untrack(&d.id),
+        };
+        let ctx = JobContext::new(profile.clone(), job, Arc::clone(&token));
+        let outcome = run_guarded(|| runner.run(&ctx)).map_err(|e| JobError::from_error(&e));
+        drop(ctx);
+        self.finish(profile.db(), &d.id, outcome, &token);
+    }
+}
+
+/// Runs a job's work on the current thread, marked as a job thread; a panic
+/// becomes an `internal` error of the job, never of the pool.
+fn run_guarded(work: impl FnOnce() -> Result<Value>) -> Result<Value> {
+    let _job_thread = JobThreadGuard::enter();
+    catch_unwind(AssertUnwindSafe(work)).unwrap_or_else(|_| {
+        Err(Error::internal(
+            "the job panicked; it was stopped and marked failed",
+        ))
+    })
+}
+
+fn closed() -> Error {
+    Error::new(ErrorCode::Closed, "the profile handle is closed")
+}
+
+fn cancelled_error() -> JobError {
+    JobError::new(ErrorCode::Cancelled, "the job was cancelled")
+}
+
+fn no_handler(job_type: &str) -> Error {
+    Error::new(
+        ErrorCode::NoHandler,
+        "no handler is registered for this job type",
+    )
+    .with_detail("job_type", job_type)
+}
+
+fn worker_loop(shared: Arc<Shared>, queue: Receiver<Dispatch>) {
+    while let Ok(d) = queue.recv() {
+        if shared.stopping.load(Ordering::SeqCst) {
+            continue; // stays queued in the ledger for the next open
+        }
+        let Ok(profile) = shared.profile() else {
+            break;
+        };
+        shared.run_dispatched(&profile, d);
+    }
+}
+
+fn event_loop(slot: Arc<RwLock<Option<HostEventFn>>>, events: Receiver<Value>) {
+    while let Ok(event) = events.recv() {
+        let callback = slot.read().clone();
+        if let Some(callback) = callback {
+            // A panicking host callback loses its event, nothing more.
+            let _ = catch_unwind(AssertUnwindSafe(|| callback(&event)));
+        }
+    }
+}
+
+/// Waits until `handle`'s thread ends or `deadline` passes; a thread still
+/// busy then (a host handler that never returns) is detached.
+fn join_until(handle: JoinHandle<()>, deadline: Instant) {
+    while !handle.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    if handle.is_finished() {
+        let _ = handle.join();
+    }
+}
+
+/// The jobs service of one profile ([`Profile::jobs`]).
+pub struct Jobs {
+    shared: Arc<Shared>,
+    workers_wanted: usize,
+    queue: Mutex<Option<Sender<Dispatch>>>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+    event_thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Jobs {
+    /// A stopped service with room for `workers` threads; [`Jobs::start`]
+    /// starts it.
+    pub(crate) fn new(workers: usize) -> Jobs {
+        Jobs {
+            shared: Arc::new(Shared {
+                profile: OnceCell::new(),
+                registry: Mutex::new(Registry::default()),
+                running: Mutex::new(HashMap::new()),
+                running_changed: Condvar::new(),
+                finished: Mutex::new(0),
+                finished_changed: Condvar::new(),
+                event_fn: Arc::new(RwLock::new(None)),
+                events: Mutex::new(None),
+                stopping: AtomicBool::new(false),
+                sealed: AtomicBool::new(false),
+            }),
+            workers_wanted: workers.max(1),
+            queue: Mutex::new(None),
+            workers: Mutex::new(Vec::new()),
+            event_thread: Mutex::new(None),
+        }
+    }
+
+    /// Crash recovery, run at open before any job starts: jobs left
+    /// `running` become `failed` / `interrupted`, unless their built-in type
+    /// may re-run (host-handled types never do).
+    pub(crate) fn recover(db: &Db) -> Result<usize> {
+        db.write(|tx| {
+            ledger::recover_interrupted(
+                tx,
+                |t| builtin_type(t).is_some_and(|t| t.rerun_after_crash),
+                now_ms(),
+            )
+        })
+    }
+
+    /// Starts the event thread and the workers, then queues every job the
+    /// ledger holds as `queued` (oldest first).
+    pub(crate) fn start(&self, profile: &Profile) -> Result<()> {
+        let _ = self.shared.profile.set(profile.downgrade());
+        let (event_tx, event_rx) = crossbeam_channel::unbounded();
+        let slot = Arc::clone(&self.shared.event_fn);
+        let event_thread = std::thread::Builder::new()
+            .name("hydra-events".into())
+            .spawn(move || event_loop(slot, event_rx))?;
+        *self.shared.events.lock() = Some(event_tx);
+        *self.event_thread.lock() = Some(event_thread);
+
+        let (queue_tx, queue_rx) = crossbeam_channel::unbounded();
+        let mut workers = self.workers.lock();
+        for n in 0..self.workers_wanted {
+            let shared = Arc::clone(&self.shared);
+            let queue_rx = queue_rx.clone();
+            workers.push(
+                std::thread::Builder::new()
+                    .name(format!("hydra-job-{n}"))
+                    .spawn(move || worker_loop(shared, queue_rx))?,
+            );
+        }
+        *self.queue.lock() = Some(queue_tx);
+        for (id, job_type) in profile.db().read(ledger::queued)? {
+            self.dispatch(Dispatch { id, job_type });
+        }
+        Ok(())
+    }
+
+    fn dispatch(&self, d: Dispatch) {
+        if let Some(queue) = &*self.queue.lock() {
+            let _ = queue.send(d);
+        }
+    }
+
+    fn profile(&self) -> Result<Profile> {
+        self.shared.profile()
+    }
+
+    /// Registers (or with `None` unregisters) the host handler that runs
+    /// jobs of `job_type`; registering again replaces the previous one. A
+    /// host handler takes precedence over a built-in type of the same name.
+    /// Queued jobs that were waiting for a handler of this type start.
+    pub fn register_host_handler(&self, job_type: &str, handler: Option<HostJsonFn>) -> Result<()> {
+        if !is_valid_id(job_type) {
+            return Err(Error::invalid(
+                "job_type",
+                "job types are 1..128 characters of [A-Za-z0-9_.:-]",
+            ));
+        }
+        let parked = {
+            let mut registry = self.shared.registry.lock();
+            match handler {
+                Some(handler) => {
+                    registry.handlers.insert(job_type.to_owned(), handler);
+                    registry.parked.remove(job_type).unwrap_or_default()
+                }
+                None => {
+                    registry.handlers.remove(job_type);
+                    Vec::new()
+                }
+            }
+        };
+        for id in parked {
+            self.dispatch(Dispatch {
+                id,
+                job_type: job_type.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// True when jobs of `job_type` can run now (a host handler is
+    /// registered for it, or it is a built-in type).
+    pub fn has_runner(&self, job_type: &str) -> bool {
+        self.shared.registry.lock().runner(job_type).is_some()
+    }
+
+    /// Sets (or with `None` clears) the callback that receives
+    /// `{"type":"job.updated","job":{...}}` on every job change.
+    pub fn set_event_callback(&self, callback: Option<HostEventFn>) {
+        *self.shared.event_fn.write() = callback;
+    }
+
+    /// Writes the job row `queued`, then hands it to the worker pool.
+    /// Returns the job id. `no_handler` when nothing can run `job_type`;
+    /// `not_found` when a link names a missing thread or task (checked in
+    /// the same transaction as the insert).
+    pub fn submit(&self, job_type: &str, payload: Value, links: JobLinks) -> Result<String> {
+        let profile = self.profile()?;
+        if !self.has_runner(job_type) {
+            return Err(no_handler(job_type));
+        }
+        let id = new_id();
+        self.shared.commit(profile.db(), |tx, touched| {
+            links.check(tx)?;
+            ledger::insert(
+                tx,
+                &id,
+                job_type,
+                &payload,
+                &links,
+                JobStatus::Queued,
+                now_ms(),
+            )?;
+            touched.changed(&id);
+            Ok(())
+        })?;
+        self.dispatch(Dispatch {
+            id: id.clone(),
+            job_type: job_type.to_owned(),
+        });
+        Ok(id)
+    }
+
+    /// The job `id`, or `not_found`.
+    pub fn get(&self, id: &str) -> Result<Job> {
+        self.profile()?.db().read(|conn| ledger::require(conn, id))
+    }
+
+    /// Blocks until the job is terminal, then returns it; `timeout` if it
+    /// is not terminal after `timeout`; `closed` if the profile closes while
+    /// the job is still queued (it stays queued for the next open).
+    pub fn wait(&self, id: &str, timeout: Duration) -> Result<Job> {
+        self.wait_until(id, Instant::now().checked_add(timeout))
+    }
+
+    fn wait_until(&self, id: &str, deadline: Option<Instant>) -> Result<Job> {
+        let shared = &self.shared;
+        loop {
+            let seen = *shared.finished.lock();
+            let job = self.get(id)?;
+            if job.status.is_terminal() {
+                return Ok(job);
+            }
+            if job.status == JobStatus::Queued && shared.stopping.load(Ordering::SeqCst) {
+                return Err(Error::new(
+                    ErrorCode::Closed,
+                    "the profile is closing; the job stays queued for the next open",
+                ));
+            }
+            let mut finished = shared.finished.lock();
+            if *finished != seen {
+                continue;
+            }
+            match deadline {
+                Some(deadline) => {
+                    if shared
+                        .finished_changed
+                        .wait_until(&mut finished, deadline)
+                        .timed_out()
+                    {
+                        drop(finished);
+                        let job = self.get(id)?;
+                        if job.status.is_terminal() {
+                            return Ok(job);
+                        }
+                        return Err(Error::new(
+                            ErrorCode::Timeout,
+                            "the job did not finish within the timeout",
+                        )
+                        .with_detail("status", job.status.as_str()));
+                    }
+                }
+                None => shared.finished_changed.wait(&mut finished),
+            }
+        }
+    }
+
+    /// For `wait: true` operations: submits, waits without limit, and
+    /// returns the job id and its result, or the job's error (with the
+    /// job's code) if it failed or was cancelled. The job stays in the
+    /// ledger either way.
+    pub fn submit_and_wait(
+        &self,
+        job_type: &str,
+        payload: Value,
+        links: JobLinks,
+    ) -> Result<(String, Value)> {
+        let id = self.submit(job_type, payload, links)?;
+        let job = self.wait_until(&id, None)?;
+        match (job.status, job.error) {
+            (JobStatus::Succeeded, _) => Ok((id, job.result.unwrap_or(Value::Null))),
+            (_, Some(error)) => Err(error.to_error()),
+            (_, None) => Err(Error::internal("the job ended without a result")),
+        }
+    }
+
+    /// Runs `work` on the caller's thread as a job of `job_type`, recorded
+    /// in the ledger (written `running` at once, then `succeeded`, `failed`
+    /// or `cancelled`, with events). Returns the job id and the work's
+    /// outcome; if cancellation was requested meanwhile, the outcome is
+    /// `cancelled` whatever the work returned, as the ledger says.
+    pub fn run_inline(
+        &self,
+        job_type: &str,
+        payload: Value,
+        links: JobLinks,
+        work: impl FnOnce(&JobContext) -> Result<Value>,
+    ) -> Result<(String, Result<Value>)> {
+        let profile = self.profile()?;
+        let id = new_id();
+        let token = self.shared.track(&id).ok_or_else(closed)?;
+        let inserted = self.shared.commit(profile.db(), |tx, touched| {
+            links.check(tx)?;
+            ledger::insert(
+                tx,
+                &id,
+                job_type,
+                &payload,
+                &links,
+                JobStatus::Running,
+                now_ms(),
+            )?;
+            touched.changed(&id);
+            ledger::require(tx, &id)
+        });
+        let job = match inserted {
+            Ok(job) => job,
+            Err(e) => {
+                self.shared.untrack(&id);
+                return Err(e);
+            }
+        };
+        let ctx = JobContext::new(profile.clone(), job, Arc::clone(&token));
+        let outcome = run_guarded(|| work(&ctx));
+        drop(ctx);
+        let for_ledger = match &outcome {
+            Ok(value) => Ok(value.clone()),
+            Err(e) => Err(JobError::from_error(e)),
+        };
+        self.shared.finish(profile.db(), &id, for_ledger, &token);
+        if token.load(Ordering::SeqCst) {
+            return Ok((id, Err(cancelled_error().to_error())));
+        }
+        Ok((id, outcome))
+    }
+
+    /// `jobs.cancel`: a queued job is cancelled at once; a running one is
+    /// asked to stop (its token is set; it ends `cancelled` when its work
+    /// returns) and is returned still `running`; a finished one is
+    /// `conflict`.
+    pub fn cancel(&self, id: &str) -> Result<Job> {
+        let profile = self.profile()?;
+        self.shared.commit(profile.db(), |tx, touched| {
+            let status = ledger::status_of(tx, id)?.ok_or_else(|| Error::not_found("job", "id"))?;
+            match status {
+                JobStatus::Queued => {
+                    ledger::transition(tx, id, Move::Cancel(cancelled_error()), now_ms())?;
+                    touched.changed(id);
+                    touched.finished = true;
+                }
+                JobStatus::Running => {
+                    if let Some(token) = self.shared.running.lock().get(id) {
+                        token.store(true, Ordering::SeqCst);
+                    }
+                }
+                finished => {
+                    return Err(Error::conflict("the job has already finished")
+                        .with_detail("status", finished.as_str()))
+                }
+            }
+            ledger::require(tx, id)
+        })
+    }
+
+    /// `jobs.progress`: records progress of a running job. `cancelled` once
+    /// its cancellation was requested (how a host handler learns of it);
+    /// `conflict` when the job is not running; `not_found` for an unknown id.
+    pub fn report_progress(&self, id: &str, patch: &ProgressPatch) -> Result<Job> {
+        validate_progress(patch)?;
+        let profile = self.profile()?;
+        self.shared.commit(profile.db(), |tx, touched| {
+            let status = ledger::status_of(tx, id)?.ok_or_else(|| Error::not_found("job", "id"))?;
+            if status == JobStatus::Running && self.shared.cancel_requested(id) {
+                return Err(Error::new(
+                    ErrorCode::Cancelled,
+                    "cancellation of this job was requested; stop and return",
+                ));
+            }
+            ledger::record_progress(tx, id, patch, now_ms())?;
+            touched.changed(id);
+            ledger::require(tx, id)
+        })
+    }
+
+    /// Stops the service for `Profile::close`: no job starts any more
+    /// (queued ones stay queued in the ledger); running jobs are waited for
+    /// (without limit), or with `cancel_running` asked to stop and waited
+    /// for up to `cancel_timeout`. A job still running then is recorded
+    /// `cancelled` and its thread detached: whatever it returns later is
+    /// not written. Pending events are delivered before this returns (a
+    /// callback still busy at the deadline is detached).
+    pub(crate) fn shutdown(&self, db: &Db, cancel_running: bool, cancel_timeout: Duration) {
+        let shared = &self.shared;
+        shared.stopping.store(true, Ordering::SeqCst);
+        drop(self.queue.lock().take());
+        shared.notify_finished(); // waiters on queued jobs notice `stopping`
+        let deadline = Instant::now() + cancel_timeout;
+        let stuck: Vec<String> = {
+            let mut running = shared.running.lock();
+            if cancel_running {
+                for token in running.values() {
+                    token.store(true, Ordering::SeqCst);
+                }
+            }
+            while !running.is_empty() {
+                if !cancel_running {
+                    shared.running_changed.wait(&mut running);
+                } else if shared
+                    .running_changed
+                    .wait_until(&mut running, deadline)
+                    .timed_out()
+                {
+                    break;
+                }
+            }
+            running.keys().cloned().collect()
+        };
+        let _ = shared.commit(db, |tx, touched| {
+            for id in &stuck {
+                let cancelled = JobError::new(
+                    ErrorCode::Cancelled,
+                    "the profile was closed and the job did not stop within the cancellation timeout",
+                );
+                if ledger::transition(tx, id, Move::Cancel(cancelled), now_ms()).is_ok() {
+                    touched.changed(id);
+                    touched.finished = true;
+                }
+            }
+            shared.sealed.store(true, Ordering::SeqCst);
+            Ok(())
+        });
+        shared.sealed.store(true, Ordering::SeqCst);
+        let grace = deadline.max(Instant::now() + Duration::from_secs(1));
+        for worker in std::mem::take(&mut *self.workers.lock()) {
+            join_until(worker, grace);
+        }
+        drop(shared.events.lock().take());
+        if let Some(event_thread) = self.event_thread.lock().take() {
+            join_until(event_thread, grace);
+        }
+        // Drop host closures now: one that captured the profile would
+        // otherwise keep it alive.
+        *shared.event_fn.write() = None;
+        std::mem::take(&mut *shared.registry.lock());
+    }
+}
+
+impl Drop for Jobs {
+    /// A profile dropped without close: idle threads end on their own once
+    /// the queue and event senders are gone; nothing is joined here (this
+    /// may run on a worker thread that held the last profile handle).
+    fn drop(&mut self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        drop(self.queue.get_mut().take());
+        drop(self.shared.events.lock().take());
+    }
+}
+
+/// Range checks of a progress report (shared by `jobs.progress` and
+/// [`JobContext::progress`]).
+fn validate_progress(patch: &ProgressPatch) -> Result<()> {
+    let text = |field: &str, value: &Patch<String>, max: usize| match value.as_value() {
+        Some(v) if v.chars().count() > max => {
+            Err(Error::invalid(field, format!("at most {max} characters")))
+        }
+        _ => Ok(()),
+    };
+    text("phase", &patch.phase, 200)?;
+    text("message", &patch.message, 2_000)?;
+    for (field, value) in [
+        ("steps_total", &patch.steps_total),
+        ("steps_completed", &patch.steps_completed),
+    ] {
+        if value.as_value().is_some_and(|v| *v > i64::MAX as u64) {
+            return Err(Error::invalid(field, "too large"));
+        }
+    }
+    if let Some(eta) = patch.eta_s.as_value() {
+        if !eta.is_finite() || *eta < 0.0 {
+            return Err(Error::invalid(
+                "eta_s",
+                "must be a non-negative number of seconds",
+            ));
+        }
+    }
+    Ok(())
+}
