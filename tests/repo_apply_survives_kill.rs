@@ -186,6 +186,13 @@ fn kill_at(stop: usize) {
             .collect();
         assert_eq!(dirs.len(), 4, "step {stop}: {dirs:?}");
     }
+    // The killed apply's job is marked interrupted.
+    let jobs = common::call(&p, "jobs.list", json!({"type": ["repo_apply_patch"]})).unwrap();
+    assert_eq!(jobs["items"][0]["status"], "failed", "step {stop}");
+    assert_eq!(
+        jobs["items"][0]["error"]["code"], "interrupted",
+        "step {stop}"
+    );
     // And the profile works: the same patch now applies (or is a no-op
     // conflict-free rewrite when it was completed).
     if stop != STEPS - 1 {
