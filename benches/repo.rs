@@ -1,0 +1,112 @@
+//! Cost of `repo.propose_patch` and `repo.apply_patch` on the issue's
+//! workload: 50 files x 80 lines, each file rewriting 8 of its lines.
+//! Targets (issue 6): apply median under 50 ms, propose median under 10 ms.
+//!
+//! [`PatchWorkload`] is the reusable harness: it builds a registered repo
+//! of `files x lines` and two alternating patches (A -> B, B -> A), so every
+//! measured apply really rewrites every file (with fsyncs) and the tree
+//! never drifts. The medians are printed first from a plain timed loop,
+//! then criterion measures the same calls.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use hydra_core::{ops, OpenOptions, Profile};
+use serde_json::json;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+/// A registered repo and two patches that flip it between two states.
+pub struct PatchWorkload {
+    pub profile: Profile,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+    /// Requests (JSON bytes) taking the tree to state B and back to A.
+    pub to_b: Vec<u8>,
+    pub to_a: Vec<u8>,
+    flips: usize,
+}
+
+fn content(file: usize, lines: usize, variant: char) -> String {
+    (0..lines)
+        .map(|l| {
+            let v = if l % 10 == 3 { variant } else { 'A' };
+            format!("fn item_{file}_{l}() -> u32 {{ {l} }} // variant {v}\n")
+        })
+        .collect()
+}
+
+impl PatchWorkload {
+    pub fn new(files: usize, lines: usize) -> PatchWorkload {
+        let profile_dir = tempfile::tempdir().unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let path = |i: usize| format!("src/mod{}/file{i}.rs", i % 5);
+        for i in 0..files {
+            let p = root.path().join(path(i));
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, content(i, lines, 'A')).unwrap();
+        }
+        let profile = Profile::open(OpenOptions::new(profile_dir.path())).unwrap();
+        let register = json!({"id": "bench", "root_path": root.path(), "allowed_ops": ["write"],
+                              "budgets": {"max_files": files.max(1), "max_lines": 1_000_000}});
+        ops::call_json(&profile, "repo.register", register.to_string().as_bytes()).unwrap();
+        let request = |variant: char| {
+            let files: Vec<_> = (0..files)
+                .map(|i| json!({"path": path(i), "content": content(i, lines, variant)}))
+                .collect();
+            serde_json::to_vec(&json!({"id": "bench", "files": files})).unwrap()
+        };
+        PatchWorkload {
+            profile,
+            to_b: request('B'),
+            to_a: request('A'),
+            _dirs: (profile_dir, root),
+            flips: 0,
+        }
+    }
+
+    /// Proposes the A -> B patch (the tree stays at A).
+    pub fn propose(&self) -> String {
+        ops::call_json(&self.profile, "repo.propose_patch", &self.to_b).unwrap()
+    }
+
+    /// Applies the next flip (A -> B or B -> A).
+    pub fn apply(&mut self) -> String {
+        let request = if self.flips.is_multiple_of(2) {
+            &self.to_b
+        } else {
+            &self.to_a
+        };
+        self.flips += 1;
+        ops::call_json(&self.profile, "repo.apply_patch", request).unwrap()
+    }
+}
+
+fn median_ms(mut run: impl FnMut(), n: usize) -> f64 {
+    let mut times: Vec<f64> = (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            run();
+            t.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    times[n / 2]
+}
+
+fn patches(c: &mut Criterion) {
+    let mut w = PatchWorkload::new(50, 80);
+    // Keep the tree at A for proposals.
+    let propose = median_ms(|| drop(black_box(w.propose())), 40);
+    let apply = median_ms(|| drop(black_box(w.apply())), 40);
+    println!("repo.propose_patch 50x80 median: {propose:.2} ms (target < 10 ms)");
+    println!("repo.apply_patch   50x80 median: {apply:.2} ms (target < 50 ms)");
+
+    let mut group = c.benchmark_group("repo 50 files x 80 lines");
+    group
+        .measurement_time(Duration::from_secs(4))
+        .sample_size(20);
+    group.bench_function("repo.propose_patch", |b| b.iter(|| black_box(w.propose())));
+    group.bench_function("repo.apply_patch", |b| b.iter(|| black_box(w.apply())));
+    group.finish();
+}
+
+criterion_group!(benches, patches);
+criterion_main!(benches);
