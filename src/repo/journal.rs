@@ -230,7 +230,7 @@ fn stage_and_swap(
             let mut temp = dir.create_new(&e.temp, 0o600)?;
             temp.write_all(content)?;
             temp.set_permissions(std::fs::Permissions::from_mode(f.mode))?;
-            temp.sync_all()?;
+            temp.sync_data()?;
         }
     }
     let mut step = 0;
