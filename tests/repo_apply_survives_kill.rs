@@ -306,3 +306,59 @@ fn a_directory_swapped_for_a_symlink_mid_apply_cannot_redirect_writes() {
     assert!(leftovers(&f.root).is_empty());
     assert_eq!(journal_count(f.t.profile.dir()), 0);
 }
+
+#[test]
+fn a_file_edited_during_the_apply_is_a_conflict_not_overwritten() {
+    let _serial = HOOK_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+    let f = RepoFixture::with(json!({"allowed_ops": ["write"]}));
+    for i in 0..6 {
+        f.write(&format!("m{i}.txt"), &format!("old {i}\n"));
+    }
+    let files: Vec<Value> = (0..6)
+        .map(|i| json!({"path": format!("m{i}.txt"), "content": format!("new {i}\n")}))
+        .collect();
+    let edited = f.root.join("m4.txt");
+    // The user saves m4.txt after the patch was checked, during the swaps.
+    let result = with_hook(
+        move |step| {
+            if step == 2 {
+                std::fs::write(&edited, "user edit\n").unwrap();
+            }
+        },
+        || {
+            f.t.call("repo.apply_patch", json!({"id": "r", "files": files}))
+        },
+    );
+    let e = result.unwrap_err();
+    assert_eq!(
+        (e.code.as_str(), e.details["index"].clone()),
+        ("conflict", json!(4))
+    );
+    for i in 0..6 {
+        let want = if i == 4 {
+            "user edit\n".to_owned()
+        } else {
+            format!("old {i}\n")
+        };
+        assert_eq!(f.read(&format!("m{i}.txt")).unwrap(), want, "m{i}");
+    }
+    assert!(leftovers(&f.root).is_empty());
+}
+
+#[test]
+fn a_journal_whose_root_is_gone_does_not_block_opening() {
+    let base = tempfile::tempdir().unwrap();
+    let base_path = base.path().canonicalize().unwrap();
+    let (profile_dir, root) = prepare(&base_path);
+    let journal_dir = profile_dir.join("repo-journal");
+    std::fs::create_dir_all(&journal_dir).unwrap();
+    let journal = json!({"format": "hydra-repo-journal-1", "root": root.join("vanished"),
+                         "change_id": "x", "entries": [], "created_dirs": []});
+    std::fs::write(journal_dir.join("x.json"), journal.to_string()).unwrap();
+    let p = Profile::open(OpenOptions::new(&profile_dir)).unwrap();
+    p.close(CloseOptions::default()).unwrap();
+    // An unreadable journal is refused rather than guessed at.
+    std::fs::write(journal_dir.join("y.json"), b"{not json").unwrap();
+    let e = Profile::open(OpenOptions::new(&profile_dir)).err().unwrap();
+    assert_eq!(e.code().as_str(), "corrupt");
+}

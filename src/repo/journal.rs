@@ -62,6 +62,9 @@ pub struct FileChange {
     pub content: Option<Vec<u8>>,
     /// Final permission bits (create/modify).
     pub mode: u32,
+    /// SHA-256 of the content the plan measured (modify/delete): the file
+    /// must still hold it when its swap comes, else `conflict`.
+    pub old_sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -172,7 +175,10 @@ pub fn apply(
 /// The directories that applying `files` must create, parents first.
 fn missing_dirs(root: &Dir, files: &[FileChange]) -> Result<Vec<String>> {
     let mut missing = BTreeSet::new();
-    for f in files.iter().filter(|f| f.action != Action::Delete) {
+    for (index, f) in files.iter().enumerate() {
+        if f.action == Action::Delete {
+            continue;
+        }
         let mut current: Option<Dir> = None;
         let mut so_far = String::new();
         let mut absent = false;
@@ -186,7 +192,7 @@ fn missing_dirs(root: &Dir, files: &[FileChange]) -> Result<Vec<String>> {
                 match dir.stat(name)?.map(|s| s.kind) {
                     None => absent = true,
                     Some(EntryKind::Dir) => current = Some(dir.open_dir(name)?),
-                    Some(_) => return Err(escaped(&f.path)),
+                    Some(_) => return Err(escaped(index)),
                 }
             }
             if absent {
@@ -198,17 +204,20 @@ fn missing_dirs(root: &Dir, files: &[FileChange]) -> Result<Vec<String>> {
     Ok(missing.into_iter().collect())
 }
 
-fn escaped(path: &RepoPath) -> Error {
+fn escaped(index: usize) -> Error {
     Error::new(
         ErrorCode::PathEscape,
         "a path changed into a symlink or file while the patch was applied",
     )
-    .with_detail("path", path.as_str())
+    .with_detail("index", index)
 }
 
-fn appeared(path: &RepoPath) -> Error {
-    Error::conflict("a file appeared at a path the patch creates")
-        .with_detail("path", path.as_str())
+fn conflict(index: usize, reason: &str) -> Error {
+    Error::conflict(reason).with_detail("index", index)
+}
+
+fn appeared(index: usize) -> Error {
+    conflict(index, "a file appeared at a path the patch creates")
 }
 
 fn stage_and_swap(
@@ -230,19 +239,27 @@ fn stage_and_swap(
             let mut temp = dir.create_new(&e.temp, 0o600)?;
             temp.write_all(content)?;
             temp.set_permissions(std::fs::Permissions::from_mode(f.mode))?;
-            temp.sync_data()?;
+            temp.sync_all()?;
         }
     }
     let mut step = 0;
-    for ((f, e), parent) in files.iter().zip(&journal.entries).zip(parents.iter()) {
+    for (i, ((f, e), parent)) in files
+        .iter()
+        .zip(&journal.entries)
+        .zip(parents.iter())
+        .enumerate()
+    {
         let dir = parent.get(root).unwrap_or(root);
         let name = f.path.file_name();
         let kind = dir.stat(name)?.map(|s| s.kind);
         match f.action {
             Action::Modify | Action::Delete if kind != Some(EntryKind::File) => {
-                return Err(escaped(&f.path))
+                return Err(escaped(i))
             }
-            Action::Create if kind.is_some() => return Err(appeared(&f.path)),
+            Action::Modify | Action::Delete if file_hash(dir, name)? != f.old_sha256 => {
+                return Err(conflict(i, "the file changed while the patch was applied"))
+            }
+            Action::Create if kind.is_some() => return Err(appeared(i)),
             _ => {}
         }
         match f.action {
@@ -256,7 +273,7 @@ fn stage_and_swap(
                 hook(&mut step);
                 dir.link(&e.temp, name).map_err(|err| {
                     if err.kind() == std::io::ErrorKind::AlreadyExists {
-                        appeared(&f.path)
+                        appeared(i)
                     } else {
                         err.into()
                     }
@@ -467,7 +484,8 @@ fn remove_journal(path: &Path) -> Result<()> {
 /// Finishes every apply a crash interrupted in the profile `profile_dir`:
 /// a change whose swaps all happened is completed, any other is rolled
 /// back. Run by `Profile::open` while it holds the profile lock. A journal
-/// whose root no longer exists is dropped (there is nothing to restore).
+/// whose root cannot be opened safely (missing, or replaced by a symlink)
+/// is kept for a later open; an unreadable journal is `corrupt`.
 pub fn recover(profile_dir: &Path) -> Result<()> {
     let dir = profile_dir.join(JOURNAL_DIR);
     let entries = match std::fs::read_dir(&dir) {
@@ -484,13 +502,11 @@ pub fn recover(profile_dir: &Path) -> Result<()> {
             Error::new(ErrorCode::Corrupt, "a repo patch journal is unreadable")
                 .with_detail("journal", path.to_string_lossy().into_owned())
         })?;
-        let root = match paths::open_root(&journal.root) {
-            Ok(root) => root,
-            Err(e) if e.code() == ErrorCode::Io => {
-                remove_journal(&path)?;
-                continue;
-            }
-            Err(e) => return Err(e),
+        let Ok(root) = paths::open_root(&journal.root) else {
+            // The root is gone or no longer the same directory: nothing is
+            // reachable without following a link. The journal stays, so a
+            // later open finishes the job if the root comes back.
+            continue;
         };
         let parents = journal
             .entries
@@ -515,12 +531,13 @@ pub fn recover(profile_dir: &Path) -> Result<()> {
 mod tests {
     use super::*;
 
-    fn change(path: &str, action: Action, content: Option<&str>) -> FileChange {
+    fn change(root: &Path, path: &str, action: Action, content: Option<&str>) -> FileChange {
         FileChange {
             path: paths::check_text(0, path).unwrap(),
             action,
             content: content.map(|c| c.as_bytes().to_vec()),
             mode: 0o644,
+            old_sha256: std::fs::read(root.join(path)).ok().map(|b| sha256_hex(&b)),
         }
     }
 
@@ -556,9 +573,9 @@ mod tests {
         std::fs::write(root_path.join("m.txt"), "old").unwrap();
         std::fs::write(root_path.join("d.txt"), "gone").unwrap();
         let files = [
-            change("m.txt", Action::Modify, Some("new")),
-            change("d.txt", Action::Delete, None),
-            change("x/y/c.txt", Action::Create, Some("created")),
+            change(&root_path, "m.txt", Action::Modify, Some("new")),
+            change(&root_path, "d.txt", Action::Delete, None),
+            change(&root_path, "x/y/c.txt", Action::Create, Some("created")),
         ];
         apply(profile.path(), &root_path, "c1", &files).unwrap();
         assert_eq!(
@@ -584,9 +601,9 @@ mod tests {
         std::fs::write(root_path.join("late.txt"), "someone else").unwrap();
         let before_late = listing(&root_path);
         let files = [
-            change("a.txt", Action::Modify, Some("A")),
-            change("n/new.txt", Action::Create, Some("N")),
-            change("late.txt", Action::Create, Some("L")),
+            change(&root_path, "a.txt", Action::Modify, Some("A")),
+            change(&root_path, "n/new.txt", Action::Create, Some("N")),
+            change(&root_path, "late.txt", Action::Create, Some("L")),
         ];
         let err = apply(profile.path(), &root_path, "c2", &files).unwrap_err();
         assert_eq!(err.code(), ErrorCode::Conflict);
@@ -600,7 +617,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let root_path = root.path().canonicalize().unwrap();
         std::fs::write(root_path.join("a.txt"), "a").unwrap();
-        let files = [change("a.txt", Action::Modify, Some("A"))];
+        let files = [change(&root_path, "a.txt", Action::Modify, Some("A"))];
         // Simulate a crash after all swaps: apply, then put the journal and
         // a stale backup back.
         apply(profile.path(), &root_path, "c3", &files).unwrap();

@@ -326,6 +326,7 @@ fn measure(path: RepoPath, e: &FileEdit, old: Option<(Vec<u8>, u32)>) -> (FileCh
         action,
         content: new,
         mode,
+        old_sha256: old.as_ref().map(|o| sha256_hex(&o.0)),
     };
     (change, report)
 }
