@@ -138,3 +138,33 @@ fn a_tree_outside_git_has_null_vcs() {
                "behind": null, "dirty": null, "changes": null})
     );
 }
+
+#[test]
+fn a_repository_config_cannot_make_status_run_a_program() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = RepoFixture::new();
+    git(&f.root, &["init", "-q"]);
+    let marker = f.sandbox.path().join("hook-ran");
+    let script = f.sandbox.path().join("hook.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\ntouch '{}'\n", marker.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    git(
+        &f.root,
+        &["config", "core.fsmonitor", script.to_str().unwrap()],
+    );
+    // A plain `git status` runs the configured program...
+    git(&f.root, &["status", "--porcelain=v2"]);
+    assert!(marker.exists(), "the hook did not run under plain git");
+    std::fs::remove_file(&marker).unwrap();
+    // ...repo.status does not.
+    let st = f.t.ok("repo.status", json!({"id": "r"}));
+    assert_eq!(st["vcs"], "git");
+    assert!(
+        !marker.exists(),
+        "repo.status ran the repository's fsmonitor program"
+    );
+}

@@ -230,16 +230,6 @@ pub fn kill_process_group(pgid: u32, signal: libc::c_int) -> io::Result<()> {
     }
 }
 
-/// True while a process `pid` exists (signal 0 probe; a zombie counts).
-pub fn process_exists(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    // SAFETY: plain system call with integer arguments; signal 0 sends nothing.
-    let ret = unsafe { libc::kill(pid, 0) };
-    ret == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -38,6 +38,10 @@ const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 /// (a process that left the group may still hold them).
 const PIPE_GRACE: Duration = Duration::from_secs(2);
 
+/// Longest pause between two looks at the child, the deadline and the
+/// cancellation flag (bounds how late a timeout or cancel is acted on).
+const MAX_POLL: Duration = Duration::from_millis(50);
+
 /// Request of `repo.run_checks`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -217,6 +221,7 @@ pub fn run_command(
     let stderr = spawn_reader(child.stderr.take());
     let deadline = started + timeout;
     let (mut timed_out, mut cancelled) = (false, false);
+    let mut poll = Duration::from_millis(1);
     let status = loop {
         if let Some(status) = child.try_wait()? {
             break status;
@@ -230,7 +235,9 @@ pub fn run_command(
             os::kill_process_group(pgid, libc::SIGKILL)?;
             break child.wait()?;
         }
-        std::thread::sleep(Duration::from_millis(5));
+        // Poll quickly at first (most checks are short), then back off.
+        std::thread::sleep(poll);
+        poll = (poll * 2).min(MAX_POLL);
     };
     // Whatever is left of the group (background children) goes too.
     os::kill_process_group(pgid, libc::SIGKILL)?;

@@ -3,7 +3,9 @@
 //! scripts). Outside a git work tree every field is null and `vcs` is null.
 //!
 //! git runs with `GIT_OPTIONAL_LOCKS=0` so that a read-only operation never
-//! rewrites the index, and with `LC_ALL=C`. Paths are relative to the top of
+//! rewrites the index, with `LC_ALL=C`, with `core.fsmonitor` off (a
+//! repository's config could otherwise make `git status` run a program),
+//! and without the host's `GIT_DIR`-style variables. Paths are relative to the top of
 //! the work tree. A change's `status` is one word: `modified`, `added`,
 //! `deleted`, `renamed`, `copied`, `type_changed`, `untracked` or
 //! `conflicted` (the index side wins when both sides changed).
@@ -51,9 +53,31 @@ pub fn status(profile: &Profile, req: StatusRequest) -> Result<RepoStatus> {
     git_status(&repo.root_path)
 }
 
+/// Variables of the host's environment that would point git at another
+/// repository, work tree or index than the root's own.
+const GIT_LOCATION_VARS: &[&str] = &[
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_COMMON_DIR",
+    "GIT_NAMESPACE",
+    "GIT_CEILING_DIRECTORIES",
+    "GIT_DISCOVERY_ACROSS_FILESYSTEM",
+    "GIT_CONFIG_PARAMETERS",
+    "GIT_CONFIG_COUNT",
+];
+
 /// Runs git in `root` and parses its status.
 pub fn git_status(root: &Path) -> Result<RepoStatus> {
-    let output = Command::new("git")
+    let mut command = Command::new("git");
+    for var in GIT_LOCATION_VARS {
+        command.env_remove(var);
+    }
+    let output = command
+        // A repo's own config must not make a status run a program.
+        .args(["-c", "core.fsmonitor=false"])
         .args(["status", "--porcelain=v2", "--branch", "-z"])
         .current_dir(root)
         .env("GIT_OPTIONAL_LOCKS", "0")
