@@ -29,11 +29,13 @@ pub enum EntryKind {
     Other,
 }
 
-/// An entry's kind and permission bits (`st_mode & 0o7777`).
+/// An entry's kind, permission bits (`st_mode & 0o7777`) and owner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EntryStat {
     pub kind: EntryKind,
     pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
 }
 
 /// An open directory. Names passed to its methods are single components:
@@ -163,6 +165,8 @@ impl Dir {
         Ok(Some(EntryStat {
             kind,
             mode: (st.st_mode & 0o7777) as u32,
+            uid: st.st_uid,
+            gid: st.st_gid,
         }))
     }
 

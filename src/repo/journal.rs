@@ -62,6 +62,9 @@ pub struct FileChange {
     pub content: Option<Vec<u8>>,
     /// Final permission bits (create/modify).
     pub mode: u32,
+    /// Owner `(uid, gid)` of the replaced file, given to the new content
+    /// where the process is allowed to (best effort).
+    pub owner: Option<(u32, u32)>,
     /// SHA-256 of the content the plan measured (modify/delete): the file
     /// must still hold it when its swap comes, else `conflict`.
     pub old_sha256: Option<String>,
@@ -238,6 +241,12 @@ fn stage_and_swap(
             let dir = parents[i].get(root).unwrap_or(root);
             let mut temp = dir.create_new(&e.temp, 0o600)?;
             temp.write_all(content)?;
+            if let Some((uid, gid)) = f.owner {
+                // Only a privileged process may give a file away; anyone
+                // else keeps owning what it writes, as any editor does.
+                let _ = std::os::unix::fs::fchown(&temp, Some(uid), Some(gid));
+            }
+            // After chown, which may clear mode bits.
             temp.set_permissions(std::fs::Permissions::from_mode(f.mode))?;
             temp.sync_all()?;
         }
@@ -537,6 +546,7 @@ mod tests {
             action,
             content: content.map(|c| c.as_bytes().to_vec()),
             mode: 0o644,
+            owner: None,
             old_sha256: std::fs::read(root.join(path)).ok().map(|b| sha256_hex(&b)),
         }
     }

@@ -17,7 +17,9 @@
 //! - deleting a file that does not exist is `conflict`;
 //! - `mode` (an integer such as 420, or an octal string such as `"0644"`,
 //!   at most `0o777`) applies to created files only (default `0o644`); an
-//!   existing file keeps its mode, and `mode` on a deletion is
+//!   existing file keeps its mode (except set-user-id / set-group-id bits,
+//!   which are dropped as the kernel drops them on a write by another user)
+//!   and, where the process may, its owner; `mode` on a deletion is
 //!   `invalid_argument`;
 //! - the job payload of `repo_apply_patch` lists paths, actions, sizes and
 //!   preconditions but not the contents, so file contents are never copied
@@ -249,16 +251,20 @@ pub fn plan(profile: &Profile, repo: &Repo, req: &PatchRequest) -> Result<Plan> 
     let (mut lines, mut bytes) = (0u64, 0u64);
     for (i, (e, (path, found, parent))) in req.files.iter().zip(located).enumerate() {
         let old = match found {
-            Found::File { mode } => {
+            Found::File { mode, uid, gid } => {
                 let dir = parent.as_ref().unwrap_or(&root);
                 let mut buf = Vec::new();
                 dir.open_file(path.file_name())?.read_to_end(&mut buf)?;
-                Some((buf, mode))
+                Some(OldFile {
+                    bytes: buf,
+                    mode,
+                    owner: (uid, gid),
+                })
             }
             Found::Missing => None,
         };
         if first_conflict.is_none() {
-            first_conflict = precondition(i, e, old.as_ref().map(|o| o.0.as_slice()));
+            first_conflict = precondition(i, e, old.as_ref().map(|o| o.bytes.as_slice()));
         }
         let (change, report) = measure(path, e, old);
         lines += report.additions + report.deletions;
@@ -301,17 +307,27 @@ fn precondition(i: usize, e: &FileEdit, old: Option<&[u8]>) -> Option<Error> {
     None
 }
 
-fn measure(path: RepoPath, e: &FileEdit, old: Option<(Vec<u8>, u32)>) -> (FileChange, FileReport) {
+/// The current state of a file a patch replaces or deletes.
+struct OldFile {
+    bytes: Vec<u8>,
+    mode: u32,
+    owner: (u32, u32),
+}
+
+/// Set-user-id and set-group-id bits: never kept on content an agent wrote.
+const SETID_BITS: u32 = 0o6000;
+
+fn measure(path: RepoPath, e: &FileEdit, old: Option<OldFile>) -> (FileChange, FileReport) {
     let new = e.content.as_ref().map(|c| c.as_bytes().to_vec());
     let action = match (&new, &old) {
         (None, _) => Action::Delete,
         (Some(_), Some(_)) => Action::Modify,
         (Some(_), None) => Action::Create,
     };
-    let old_bytes = old.as_ref().map_or(&[][..], |o| o.0.as_slice());
+    let old_bytes = old.as_ref().map_or(&[][..], |o| o.bytes.as_slice());
     let (additions, deletions) = line_stats(old_bytes, new.as_deref().unwrap_or_default());
     let mode = match &old {
-        Some((_, mode)) => *mode,
+        Some(o) => o.mode & !SETID_BITS,
         None => e.mode.map_or(0o644, |m| m.0),
     };
     let report = FileReport {
@@ -326,7 +342,8 @@ fn measure(path: RepoPath, e: &FileEdit, old: Option<(Vec<u8>, u32)>) -> (FileCh
         action,
         content: new,
         mode,
-        old_sha256: old.as_ref().map(|o| sha256_hex(&o.0)),
+        owner: old.as_ref().map(|o| o.owner),
+        old_sha256: old.as_ref().map(|o| sha256_hex(&o.bytes)),
     };
     (change, report)
 }

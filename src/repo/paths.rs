@@ -162,8 +162,8 @@ fn root_moved() -> Error {
 /// What is at a validated path now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Found {
-    /// A regular file with these permission bits.
-    File { mode: u32 },
+    /// A regular file with these permission bits and owner.
+    File { mode: u32, uid: u32, gid: u32 },
     /// Nothing (some parent directories may be missing too).
     Missing,
 }
@@ -206,7 +206,11 @@ pub fn locate(
     let found = match dir.stat(path.file_name())? {
         None => Found::Missing,
         Some(s) => match s.kind {
-            EntryKind::File => Found::File { mode: s.mode },
+            EntryKind::File => Found::File {
+                mode: s.mode,
+                uid: s.uid,
+                gid: s.gid,
+            },
             EntryKind::Symlink => return Err(escape(index, "the target is a symlink")),
             EntryKind::Dir => return Err(bad_target(index, "the target is a directory")),
             EntryKind::Other => return Err(bad_target(index, "the target is not a regular file")),
