@@ -7,11 +7,14 @@
 //!    its new content, and the directories the apply will create;
 //! 2. every new content is staged in a temp file in its target directory
 //!    (missing directories created), with its final mode, and fsynced;
-//! 3. the swaps: a replaced file is first hard-linked to its backup name
-//!    then the temp is renamed over it (so the target name always exists);
-//!    a new file is linked into place (never replacing anything that
-//!    appeared meanwhile); a deleted file is renamed to its backup name;
-//!    then every directory touched is fsynced;
+//! 3. the swaps, in two passes: first every file to be replaced is
+//!    hard-linked to its backup name and the directories are fsynced (so a
+//!    backup is durable before any content changes); then, each file
+//!    re-checked against the hash the plan measured, the temp is renamed
+//!    over a replaced file (the target name always exists), a new file is
+//!    linked into place (never replacing anything that appeared meanwhile)
+//!    and a deleted file is renamed to its backup name; then every
+//!    directory touched is fsynced;
 //! 4. the backups are removed and the journal is deleted.
 //!
 //! An error in steps 2-3 rolls every entry back; a crash anywhere leaves the
@@ -152,7 +155,11 @@ pub fn apply(
         entries,
     };
     let path = journal_path(profile_dir, change_id);
-    std::fs::create_dir_all(fsutil::parent_dir(&path))?;
+    let journal_dir = fsutil::parent_dir(&path);
+    if !journal_dir.is_dir() {
+        std::fs::create_dir_all(journal_dir)?;
+        fsutil::sync_dir(profile_dir)?;
+    }
     let text = serde_json::to_vec(&journal).map_err(|e| Error::internal(e.to_string()))?;
     fsutil::write_atomic(&path, &text)?;
 
@@ -251,35 +258,44 @@ fn stage_and_swap(
             temp.sync_all()?;
         }
     }
+    let entries = || {
+        files
+            .iter()
+            .zip(&journal.entries)
+            .zip(parents.iter())
+            .enumerate()
+            .map(|(i, ((f, e), parent))| (i, f, e, parent.get(root).unwrap_or(root)))
+    };
     let mut step = 0;
-    for (i, ((f, e), parent)) in files
-        .iter()
-        .zip(&journal.entries)
-        .zip(parents.iter())
-        .enumerate()
-    {
-        let dir = parent.get(root).unwrap_or(root);
+    // Pass 1: a durable backup name for every file to be replaced, before
+    // any content changes, so a rollback can always restore it.
+    for (i, f, e, dir) in entries() {
         let name = f.path.file_name();
         let kind = dir.stat(name)?.map(|s| s.kind);
         match f.action {
             Action::Modify | Action::Delete if kind != Some(EntryKind::File) => {
                 return Err(escaped(i))
             }
-            Action::Modify | Action::Delete if file_hash(dir, name)? != f.old_sha256 => {
-                return Err(conflict(i, "the file changed while the patch was applied"))
-            }
             Action::Create if kind.is_some() => return Err(appeared(i)),
-            _ => {}
-        }
-        match f.action {
             Action::Modify => {
                 hook(&mut step);
                 dir.link(name, &e.backup)?;
-                hook(&mut step);
-                dir.rename(&e.temp, name)?;
             }
+            _ => {}
+        }
+    }
+    sync_dirs(root, journal, parents)?;
+    // Pass 2: the swaps. Each replaced or deleted file is checked against
+    // the content the plan measured right before it goes.
+    for (i, f, e, dir) in entries() {
+        let name = f.path.file_name();
+        if f.action != Action::Create && file_hash(dir, name)? != f.old_sha256 {
+            return Err(conflict(i, "the file changed while the patch was applied"));
+        }
+        hook(&mut step);
+        match f.action {
+            Action::Modify => dir.rename(&e.temp, name)?,
             Action::Create => {
-                hook(&mut step);
                 dir.link(&e.temp, name).map_err(|err| {
                     if err.kind() == std::io::ErrorKind::AlreadyExists {
                         appeared(i)
@@ -290,10 +306,7 @@ fn stage_and_swap(
                 hook(&mut step);
                 dir.unlink(&e.temp)?;
             }
-            Action::Delete => {
-                hook(&mut step);
-                dir.rename(name, &e.backup)?;
-            }
+            Action::Delete => dir.rename(name, &e.backup)?,
         }
     }
     hook(&mut step);
