@@ -39,10 +39,11 @@ use crate::ffi::os::{Dir, EntryKind};
 use crate::fsutil;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 /// The folder of pending journals inside a profile directory.
 pub const JOURNAL_DIR: &str = "repo-journal";
@@ -237,11 +238,22 @@ fn stage_and_swap(
     parents: &mut Vec<Parent>,
 ) -> Result<()> {
     let mut created = Vec::new();
+    let mut opened: HashMap<&str, Rc<Dir>> = HashMap::new();
     for (i, (f, e)) in files.iter().zip(&journal.entries).enumerate() {
-        let make = (f.action != Action::Delete).then_some(&mut created);
-        let parent = match paths::walk_parent(root, i, &f.path, make)? {
-            Some(dir) => Parent::Dir(dir),
-            None => Parent::Root,
+        let rel = f.path.parent_text();
+        let parent = match opened.get(rel) {
+            Some(dir) => Parent::Dir(Rc::clone(dir)),
+            None => {
+                let make = (f.action != Action::Delete).then_some(&mut created);
+                match paths::walk_parent(root, i, &f.path, make)? {
+                    Some(dir) => {
+                        let dir = Rc::new(dir);
+                        opened.insert(rel, Rc::clone(&dir));
+                        Parent::Dir(dir)
+                    }
+                    None => Parent::Root,
+                }
+            }
         };
         parents.push(parent);
         if let Some(content) = &f.content {
@@ -367,9 +379,10 @@ fn open_rel_dir(root: &Dir, rel: &str) -> Result<Option<Dir>> {
 }
 
 /// The directory holding the entry's target, if it exists.
+/// Entries in one directory share its descriptor.
 enum Parent {
     Root,
-    Dir(Dir),
+    Dir(Rc<Dir>),
     Missing,
 }
 
@@ -380,7 +393,7 @@ impl Parent {
             return Ok(Parent::Root);
         }
         Ok(match open_rel_dir(root, rel)? {
-            Some(d) => Parent::Dir(d),
+            Some(d) => Parent::Dir(Rc::new(d)),
             None => Parent::Missing,
         })
     }

@@ -29,6 +29,7 @@ use super::journal::{self, sha256_hex, Action, FileChange};
 use super::paths::{self, Found, RepoPath};
 use super::registry::{self, Budgets, Change, ChangeKind, Permission, Repo};
 use crate::error::{Error, ErrorCode, Result};
+use crate::ffi::os::Dir;
 use crate::jobs::JobLinks;
 use crate::profile::Profile;
 use crate::types::{now_ms, Id};
@@ -224,15 +225,15 @@ pub fn plan(profile: &Profile, repo: &Repo, req: &PatchRequest) -> Result<Plan> 
     }
     let root = paths::open_root(&repo.root_path)?;
     // 1. The path rule, on every entry, before anything else is looked at.
-    let mut located = Vec::with_capacity(req.files.len());
+    let mut paths = Vec::with_capacity(req.files.len());
     for (i, e) in req.files.iter().enumerate() {
         let path = paths::check_text(i, &e.path)?;
-        let (found, parent) = paths::locate(&root, &repo.root_path, profile.dir(), i, &path)?;
-        located.push((path, found, parent));
+        paths::locate(&root, &repo.root_path, profile.dir(), i, &path)?;
+        paths.push(path);
     }
     // 2. Duplicates.
     let mut seen = HashSet::new();
-    for (i, (path, _, _)) in located.iter().enumerate() {
+    for (i, path) in paths.iter().enumerate() {
         if !seen.insert(path.as_str()) {
             return Err(
                 Error::invalid(entry_field(i, "path"), "the same path appears twice")
@@ -249,20 +250,8 @@ pub fn plan(profile: &Profile, repo: &Repo, req: &PatchRequest) -> Result<Plan> 
     let mut reports = Vec::with_capacity(req.files.len());
     let mut first_conflict = None;
     let (mut lines, mut bytes) = (0u64, 0u64);
-    for (i, (e, (path, found, parent))) in req.files.iter().zip(located).enumerate() {
-        let old = match found {
-            Found::File { mode, uid, gid } => {
-                let dir = parent.as_ref().unwrap_or(&root);
-                let mut buf = Vec::new();
-                dir.open_file(path.file_name())?.read_to_end(&mut buf)?;
-                Some(OldFile {
-                    bytes: buf,
-                    mode,
-                    owner: (uid, gid),
-                })
-            }
-            Found::Missing => None,
-        };
+    for (i, (e, path)) in req.files.iter().zip(paths).enumerate() {
+        let old = read_old(&root, repo, profile, i, &path)?;
         if first_conflict.is_none() {
             first_conflict = precondition(i, e, old.as_ref().map(|o| o.bytes.as_slice()));
         }
@@ -282,6 +271,30 @@ pub fn plan(profile: &Profile, repo: &Repo, req: &PatchRequest) -> Result<Plan> 
         budget,
         conflict: first_conflict,
     })
+}
+
+/// The current file at a checked path, read through a walk that follows no
+/// symlink (the path rule is applied again, so a change since step 1 of
+/// the plan is caught too). No descriptor is kept between entries.
+fn read_old(
+    root: &Dir,
+    repo: &Repo,
+    profile: &Profile,
+    index: usize,
+    path: &RepoPath,
+) -> Result<Option<OldFile>> {
+    let (found, parent) = paths::locate(root, &repo.root_path, profile.dir(), index, path)?;
+    let Found::File { mode, uid, gid } = found else {
+        return Ok(None);
+    };
+    let mut bytes = Vec::new();
+    let dir = parent.as_ref().unwrap_or(root);
+    dir.open_file(path.file_name())?.read_to_end(&mut bytes)?;
+    Ok(Some(OldFile {
+        bytes,
+        mode,
+        owner: (uid, gid),
+    }))
 }
 
 /// The failed precondition of entry `i`, if any.
