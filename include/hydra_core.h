@@ -71,6 +71,246 @@ char *hydra_profile_info(uint64_t handle, const char *request_json);
 // `request_json` is NULL or points to a NUL-terminated string.
 char *hydra_profile_maintenance(uint64_t handle, const char *request_json);
 
+// `threads.create`: Create a thread.
+//
+// Same as `hydra_call(handle, "threads.create", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_threads_create(uint64_t handle, const char *request_json);
+
+// `threads.get`: Get a thread by id.
+//
+// Same as `hydra_call(handle, "threads.get", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_threads_get(uint64_t handle, const char *request_json);
+
+// `threads.update`: Update a thread's title, description or metadata.
+//
+// Same as `hydra_call(handle, "threads.update", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_threads_update(uint64_t handle, const char *request_json);
+
+// `threads.list`: List threads, newest updated first.
+//
+// Same as `hydra_call(handle, "threads.list", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_threads_list(uint64_t handle, const char *request_json);
+
+// `threads.delete`: Delete a thread with its messages, tasks and memories; detach its tabs and jobs.
+//
+// Same as `hydra_call(handle, "threads.delete", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_threads_delete(uint64_t handle, const char *request_json);
+
+// `messages.append`: Append a message to a thread.
+//
+// Same as `hydra_call(handle, "messages.append", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_messages_append(uint64_t handle, const char *request_json);
+
+// `messages.list`: List a thread's messages, oldest or newest first.
+//
+// Same as `hydra_call(handle, "messages.list", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_messages_list(uint64_t handle, const char *request_json);
+
+// `messages.delete`: Delete a message.
+//
+// Same as `hydra_call(handle, "messages.delete", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_messages_delete(uint64_t handle, const char *request_json);
+
+// `chat`: One chat turn: user message, assistant reply or model answer, and context.
+//
+// Same as `hydra_call(handle, "chat", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_chat(uint64_t handle, const char *request_json);
+
+// `hydraflow.context`: A thread with its recent messages, open tasks, memories and bound tabs.
+//
+// Same as `hydra_call(handle, "hydraflow.context", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_hydraflow_context(uint64_t handle, const char *request_json);
+
+// `tasks.create`: Create a task.
+//
+// Same as `hydra_call(handle, "tasks.create", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_tasks_create(uint64_t handle, const char *request_json);
+
+// `tasks.get`: Get a task by id.
+//
+// Same as `hydra_call(handle, "tasks.get", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_tasks_get(uint64_t handle, const char *request_json);
+
+// `tasks.update`: Update a task; a status change records an event.
+//
+// Same as `hydra_call(handle, "tasks.update", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_tasks_update(uint64_t handle, const char *request_json);
+
+// `tasks.list`: List tasks, newest updated first.
+//
+// Same as `hydra_call(handle, "tasks.list", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_tasks_list(uint64_t handle, const char *request_json);
+
+// `tasks.delete`: Delete a task and its events.
+//
+// Same as `hydra_call(handle, "tasks.delete", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_tasks_delete(uint64_t handle, const char *request_json);
+
+// `tasks.add_event`: Record an event on a task.
+//
+// Same as `hydra_call(handle, "tasks.add_event", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_tasks_add_event(uint64_t handle, const char *request_json);
+
+// `tasks.events`: List a task's events, oldest first.
+//
+// Same as `hydra_call(handle, "tasks.events", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_tasks_events(uint64_t handle, const char *request_json);
+
+// `memory.upsert`: Insert or update a memory, optionally with an embedding.
+//
+// Same as `hydra_call(handle, "memory.upsert", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_memory_upsert(uint64_t handle, const char *request_json);
+
+// `memory.get`: Get a memory by id.
+//
+// Same as `hydra_call(handle, "memory.get", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_memory_get(uint64_t handle, const char *request_json);
+
+// `memory.list`: List memories, newest first.
+//
+// Same as `hydra_call(handle, "memory.list", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_memory_list(uint64_t handle, const char *request_json);
+
+// `memory.delete`: Delete a memory by id or by filters.
+//
+// Same as `hydra_call(handle, "memory.delete", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_memory_delete(uint64_t handle, const char *request_json);
+
+// `memory.search`: Search memories by embedding or full text.
+//
+// Same as `hydra_call(handle, "memory.search", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_memory_search(uint64_t handle, const char *request_json);
+
+// `tabs.bind_thread`: Bind a tab to a thread, creating the tab or thread if needed.
+//
+// Same as `hydra_call(handle, "tabs.bind_thread", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_tabs_bind_thread(uint64_t handle, const char *request_json);
+
+// `tabs.unbind_thread`: Unbind a tab from its thread.
+//
+// Same as `hydra_call(handle, "tabs.unbind_thread", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_tabs_unbind_thread(uint64_t handle, const char *request_json);
+
 // `jobs.list`: List jobs newest first, filtered by status and type.
 //
 // Same as `hydra_call(handle, "jobs.list", request_json)`: takes a profile
@@ -306,6 +546,16 @@ char *hydra_register_job_handler(uint64_t handle, const char *job_type, hydra_js
 // `fn` is NULL or a function safe to call with `user_data` from another
 // thread until it is unregistered or the profile is closed.
 char *hydra_set_event_callback(uint64_t handle, hydra_event_fn fn, void *user_data);
+
+// Registers the chat model of a profile handle, replacing any previous one;
+// a NULL `fn` unregisters it. `user_data` is passed back to every call.
+// Returns an envelope (`{"registered":bool}`, or `closed` for a handle that
+// is not open) the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `fn`, when not NULL, must be callable from any thread for as long as it
+// stays registered, and `user_data` must stay valid for it that long.
+char *hydra_register_model(uint64_t handle, hydra_json_fn fn, void *user_data);
 
 #ifdef __cplusplus
 }  // extern "C"

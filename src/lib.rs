@@ -40,6 +40,7 @@ pub mod db;
 pub mod error;
 pub mod ffi;
 pub mod fsutil;
+pub mod hydraflow;
 pub mod jobs;
 pub mod meta;
 pub mod ops;

@@ -16,7 +16,7 @@
 use crate::db::{self, Db, Synchronous};
 use crate::error::{Error, ErrorCode, Result};
 use crate::jobs::Jobs;
-use crate::types::{Bounded, HostEventFn};
+use crate::types::{Bounded, HostEventFn, HostJsonFn};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::{File, TryLockError};
@@ -119,6 +119,8 @@ struct ProfileInner {
     /// Bumped by every change that alters file sizes in a way the overview
     /// storage cache must not hide (privacy deletes, imports, patches).
     storage_epoch: AtomicU64,
+    /// The host's chat model (`hydra_register_model`), if one is registered.
+    model: parking_lot::RwLock<Option<HostJsonFn>>,
 }
 
 impl Profile {
@@ -145,6 +147,7 @@ impl Profile {
                 state: AtomicU8::new(OPEN),
                 jobs,
                 storage_epoch: AtomicU64::new(0),
+                model: parking_lot::RwLock::new(None),
             }),
         };
         profile.inner.jobs.start(&profile)?;
@@ -235,6 +238,17 @@ impl Profile {
     /// number is unchanged.
     pub fn storage_epoch(&self) -> u64 {
         self.inner.storage_epoch.load(Ordering::Acquire)
+    }
+
+    /// Registers the chat model `chat` calls when a turn has no `reply`
+    /// (replacing any previous one); `None` unregisters it.
+    pub fn set_model(&self, model: Option<HostJsonFn>) {
+        *self.inner.model.write() = model;
+    }
+
+    /// The registered chat model, if any.
+    pub fn model(&self) -> Option<HostJsonFn> {
+        self.inner.model.read().clone()
     }
 }
 

@@ -13,6 +13,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod callbacks;
+pub mod model;
 pub mod os;
 
 use crate::error::{Error, ErrorCode, Result};

@@ -1,0 +1,284 @@
+//! Messages: the rows of a conversation, appended one at a time and listed
+//! oldest or newest first by keyset, so the latest N of a thread of any
+//! size cost one index seek.
+
+use super::{metadata_of, require_text, require_thread};
+use crate::db::paging::{Keyset, Order};
+use crate::db::ConnExt;
+use crate::error::{Error, Result};
+use crate::profile::Profile;
+use crate::types::{now_ms, Id, ListLimit, Metadata, Millis, Page, Timestamp};
+use rusqlite::{params, Connection, Row};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    User,
+    Assistant,
+    System,
+    Tool,
+}
+
+impl Role {
+    fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Assistant => "assistant",
+            Role::System => "system",
+            Role::Tool => "tool",
+        }
+    }
+
+    fn parse(text: &str) -> rusqlite::Result<Role> {
+        Ok(match text {
+            "user" => Role::User,
+            "assistant" => Role::Assistant,
+            "system" => Role::System,
+            "tool" => Role::Tool,
+            _ => {
+                return Err(rusqlite::Error::InvalidColumnType(
+                    4,
+                    "role".into(),
+                    rusqlite::types::Type::Text,
+                ))
+            }
+        })
+    }
+}
+
+/// A message as the contract shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub id: String,
+    pub thread_id: String,
+    pub parent_id: Option<String>,
+    pub role: Role,
+    pub content: String,
+    pub tokens: Option<i64>,
+    pub created_at: Millis,
+    pub metadata: Map<String, Value>,
+}
+
+const COLUMNS: &str = "id, thread_id, parent_id, role, content, tokens, created_at, metadata, seq";
+
+impl Message {
+    fn from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
+        Ok(Message {
+            id: row.get(0)?,
+            thread_id: row.get(1)?,
+            parent_id: row.get(2)?,
+            role: Role::parse(row.get_ref(3)?.as_str()?)?,
+            content: row.get(4)?,
+            tokens: row.get(5)?,
+            created_at: row.get(6)?,
+            metadata: metadata_of(&row.get::<_, String>(7)?),
+        })
+    }
+}
+
+/// A message to write. The thread must exist (checked by the caller).
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub id: Option<Id>,
+    pub thread_id: String,
+    pub parent_id: Option<Id>,
+    pub role: Role,
+    pub content: String,
+    pub tokens: Option<u64>,
+    pub created_at: Option<Timestamp>,
+    pub metadata: Metadata,
+}
+
+/// Writes a message inside the caller's transaction and updates its
+/// thread's `updated_at` (to `now`) and `last_user_message_at` /
+/// `last_assistant_message_at` (to the latest message time of that role).
+/// An existing id is `conflict`.
+pub fn insert(conn: &Connection, new: NewMessage, now: Millis) -> Result<Message> {
+    let mut messages = insert_all(conn, vec![new], now)?;
+    messages
+        .pop()
+        .ok_or_else(|| Error::internal("message insert returned nothing"))
+}
+
+/// Writes several messages with ONE insert statement, then updates their
+/// threads as [`insert`] does. One statement matters: FTS5 flushes its
+/// pending index data into a new segment whenever a later statement opens a
+/// savepoint, so a chat turn's two messages cost one segment, not two.
+/// The thread row is rewritten only when one of its values changes
+/// (appends within one millisecond share them).
+pub fn insert_all(conn: &Connection, news: Vec<NewMessage>, now: Millis) -> Result<Vec<Message>> {
+    let messages: Vec<Message> = news
+        .into_iter()
+        .map(|new| Message {
+            id: new.id.unwrap_or_else(Id::generate).into_string(),
+            thread_id: new.thread_id,
+            parent_id: new.parent_id.map(Id::into_string),
+            role: new.role,
+            content: new.content,
+            tokens: new.tokens.map(|t| t.min(i64::MAX as u64) as i64),
+            created_at: new.created_at.map_or(now, |t| t.0),
+            metadata: new.metadata.0,
+        })
+        .collect();
+    let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; messages.len()].join(", ");
+    let sql = format!(
+        "INSERT INTO llm_messages (id, thread_id, parent_id, role, content, tokens, created_at, metadata)
+         VALUES {rows} ON CONFLICT (id) DO NOTHING"
+    );
+    let metadata: Vec<String> = messages
+        .iter()
+        .map(|m| {
+            if m.metadata.is_empty() {
+                "{}".to_owned()
+            } else {
+                Value::Object(m.metadata.clone()).to_string()
+            }
+        })
+        .collect();
+    let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(messages.len() * 8);
+    for (m, metadata) in messages.iter().zip(&metadata) {
+        values.extend([
+            &m.id as &dyn rusqlite::ToSql,
+            &m.thread_id,
+            &m.parent_id,
+            &m.role,
+            &m.content,
+            &m.tokens,
+            &m.created_at,
+            metadata,
+        ]);
+    }
+    let inserted = conn.run(&sql, values.as_slice())?;
+    if inserted != messages.len() {
+        return Err(Error::conflict("a message with this id exists").with_detail("field", "id"));
+    }
+    for m in &messages {
+        conn.run(
+            "UPDATE llm_threads SET updated_at = ?2,
+                 last_user_message_at = CASE WHEN ?3 = 'user'
+                     THEN max(coalesce(last_user_message_at, ?4), ?4) ELSE last_user_message_at END,
+                 last_assistant_message_at = CASE WHEN ?3 = 'assistant'
+                     THEN max(coalesce(last_assistant_message_at, ?4), ?4) ELSE last_assistant_message_at END
+             WHERE id = ?1 AND (updated_at IS NOT ?2
+                 OR (?3 = 'user' AND coalesce(last_user_message_at, ?4 - 1) < ?4)
+                 OR (?3 = 'assistant' AND coalesce(last_assistant_message_at, ?4 - 1) < ?4))",
+            params![m.thread_id, now, m.role.as_str(), m.created_at],
+        )?;
+    }
+    Ok(messages)
+}
+
+impl rusqlite::ToSql for Role {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.as_str().into())
+    }
+}
+
+/// The latest `n` messages of a thread, oldest first.
+pub fn latest(conn: &Connection, thread_id: &str, n: usize) -> Result<Vec<Message>> {
+    let mut messages = conn.query_all(
+        &format!(
+            "SELECT {COLUMNS} FROM llm_messages WHERE thread_id = ?1
+             ORDER BY created_at DESC, seq DESC LIMIT ?2"
+        ),
+        params![thread_id, n as i64],
+        Message::from_row,
+    )?;
+    messages.reverse();
+    Ok(messages)
+}
+
+/// `messages.append`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppendRequest {
+    pub thread_id: Id,
+    pub role: Role,
+    pub content: String,
+    pub id: Option<Id>,
+    pub parent_id: Option<Id>,
+    pub tokens: Option<u64>,
+    #[serde(default)]
+    pub metadata: Metadata,
+    pub created_at: Option<Timestamp>,
+}
+
+/// `{message}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MessageResponse {
+    pub message: Message,
+}
+
+/// `messages.append`: unknown thread is `not_found`, empty content
+/// `invalid_argument`. `parent_id` is recorded as given (it is a reference,
+/// not a requirement: the parent may be deleted later).
+pub fn append(profile: &Profile, req: AppendRequest) -> Result<MessageResponse> {
+    require_text("content", &req.content)?;
+    let new = NewMessage {
+        id: req.id,
+        thread_id: req.thread_id.into_string(),
+        parent_id: req.parent_id,
+        role: req.role,
+        content: req.content,
+        tokens: req.tokens,
+        created_at: req.created_at,
+        metadata: req.metadata,
+    };
+    let message = profile.db().write(|tx| {
+        require_thread(tx, &new.thread_id, "thread_id")?;
+        insert(tx, new, now_ms())
+    })?;
+    Ok(MessageResponse { message })
+}
+
+/// `messages.list`: `asc` (default) oldest first, `desc` newest first;
+/// ties in `created_at` break by insertion order.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListRequest {
+    pub thread_id: Id,
+    #[serde(default)]
+    pub limit: ListLimit,
+    pub cursor: Option<String>,
+    #[serde(default)]
+    pub order: Order,
+}
+
+/// `messages.list`.
+pub fn list(profile: &Profile, req: ListRequest) -> Result<Page<Message>> {
+    let scope = format!("messages.list|{}|{:?}", req.thread_id, req.order);
+    let ks = Keyset::new(scope, req.order, req.limit.get(), req.cursor.as_deref())?;
+    let (key, seq) = ks.bounds();
+    let sql = format!(
+        "SELECT {COLUMNS} FROM llm_messages WHERE thread_id = ?3 AND {} {}",
+        ks.condition("created_at", "seq", 1),
+        ks.order_and_limit("created_at", "seq")
+    );
+    let rows = profile.db().read(|c| {
+        require_thread(c, req.thread_id.as_str(), "thread_id")?;
+        c.query_all(&sql, params![key, seq, req.thread_id.as_str()], |r| {
+            Ok((Message::from_row(r)?, r.get(6)?, r.get(8)?))
+        })
+    })?;
+    Ok(ks.finish(rows))
+}
+
+/// `{deleted}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeletedResponse {
+    pub deleted: u64,
+}
+
+/// `messages.delete`: removes the message (and its full-text entry) and
+/// makes the removal physical.
+pub fn delete(profile: &Profile, req: super::threads::IdRequest) -> Result<DeletedResponse> {
+    crate::privacy::purge(profile, |tx| {
+        match tx.run("DELETE FROM llm_messages WHERE id = ?1", [req.id.as_str()])? {
+            0 => Err(Error::not_found("message", "id")),
+            n => Ok(DeletedResponse { deleted: n as u64 }),
+        }
+    })
+}
