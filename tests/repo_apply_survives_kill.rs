@@ -362,3 +362,39 @@ fn a_journal_whose_root_is_gone_does_not_block_opening() {
     let e = Profile::open(OpenOptions::new(&profile_dir)).err().unwrap();
     assert_eq!(e.code().as_str(), "corrupt");
 }
+
+#[test]
+fn jobs_cancel_during_an_apply_rolls_it_back() {
+    let _serial = HOOK_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+    let f = RepoFixture::with(json!({"allowed_ops": ["write"]}));
+    for i in 0..4 {
+        f.write(&format!("m{i}.txt"), &format!("old {i}\n"));
+    }
+    let before = f.snapshot();
+    let files: Vec<Value> = (0..4)
+        .map(|i| json!({"path": format!("m{i}.txt"), "content": format!("new {i}\n")}))
+        .collect();
+    let profile = f.t.profile.clone();
+    // Half-way through the swaps, the user cancels the running job.
+    let result = with_hook(
+        move |step| {
+            if step == 5 {
+                let running =
+                    common::call(&profile, "jobs.list", json!({"status": ["running"]})).unwrap();
+                let id = running["items"][0]["id"].clone();
+                common::call(&profile, "jobs.cancel", json!({"id": id})).unwrap();
+            }
+        },
+        || {
+            f.t.call("repo.apply_patch", json!({"id": "r", "files": files}))
+        },
+    );
+    assert_eq!(result.unwrap_err().code.as_str(), "cancelled");
+    assert_eq!(f.snapshot(), before);
+    let jobs = f.t.ok("jobs.list", json!({"type": ["repo_apply_patch"]}));
+    assert_eq!(jobs["items"][0]["status"], "cancelled");
+    assert!(f.t.ok("repo.changes", json!({"id": "r"}))["items"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+}

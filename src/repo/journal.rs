@@ -125,11 +125,16 @@ fn journal_path(profile_dir: &Path, change_id: &str) -> PathBuf {
 /// Applies `files` to the tree at `root_path` all or nothing (see the
 /// module doc). On error every file is as it was before (or, if even the
 /// rollback failed, the journal stays for [`recover`]).
+///
+/// `cancelled` is asked after staging and again after the last swap; when
+/// it answers true the change is rolled back and the error is `cancelled`
+/// (a cancellation arriving after that is too late: the change stands).
 pub fn apply(
     profile_dir: &Path,
     root_path: &Path,
     change_id: &str,
     files: &[FileChange],
+    cancelled: &dyn Fn() -> bool,
 ) -> Result<()> {
     let root = paths::open_root(root_path)?;
     let tag: String = change_id
@@ -167,7 +172,7 @@ pub fn apply(
     // The directory of each entry, held open from the staging walk on, so
     // that completing or rolling back never resolves a path again.
     let mut parents = Vec::with_capacity(files.len());
-    let outcome = stage_and_swap(&root, &journal, files, &mut parents);
+    let outcome = stage_and_swap(&root, &journal, files, &mut parents, cancelled);
     for e in &journal.entries[parents.len()..] {
         parents.push(Parent::of(&root, &e.path)?);
     }
@@ -236,6 +241,7 @@ fn stage_and_swap(
     journal: &Journal,
     files: &[FileChange],
     parents: &mut Vec<Parent>,
+    cancelled: &dyn Fn() -> bool,
 ) -> Result<()> {
     let mut created = Vec::new();
     let mut opened: HashMap<&str, Rc<Dir>> = HashMap::new();
@@ -278,6 +284,17 @@ fn stage_and_swap(
             .enumerate()
             .map(|(i, ((f, e), parent))| (i, f, e, parent.get(root).unwrap_or(root)))
     };
+    let stop_if_cancelled = || {
+        if cancelled() {
+            Err(Error::new(
+                ErrorCode::Cancelled,
+                "the apply was cancelled; nothing changed",
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    stop_if_cancelled()?;
     let mut step = 0;
     // Pass 1: a durable backup name for every file to be replaced, before
     // any content changes, so a rollback can always restore it.
@@ -322,6 +339,7 @@ fn stage_and_swap(
         }
     }
     hook(&mut step);
+    stop_if_cancelled()?;
     sync_dirs(root, journal, parents)
 }
 
@@ -613,7 +631,7 @@ mod tests {
             change(&root_path, "d.txt", Action::Delete, None),
             change(&root_path, "x/y/c.txt", Action::Create, Some("created")),
         ];
-        apply(profile.path(), &root_path, "c1", &files).unwrap();
+        apply(profile.path(), &root_path, "c1", &files, &|| false).unwrap();
         assert_eq!(
             listing(&root_path),
             vec![
@@ -641,7 +659,7 @@ mod tests {
             change(&root_path, "n/new.txt", Action::Create, Some("N")),
             change(&root_path, "late.txt", Action::Create, Some("L")),
         ];
-        let err = apply(profile.path(), &root_path, "c2", &files).unwrap_err();
+        let err = apply(profile.path(), &root_path, "c2", &files, &|| false).unwrap_err();
         assert_eq!(err.code(), ErrorCode::Conflict);
         assert_eq!(listing(&root_path), before_late);
         assert_ne!(before, before_late);
@@ -656,7 +674,7 @@ mod tests {
         let files = [change(&root_path, "a.txt", Action::Modify, Some("A"))];
         // Simulate a crash after all swaps: apply, then put the journal and
         // a stale backup back.
-        apply(profile.path(), &root_path, "c3", &files).unwrap();
+        apply(profile.path(), &root_path, "c3", &files, &|| false).unwrap();
         let journal = Journal {
             format: JOURNAL_FORMAT.into(),
             root: root_path.clone(),

@@ -21,6 +21,9 @@
 //!   which are dropped as the kernel drops them on a write by another user)
 //!   and, where the process may, its owner; `mode` on a deletion is
 //!   `invalid_argument`;
+//! - `jobs.cancel` on a running apply rolls it back if it arrives before
+//!   the last swap (the call then fails with `cancelled`); later, the
+//!   change stands;
 //! - the job payload of `repo_apply_patch` lists paths, actions, sizes and
 //!   preconditions but not the contents, so file contents are never copied
 //!   into the jobs ledger.
@@ -30,7 +33,7 @@ use super::paths::{self, Found, RepoPath};
 use super::registry::{self, Budgets, Change, ChangeKind, Permission, Repo};
 use crate::error::{Error, ErrorCode, Result};
 use crate::ffi::os::Dir;
-use crate::jobs::JobLinks;
+use crate::jobs::{JobContext, JobLinks};
 use crate::profile::Profile;
 use crate::types::{now_ms, Id};
 use serde::de::{self, Deserializer};
@@ -479,7 +482,7 @@ pub fn apply(profile: &Profile, req: PatchRequest) -> Result<ApplyResponse> {
         profile
             .jobs()
             .run_inline(APPLY_JOB_TYPE, job_payload(&req), JobLinks::none(), |ctx| {
-                execute(profile, &repo, &req, plan, ctx.job_id())
+                execute(profile, &repo, &req, plan, ctx)
             })?;
     let result = outcome?;
     let response = serde_json::from_value::<ApplyResult>(result)
@@ -506,13 +509,20 @@ fn execute(
     repo: &Repo,
     req: &PatchRequest,
     plan: Plan,
-    job_id: &str,
+    ctx: &JobContext,
 ) -> Result<Value> {
     if let Some(e) = plan.conflict {
         return Err(e);
     }
     let change_id = crate::types::new_id();
-    journal::apply(profile.dir(), &repo.root_path, &change_id, &plan.changes)?;
+    let cancelled = || ctx.is_cancelled();
+    journal::apply(
+        profile.dir(),
+        &repo.root_path,
+        &change_id,
+        &plan.changes,
+        &cancelled,
+    )?;
     profile.invalidate_storage_cache();
     let files: Vec<AppliedFile> = plan
         .reports
@@ -539,7 +549,7 @@ fn execute(
         id: change_id,
         repo_id: repo.id.clone(),
         kind: ChangeKind::ApplyPatch,
-        job_id: job_id.to_owned(),
+        job_id: ctx.job_id().to_owned(),
         summary: req.summary.clone(),
         files: serde_json::to_value(&result.files).unwrap_or(Value::Null),
         stats: serde_json::to_value(&result.change_stats).unwrap_or(Value::Null),
