@@ -478,13 +478,21 @@ pub fn apply(profile: &Profile, req: PatchRequest) -> Result<ApplyResponse> {
     let lock = root_lock(&repo.root_path);
     let _one_at_a_time = lock.lock();
     let plan = plan(profile, &repo, &req)?;
+    let mut applied = None;
     let (job_id, outcome) =
         profile
             .jobs()
             .run_inline(APPLY_JOB_TYPE, job_payload(&req), JobLinks::none(), |ctx| {
-                execute(profile, &repo, &req, plan, ctx)
+                let result = execute(profile, &repo, &req, plan, ctx);
+                applied = result.as_ref().ok().cloned();
+                result
             })?;
-    let result = outcome?;
+    // A cancellation that came after the last swap is too late: the change
+    // stands (and has its row), so the call reports it.
+    let result = match (outcome, applied) {
+        (Ok(value), _) | (Err(_), Some(value)) => value,
+        (Err(e), None) => return Err(e),
+    };
     let response = serde_json::from_value::<ApplyResult>(result)
         .map_err(|e| Error::internal(format!("apply result: {e}")))?;
     Ok(ApplyResponse {
