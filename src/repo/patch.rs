@@ -230,9 +230,8 @@ pub fn plan(profile: &Profile, repo: &Repo, req: &PatchRequest) -> Result<Plan> 
     // 1. The path rule, on every entry, before anything else is looked at.
     let mut paths = Vec::with_capacity(req.files.len());
     for (i, e) in req.files.iter().enumerate() {
-        let path = paths::check_text(i, &e.path)?;
-        paths::locate(&root, &repo.root_path, profile.dir(), i, &path)?;
-        paths.push(path);
+        let checked = paths::validate(&root, &repo.root_path, profile.dir(), i, &e.path)?;
+        paths.push(checked.path);
     }
     // 2. Duplicates.
     let mut seen = HashSet::new();
@@ -286,12 +285,12 @@ fn read_old(
     index: usize,
     path: &RepoPath,
 ) -> Result<Option<OldFile>> {
-    let (found, parent) = paths::locate(root, &repo.root_path, profile.dir(), index, path)?;
-    let Found::File { mode, uid, gid } = found else {
+    let checked = paths::validate(root, &repo.root_path, profile.dir(), index, path.as_str())?;
+    let Found::File { mode, uid, gid } = checked.found else {
         return Ok(None);
     };
     let mut bytes = Vec::new();
-    let dir = parent.as_ref().unwrap_or(root);
+    let dir = checked.parent.as_ref().unwrap_or(root);
     dir.open_file(path.file_name())?.read_to_end(&mut bytes)?;
     Ok(Some(OldFile {
         bytes,

@@ -2,9 +2,10 @@
 //! whether a patch may touch a path, and the symlink-safe walk that finds
 //! (and, for an apply, creates) the directory a target lives in.
 //!
-//! A path is checked twice over: first as text ([`check_text`]: relative,
-//! non-empty, no NUL, backslash, `:`, empty, `.` or `..` component, no
-//! `.git` component in any case), then against the tree ([`locate`]): every
+//! [`validate`] is the rule, used by propose and apply on every entry
+//! before anything is touched. A path is checked twice over: first as text
+//! (`check_text`: relative, non-empty, no NUL, backslash, `:`, empty, `.`
+//! or `..` component, no `.git` component in any case), then against the tree (`locate`): every
 //! existing component is looked at without following symlinks, from a
 //! descriptor of the canonical root, so nothing can lead outside it. The
 //! apply engine walks the same way with [`walk_parent`], opening each
@@ -32,7 +33,7 @@ pub const MAX_PATH_BYTES: usize = 4096;
 /// Longest component accepted, in bytes (`NAME_MAX`).
 pub const MAX_NAME_BYTES: usize = 255;
 
-/// A path that passed [`check_text`]: its components, each a plain name.
+/// A path that passed the textual rule: its components, each a plain name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RepoPath {
     text: String,
@@ -96,9 +97,39 @@ fn is_git_dir_name(name: &str) -> bool {
     trimmed.eq_ignore_ascii_case(".git") || name.eq_ignore_ascii_case("git~1")
 }
 
-/// The textual half of the path rule. `index` is the entry's position in
-/// the payload, reported in `details.index`.
-pub fn check_text(index: usize, path: &str) -> Result<RepoPath> {
+/// A path that passed the whole rule, with what is there now.
+#[derive(Debug)]
+pub struct Checked {
+    pub path: RepoPath,
+    pub found: Found,
+    /// The open parent directory when it exists and is not the root.
+    pub parent: Option<Dir>,
+}
+
+/// **The path rule** (`spec/OPERATIONS.md` §7): the one function every
+/// patch entry passes, in propose and apply, before any file is touched.
+/// `raw` is the entry's `path`, `index` its position in the payload
+/// (reported in `details.index`); `root` is the descriptor from
+/// [`open_root`] of the canonical `root_path`. Checks the text, then the
+/// tree without following any symlink.
+pub fn validate(
+    root: &Dir,
+    root_path: &Path,
+    profile_dir: &Path,
+    index: usize,
+    raw: &str,
+) -> Result<Checked> {
+    let path = check_text(index, raw)?;
+    let (found, parent) = locate(root, root_path, profile_dir, index, &path)?;
+    Ok(Checked {
+        path,
+        found,
+        parent,
+    })
+}
+
+/// The textual half of the path rule (see [`validate`]).
+pub(super) fn check_text(index: usize, path: &str) -> Result<RepoPath> {
     if path.is_empty() {
         return Err(escape(index, "the path is empty"));
     }
@@ -168,13 +199,13 @@ pub enum Found {
     Missing,
 }
 
-/// The tree half of the path rule: walks `path` from the root without
+/// The tree half of the path rule (see [`validate`]): walks `path` from the root without
 /// following symlinks and says what is there. Refuses a symlink anywhere
 /// along the path (`path_escape`), a target inside the profile directory
 /// (`forbidden`), a non-directory parent or a target that is not a regular
 /// file (`invalid_argument`). Returns the open parent directory when it
 /// exists, so the caller can read the file through it.
-pub fn locate(
+fn locate(
     root: &Dir,
     root_path: &Path,
     profile_dir: &Path,
