@@ -93,7 +93,7 @@ fn corpus() -> Vec<(String, &'static str)> {
 /// sandbox is byte for byte unchanged.
 fn assert_refused(f: &RepoFixture, files: Value, code: &str, index: usize, label: &str) {
     let before = f.snapshot();
-    let jobs_before = count_rows(f, "repo_changes");
+    let rows_before = (count_rows(f, "repo_changes"), count_rows(f, "jobs"));
     for op in ["repo.propose_patch", "repo.apply_patch"] {
         let e =
             f.t.call(op, json!({"id": "r", "files": files.clone()}))
@@ -103,7 +103,8 @@ fn assert_refused(f: &RepoFixture, files: Value, code: &str, index: usize, label
         assert!(!e.message.contains("secret"), "{}", e.message);
     }
     assert_eq!(f.snapshot(), before, "{label:?} changed the sandbox");
-    assert_eq!(count_rows(f, "repo_changes"), jobs_before);
+    let rows_after = (count_rows(f, "repo_changes"), count_rows(f, "jobs"));
+    assert_eq!(rows_after, rows_before, "{label:?} recorded a change or a job");
 }
 
 fn count_rows(f: &RepoFixture, table: &str) -> i64 {
