@@ -104,7 +104,10 @@ fn assert_refused(f: &RepoFixture, files: Value, code: &str, index: usize, label
     }
     assert_eq!(f.snapshot(), before, "{label:?} changed the sandbox");
     let rows_after = (count_rows(f, "repo_changes"), count_rows(f, "jobs"));
-    assert_eq!(rows_after, rows_before, "{label:?} recorded a change or a job");
+    assert_eq!(
+        rows_after, rows_before,
+        "{label:?} recorded a change or a job"
+    );
 }
 
 fn count_rows(f: &RepoFixture, table: &str) -> i64 {

@@ -236,6 +236,18 @@ fn appeared(index: usize) -> Error {
     conflict(index, "a file appeared at a path the patch creates")
 }
 
+/// Staged files are written first and fsynced in batches of this many (the
+/// file system can then write them back together; the batch bounds the
+/// descriptors held open).
+const SYNC_BATCH: usize = 64;
+
+fn sync_files(files: &mut Vec<std::fs::File>) -> Result<()> {
+    for f in files.drain(..) {
+        f.sync_all()?;
+    }
+    Ok(())
+}
+
 fn stage_and_swap(
     root: &Dir,
     journal: &Journal,
@@ -245,6 +257,7 @@ fn stage_and_swap(
 ) -> Result<()> {
     let mut created = Vec::new();
     let mut opened: HashMap<&str, Rc<Dir>> = HashMap::new();
+    let mut unsynced = Vec::with_capacity(SYNC_BATCH);
     for (i, (f, e)) in files.iter().zip(&journal.entries).enumerate() {
         let rel = f.path.parent_text();
         let parent = match opened.get(rel) {
@@ -273,9 +286,13 @@ fn stage_and_swap(
             }
             // After chown, which may clear mode bits.
             temp.set_permissions(std::fs::Permissions::from_mode(f.mode))?;
-            temp.sync_all()?;
+            unsynced.push(temp);
+            if unsynced.len() == SYNC_BATCH {
+                sync_files(&mut unsynced)?;
+            }
         }
     }
+    sync_files(&mut unsynced)?;
     let entries = || {
         files
             .iter()
