@@ -14,6 +14,10 @@
 //! `fsutil::write_atomic` (temp file, fsync, rename, directory fsync), with
 //! no checks, journal, rollback or ledger. The ratio apply / baseline is
 //! the library's overhead under the same conditions.
+//!
+//! `HYDRA_BENCH_DIR` places the trees and the profile in another folder,
+//! e.g. `/dev/shm` (tmpfs, where fsync costs nothing) to measure the
+//! library's own work apart from the disk.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use hydra_core::{ops, OpenOptions, Profile};
@@ -31,6 +35,14 @@ pub struct PatchWorkload {
     flips: usize,
 }
 
+/// A temporary folder under `HYDRA_BENCH_DIR` (default: the system's).
+fn bench_tempdir() -> tempfile::TempDir {
+    match std::env::var_os("HYDRA_BENCH_DIR") {
+        Some(dir) => tempfile::tempdir_in(dir).unwrap(),
+        None => tempfile::tempdir().unwrap(),
+    }
+}
+
 fn content(file: usize, lines: usize, variant: char) -> String {
     (0..lines)
         .map(|l| {
@@ -42,8 +54,8 @@ fn content(file: usize, lines: usize, variant: char) -> String {
 
 impl PatchWorkload {
     pub fn new(files: usize, lines: usize) -> PatchWorkload {
-        let profile_dir = tempfile::tempdir().unwrap();
-        let root = tempfile::tempdir().unwrap();
+        let profile_dir = bench_tempdir();
+        let root = bench_tempdir();
         let path = |i: usize| format!("src/mod{}/file{i}.rs", i % 5);
         for i in 0..files {
             let p = root.path().join(path(i));
@@ -112,7 +124,7 @@ fn median_ms(mut run: impl FnMut(), n: usize) -> f64 {
 fn patches(c: &mut Criterion) {
     let mut w = PatchWorkload::new(50, 80);
     let propose = median_ms(|| drop(black_box(w.propose())), 40);
-    let scratch = tempfile::tempdir().unwrap();
+    let scratch = bench_tempdir();
     for i in 0..5 {
         std::fs::create_dir_all(scratch.path().join(format!("src/mod{i}"))).unwrap();
     }
