@@ -27,6 +27,9 @@ typedef char *(*hydra_json_fn)(const char *json, void *user_data);
 // valid only during the call.
 typedef void (*hydra_event_fn)(const char *json, void *user_data);
 
+// Milliseconds since the Unix epoch, UTC.
+typedef int64_t Millis;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -60,6 +63,16 @@ char *hydra_meta_operations(uint64_t handle, const char *request_json);
 // # Safety
 // `request_json` is NULL or points to a NUL-terminated string.
 char *hydra_profile_info(uint64_t handle, const char *request_json);
+
+// `overview`: Counts of every domain and storage sizes (walks cached for 300 s).
+//
+// Same as `hydra_call(handle, "overview", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_overview(uint64_t handle, const char *request_json);
 
 // `profile.maintenance`: Optimize, checkpoint and optionally vacuum the database.
 //
@@ -310,6 +323,206 @@ char *hydra_tabs_bind_thread(uint64_t handle, const char *request_json);
 // # Safety
 // `request_json` is NULL or points to a NUL-terminated string.
 char *hydra_tabs_unbind_thread(uint64_t handle, const char *request_json);
+
+// `tabs.upsert`: Create a tab or update its thread binding.
+//
+// Same as `hydra_call(handle, "tabs.upsert", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_tabs_upsert(uint64_t handle, const char *request_json);
+
+// `tabs.get`: One tab by id.
+//
+// Same as `hydra_call(handle, "tabs.get", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_tabs_get(uint64_t handle, const char *request_json);
+
+// `tabs.list`: Tabs, newest updated_at first.
+//
+// Same as `hydra_call(handle, "tabs.list", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_tabs_list(uint64_t handle, const char *request_json);
+
+// `tabs.close`: Remove a tab and detach its history rows.
+//
+// Same as `hydra_call(handle, "tabs.close", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_tabs_close(uint64_t handle, const char *request_json);
+
+// `visits.record`: Record one visit (deduplicated by url and time).
+//
+// Same as `hydra_call(handle, "visits.record", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_visits_record(uint64_t handle, const char *request_json);
+
+// `visits.record_batch`: Record up to 10,000 visits in one transaction, all or nothing.
+//
+// Same as `hydra_call(handle, "visits.record_batch", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_visits_record_batch(uint64_t handle, const char *request_json);
+
+// `history.list`: Visits newest first, filtered by text, host, time or tab.
+//
+// Same as `hydra_call(handle, "history.list", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_history_list(uint64_t handle, const char *request_json);
+
+// `history.visited`: Whether each URL has been visited.
+//
+// Same as `hydra_call(handle, "history.visited", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_history_visited(uint64_t handle, const char *request_json);
+
+// `history.delete`: Delete one visit, leaving no trace in the profile files.
+//
+// Same as `hydra_call(handle, "history.delete", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_history_delete(uint64_t handle, const char *request_json);
+
+// `history.purge`: Delete visits by host and time range (or all), leaving no trace.
+//
+// Same as `hydra_call(handle, "history.purge", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_history_purge(uint64_t handle, const char *request_json);
+
+// `history.import`: Import visits from a Chrome or Firefox history file, as a job.
+//
+// Same as `hydra_call(handle, "history.import", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_history_import(uint64_t handle, const char *request_json);
+
+// `bookmarks.add`: Add a bookmark.
+//
+// Same as `hydra_call(handle, "bookmarks.add", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_bookmarks_add(uint64_t handle, const char *request_json);
+
+// `bookmarks.list`: Bookmarks newest first, in one folder or all.
+//
+// Same as `hydra_call(handle, "bookmarks.list", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_bookmarks_list(uint64_t handle, const char *request_json);
+
+// `bookmarks.update`: Change a bookmark's url, title, folder or tags.
+//
+// Same as `hydra_call(handle, "bookmarks.update", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_bookmarks_update(uint64_t handle, const char *request_json);
+
+// `bookmarks.delete`: Delete a bookmark, leaving no trace.
+//
+// Same as `hydra_call(handle, "bookmarks.delete", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_bookmarks_delete(uint64_t handle, const char *request_json);
+
+// `bookmarks.create_folder`: Create a bookmark folder.
+//
+// Same as `hydra_call(handle, "bookmarks.create_folder", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_bookmarks_create_folder(uint64_t handle, const char *request_json);
+
+// `bookmarks.delete_folder`: Delete a folder with its subfolders and bookmarks.
+//
+// Same as `hydra_call(handle, "bookmarks.delete_folder", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_bookmarks_delete_folder(uint64_t handle, const char *request_json);
+
+// `bundle.export`: Export components of the profile to a verifiable bundle file, as a job.
+//
+// Same as `hydra_call(handle, "bundle.export", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_bundle_export(uint64_t handle, const char *request_json);
+
+// `bundle.import`: Verify a bundle, then import it in one transaction, as a job.
+//
+// Same as `hydra_call(handle, "bundle.import", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_bundle_import(uint64_t handle, const char *request_json);
+
+// `bundle.list`: The bundles in the profile's bundles folder with their manifests.
+//
+// Same as `hydra_call(handle, "bundle.list", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_bundle_list(uint64_t handle, const char *request_json);
 
 // `jobs.list`: List jobs newest first, filtered by status and type.
 //

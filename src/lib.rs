@@ -36,6 +36,7 @@
 //! [`types`]).
 
 pub mod browser;
+pub mod bundle;
 pub mod db;
 pub mod error;
 pub mod ffi;
@@ -44,6 +45,7 @@ pub mod hydraflow;
 pub mod jobs;
 pub mod meta;
 pub mod ops;
+pub mod overview;
 pub mod privacy;
 pub mod profile;
 pub mod repo;

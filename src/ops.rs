@@ -70,6 +70,7 @@ operations! {
     "meta.version" => meta_version(crate::meta::VersionRequest) -> crate::meta::Version = crate::meta::version, read, "Library, ABI, schema and SQLite versions.";
     "meta.operations" => meta_operations(OperationsRequest) -> OperationsResponse = operations_catalogue, read, "Every operation with its read-only flag and summary.";
     "profile.info" => profile_info(crate::meta::ProfileInfoRequest) -> crate::meta::ProfileInfo = crate::meta::profile_info, read, "Profile directory, schema version and database file sizes.";
+    "overview" => overview(crate::overview::OverviewRequest) -> crate::overview::Overview = crate::overview::overview, read, "Counts of every domain and storage sizes (walks cached for 300 s).";
     "profile.maintenance" => profile_maintenance(crate::meta::MaintenanceRequest) -> crate::meta::MaintenanceReport = crate::meta::maintenance, write, "Optimize, checkpoint and optionally vacuum the database.";
     "threads.create" => threads_create(crate::hydraflow::threads::CreateRequest) -> crate::hydraflow::threads::ThreadResponse = crate::hydraflow::threads::create, write, "Create a thread.";
     "threads.get" => threads_get(crate::hydraflow::threads::IdRequest) -> crate::hydraflow::threads::ThreadResponse = crate::hydraflow::threads::get, read, "Get a thread by id.";
@@ -95,6 +96,26 @@ operations! {
     "memory.search" => memory_search(crate::hydraflow::search::SearchRequest) -> crate::hydraflow::search::SearchResponse = crate::hydraflow::search::search, write, "Search memories by embedding or full text.";
     "tabs.bind_thread" => tabs_bind_thread(crate::hydraflow::tab_binding::BindRequest) -> crate::hydraflow::tab_binding::BindResponse = crate::hydraflow::tab_binding::bind_thread, write, "Bind a tab to a thread, creating the tab or thread if needed.";
     "tabs.unbind_thread" => tabs_unbind_thread(crate::hydraflow::tab_binding::UnbindRequest) -> crate::hydraflow::tab_binding::TabResponse = crate::hydraflow::tab_binding::unbind_thread, write, "Unbind a tab from its thread.";
+    "tabs.upsert" => tabs_upsert(crate::browser::tabs::UpsertRequest) -> crate::browser::tabs::TabResponse = crate::browser::tabs::upsert, write, "Create a tab or update its thread binding.";
+    "tabs.get" => tabs_get(crate::browser::tabs::IdRequest) -> crate::browser::tabs::TabResponse = crate::browser::tabs::get_op, read, "One tab by id.";
+    "tabs.list" => tabs_list(crate::browser::tabs::ListRequest) -> crate::types::Page<crate::browser::tabs::Tab> = crate::browser::tabs::list, read, "Tabs, newest updated_at first.";
+    "tabs.close" => tabs_close(crate::browser::tabs::IdRequest) -> crate::browser::tabs::CloseResponse = crate::browser::tabs::close, write, "Remove a tab and detach its history rows.";
+    "visits.record" => visits_record(crate::browser::visits::VisitInput) -> crate::browser::visits::RecordResponse = crate::browser::visits::record, write, "Record one visit (deduplicated by url and time).";
+    "visits.record_batch" => visits_record_batch(crate::browser::visits::RecordBatchRequest) -> crate::browser::visits::RecordBatchResponse = crate::browser::visits::record_batch, write, "Record up to 10,000 visits in one transaction, all or nothing.";
+    "history.list" => history_list(crate::browser::history::ListRequest) -> crate::types::Page<crate::browser::history::Visit> = crate::browser::history::list, read, "Visits newest first, filtered by text, host, time or tab.";
+    "history.visited" => history_visited(crate::browser::history::VisitedRequest) -> crate::browser::history::VisitedResponse = crate::browser::history::visited, read, "Whether each URL has been visited.";
+    "history.delete" => history_delete(crate::browser::history::DeleteRequest) -> crate::browser::history::DeleteResponse = crate::browser::history::delete, write, "Delete one visit, leaving no trace in the profile files.";
+    "history.purge" => history_purge(crate::browser::history::PurgeRequest) -> crate::browser::history::PurgeResponse = crate::browser::history::purge, write, "Delete visits by host and time range (or all), leaving no trace.";
+    "history.import" => history_import(crate::browser::import::ImportRequest) -> crate::browser::import::ImportResponse = crate::browser::import::import, write, "Import visits from a Chrome or Firefox history file, as a job.";
+    "bookmarks.add" => bookmarks_add(crate::browser::bookmarks::AddRequest) -> crate::browser::bookmarks::BookmarkResponse = crate::browser::bookmarks::add, write, "Add a bookmark.";
+    "bookmarks.list" => bookmarks_list(crate::browser::bookmarks::ListRequest) -> crate::types::Page<crate::browser::bookmarks::Bookmark> = crate::browser::bookmarks::list, read, "Bookmarks newest first, in one folder or all.";
+    "bookmarks.update" => bookmarks_update(crate::browser::bookmarks::UpdateRequest) -> crate::browser::bookmarks::BookmarkResponse = crate::browser::bookmarks::update, write, "Change a bookmark's url, title, folder or tags.";
+    "bookmarks.delete" => bookmarks_delete(crate::browser::bookmarks::IdRequest) -> crate::browser::bookmarks::DeleteResponse = crate::browser::bookmarks::delete, write, "Delete a bookmark, leaving no trace.";
+    "bookmarks.create_folder" => bookmarks_create_folder(crate::browser::bookmarks::CreateFolderRequest) -> crate::browser::bookmarks::FolderResponse = crate::browser::bookmarks::create_folder, write, "Create a bookmark folder.";
+    "bookmarks.delete_folder" => bookmarks_delete_folder(crate::browser::bookmarks::IdRequest) -> crate::browser::bookmarks::DeleteFolderResponse = crate::browser::bookmarks::delete_folder, write, "Delete a folder with its subfolders and bookmarks.";
+    "bundle.export" => bundle_export(crate::bundle::ExportRequest) -> crate::bundle::JobSubmitted = crate::bundle::export, write, "Export components of the profile to a verifiable bundle file, as a job.";
+    "bundle.import" => bundle_import(crate::bundle::ImportRequest) -> crate::bundle::JobSubmitted = crate::bundle::import, write, "Verify a bundle, then import it in one transaction, as a job.";
+    "bundle.list" => bundle_list(crate::bundle::ListRequest) -> crate::bundle::BundleList = crate::bundle::list, read, "The bundles in the profile's bundles folder with their manifests.";
     "jobs.list" => jobs_list(crate::jobs::ListRequest) -> crate::types::Page<crate::jobs::Job> = crate::jobs::list, read, "List jobs newest first, filtered by status and type.";
     "jobs.get" => jobs_get(crate::jobs::JobIdRequest) -> crate::jobs::JobResponse = crate::jobs::get, read, "Get one job.";
     "jobs.status" => jobs_status(crate::jobs::JobIdRequest) -> crate::jobs::StatusResponse = crate::jobs::status, read, "A job's status and progress fraction from the ledger.";
@@ -118,11 +139,28 @@ operations! {
 /// job left `running` by a crash is queued again at the next open instead of
 /// ending `failed` / `interrupted`. A host handler registered for one of
 /// these names runs its jobs instead (see `crate::jobs`).
-pub const JOB_TYPES: &[crate::jobs::JobType] = &[crate::jobs::JobType {
-    name: crate::repo::checks::CHECKS_JOB_TYPE,
-    rerun_after_crash: false,
-    run: crate::repo::checks::run_queued_job,
-}];
+pub const JOB_TYPES: &[crate::jobs::JobType] = &[
+    crate::jobs::JobType {
+        name: crate::browser::import::JOB_TYPE,
+        rerun_after_crash: false,
+        run: crate::browser::import::run_job,
+    },
+    crate::jobs::JobType {
+        name: crate::bundle::EXPORT_JOB,
+        rerun_after_crash: false,
+        run: crate::bundle::run_export,
+    },
+    crate::jobs::JobType {
+        name: crate::bundle::IMPORT_JOB,
+        rerun_after_crash: false,
+        run: crate::bundle::run_import,
+    },
+    crate::jobs::JobType {
+        name: crate::repo::checks::CHECKS_JOB_TYPE,
+        rerun_after_crash: false,
+        run: crate::repo::checks::run_queued_job,
+    },
+];
 
 /// The job types the library queues but only a host handler runs
 /// (`hydra_register_job_handler`). Their jobs never re-run after a crash;
@@ -250,7 +288,21 @@ fn field_error(e: &serde_path_to_error::Error<serde_json::Error>) -> Error {
     } else {
         (path, text.to_owned())
     };
-    Error::invalid(field, reason)
+    let index = first_array_index(&field);
+    let error = Error::invalid(field, reason);
+    match index {
+        // A bad entry of a list request (`visits[3].url`) also names its
+        // position, as the handlers' own per-entry checks do.
+        Some(i) => error.with_detail("index", i),
+        None => error,
+    }
+}
+
+/// The index in the first segment of a field path (`visits[3].url` -> 3).
+fn first_array_index(path: &str) -> Option<u64> {
+    let first = path.split('.').next()?;
+    let (_, rest) = first.split_once('[')?;
+    rest.split_once(']')?.0.parse().ok()
 }
 
 #[cfg(test)]
@@ -309,6 +361,14 @@ mod tests {
             field_of(r#"{"id":"a","items":[{"url":"x"},{"url":"y","tilte":"t"}]}"#),
             (ErrorCode::InvalidArgument, "items[1].tilte".into())
         );
+        let e = parse_request::<Req>(br#"{"id":"a","items":[{"url":"x"},{"url":1}]}"#)
+            .unwrap_err()
+            .to_public();
+        assert_eq!(e.details["index"], 1);
+        let e = parse_request::<Req>(br#"{"id":"a","colour":1}"#)
+            .unwrap_err()
+            .to_public();
+        assert!(!e.details.contains_key("index"));
     }
 
     #[test]

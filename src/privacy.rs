@@ -58,7 +58,7 @@ mod tests {
                 )
             })
             .unwrap();
-        let before = profile.storage_epoch();
+        let before = crate::profile::storage_epoch(profile.dir());
         let failed: Result<()> = purge(&profile, |tx| {
             tx.run("DELETE FROM llm_threads", [])?;
             Err(crate::error::Error::conflict("changed my mind"))
@@ -71,7 +71,7 @@ mod tests {
         assert_eq!(count, 1);
 
         purge(&profile, |tx| tx.run("DELETE FROM llm_threads", [])).unwrap();
-        assert!(profile.storage_epoch() > before);
+        assert!(crate::profile::storage_epoch(profile.dir()) > before);
         let scan = |dir: &std::path::Path| {
             walkdir::WalkDir::new(dir)
                 .into_iter()

@@ -17,11 +17,13 @@ use crate::db::{self, Db, Synchronous};
 use crate::error::{Error, ErrorCode, Result};
 use crate::jobs::Jobs;
 use crate::types::{Bounded, HostEventFn, HostJsonFn};
+use once_cell::sync::Lazy;
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -116,11 +118,22 @@ struct ProfileInner {
     /// [`OPEN`], [`CLOSING`] or [`CLOSED`].
     state: AtomicU8,
     jobs: Jobs,
-    /// Bumped by every change that alters file sizes in a way the overview
-    /// storage cache must not hide (privacy deletes, imports, patches).
-    storage_epoch: AtomicU64,
     /// The host's chat model (`hydra_register_model`), if one is registered.
     model: parking_lot::RwLock<Option<HostJsonFn>>,
+}
+
+/// Per profile directory, a number bumped by every change that alters file
+/// sizes in a way the overview storage cache must not hide (privacy
+/// deletes, imports, patches). Kept for the process, not the handle, so a
+/// walk cached by an earlier handle of the same profile is never taken for
+/// current.
+static STORAGE_EPOCHS: Lazy<Mutex<HashMap<PathBuf, u64>>> =
+    Lazy::new(|| Mutex::new(HashMap::new()));
+
+/// The storage cache generation of the profile in `dir`: a cached walk is
+/// valid only while this number is unchanged.
+pub fn storage_epoch(dir: &Path) -> u64 {
+    STORAGE_EPOCHS.lock().get(dir).copied().unwrap_or(0)
 }
 
 impl Profile {
@@ -128,6 +141,14 @@ impl Profile {
     pub fn open(options: OpenOptions) -> Result<Profile> {
         if options.profile_dir.as_os_str().is_empty() {
             return Err(Error::invalid("profile_dir", "must not be empty"));
+        }
+        for label in options.storage_roots.keys() {
+            if label.is_empty() || label == crate::overview::PROFILE_ROOT_LABEL {
+                return Err(Error::invalid(
+                    format!("storage_roots.{label}"),
+                    "labels are non-empty and `profile` is the profile directory's own",
+                ));
+            }
         }
         std::fs::create_dir_all(&options.profile_dir)?;
         let dir = options.profile_dir.canonicalize()?;
@@ -146,7 +167,6 @@ impl Profile {
                 lock: parking_lot::Mutex::new(Some(lock)),
                 state: AtomicU8::new(OPEN),
                 jobs,
-                storage_epoch: AtomicU64::new(0),
                 model: parking_lot::RwLock::new(None),
             }),
         };
@@ -231,13 +251,10 @@ impl Profile {
 
     /// Marks cached storage sizes as stale.
     pub fn invalidate_storage_cache(&self) {
-        self.inner.storage_epoch.fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// The storage cache generation: a cached walk is valid only while this
-    /// number is unchanged.
-    pub fn storage_epoch(&self) -> u64 {
-        self.inner.storage_epoch.load(Ordering::Acquire)
+        *STORAGE_EPOCHS
+            .lock()
+            .entry(self.inner.dir.clone())
+            .or_insert(0) += 1;
     }
 
     /// Registers the chat model `chat` calls when a turn has no `reply`

@@ -1,8 +1,8 @@
 'use strict';
 // Node binding of hydra_core over koffi.
 //
-// Loads libhydra_core ($HYDRA_CORE_LIB, else target/release or target/debug
-// of this checkout) and exposes every operation of the library's registry:
+// Loads libhydra_core ($HYDRA_CORE_LIB, else the most recently built of
+// target/release and target/debug in this checkout) and exposes every operation of the library's registry:
 // profile.call('threads.create', {...}) or, derived from meta.operations at
 // open, profile.threads_create({...}). Errors throw HydraError with the
 // envelope's code, message and details.
@@ -14,10 +14,11 @@ const koffi = require('koffi');
 function findLibrary() {
   if (process.env.HYDRA_CORE_LIB) return process.env.HYDRA_CORE_LIB;
   const root = path.resolve(__dirname, '..', '..');
-  for (const profile of ['release', 'debug']) {
-    const candidate = path.join(root, 'target', profile, 'libhydra_core.so');
-    if (fs.existsSync(candidate)) return candidate;
-  }
+  const built = ['release', 'debug']
+    .map((profile) => path.join(root, 'target', profile, 'libhydra_core.so'))
+    .filter((candidate) => fs.existsSync(candidate))
+    .sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs);
+  if (built.length) return built[0]; // the most recently built one
   throw new Error('libhydra_core.so not found: build it (cargo build) or set HYDRA_CORE_LIB');
 }
 

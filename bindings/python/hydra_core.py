@@ -1,7 +1,7 @@
 """Python binding of hydra_core over ctypes.
 
-Loads ``libhydra_core`` (``$HYDRA_CORE_LIB``, else ``target/release`` or
-``target/debug`` of this checkout) and exposes every operation of the
+Loads ``libhydra_core`` (``$HYDRA_CORE_LIB``, else the most recently built
+of ``target/release`` and ``target/debug`` in this checkout) and exposes every operation of the
 library's registry: ``profile.call("threads.create", {...})`` or, derived from
 ``meta.operations`` at open, ``profile.threads_create({...})``. Errors raise
 :class:`HydraError` carrying the envelope's ``code``, ``message`` and
@@ -27,10 +27,10 @@ def _find_library() -> str:
     if explicit:
         return explicit
     root = _HERE.parent.parent
-    for profile in ("release", "debug"):
-        candidate = root / "target" / profile / "libhydra_core.so"
-        if candidate.exists():
-            return str(candidate)
+    built = [root / "target" / p / "libhydra_core.so" for p in ("release", "debug")]
+    built = [b for b in built if b.exists()]
+    if built:  # the most recently built one
+        return str(max(built, key=lambda b: b.stat().st_mtime))
     raise OSError("libhydra_core.so not found: build it (cargo build) or set HYDRA_CORE_LIB")
 
 

@@ -37,16 +37,46 @@ check('unknown field', () => assert.strictEqual(code(() => profile.call('meta.ve
 check('invalid json', () => assert.strictEqual(code(() => profile.call('meta.version', '{')), 'invalid_json'));
 check('unknown op', () => assert.strictEqual(code(() => profile.call('nope.nope')), 'unknown_operation'));
 check('locked', () => assert.strictEqual(code(() => hydra.Profile.open(dir)), 'profile_locked'));
-const handle = profile.handle;
-profile.close();
-check('closed', () => {
-  const stale = Object.create(hydra.Profile.prototype);
-  stale.handle = handle;
-  assert.strictEqual(code(() => stale.call('meta.version')), 'closed');
+profile.registerModel((req) => ({ content: `echo: ${req.message}`, model: 'node' }));
+check('model answered', () => assert.strictEqual(profile.chat({ message: 'hi' }).assistant_message.content, 'echo: hi'));
+profile.registerModel(null);
+check('no model', () => assert.strictEqual(profile.chat({ message: 'quiet' }).assistant_message, null));
+
+async function jobsThroughWorkerThreads() {
+  // Job handlers and events run on library worker threads; koffi hands them
+  // to this thread's event loop, so the waiting call must be async.
+  const events = [];
+  profile.setEventCallback((e) => events.push(e));
+  profile.registerJobHandler('focused_crawl', (job) => ({ pages: 2, query: job.payload.query }));
+  const { job_id: jobId } = profile.refresh_focused_crawl({ query: 'rail' });
+  const { job } = await profile.callAsync('jobs.wait', { id: jobId, timeout_ms: 10000 });
+  check('host job', () => assert.deepStrictEqual([job.status, job.result], ['succeeded', { pages: 2, query: 'rail' }]));
+  for (let i = 0; i < 200 && !events.some((e) => e.job.id === jobId && e.job.status === 'succeeded'); i++) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  check('events', () => assert.ok(events.some((e) => e.type === 'job.updated' && e.job.status === 'succeeded')));
+  profile.registerJobHandler('focused_crawl', null);
+  profile.setEventCallback(null);
+}
+
+async function main() {
+  await jobsThroughWorkerThreads();
+  const handle = profile.handle;
+  profile.close();
+  check('closed', () => {
+    const stale = Object.create(hydra.Profile.prototype);
+    stale.handle = handle;
+    assert.strictEqual(code(() => stale.call('meta.version')), 'closed');
+  });
+  const again = hydra.Profile.open(dir);
+  check('reopen', () => assert.strictEqual(again.meta_version().version, v.version));
+  again.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+  console.log(`node: ${passed} passed, ${failed} failed`);
+  process.exit(failed ? 1 : 0);
+}
+
+main().catch((e) => {
+  console.log(`node: FAILED: ${e.stack || e}`);
+  process.exit(1);
 });
-const again = hydra.Profile.open(dir);
-check('reopen', () => assert.strictEqual(again.meta_version().version, v.version));
-again.close();
-fs.rmSync(dir, { recursive: true, force: true });
-console.log(`node: ${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);

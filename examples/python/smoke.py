@@ -5,6 +5,7 @@ Run: python3 examples/python/smoke.py  (after `cargo build`)
 
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bindings" / "python"))
@@ -44,6 +45,31 @@ with tempfile.TemporaryDirectory() as tmp:
     check("unknown op", error_code(profile.call, "nope.nope") == "unknown_operation")
     check("bad utf-8", error_code(profile.call, "meta.version", b'{"a":"\xff"}') == "invalid_argument")
     check("second open locked", error_code(hydra_core.Profile.open, tmp) == "profile_locked")
+    # The chat model callback: answers a turn on this thread.
+    profile.register_model(lambda req: {"content": "echo: " + req["message"], "model": "py"})
+    turn = profile.chat({"message": "hello"})
+    check("model answered", turn["assistant_message"]["content"] == "echo: hello")
+    profile.register_model(lambda req: (_ for _ in ()).throw(hydra_core.HydraError("timeout", "slow", {})))
+    check("model error code", error_code(profile.chat, {"message": "again"}) == "timeout")
+    profile.register_model(None)
+    check("no model", profile.chat({"message": "quiet"})["assistant_message"] is None)
+
+    # A host job handler and the event callback, both on worker threads.
+    events = []
+    profile.set_event_callback(events.append)
+    profile.register_job_handler("focused_crawl", lambda job: {"pages": 3, "query": job["payload"].get("query")})
+    job_id = profile.refresh_focused_crawl({"query": "trains"})["job_id"]
+    job = profile.jobs_wait({"id": job_id, "timeout_ms": 10000})["job"]
+    check("host job succeeded", job["status"] == "succeeded" and job["result"] == {"pages": 3, "query": "trains"})
+    # Events arrive from the library's event thread, just after each commit.
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not any(e["job"]["status"] == "succeeded" for e in events):
+        time.sleep(0.01)
+    check("events seen", [e["job"]["status"] for e in events if e["job"]["id"] == job_id][-1:] == ["succeeded"])
+    check("event shape", all(e["type"] == "job.updated" for e in events))
+    profile.register_job_handler("focused_crawl", None)
+    check("no handler", error_code(profile.refresh_focused_crawl, {}) == "no_handler")
+
     handle = profile.handle
     profile.close()
     stale = hydra_core.Profile.__new__(hydra_core.Profile)

@@ -1,4 +1,9 @@
-//! Browser state: tabs (and, as the domain grows, visits, history and
-//! bookmarks).
+//! Browser state: tabs, visits and history (with its full-text index and
+//! privacy purges), bookmarks, and history imports from other browsers.
 
+pub mod bookmarks;
+pub mod history;
+pub mod import;
 pub mod tabs;
+pub mod urls;
+pub mod visits;

@@ -1,9 +1,11 @@
 //! Tabs: the rows behind `tabs.*`, and the small API chat uses to find,
 //! create and bind a tab inside its own transaction.
 
+use crate::db::paging::{Keyset, Order};
 use crate::db::ConnExt;
-use crate::error::Result;
-use crate::types::Millis;
+use crate::error::{Error, Result};
+use crate::profile::Profile;
+use crate::types::{now_ms, Id, ListLimit, Millis, Page, Patch};
 use rusqlite::{params, Connection, Row};
 use serde::{Deserialize, Serialize};
 
@@ -67,6 +69,128 @@ pub fn set_thread(conn: &Connection, id: &str, thread_id: Option<&str>, now: Mil
         params![id, thread_id, now],
     )?;
     Ok(())
+}
+
+/// Request of `tabs.upsert`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpsertRequest {
+    pub id: Id,
+    /// Absent: keep the binding; `null`: unbind; an id: bind (the thread
+    /// must exist).
+    #[serde(default)]
+    pub thread_id: Patch<Id>,
+}
+
+/// Request of `tabs.get` and `tabs.close`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdRequest {
+    pub id: Id,
+}
+
+/// Request of `tabs.list`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListRequest {
+    #[serde(default)]
+    pub limit: ListLimit,
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+/// Response of the tab operations that return one tab.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TabResponse {
+    pub tab: Tab,
+}
+
+/// Response of `tabs.close`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CloseResponse {
+    pub deleted: u64,
+    /// History rows of the tab, now with `tab_id` null.
+    pub history_detached: u64,
+}
+
+/// `tabs.upsert`: creates the tab or touches it (`updated_at`), binding or
+/// unbinding its thread when `thread_id` is named.
+pub fn upsert(profile: &Profile, req: UpsertRequest) -> Result<TabResponse> {
+    profile.db().write(|tx| {
+        let now = now_ms();
+        if let Patch::Value(thread) = &req.thread_id {
+            if !tx.exists("SELECT 1 FROM llm_threads WHERE id = ?1", [thread.as_str()])? {
+                return Err(Error::not_found("thread", "thread_id"));
+            }
+        }
+        ensure(tx, req.id.as_str(), now)?;
+        match req.thread_id.into_update() {
+            Some(thread) => set_thread(tx, req.id.as_str(), thread.as_ref().map(Id::as_str), now)?,
+            None => {
+                tx.run(
+                    "UPDATE tabs SET updated_at = ?2 WHERE id = ?1",
+                    params![req.id.as_str(), now],
+                )?;
+            }
+        }
+        existing(tx, req.id.as_str()).map(|tab| TabResponse { tab })
+    })
+}
+
+/// `tabs.get`.
+pub fn get_op(profile: &Profile, req: IdRequest) -> Result<TabResponse> {
+    profile
+        .db()
+        .read(|conn| existing(conn, req.id.as_str()).map(|tab| TabResponse { tab }))
+}
+
+/// `tabs.list`: newest `updated_at` first.
+pub fn list(profile: &Profile, req: ListRequest) -> Result<Page<Tab>> {
+    let ks = Keyset::new(
+        "tabs.list",
+        Order::Desc,
+        req.limit.get(),
+        req.cursor.as_deref(),
+    )?;
+    let (key, seq) = ks.bounds();
+    let sql = format!(
+        "SELECT {TAB_COLUMNS}, seq FROM tabs WHERE {} {}",
+        ks.condition("updated_at", "seq", 1),
+        ks.order_and_limit("updated_at", "seq")
+    );
+    profile.db().read(|conn| {
+        let rows = conn.query_all(&sql, [key, seq], |r| {
+            let tab = Tab::from_row(r)?;
+            let seq: i64 = r.get(8)?;
+            let updated = tab.updated_at;
+            Ok((tab, updated, seq))
+        })?;
+        Ok(ks.finish(rows))
+    })
+}
+
+/// `tabs.close`: removes the tab (and with it its cached url and title,
+/// through the privacy purge) and detaches its history rows.
+pub fn close(profile: &Profile, req: IdRequest) -> Result<CloseResponse> {
+    crate::privacy::purge(profile, |tx| {
+        let deleted = tx.run("DELETE FROM tabs WHERE id = ?1", [req.id.as_str()])?;
+        if deleted == 0 {
+            return Err(Error::not_found("tab", "id"));
+        }
+        let history_detached = tx.run(
+            "UPDATE history SET tab_id = NULL WHERE tab_id = ?1",
+            [req.id.as_str()],
+        )?;
+        Ok(CloseResponse {
+            deleted: deleted as u64,
+            history_detached: history_detached as u64,
+        })
+    })
+}
+
+/// The tab `id`, or `not_found`.
+fn existing(conn: &Connection, id: &str) -> Result<Tab> {
+    get(conn, id)?.ok_or_else(|| Error::not_found("tab", "id"))
 }
 
 #[cfg(test)]

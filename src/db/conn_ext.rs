@@ -33,6 +33,23 @@ pub trait ConnExt {
         Ok(rows.collect::<rusqlite::Result<Vec<T>>>()?)
     }
 
+    /// Calls `each` with every row mapped by `map`, streaming (rows are not
+    /// collected first).
+    fn for_each_row<T, P: Params>(
+        &self,
+        sql: &str,
+        params: P,
+        mut map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+        mut each: impl FnMut(T) -> Result<()>,
+    ) -> Result<()> {
+        let mut stmt = self.conn().prepare_cached(sql)?;
+        let mut rows = stmt.query(params)?;
+        while let Some(row) = rows.next()? {
+            each(map(row)?)?;
+        }
+        Ok(())
+    }
+
     /// A single integer (a `count(*)`, a rowid, ...).
     fn query_i64<P: Params>(&self, sql: &str, params: P) -> Result<i64> {
         let mut stmt = self.conn().prepare_cached(sql)?;

@@ -23,7 +23,7 @@ pub enum Role {
 }
 
 impl Role {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Role::User => "user",
             Role::Assistant => "assistant",
@@ -62,10 +62,11 @@ pub struct Message {
     pub metadata: Map<String, Value>,
 }
 
-const COLUMNS: &str = "id, thread_id, parent_id, role, content, tokens, created_at, metadata, seq";
+pub(crate) const COLUMNS: &str =
+    "id, thread_id, parent_id, role, content, tokens, created_at, metadata, seq";
 
 impl Message {
-    fn from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
+    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
         Ok(Message {
             id: row.get(0)?,
             thread_id: row.get(1)?,

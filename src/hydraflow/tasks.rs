@@ -80,11 +80,12 @@ pub struct Task {
     pub result: Value,
 }
 
-const COLUMNS: &str = "id, thread_id, title, description, status, priority, due_at, owner, \
+pub(crate) const COLUMNS: &str =
+    "id, thread_id, title, description, status, priority, due_at, owner, \
      created_at, updated_at, closed_at, metadata, result, seq";
 
 impl Task {
-    fn from_row(row: &Row<'_>) -> rusqlite::Result<Task> {
+    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Task> {
         let status = row.get_ref(4)?.as_str()?;
         Ok(Task {
             id: row.get(0)?,
@@ -178,6 +179,22 @@ pub struct TaskEvent {
     pub event_type: String,
     pub payload: Value,
     pub created_at: Millis,
+}
+
+/// The columns [`TaskEvent::from_row`] reads, then `seq` for paging.
+pub(crate) const EVENT_COLUMNS: &str = "id, task_id, event_type, payload, created_at, seq";
+
+impl TaskEvent {
+    /// Reads a row selected with [`EVENT_COLUMNS`].
+    pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<TaskEvent> {
+        Ok(TaskEvent {
+            id: r.get(0)?,
+            task_id: r.get(1)?,
+            event_type: r.get(2)?,
+            payload: json_of(r.get(3)?),
+            created_at: r.get(4)?,
+        })
+    }
 }
 
 fn record_event(
@@ -470,22 +487,14 @@ pub fn events(profile: &Profile, req: EventsRequest) -> Result<Page<TaskEvent>> 
     let ks = Keyset::new(scope, Order::Asc, req.limit.get(), req.cursor.as_deref())?;
     let (key, seq) = ks.bounds();
     let sql = format!(
-        "SELECT id, task_id, event_type, payload, created_at, seq FROM task_events
-         WHERE task_id = ?3 AND {} {}",
+        "SELECT {EVENT_COLUMNS} FROM task_events WHERE task_id = ?3 AND {} {}",
         ks.condition("created_at", "seq", 1),
         ks.order_and_limit("created_at", "seq")
     );
     let rows = profile.db().read(|c| {
         require(c, req.task_id.as_str(), "task_id")?;
         c.query_all(&sql, params![key, seq, req.task_id.as_str()], |r| {
-            let event = TaskEvent {
-                id: r.get(0)?,
-                task_id: r.get(1)?,
-                event_type: r.get(2)?,
-                payload: json_of(r.get(3)?),
-                created_at: r.get(4)?,
-            };
-            Ok((event, r.get(4)?, r.get(5)?))
+            Ok((TaskEvent::from_row(r)?, r.get(4)?, r.get(5)?))
         })
     })?;
     Ok(ks.finish(rows))

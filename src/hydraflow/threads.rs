@@ -25,12 +25,12 @@ pub struct Thread {
     pub metadata: Map<String, Value>,
 }
 
-const COLUMNS: &str = "id, title, description, origin, created_at, updated_at, \
+pub(crate) const COLUMNS: &str = "id, title, description, origin, created_at, updated_at, \
      last_user_message_at, last_assistant_message_at, metadata, updated_at, seq";
 
 impl Thread {
     /// Reads a row selected with `COLUMNS`.
-    fn from_row(row: &Row<'_>) -> rusqlite::Result<Thread> {
+    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Thread> {
         Ok(Thread {
             id: row.get(0)?,
             title: row.get(1)?,

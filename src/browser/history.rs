@@ -1,0 +1,497 @@
+//! Reading and deleting history: `history.list`, `history.visited`,
+//! `history.delete`, `history.purge`.
+//!
+//! Lists are newest `visited_at` first with ties broken by insertion order
+//! (the visit id). A host filter lists through the `(rev_host, visited_at,
+//! id)` index: each matching host is read newest first and the pages are
+//! merged, so "newest 200 of one host" never sorts the host's whole history.
+//!
+//! Every delete goes through [`crate::privacy::purge`] (one transaction, then
+//! a WAL checkpoint) and clears the tabs that pointed at a deleted visit.
+
+use crate::browser::urls::{like_substring, HostMatch};
+use crate::db::paging::{Keyset, Order};
+use crate::db::ConnExt;
+use crate::error::{Error, ErrorCode, Result};
+use crate::profile::Profile;
+use crate::types::{now_ms, Bounded, Id, Millis, Page, Timestamp};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params_from_iter, Connection};
+use serde::{Deserialize, Serialize};
+
+/// A visit (history row) as the contract shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Visit {
+    pub id: i64,
+    pub url: String,
+    pub host: Option<String>,
+    pub title: Option<String>,
+    pub visited_at: Millis,
+    pub tab_id: Option<String>,
+    pub referrer: Option<String>,
+    pub status_code: Option<i64>,
+    pub content_type: Option<String>,
+    pub transition: Option<String>,
+    pub duration_ms: Option<i64>,
+}
+
+pub(crate) const VISIT_COLUMNS: &str =
+    "id, url, host, title, visited_at, tab_id, referrer, status_code, \
+                             content_type, transition, duration_ms";
+
+impl Visit {
+    pub(crate) fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Visit> {
+        Ok(Visit {
+            id: r.get(0)?,
+            url: r.get(1)?,
+            host: r.get(2)?,
+            title: r.get(3)?,
+            visited_at: r.get(4)?,
+            tab_id: r.get(5)?,
+            referrer: r.get(6)?,
+            status_code: r.get(7)?,
+            content_type: r.get(8)?,
+            transition: r.get(9)?,
+            duration_ms: r.get(10)?,
+        })
+    }
+}
+
+/// Request of `history.list`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListRequest {
+    #[serde(default)]
+    pub query: Option<String>,
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Default true, as in `history.purge`.
+    #[serde(default)]
+    pub include_subdomains: Option<bool>,
+    #[serde(default)]
+    pub from: Option<Timestamp>,
+    #[serde(default)]
+    pub to: Option<Timestamp>,
+    #[serde(default)]
+    pub tab_id: Option<Id>,
+    #[serde(default)]
+    pub limit: Bounded<200, 1000>,
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+/// Bounds of a time filter, inclusive at both ends; `from > to` is refused.
+fn time_bounds(from: Option<Timestamp>, to: Option<Timestamp>) -> Result<(Millis, Millis)> {
+    let from = from.map_or(0, |t| t.0);
+    let to = to.map_or(Millis::MAX, |t| t.0);
+    if from > to {
+        return Err(Error::invalid("from", "must not be after `to`"));
+    }
+    Ok((from, to))
+}
+
+/// A WHERE clause under construction with numbered parameters.
+#[derive(Default)]
+struct Where {
+    terms: Vec<String>,
+    params: Vec<SqlValue>,
+}
+
+impl Where {
+    /// Adds `value` and returns its placeholder (`?N`).
+    fn bind(&mut self, value: impl Into<SqlValue>) -> String {
+        self.params.push(value.into());
+        format!("?{}", self.params.len())
+    }
+
+    fn sql(&self) -> String {
+        if self.terms.is_empty() {
+            "1".to_owned()
+        } else {
+            self.terms.join(" AND ")
+        }
+    }
+}
+
+/// The filters of `history.list` and `history.purge`, normalized.
+#[derive(Debug, Clone, Default)]
+struct Filters {
+    query: Option<String>,
+    host: Option<HostMatch>,
+    from: Option<Millis>,
+    to: Option<Millis>,
+    tab_id: Option<String>,
+}
+
+impl Filters {
+    /// Adds the filter terms (all but the host, which the caller picks
+    /// between an exact `rev_host` and a range).
+    fn push_common(&self, w: &mut Where) {
+        if let Some(from) = self.from {
+            let p = w.bind(from);
+            w.terms.push(format!("visited_at >= {p}"));
+        }
+        if let Some(to) = self.to {
+            let p = w.bind(to);
+            w.terms.push(format!("visited_at <= {p}"));
+        }
+        if let Some(tab) = &self.tab_id {
+            let p = w.bind(tab.clone());
+            w.terms.push(format!("tab_id = {p}"));
+        }
+        if let Some(q) = &self.query {
+            let term = query_term(w, q);
+            w.terms.push(term);
+        }
+    }
+
+    /// Adds the host term matching every host of the filter.
+    fn push_host_range(&self, w: &mut Where) {
+        if let Some(h) = &self.host {
+            if h.include_subdomains {
+                let (low, high) = h.rev_range();
+                let (a, b) = (w.bind(low), w.bind(high));
+                w.terms.push(format!("rev_host >= {a} AND rev_host < {b}"));
+            } else {
+                let p = w.bind(h.rev_exact());
+                w.terms.push(format!("rev_host = {p}"));
+            }
+        }
+    }
+
+    fn scope(&self) -> String {
+        format!(
+            "history.list|q={:?}|host={:?}|from={:?}|to={:?}|tab={:?}",
+            self.query, self.host, self.from, self.to, self.tab_id
+        )
+    }
+}
+
+/// The `query` term: case-insensitive substring of url or title. Three or
+/// more characters use the trigram index (a quoted FTS5 phrase of trigrams
+/// is exactly a substring match); shorter text scans with an escaped `LIKE`
+/// (SQLite's `LIKE` folds ASCII case only; the trigram index folds Unicode).
+fn query_term(w: &mut Where, q: &str) -> String {
+    if q.chars().count() >= 3 {
+        let phrase = format!("\"{}\"", q.replace('"', "\"\""));
+        let p = w.bind(phrase);
+        format!("id IN (SELECT rowid FROM history_fts WHERE history_fts MATCH {p})")
+    } else {
+        let p = w.bind(like_substring(q));
+        format!("(url LIKE {p} ESCAPE '\\' OR title LIKE {p} ESCAPE '\\')")
+    }
+}
+
+/// How many distinct hosts a subdomain filter may expand to before the list
+/// falls back to one range scan.
+const MAX_MERGED_HOSTS: usize = 64;
+
+/// `history.list`.
+pub fn list(profile: &Profile, req: ListRequest) -> Result<Page<Visit>> {
+    let (from, to) = time_bounds(req.from, req.to)?;
+    let filters = Filters {
+        query: req.query.filter(|q| !q.is_empty()),
+        host: req
+            .host
+            .as_deref()
+            .map(|h| HostMatch::new(h, req.include_subdomains.unwrap_or(true)))
+            .transpose()?,
+        from: req.from.map(|_| from),
+        to: req.to.map(|_| to),
+        tab_id: req.tab_id.map(Id::into_string),
+    };
+    let ks = Keyset::new(
+        filters.scope(),
+        Order::Desc,
+        req.limit.get(),
+        req.cursor.as_deref(),
+    )?;
+    profile.db().read(|conn| {
+        let rows = match &filters.host {
+            Some(h) if h.include_subdomains => match matching_hosts(conn, h)? {
+                Some(hosts) => {
+                    let mut rows = Vec::new();
+                    for rev in hosts {
+                        rows.extend(page_rows(conn, &filters, &ks, |w| {
+                            let p = w.bind(rev.clone());
+                            w.terms.push(format!("rev_host = {p}"));
+                        })?);
+                    }
+                    rows.sort_by_key(|row: &(Visit, i64, i64)| std::cmp::Reverse((row.1, row.2)));
+                    rows.truncate(req.limit.get() + 1);
+                    rows
+                }
+                None => page_rows(conn, &filters, &ks, |w| filters.push_host_range(w))?,
+            },
+            _ => page_rows(conn, &filters, &ks, |w| filters.push_host_range(w))?,
+        };
+        Ok(ks.finish(rows))
+    })
+}
+
+/// The distinct stored `rev_host`s inside a subdomain range, found by
+/// seeking the index once per host; `None` when there are too many to merge.
+fn matching_hosts(conn: &Connection, h: &HostMatch) -> Result<Option<Vec<String>>> {
+    let (low, high) = h.rev_range();
+    let mut hosts: Vec<String> = Vec::new();
+    loop {
+        let next = match hosts.last() {
+            None => conn.query_opt(
+                "SELECT rev_host FROM history WHERE rev_host >= ?1 AND rev_host < ?2
+                 ORDER BY rev_host LIMIT 1",
+                [&low, &high],
+                |r| r.get::<_, String>(0),
+            )?,
+            Some(last) => conn.query_opt(
+                "SELECT rev_host FROM history WHERE rev_host > ?1 AND rev_host < ?2
+                 ORDER BY rev_host LIMIT 1",
+                [last, &high],
+                |r| r.get::<_, String>(0),
+            )?,
+        };
+        match next {
+            Some(rev) if hosts.len() < MAX_MERGED_HOSTS => hosts.push(rev),
+            Some(_) => return Ok(None),
+            None => return Ok(Some(hosts)),
+        }
+    }
+}
+
+/// One page (limit + 1 rows) of visits matching the filters plus the term
+/// `host_term` adds, newest first after the cursor.
+fn page_rows(
+    conn: &Connection,
+    filters: &Filters,
+    ks: &Keyset,
+    host_term: impl FnOnce(&mut Where),
+) -> Result<Vec<(Visit, i64, i64)>> {
+    let mut w = Where::default();
+    host_term(&mut w);
+    filters.push_common(&mut w);
+    let (key, seq) = ks.bounds();
+    let first = w.params.len() + 1;
+    w.params.push(key.into());
+    w.params.push(seq.into());
+    let sql = format!(
+        "SELECT {VISIT_COLUMNS} FROM history WHERE {} AND {} {}",
+        w.sql(),
+        ks.condition("visited_at", "id", first),
+        ks.order_and_limit("visited_at", "id"),
+    );
+    conn.query_all(&sql, params_from_iter(w.params.iter()), |r| {
+        let v = Visit::from_row(r)?;
+        let (key, seq) = (v.visited_at, v.id);
+        Ok((v, key, seq))
+    })
+}
+
+/// Request of `history.visited`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VisitedRequest {
+    pub urls: Vec<String>,
+}
+
+/// Response of `history.visited`: `visited[i]` answers `urls[i]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VisitedResponse {
+    pub visited: Vec<bool>,
+}
+
+/// `history.visited`: whether each URL (compared exactly as stored) has at
+/// least one visit.
+pub fn visited(profile: &Profile, req: VisitedRequest) -> Result<VisitedResponse> {
+    profile.db().read(|conn| {
+        let visited = req
+            .urls
+            .iter()
+            .map(|url| conn.exists("SELECT 1 FROM history WHERE url = ?1", [url]))
+            .collect::<Result<Vec<bool>>>()?;
+        Ok(VisitedResponse { visited })
+    })
+}
+
+/// Request of `history.delete`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteRequest {
+    pub id: i64,
+}
+
+/// Response of `history.delete`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DeleteResponse {
+    pub deleted: u64,
+    pub deleted_id: i64,
+    pub tabs_cleared: u64,
+}
+
+/// `history.delete`.
+pub fn delete(profile: &Profile, req: DeleteRequest) -> Result<DeleteResponse> {
+    crate::privacy::purge(profile, |tx| {
+        let mut w = Where::default();
+        let p = w.bind(req.id);
+        w.terms.push(format!("id = {p}"));
+        let tabs_cleared = clear_tabs(tx, &w, now_ms())?;
+        let deleted = delete_rows(tx, &w)?;
+        if deleted == 0 {
+            return Err(Error::not_found("visit", "id"));
+        }
+        Ok(DeleteResponse {
+            deleted,
+            deleted_id: req.id,
+            tabs_cleared,
+        })
+    })
+}
+
+/// Request of `history.purge`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PurgeRequest {
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub include_subdomains: Option<bool>,
+    #[serde(default)]
+    pub from: Option<Timestamp>,
+    #[serde(default)]
+    pub to: Option<Timestamp>,
+    #[serde(default)]
+    pub all: Option<bool>,
+}
+
+/// The filters a purge applied, echoed back.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PurgeFilters {
+    pub host: Option<String>,
+    pub include_subdomains: bool,
+    pub from: Option<Millis>,
+    pub to: Option<Millis>,
+    pub all: bool,
+}
+
+/// Response of `history.purge`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PurgeResponse {
+    pub deleted_count: u64,
+    pub tabs_cleared: u64,
+    pub filters: PurgeFilters,
+}
+
+/// `history.purge`. Every rule is checked before the transaction starts:
+/// no filter and no `all` is `filter_required`; `all` with a filter, or
+/// `from > to`, is `invalid_argument` (bad timestamps already failed to
+/// parse). `include_subdomains` only shapes `host` and is no filter itself.
+pub fn purge(profile: &Profile, req: PurgeRequest) -> Result<PurgeResponse> {
+    let all = req.all.unwrap_or(false);
+    let has_filter = req.host.is_some() || req.from.is_some() || req.to.is_some();
+    if all && has_filter {
+        return Err(Error::invalid(
+            "all",
+            "cannot be combined with host, from or to",
+        ));
+    }
+    if !all && !has_filter {
+        return Err(Error::new(
+            ErrorCode::FilterRequired,
+            "name a host, from or to, or pass all: true to purge everything",
+        ));
+    }
+    let (from, to) = time_bounds(req.from, req.to)?;
+    let include_subdomains = req.include_subdomains.unwrap_or(true);
+    let filters = Filters {
+        host: req
+            .host
+            .as_deref()
+            .map(|h| HostMatch::new(h, include_subdomains))
+            .transpose()?,
+        from: req.from.map(|_| from),
+        to: req.to.map(|_| to),
+        ..Filters::default()
+    };
+    let mut w = Where::default();
+    filters.push_host_range(&mut w);
+    filters.push_common(&mut w);
+    let echo = PurgeFilters {
+        host: filters.host.as_ref().map(|h| h.host.clone()),
+        include_subdomains,
+        from: filters.from,
+        to: filters.to,
+        all,
+    };
+    crate::privacy::purge(profile, |tx| {
+        let tabs_cleared = clear_tabs(tx, &w, now_ms())?;
+        let deleted_count = delete_rows(tx, &w)?;
+        Ok(PurgeResponse {
+            deleted_count,
+            tabs_cleared,
+            filters: echo,
+        })
+    })
+}
+
+/// Clears the pointer and cached url/title/time of every tab that points at
+/// a visit matching `w` (before those visits are deleted).
+fn clear_tabs(conn: &Connection, w: &Where, now: Millis) -> Result<u64> {
+    let mut params = w.params.clone();
+    params.push(now.into());
+    let pointing = if w.terms.is_empty() {
+        "current_history_id IS NOT NULL".to_owned()
+    } else {
+        format!(
+            "current_history_id IN (SELECT id FROM history WHERE {})",
+            w.sql()
+        )
+    };
+    let sql = format!(
+        "UPDATE tabs SET current_history_id = NULL, current_url = NULL, current_title = NULL,
+                         last_visited_at = NULL, updated_at = ?{}
+         WHERE {pointing}",
+        params.len(),
+    );
+    Ok(conn.run(&sql, params_from_iter(params.iter()))? as u64)
+}
+
+/// Deletes the visits matching `w` and their full-text entries; returns how
+/// many.
+///
+/// Normally each row's tokens leave the index through the delete trigger
+/// (with FTS5 `secure-delete`, one page edit per token: fine for a few
+/// rows, slow for many). When a purge removes at least
+/// 1/[`REINDEX_SHARE`] of the history, re-indexing what remains is cheaper:
+/// the trigger is set aside inside this transaction, the rows deleted, and
+/// the index rebuilt from the remaining rows (its old pages freed and, with
+/// `secure_delete`, zeroed). Either way the change is one transaction.
+fn delete_rows(conn: &Connection, w: &Where) -> Result<u64> {
+    let params = || params_from_iter(w.params.iter());
+    let matching = conn.query_i64(
+        &format!("SELECT count(*) FROM history WHERE {}", w.sql()),
+        params(),
+    )?;
+    if matching == 0 {
+        return Ok(0);
+    }
+    let total = conn.query_i64("SELECT count(*) FROM history", [])?;
+    let delete = format!("DELETE FROM history WHERE {}", w.sql());
+    if matching * REINDEX_SHARE < total {
+        return Ok(conn.run(&delete, params())? as u64);
+    }
+    let trigger_sql: String = conn.query_row(
+        "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'history_fts_after_delete'",
+        [],
+        |r| r.get(0),
+    )?;
+    conn.execute_batch("DROP TRIGGER history_fts_after_delete")?;
+    // Not through the statement cache: the schema just changed.
+    let deleted = conn.execute(&delete, params())?;
+    conn.execute_batch("INSERT INTO history_fts (history_fts) VALUES ('rebuild')")?;
+    conn.execute_batch(&trigger_sql)?;
+    Ok(deleted as u64)
+}
+
+/// A purge deleting at least 1/`REINDEX_SHARE` of all visits rebuilds the
+/// full-text index instead of deleting row by row (measured on trigram
+/// history: one row's secure delete costs about as much as re-indexing
+/// fifteen rows).
+const REINDEX_SHARE: i64 = 10;

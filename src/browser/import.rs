@@ -1,0 +1,371 @@
+//! `history.import`: visits from a Chrome `History` or Firefox
+//! `places.sqlite` file, run as a job of type `history_import`.
+//!
+//! The browser may hold its file locked (and keeps recent changes in a
+//! `-wal` beside it), so the file is first copied, with its WAL, into a
+//! private temporary directory inside the profile; the copy is opened
+//! read-only and removed when the import ends (one left by a crash is
+//! removed by a later import). The original is only ever read.
+//!
+//! Timestamps are converted to Unix milliseconds (Chrome counts
+//! microseconds since 1601-01-01, Firefox microseconds since 1970). Visits
+//! are recorded oldest first through the same insert as `visits.record`, so
+//! a `(url, visited_at)` already stored counts as a duplicate and a re-run
+//! imports nothing twice. They are written in chunks of [`CHUNK`] per
+//! transaction, with progress after each chunk, so a long import never
+//! holds the writer for long; a job that fails or is cancelled part-way
+//! keeps the chunks already committed (running it again completes it).
+//! Visits whose URL is not absolute or whose time is before 1970 are
+//! skipped and counted.
+
+use crate::browser::urls;
+use crate::browser::visits::{self, NewVisit};
+use crate::error::{Error, ErrorCode, Result};
+use crate::jobs::{JobContext, JobLinks, ProgressUpdate};
+use crate::profile::Profile;
+use crate::types::{now_ms, Id, Millis};
+use rusqlite::{Connection, OpenFlags};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// The browsers whose history files can be imported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceBrowser {
+    Chrome,
+    Firefox,
+}
+
+/// Request of `history.import`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportRequest {
+    pub browser: SourceBrowser,
+    pub path: String,
+    /// Wait for the job and return its counts beside `job_id`.
+    #[serde(default)]
+    pub wait: bool,
+    /// Stored on the job (must exist).
+    #[serde(default)]
+    pub thread_id: Option<Id>,
+    /// Stored on the job (must exist).
+    #[serde(default)]
+    pub task_id: Option<Id>,
+}
+
+/// The result of an import job.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ImportOutcome {
+    /// Visits stored.
+    pub imported: u64,
+    /// Visits whose `(url, visited_at)` was already stored.
+    pub duplicates: u64,
+    /// Visits left out (not an absolute URL, or a time before 1970).
+    pub skipped: u64,
+}
+
+/// Progress after each chunk: visits handled so far out of the file's total.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImportProgress {
+    pub done: u64,
+    pub total: u64,
+}
+
+/// Visits recorded per write transaction.
+pub const CHUNK: usize = 2_000;
+
+/// Microseconds between 1601-01-01 and 1970-01-01 (Chrome's epoch offset).
+const CHROME_EPOCH_OFFSET_US: i64 = 11_644_473_600_000_000;
+
+/// One visit as read from the source file.
+struct SourceVisit {
+    url: String,
+    title: Option<String>,
+    visited_at: Millis,
+    transition: Option<String>,
+    duration_ms: Option<Millis>,
+}
+
+/// Imports every visit of `path` into `profile`. `progress` is called after
+/// each chunk; an error from it (a cancelled job) stops the import after
+/// the chunks already committed.
+pub fn import_file(
+    profile: &Profile,
+    browser: SourceBrowser,
+    path: &Path,
+    progress: &mut dyn FnMut(ImportProgress) -> Result<()>,
+) -> Result<ImportOutcome> {
+    remove_stale_copies(profile.dir());
+    let copy_dir = tempfile::Builder::new()
+        .prefix(COPY_PREFIX)
+        .tempdir_in(profile.dir())?;
+    let copy = copy_dir.path().join("source.sqlite");
+    std::fs::copy(path, &copy)?;
+    let wal = with_suffix(path, "-wal");
+    if wal.is_file() {
+        std::fs::copy(&wal, with_suffix(&copy, "-wal"))?;
+    }
+    let source = Connection::open_with_flags(
+        &copy,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|_| not_history(browser))?;
+    let outcome = import_from(profile, browser, &source, progress);
+    drop(source);
+    profile.invalidate_storage_cache();
+    outcome
+}
+
+/// The name prefix of the temporary directories holding source copies.
+const COPY_PREFIX: &str = ".history-import-";
+
+/// Copies older than this were left by a crash mid-import, never by a live
+/// import, and are removed at the start of the next one.
+const STALE_COPY_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Removes source copies a crashed import left in the profile directory
+/// (best effort: a copy that cannot be removed now is tried next time).
+fn remove_stale_copies(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE_COPY_AGE);
+        if stale && entry.file_name().to_string_lossy().starts_with(COPY_PREFIX) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> std::path::PathBuf {
+    let mut os = path.as_os_str().to_owned();
+    os.push(suffix);
+    os.into()
+}
+
+fn not_history(browser: SourceBrowser) -> Error {
+    let what = match browser {
+        SourceBrowser::Chrome => "a Chrome History database (tables urls, visits)",
+        SourceBrowser::Firefox => {
+            "a Firefox places.sqlite database (tables moz_places, moz_historyvisits)"
+        }
+    };
+    Error::new(ErrorCode::Corrupt, format!("the file is not {what}")).with_detail("field", "path")
+}
+
+/// The queries that read a browser's visits, oldest first: count, then rows
+/// of `(url, title, time in the browser's unit, transition code, duration)`.
+fn source_sql(browser: SourceBrowser) -> (&'static str, &'static str) {
+    match browser {
+        SourceBrowser::Chrome => (
+            "SELECT count(*) FROM visits JOIN urls ON urls.id = visits.url",
+            "SELECT urls.url, urls.title, visits.visit_time, visits.transition,
+                    visits.visit_duration
+             FROM visits JOIN urls ON urls.id = visits.url
+             ORDER BY visits.visit_time, visits.id",
+        ),
+        SourceBrowser::Firefox => (
+            "SELECT count(*) FROM moz_historyvisits v JOIN moz_places p ON p.id = v.place_id",
+            "SELECT p.url, p.title, v.visit_date, v.visit_type, NULL
+             FROM moz_historyvisits v JOIN moz_places p ON p.id = v.place_id
+             ORDER BY v.visit_date, v.id",
+        ),
+    }
+}
+
+fn import_from(
+    profile: &Profile,
+    browser: SourceBrowser,
+    source: &Connection,
+    progress: &mut dyn FnMut(ImportProgress) -> Result<()>,
+) -> Result<ImportOutcome> {
+    let (count_sql, rows_sql) = source_sql(browser);
+    let total: i64 = source
+        .query_row(count_sql, [], |r| r.get(0))
+        .map_err(|_| not_history(browser))?;
+    let mut stmt = source.prepare(rows_sql).map_err(|_| not_history(browser))?;
+    let mut rows = stmt.query([])?;
+    let mut outcome = ImportOutcome::default();
+    let mut chunk: Vec<NewVisit> = Vec::with_capacity(CHUNK);
+    let mut done = 0u64;
+    let total = total.max(0) as u64;
+    progress(ImportProgress { done, total })?;
+    while let Some(row) = rows.next()? {
+        done += 1;
+        match convert(browser, row)? {
+            Some(visit) => chunk.push(visit),
+            None => outcome.skipped += 1,
+        }
+        if chunk.len() >= CHUNK {
+            record_chunk(profile, &chunk, &mut outcome)?;
+            chunk.clear();
+            progress(ImportProgress { done, total })?;
+        }
+    }
+    if !chunk.is_empty() {
+        record_chunk(profile, &chunk, &mut outcome)?;
+    }
+    progress(ImportProgress {
+        done,
+        total: total.max(done),
+    })?;
+    Ok(outcome)
+}
+
+fn record_chunk(profile: &Profile, chunk: &[NewVisit], outcome: &mut ImportOutcome) -> Result<()> {
+    let now = now_ms();
+    profile.db().write(|tx| {
+        for visit in chunk {
+            let (_, duplicate) = visits::insert(tx, visit, now)?;
+            if duplicate {
+                outcome.duplicates += 1;
+            } else {
+                outcome.imported += 1;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// A source row as a visit, or `None` when it cannot be one.
+fn convert(browser: SourceBrowser, row: &rusqlite::Row<'_>) -> Result<Option<NewVisit>> {
+    let raw = SourceVisit {
+        url: match row.get_ref(0)?.as_str() {
+            Ok(url) => url.to_owned(),
+            Err(_) => return Ok(None),
+        },
+        title: row
+            .get::<_, Option<String>>(1)
+            .unwrap_or(None)
+            .filter(|t| !t.is_empty()),
+        visited_at: match (browser, row.get::<_, Option<i64>>(2)?) {
+            (_, None) => return Ok(None),
+            (SourceBrowser::Chrome, Some(us)) => (us - CHROME_EPOCH_OFFSET_US) / 1000,
+            (SourceBrowser::Firefox, Some(us)) => us / 1000,
+        },
+        transition: row
+            .get::<_, Option<i64>>(3)?
+            .and_then(|code| transition_name(browser, code))
+            .map(str::to_owned),
+        duration_ms: row.get::<_, Option<i64>>(4)?.map(|us| us / 1000),
+    };
+    if raw.visited_at < 0 {
+        return Ok(None);
+    }
+    let Ok(facts) = urls::parse_url("url", &raw.url) else {
+        return Ok(None);
+    };
+    Ok(Some(NewVisit {
+        rev_host: facts.rev_host(),
+        host: facts.host,
+        url: raw.url,
+        title: raw.title,
+        visited_at: raw.visited_at,
+        tab_id: None,
+        referrer: None,
+        status_code: None,
+        content_type: None,
+        transition: raw.transition,
+        duration_ms: raw.duration_ms.filter(|d| *d >= 0),
+    }))
+}
+
+/// The browser's transition code as a name (Chrome: the core type in the
+/// low byte; Firefox: `visit_type`).
+fn transition_name(browser: SourceBrowser, code: i64) -> Option<&'static str> {
+    match browser {
+        SourceBrowser::Chrome => Some(match code & 0xFF {
+            0 => "link",
+            1 => "typed",
+            2 => "auto_bookmark",
+            3 => "auto_subframe",
+            4 => "manual_subframe",
+            5 => "generated",
+            6 => "auto_toplevel",
+            7 => "form_submit",
+            8 => "reload",
+            9 => "keyword",
+            10 => "keyword_generated",
+            _ => return None,
+        }),
+        SourceBrowser::Firefox => Some(match code {
+            1 => "link",
+            2 => "typed",
+            3 => "bookmark",
+            4 => "embed",
+            5 => "redirect_permanent",
+            6 => "redirect_temporary",
+            7 => "download",
+            8 => "framed_link",
+            9 => "reload",
+            _ => return None,
+        }),
+    }
+}
+
+/// The job type of history imports.
+pub const JOB_TYPE: &str = "history_import";
+
+/// Response of `history.import`: `{job_id}`, plus the job's counts when the
+/// call waited.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ImportResponse {
+    pub job_id: String,
+    #[serde(flatten)]
+    pub outcome: Option<ImportOutcome>,
+}
+
+/// `history.import`: checks the request (the file exists, the linked thread
+/// and task exist) before any job exists, then queues a `history_import`
+/// job, and with `wait` returns its counts (or its error).
+pub fn import(profile: &Profile, mut req: ImportRequest) -> Result<ImportResponse> {
+    let path = Path::new(&req.path);
+    if !path.is_file() {
+        return Err(Error::invalid("path", "must name an existing file"));
+    }
+    // Workers may run with another working directory than the caller's.
+    req.path = path.canonicalize()?.to_string_lossy().into_owned();
+    let links = JobLinks {
+        thread_id: req.thread_id.clone().map(Id::into_string),
+        task_id: req.task_id.clone().map(Id::into_string),
+    };
+    profile.db().read(|conn| links.check(conn))?;
+    let payload =
+        serde_json::to_value(&req).map_err(|_| Error::internal("request encoding failed"))?;
+    if !req.wait {
+        let job_id = profile.jobs().submit(JOB_TYPE, payload, links)?;
+        return Ok(ImportResponse {
+            job_id,
+            outcome: None,
+        });
+    }
+    let (job_id, result) = profile.jobs().submit_and_wait(JOB_TYPE, payload, links)?;
+    let outcome = serde_json::from_value(result)
+        .map_err(|_| Error::internal("unexpected history_import result"))?;
+    Ok(ImportResponse {
+        job_id,
+        outcome: Some(outcome),
+    })
+}
+
+/// The `history_import` job: imports the payload's file, reporting
+/// progress as visits handled out of the file's total.
+pub fn run_job(ctx: &JobContext) -> Result<serde_json::Value> {
+    let req: ImportRequest = serde_json::from_value(ctx.payload().clone())
+        .map_err(|_| Error::invalid("payload", "not a history.import request"))?;
+    let outcome = import_file(ctx.profile(), req.browser, Path::new(&req.path), &mut |p| {
+        ctx.progress(&ProgressUpdate {
+            phase: Some("importing".to_owned()),
+            steps_total: Some(p.total),
+            steps_completed: Some(p.done),
+            message: None,
+            eta_s: None,
+        })
+    })?;
+    serde_json::to_value(outcome).map_err(|_| Error::internal("result encoding failed"))
+}

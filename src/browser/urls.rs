@@ -1,0 +1,197 @@
+//! URL and host rules shared by visits, bookmarks, history lists and purges.
+//!
+//! Visits and bookmarks accept absolute URLs only (parsed with the `url`
+//! crate, never by hand). The stored host is lower-cased, with IDN hosts in
+//! their ASCII (punycode) form, and also kept reversed (`rev_host`) so that
+//! "this host or any subdomain" is one index range: matching is by whole
+//! labels, never by substring, and never through `LIKE` (so `%` or `_` in a
+//! filter are plain characters that match no host).
+
+use crate::error::{Error, Result};
+
+/// The facts the library stores about a valid URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlFacts {
+    /// Lower-cased host (punycode for IDN), `None` for host-less URLs
+    /// (`about:blank`, `mailto:`, `file:///`).
+    pub host: Option<String>,
+}
+
+impl UrlFacts {
+    /// The host reversed plus a final dot (`"moc.elpmaxe."`), as stored in
+    /// `history.rev_host`.
+    pub fn rev_host(&self) -> Option<String> {
+        self.host.as_deref().map(reverse_host)
+    }
+}
+
+/// Validates `text` as an absolute URL for `field`: a scheme, and for http(s)
+/// a host written after `//`. The text itself is stored as given; only the
+/// host is derived from the parse.
+pub fn parse_url(field: &str, text: &str) -> Result<UrlFacts> {
+    let bad = |reason: &str| Error::invalid(field, reason);
+    if text.trim() != text || text.is_empty() {
+        return Err(bad("must be an absolute URL without surrounding spaces"));
+    }
+    let url = url::Url::parse(text).map_err(|_| bad("must be an absolute URL"))?;
+    let host = url
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .map(|h| h.to_ascii_lowercase());
+    if matches!(url.scheme(), "http" | "https") {
+        // The url crate forgives `http:example.com`; the contract wants an
+        // absolute URL, so the authority must really be there.
+        let after_scheme = &text[url.scheme().len() + 1..];
+        if !after_scheme.starts_with("//") || host.is_none() {
+            return Err(bad("http(s) URLs need a host"));
+        }
+    }
+    Ok(UrlFacts { host })
+}
+
+/// `"example.com"` -> `"moc.elpmaxe."`.
+pub fn reverse_host(host: &str) -> String {
+    let mut out: String = host.chars().rev().collect();
+    out.push('.');
+    out
+}
+
+/// A host filter of `history.list` / `history.purge`: the host itself, and
+/// with `include_subdomains` any host ending in `.` + host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostMatch {
+    /// The filter host, normalized like stored hosts.
+    pub host: String,
+    pub include_subdomains: bool,
+}
+
+impl HostMatch {
+    /// Normalizes a caller's host filter (trimmed, lower-cased, IDN to
+    /// punycode). Text that is no host at all is kept as given: it simply
+    /// matches nothing.
+    pub fn new(host: &str, include_subdomains: bool) -> Result<HostMatch> {
+        let trimmed = host.trim();
+        if trimmed.is_empty() {
+            return Err(Error::invalid("host", "must not be empty"));
+        }
+        let host = if trimmed.is_ascii() {
+            trimmed.to_ascii_lowercase()
+        } else {
+            match url::Host::parse(trimmed) {
+                Ok(parsed) => parsed.to_string(),
+                Err(_) => trimmed.to_lowercase(),
+            }
+        };
+        Ok(HostMatch {
+            host,
+            include_subdomains,
+        })
+    }
+
+    /// The exact `rev_host` value of the host itself.
+    pub fn rev_exact(&self) -> String {
+        reverse_host(&self.host)
+    }
+
+    /// The half-open `rev_host` range `[low, high)` holding the host and
+    /// every subdomain: `"moc.elpmaxe."` .. `"moc.elpmaxe/"` (`/` follows
+    /// `.` in byte order).
+    pub fn rev_range(&self) -> (String, String) {
+        let low = self.rev_exact();
+        let mut high = low.clone();
+        high.pop();
+        high.push('/');
+        (low, high)
+    }
+
+    /// True when a stored `rev_host` matches (used by tests and by callers
+    /// that already hold a row).
+    pub fn matches_rev(&self, rev_host: &str) -> bool {
+        let (low, high) = self.rev_range();
+        if self.include_subdomains {
+            rev_host >= low.as_str() && rev_host < high.as_str()
+        } else {
+            rev_host == low
+        }
+    }
+}
+
+/// Escapes `%`, `_` and `\` for a `LIKE ... ESCAPE '\'` pattern and wraps
+/// the text in `%` for a substring match.
+pub fn like_substring(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absolute_urls_only() {
+        assert_eq!(
+            parse_url("url", "https://WWW.Example.COM/a?b#c")
+                .unwrap()
+                .host,
+            Some("www.example.com".into())
+        );
+        assert_eq!(parse_url("url", "about:blank").unwrap().host, None);
+        assert_eq!(parse_url("url", "mailto:a@b.c").unwrap().host, None);
+        assert_eq!(parse_url("url", "file:///tmp/x").unwrap().host, None);
+        for bad in [
+            "",
+            "example.com/a",
+            "/a/b",
+            "http:example.com",
+            "https://",
+            " https://example.com",
+            "no scheme",
+        ] {
+            assert!(parse_url("url", bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn idn_hosts_are_stored_in_punycode() {
+        let facts = parse_url("url", "https://Bücher.example/").unwrap();
+        assert_eq!(facts.host.as_deref(), Some("xn--bcher-kva.example"));
+        let m = HostMatch::new("BÜCHER.example", false).unwrap();
+        assert_eq!(m.host, "xn--bcher-kva.example");
+        assert!(m.matches_rev(&facts.rev_host().unwrap()));
+    }
+
+    #[test]
+    fn hosts_match_by_whole_labels() {
+        let m = HostMatch::new("Example.com", true).unwrap();
+        let yes = ["example.com", "www.example.com", "a.b.example.com"];
+        let no = [
+            "notexample.com",
+            "example.com.evil.org",
+            "example.co",
+            "other.org",
+        ];
+        for h in yes {
+            assert!(m.matches_rev(&reverse_host(h)), "{h}");
+        }
+        for h in no {
+            assert!(!m.matches_rev(&reverse_host(h)), "{h}");
+        }
+        let exact = HostMatch::new("example.com", false).unwrap();
+        assert!(exact.matches_rev(&reverse_host("example.com")));
+        assert!(!exact.matches_rev(&reverse_host("www.example.com")));
+        assert!(HostMatch::new("  ", true).is_err());
+    }
+
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(like_substring("a%b_c\\"), "%a\\%b\\_c\\\\%");
+    }
+}

@@ -1,0 +1,574 @@
+//! What each bundle component's records are, and how they are exported and
+//! imported.
+//!
+//! Records are the contract's objects (the domains' own row mappers write
+//! them), in list order, oldest first; three carry one extra field so they
+//! survive the trip to another profile:
+//! - a memory's `embedding` is `{model, vector}` instead of `{model, dim}`;
+//! - a bookmark carries `folder_path`, the folder names from the top;
+//! - a tab carries `current_visit`, `{url, visited_at}` of its current visit,
+//!   re-resolved to a local history row on import.
+//!
+//! Import stores records as exported and triggers none of the side effects
+//! of the ordinary operations (no task events, no thread or tab touches, no
+//! audit entries). String ids are kept; history, bookmark and folder ids are
+//! local numbers, so imported ones get new ids. Dedupe: string-id records by
+//! id, visits by `(url, visited_at)`, bookmarks by `(url, folder path)`.
+
+use super::format::{BundleWriter, Component};
+use super::{Outcome, Policy};
+use crate::browser::bookmarks::{self, Bookmark};
+use crate::browser::history::{self, Visit};
+use crate::browser::tabs::{self, Tab};
+use crate::browser::visits::NewVisit;
+use crate::db::ConnExt;
+use crate::error::{Error, Result};
+use crate::hydraflow::memory::{self, EmbeddingInput, Memory};
+use crate::hydraflow::messages::{self, Message};
+use crate::hydraflow::tasks::{self, Task, TaskEvent};
+use crate::hydraflow::threads::{self, Thread};
+use crate::types::{now_ms, Millis};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::HashSet;
+
+/// A tab's current visit, by the natural key of history rows.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+struct VisitKey {
+    url: String,
+    visited_at: Millis,
+}
+
+/// What an import learns before it writes: the tab ids the bundle carries,
+/// so a visit's `tab_id` survives although tabs are imported after history.
+#[derive(Debug, Default)]
+pub(super) struct ImportState {
+    pub bundle_tabs: HashSet<String>,
+}
+
+/// Writes every record of `component` from the snapshot `conn`.
+pub(super) fn export(conn: &Connection, component: Component, w: &mut BundleWriter) -> Result<()> {
+    match component {
+        Component::Threads => conn.for_each_row(
+            &format!(
+                "SELECT {} FROM llm_threads ORDER BY updated_at, seq",
+                threads::COLUMNS
+            ),
+            [],
+            Thread::from_row,
+            |r| w.record(&r),
+        ),
+        Component::Messages => conn.for_each_row(
+            &format!(
+                "SELECT {} FROM llm_messages ORDER BY created_at, seq",
+                messages::COLUMNS
+            ),
+            [],
+            Message::from_row,
+            |r| w.record(&r),
+        ),
+        Component::Tasks => conn.for_each_row(
+            &format!(
+                "SELECT {} FROM tasks ORDER BY updated_at, seq",
+                tasks::COLUMNS
+            ),
+            [],
+            Task::from_row,
+            |r| w.record(&r),
+        ),
+        Component::TaskEvents => conn.for_each_row(
+            &format!(
+                "SELECT {} FROM task_events ORDER BY created_at, seq",
+                tasks::EVENT_COLUMNS
+            ),
+            [],
+            TaskEvent::from_row,
+            |r| w.record(&r),
+        ),
+        Component::Memories => conn.for_each_row(
+            &format!(
+                "SELECT {}, e.vector FROM {} ORDER BY m.created_at, m.seq",
+                memory::COLUMNS,
+                memory::FROM
+            ),
+            [],
+            |row| Ok((Memory::from_row(row)?, row.get::<_, Option<Vec<u8>>>(16)?)),
+            |(memory, vector)| w.record(&memory_record(memory, vector)?),
+        ),
+        Component::BrowserHistory => conn.for_each_row(
+            &format!(
+                "SELECT {} FROM history ORDER BY visited_at, id",
+                history::VISIT_COLUMNS
+            ),
+            [],
+            Visit::from_row,
+            |r| w.record(&r),
+        ),
+        Component::Bookmarks => conn.for_each_row(
+            &format!(
+                "SELECT {} FROM bookmarks ORDER BY created_at, id",
+                bookmarks::BOOKMARK_COLUMNS
+            ),
+            [],
+            Bookmark::from_row,
+            |b| {
+                let path = bookmarks::folder_path(conn, b.folder_id)?;
+                w.record(&with_field(
+                    &b,
+                    "folder_path",
+                    serde_json::to_value(path).unwrap_or_default(),
+                )?)
+            },
+        ),
+        Component::Tabs => conn.for_each_row(
+            &format!(
+                "SELECT {} FROM tabs ORDER BY updated_at, seq",
+                tabs::TAB_COLUMNS
+            ),
+            [],
+            Tab::from_row,
+            |t| {
+                let current = match t.current_history_id {
+                    Some(id) => conn.query_opt(
+                        "SELECT url, visited_at FROM history WHERE id = ?1",
+                        [id],
+                        |r| {
+                            Ok(VisitKey {
+                                url: r.get(0)?,
+                                visited_at: r.get(1)?,
+                            })
+                        },
+                    )?,
+                    None => None,
+                };
+                w.record(&with_field(
+                    &t,
+                    "current_visit",
+                    serde_json::to_value(current).unwrap_or_default(),
+                )?)
+            },
+        ),
+    }
+}
+
+/// A record object with one more field.
+fn with_field<T: Serialize>(record: &T, key: &str, value: Value) -> Result<Value> {
+    let mut object = serde_json::to_value(record)
+        .map_err(|e| Error::internal(format!("record encoding: {e}")))?;
+    if let Value::Object(map) = &mut object {
+        map.insert(key.to_owned(), value);
+    }
+    Ok(object)
+}
+
+fn memory_record(memory: Memory, vector: Option<Vec<u8>>) -> Result<Value> {
+    let embedding = match (&memory.embedding, vector) {
+        (Some(info), Some(blob)) => {
+            let vector: Vec<f32> = blob
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            serde_json::json!({ "model": info.model, "vector": vector })
+        }
+        _ => Value::Null,
+    };
+    with_field(&memory, "embedding", embedding)
+}
+
+/// Takes one extra field out of a record before it is read as its object.
+fn take_field(record: &mut Value, key: &str) -> Value {
+    record
+        .as_object_mut()
+        .and_then(|m| m.remove(key))
+        .unwrap_or(Value::Null)
+}
+
+fn parse<T: DeserializeOwned>(component: Component, record: Value) -> Result<T> {
+    serde_json::from_value(record).map_err(|_| {
+        Error::invalid("record", "a record does not fit its component").with_detail(
+            "component",
+            serde_json::to_value(component).unwrap_or_default(),
+        )
+    })
+}
+
+/// Whether to write a record whose key is stored with time `stored`.
+fn decide(stored: Option<Millis>, incoming: Millis, policy: Policy) -> Outcome {
+    match (stored, policy) {
+        (None, _) => Outcome::Inserted,
+        (Some(_), Policy::SkipExisting) => Outcome::Skipped,
+        (Some(t), Policy::NewerWins) if incoming > t => Outcome::Updated,
+        (Some(_), Policy::NewerWins) => Outcome::Skipped,
+    }
+}
+
+/// The stored time of the row `id` of `table` (`time` is the column).
+fn stored_time(conn: &Connection, table: &str, time: &str, id: &str) -> Result<Option<Millis>> {
+    conn.query_opt(
+        &format!("SELECT {time} FROM {table} WHERE id = ?1"),
+        [id],
+        |r| r.get(0),
+    )
+}
+
+fn exists(conn: &Connection, table: &str, id: &str) -> Result<bool> {
+    conn.exists(&format!("SELECT 1 FROM {table} WHERE id = ?1"), [id])
+}
+
+/// `id` if the row exists in `table` (or, for tabs, arrives in the bundle).
+fn kept_link(
+    conn: &Connection,
+    table: &str,
+    id: Option<String>,
+    also: Option<&HashSet<String>>,
+) -> Result<Option<String>> {
+    match id {
+        Some(id) if exists(conn, table, &id)? || also.is_some_and(|s| s.contains(&id)) => {
+            Ok(Some(id))
+        }
+        _ => Ok(None),
+    }
+}
+
+fn json_text(value: &Value) -> Option<String> {
+    (!value.is_null()).then(|| value.to_string())
+}
+
+/// Imports one record inside the caller's transaction.
+pub(super) fn import(
+    conn: &Connection,
+    state: &ImportState,
+    component: Component,
+    mut record: Value,
+    policy: Policy,
+) -> Result<Outcome> {
+    match component {
+        Component::Threads => {
+            let t: Thread = parse(component, record)?;
+            let outcome = decide(
+                stored_time(conn, "llm_threads", "updated_at", &t.id)?,
+                t.updated_at,
+                policy,
+            );
+            if outcome != Outcome::Skipped {
+                conn.run(
+                    "INSERT INTO llm_threads (id, title, description, origin, metadata, created_at, updated_at,
+                                              last_user_message_at, last_assistant_message_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                     ON CONFLICT (id) DO UPDATE SET title = excluded.title, description = excluded.description,
+                         origin = excluded.origin, metadata = excluded.metadata, created_at = excluded.created_at,
+                         updated_at = excluded.updated_at, last_user_message_at = excluded.last_user_message_at,
+                         last_assistant_message_at = excluded.last_assistant_message_at",
+                    params![
+                        t.id,
+                        t.title,
+                        t.description,
+                        t.origin,
+                        Value::Object(t.metadata).to_string(),
+                        t.created_at,
+                        t.updated_at,
+                        t.last_user_message_at,
+                        t.last_assistant_message_at
+                    ],
+                )?;
+            }
+            Ok(outcome)
+        }
+        Component::Messages => {
+            let m: Message = parse(component, record)?;
+            // A message cannot exist without its thread: one whose thread is
+            // in neither the bundle nor the profile is skipped.
+            if !exists(conn, "llm_threads", &m.thread_id)? {
+                return Ok(Outcome::Skipped);
+            }
+            let outcome = decide(
+                stored_time(conn, "llm_messages", "created_at", &m.id)?,
+                m.created_at,
+                policy,
+            );
+            if outcome != Outcome::Skipped {
+                conn.run(
+                    "INSERT INTO llm_messages (id, thread_id, parent_id, role, content, tokens, created_at, metadata)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                     ON CONFLICT (id) DO UPDATE SET thread_id = excluded.thread_id, parent_id = excluded.parent_id,
+                         role = excluded.role, content = excluded.content, tokens = excluded.tokens,
+                         created_at = excluded.created_at, metadata = excluded.metadata",
+                    params![
+                        m.id,
+                        m.thread_id,
+                        m.parent_id,
+                        m.role.as_str(),
+                        m.content,
+                        m.tokens,
+                        m.created_at,
+                        Value::Object(m.metadata).to_string()
+                    ],
+                )?;
+            }
+            Ok(outcome)
+        }
+        Component::Tasks => {
+            let t: Task = parse(component, record)?;
+            let outcome = decide(
+                stored_time(conn, "tasks", "updated_at", &t.id)?,
+                t.updated_at,
+                policy,
+            );
+            if outcome != Outcome::Skipped {
+                let thread_id = kept_link(conn, "llm_threads", t.thread_id, None)?;
+                conn.run(
+                    "INSERT INTO tasks (id, thread_id, title, description, status, priority, due_at, owner,
+                                        created_at, updated_at, closed_at, metadata, result)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                     ON CONFLICT (id) DO UPDATE SET thread_id = excluded.thread_id, title = excluded.title,
+                         description = excluded.description, status = excluded.status, priority = excluded.priority,
+                         due_at = excluded.due_at, owner = excluded.owner, created_at = excluded.created_at,
+                         updated_at = excluded.updated_at, closed_at = excluded.closed_at,
+                         metadata = excluded.metadata, result = excluded.result",
+                    params![
+                        t.id,
+                        thread_id,
+                        t.title,
+                        t.description,
+                        t.status.as_str(),
+                        t.priority,
+                        t.due_at,
+                        t.owner,
+                        t.created_at,
+                        t.updated_at,
+                        t.closed_at,
+                        Value::Object(t.metadata).to_string(),
+                        json_text(&t.result)
+                    ],
+                )?;
+            }
+            Ok(outcome)
+        }
+        Component::TaskEvents => {
+            let e: TaskEvent = parse(component, record)?;
+            // Events belong to their task: one whose task is nowhere is skipped.
+            if !exists(conn, "tasks", &e.task_id)? {
+                return Ok(Outcome::Skipped);
+            }
+            let outcome = decide(
+                stored_time(conn, "task_events", "created_at", &e.id)?,
+                e.created_at,
+                policy,
+            );
+            if outcome != Outcome::Skipped {
+                conn.run(
+                    "INSERT INTO task_events (id, task_id, event_type, payload, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (id) DO UPDATE SET task_id = excluded.task_id, event_type = excluded.event_type,
+                         payload = excluded.payload, created_at = excluded.created_at",
+                    params![e.id, e.task_id, e.event_type, json_text(&e.payload), e.created_at],
+                )?;
+            }
+            Ok(outcome)
+        }
+        Component::Memories => import_memory(conn, record, policy),
+        Component::BrowserHistory => {
+            let v: Visit = parse(component, record)?;
+            let status_code = v
+                .status_code
+                .map(u16::try_from)
+                .transpose()
+                .map_err(|_| Error::invalid("record.status_code", "must be 0..65535"))?;
+            let mut visit = NewVisit::from_input(
+                crate::browser::visits::VisitInput {
+                    url: v.url,
+                    title: v.title,
+                    tab_id: None,
+                    visited_at: Some(crate::types::Timestamp(v.visited_at)),
+                    referrer: v.referrer,
+                    status_code,
+                    content_type: v.content_type,
+                    transition: v.transition,
+                    duration_ms: v.duration_ms.map(crate::types::Timestamp),
+                },
+                v.visited_at,
+            )?;
+            visit.tab_id = kept_link(conn, "tabs", v.tab_id, Some(&state.bundle_tabs))?;
+            Ok(match crate::browser::visits::insert_row(conn, &visit)? {
+                Some(_) => Outcome::Inserted,
+                None => Outcome::Skipped,
+            })
+        }
+        Component::Bookmarks => {
+            let path: Vec<String> = parse(component, take_field(&mut record, "folder_path"))?;
+            let b: Bookmark = parse(component, record)?;
+            import_bookmark(conn, b, &path, policy)
+        }
+        Component::Tabs => {
+            let current: Option<VisitKey> =
+                parse(component, take_field(&mut record, "current_visit"))?;
+            let t: Tab = parse(component, record)?;
+            let outcome = decide(
+                stored_time(conn, "tabs", "updated_at", &t.id)?,
+                t.updated_at,
+                policy,
+            );
+            if outcome != Outcome::Skipped {
+                let thread_id = kept_link(conn, "llm_threads", t.thread_id, None)?;
+                let current_id: Option<i64> = match &current {
+                    Some(key) => conn.query_opt(
+                        "SELECT id FROM history WHERE url = ?1 AND visited_at = ?2",
+                        params![key.url, key.visited_at],
+                        |r| r.get(0),
+                    )?,
+                    None => None,
+                };
+                // Without its visit a tab keeps no cached url, title or time.
+                let (url, title, at) = match current_id {
+                    Some(_) => (t.current_url, t.current_title, t.last_visited_at),
+                    None => (None, None, None),
+                };
+                conn.run(
+                    "INSERT INTO tabs (id, thread_id, current_history_id, current_url, current_title,
+                                       last_visited_at, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                     ON CONFLICT (id) DO UPDATE SET thread_id = excluded.thread_id,
+                         current_history_id = excluded.current_history_id, current_url = excluded.current_url,
+                         current_title = excluded.current_title, last_visited_at = excluded.last_visited_at,
+                         created_at = excluded.created_at, updated_at = excluded.updated_at",
+                    params![t.id, thread_id, current_id, url, title, at, t.created_at, t.updated_at],
+                )?;
+            }
+            Ok(outcome)
+        }
+    }
+}
+
+fn import_memory(conn: &Connection, mut record: Value, policy: Policy) -> Result<Outcome> {
+    let embedding: Option<EmbeddingInput> =
+        parse(Component::Memories, take_field(&mut record, "embedding"))?;
+    let m: Memory = parse(Component::Memories, record)?;
+    let vector = embedding
+        .as_ref()
+        .map(|e| e.to_f32("record.embedding"))
+        .transpose()?;
+    if !(0.0..=1.0).contains(&m.strength) {
+        return Err(Error::invalid("record.strength", "must be 0..1"));
+    }
+    let outcome = decide(
+        stored_time(conn, "memories", "updated_at", &m.id)?,
+        m.updated_at,
+        policy,
+    );
+    if outcome == Outcome::Skipped {
+        return Ok(outcome);
+    }
+    let thread_id = kept_link(conn, "llm_threads", m.thread_id, None)?;
+    let task_id = kept_link(conn, "tasks", m.task_id, None)?;
+    let seq: i64 = conn.query_row(
+        "INSERT INTO memories (id, scope, scope_ref, key, value, metadata, strength, thread_id, task_id,
+                               source_message_id, created_at, updated_at, last_accessed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+         ON CONFLICT (id) DO UPDATE SET scope = excluded.scope, scope_ref = excluded.scope_ref,
+             key = excluded.key, value = excluded.value, metadata = excluded.metadata,
+             strength = excluded.strength, thread_id = excluded.thread_id, task_id = excluded.task_id,
+             source_message_id = excluded.source_message_id, created_at = excluded.created_at,
+             updated_at = excluded.updated_at, last_accessed_at = excluded.last_accessed_at
+         RETURNING seq",
+        params![
+            m.id,
+            m.scope.as_str(),
+            m.scope_ref,
+            m.key,
+            m.value,
+            Value::Object(m.metadata).to_string(),
+            m.strength,
+            thread_id,
+            task_id,
+            m.source_message_id,
+            m.created_at,
+            m.updated_at,
+            m.last_accessed_at
+        ],
+        |r| r.get(0),
+    )?;
+    match (embedding, vector) {
+        (Some(e), Some(v)) => conn.run(
+            "INSERT INTO memory_embeddings (memory_seq, model, dim, vector) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (memory_seq) DO UPDATE SET model = excluded.model, dim = excluded.dim,
+                 vector = excluded.vector",
+            params![seq, e.model, v.len() as i64, memory::vector_blob(&v)],
+        )?,
+        _ => conn.run("DELETE FROM memory_embeddings WHERE memory_seq = ?1", [seq])?,
+    };
+    Ok(outcome)
+}
+
+/// The folder at `path` (names from the top), created when `create`.
+fn folder_at(conn: &Connection, path: &[String], create: bool) -> Result<Option<Option<i64>>> {
+    let mut parent: Option<i64> = None;
+    for name in path {
+        let found: Option<i64> = conn
+            .prepare_cached("SELECT id FROM bookmark_folders WHERE name = ?1 AND parent_id IS ?2 ORDER BY id LIMIT 1")?
+            .query_row(params![name, parent], |r| r.get(0))
+            .optional()?;
+        parent = match (found, create) {
+            (Some(id), _) => Some(id),
+            (None, false) => return Ok(None),
+            (None, true) => Some(conn.query_row(
+                "INSERT INTO bookmark_folders (name, parent_id, created_at) VALUES (?1, ?2, ?3) RETURNING id",
+                params![name, parent, now_ms()],
+                |r| r.get(0),
+            )?),
+        };
+    }
+    Ok(Some(parent))
+}
+
+fn import_bookmark(
+    conn: &Connection,
+    b: Bookmark,
+    path: &[String],
+    policy: Policy,
+) -> Result<Outcome> {
+    let stored: Option<(i64, Millis)> = match folder_at(conn, path, false)? {
+        Some(folder) => conn.query_opt(
+            "SELECT id, updated_at FROM bookmarks WHERE url = ?1 AND folder_id IS ?2 ORDER BY id LIMIT 1",
+            params![b.url, folder],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?,
+        None => None,
+    };
+    let tags = serde_json::to_string(&b.tags).unwrap_or_else(|_| "[]".to_owned());
+    let outcome = decide(stored.map(|s| s.1), b.updated_at, policy);
+    match (outcome, stored) {
+        (Outcome::Inserted, _) => {
+            let folder = folder_at(conn, path, true)?.flatten();
+            conn.run(
+                "INSERT INTO bookmarks (url, title, folder_id, tags, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![b.url, b.title, folder, tags, b.created_at, b.updated_at],
+            )?;
+        }
+        (Outcome::Updated, Some((id, _))) => {
+            conn.run(
+                "UPDATE bookmarks SET title = ?2, tags = ?3, created_at = ?4, updated_at = ?5 WHERE id = ?1",
+                params![id, b.title, tags, b.created_at, b.updated_at],
+            )?;
+        }
+        _ => {}
+    }
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newer_wins_skips_equal_times() {
+        assert_eq!(decide(None, 5, Policy::SkipExisting), Outcome::Inserted);
+        assert_eq!(decide(Some(5), 6, Policy::NewerWins), Outcome::Updated);
+        assert_eq!(decide(Some(5), 5, Policy::NewerWins), Outcome::Skipped);
+        assert_eq!(decide(Some(5), 4, Policy::NewerWins), Outcome::Skipped);
+        assert_eq!(decide(Some(5), 9, Policy::SkipExisting), Outcome::Skipped);
+    }
+}

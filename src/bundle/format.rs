@@ -1,0 +1,374 @@
+//! The bundle file format (`spec/OPERATIONS.md` §8).
+//!
+//! NDJSON: line 1 is the [`Manifest`]; every following line is
+//! `{"c": <component>, "r": <record>}`. Each component's lines are written
+//! together, and its manifest entry carries their count and the SHA-256 of
+//! their exact bytes (newlines included), so a reader can verify a whole
+//! bundle before it imports anything.
+//!
+//! Writing streams: lines go to a body file in the destination directory
+//! while they are hashed, then the manifest and the body are copied into the
+//! final file through [`crate::fsutil::write_atomic_with`] (temp file, fsync,
+//! rename). Reading streams too: one pass verifies, a second yields records.
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::types::{hex, Millis};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Read, Seek, Write};
+use std::path::Path;
+
+/// The `format` of every bundle manifest.
+pub const FORMAT: &str = "hydra-bundle";
+
+/// The bundle schema this library writes and reads.
+pub const BUNDLE_SCHEMA_VERSION: u32 = 1;
+
+/// The longest line a reader accepts (a record with a 4096-dim embedding is
+/// far below this).
+const MAX_LINE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The parts of a profile a bundle can carry, in the order they are written
+/// and imported (referenced records before the records that refer to them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Component {
+    Threads,
+    Messages,
+    Tasks,
+    TaskEvents,
+    Memories,
+    BrowserHistory,
+    Bookmarks,
+    Tabs,
+}
+
+impl Component {
+    /// Every component, in write and import order.
+    pub const ALL: [Component; 8] = [
+        Component::Threads,
+        Component::Messages,
+        Component::Tasks,
+        Component::TaskEvents,
+        Component::Memories,
+        Component::BrowserHistory,
+        Component::Bookmarks,
+        Component::Tabs,
+    ];
+}
+
+/// One component's entry in the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentSummary {
+    pub count: u64,
+    /// Lowercase hex SHA-256 of the component's lines, newlines included.
+    pub sha256: String,
+}
+
+/// Line 1 of a bundle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: String,
+    pub schema_version: u32,
+    pub created_at: Millis,
+    pub library_version: String,
+    pub components: BTreeMap<Component, ComponentSummary>,
+}
+
+#[derive(Serialize)]
+struct LineOut<'a, T> {
+    c: Component,
+    r: &'a T,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LineIn {
+    c: Component,
+    r: Value,
+}
+
+/// Streams records into a new bundle.
+pub struct BundleWriter {
+    body: BufWriter<File>,
+    summaries: BTreeMap<Component, ComponentSummary>,
+    current: Option<(Component, Sha256, u64)>,
+}
+
+impl BundleWriter {
+    /// A writer whose body is an anonymous temporary file in `dir` (the
+    /// destination's directory, so the data never leaves its file system).
+    pub fn new(dir: &Path) -> Result<BundleWriter> {
+        Ok(BundleWriter {
+            body: BufWriter::new(tempfile::tempfile_in(dir)?),
+            summaries: BTreeMap::new(),
+            current: None,
+        })
+    }
+
+    /// Starts the lines of `component` (listed in the manifest even if no
+    /// record follows).
+    pub fn begin(&mut self, component: Component) {
+        self.end_component();
+        self.current = Some((component, Sha256::new(), 0));
+    }
+
+    /// Writes one record of the current component.
+    pub fn record<T: Serialize>(&mut self, record: &T) -> Result<()> {
+        let (component, hasher, count) = self
+            .current
+            .as_mut()
+            .ok_or_else(|| Error::internal("bundle record written before its component"))?;
+        let mut line = serde_json::to_vec(&LineOut {
+            c: *component,
+            r: record,
+        })
+        .map_err(|e| Error::internal(format!("bundle record encoding: {e}")))?;
+        line.push(b'\n');
+        hasher.update(&line);
+        *count += 1;
+        self.body.write_all(&line)?;
+        Ok(())
+    }
+
+    fn end_component(&mut self) {
+        if let Some((component, hasher, count)) = self.current.take() {
+            self.summaries.insert(
+                component,
+                ComponentSummary {
+                    count,
+                    sha256: hex(&hasher.finalize()),
+                },
+            );
+        }
+    }
+
+    /// Writes the bundle to `path` atomically: the manifest line, then the
+    /// body. Returns the manifest.
+    pub fn finish(mut self, path: &Path, created_at: Millis) -> Result<Manifest> {
+        self.end_component();
+        let manifest = Manifest {
+            format: FORMAT.to_owned(),
+            schema_version: BUNDLE_SCHEMA_VERSION,
+            created_at,
+            library_version: crate::meta::VERSION.to_owned(),
+            components: self.summaries,
+        };
+        let mut body = self
+            .body
+            .into_inner()
+            .map_err(|e| Error::Io(e.into_error()))?;
+        body.rewind()?;
+        let mut header =
+            serde_json::to_vec(&manifest).map_err(|e| Error::internal(e.to_string()))?;
+        header.push(b'\n');
+        crate::fsutil::write_atomic_with(path, |out| {
+            out.write_all(&header)?;
+            std::io::copy(&mut body, out)?;
+            Ok(())
+        })?;
+        Ok(manifest)
+    }
+}
+
+fn corrupt(reason: &str, line: u64) -> Error {
+    Error::new(
+        ErrorCode::Corrupt,
+        format!("the bundle is damaged: {reason}"),
+    )
+    .with_detail("line", line)
+}
+
+/// Reads the next line (without its newline) into `buf`; false at the end.
+fn next_line(reader: &mut impl BufRead, buf: &mut Vec<u8>, line_no: u64) -> Result<bool> {
+    buf.clear();
+    let read = reader
+        .by_ref()
+        .take(MAX_LINE_BYTES + 1)
+        .read_until(b'\n', buf)?;
+    if read == 0 {
+        return Ok(false);
+    }
+    if buf.last() != Some(&b'\n') {
+        let reason = if read as u64 > MAX_LINE_BYTES {
+            "a line is too long"
+        } else {
+            "the last line is cut short"
+        };
+        return Err(corrupt(reason, line_no));
+    }
+    Ok(true)
+}
+
+fn open_with_manifest(path: &Path) -> Result<(BufReader<File>, Manifest)> {
+    let file = File::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::not_found("bundle", "path"),
+        _ => Error::Io(e),
+    })?;
+    let mut reader = BufReader::new(file);
+    let mut buf = Vec::new();
+    if !next_line(&mut reader, &mut buf, 1)? {
+        return Err(corrupt("the file is empty", 1));
+    }
+    let manifest: Manifest =
+        serde_json::from_slice(&buf).map_err(|_| corrupt("the manifest is not readable", 1))?;
+    if manifest.format != FORMAT {
+        return Err(corrupt("not a hydra bundle", 1));
+    }
+    if manifest.schema_version != BUNDLE_SCHEMA_VERSION {
+        return Err(Error::new(
+            ErrorCode::IncompatibleVersion,
+            format!(
+                "bundle schema version {} is not {BUNDLE_SCHEMA_VERSION}",
+                manifest.schema_version
+            ),
+        ));
+    }
+    Ok((reader, manifest))
+}
+
+/// The manifest of a bundle, checked for format and version only.
+pub fn read_manifest(path: &Path) -> Result<Manifest> {
+    open_with_manifest(path).map(|(_, m)| m)
+}
+
+/// Reads the whole bundle once: every line must parse, name a component of
+/// the manifest, and each component's count and checksum must match.
+/// Nothing is written.
+pub fn verify(path: &Path) -> Result<Manifest> {
+    let (mut reader, manifest) = open_with_manifest(path)?;
+    let mut seen: BTreeMap<Component, (Sha256, u64)> = BTreeMap::new();
+    let mut buf = Vec::new();
+    let mut line_no = 1;
+    while {
+        line_no += 1;
+        next_line(&mut reader, &mut buf, line_no)?
+    } {
+        let line: LineIn = serde_json::from_slice(&buf)
+            .map_err(|_| corrupt("a line is not a bundle record", line_no))?;
+        if !manifest.components.contains_key(&line.c) {
+            return Err(corrupt(
+                "a record's component is not in the manifest",
+                line_no,
+            ));
+        }
+        let (hasher, count) = seen.entry(line.c).or_insert_with(|| (Sha256::new(), 0));
+        hasher.update(&buf);
+        *count += 1;
+    }
+    for (component, summary) in &manifest.components {
+        let (sha256, count) = seen
+            .remove(component)
+            .map(|(h, n)| (hex(&h.finalize()), n))
+            .unwrap_or_else(|| (hex(&Sha256::digest(b"")), 0));
+        if count != summary.count || sha256 != summary.sha256 {
+            return Err(Error::new(
+                ErrorCode::Corrupt,
+                "the bundle is damaged: a component's checksum or count does not match its manifest",
+            )
+            .with_detail("component", serde_json::to_value(component).unwrap_or_default()));
+        }
+    }
+    Ok(manifest)
+}
+
+/// Calls `f` for every record in file order (run [`verify`] first).
+pub fn for_each_record(
+    path: &Path,
+    mut f: impl FnMut(u64, Component, Value) -> Result<()>,
+) -> Result<()> {
+    let (mut reader, _) = open_with_manifest(path)?;
+    let mut buf = Vec::new();
+    let mut line_no = 1;
+    while {
+        line_no += 1;
+        next_line(&mut reader, &mut buf, line_no)?
+    } {
+        let line: LineIn = serde_json::from_slice(&buf)
+            .map_err(|_| corrupt("a line is not a bundle record", line_no))?;
+        f(line_no, line.c, line.r)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn write_sample(dir: &Path) -> std::path::PathBuf {
+        let path = dir.join("b.hydra");
+        let mut w = BundleWriter::new(dir).unwrap();
+        w.begin(Component::Threads);
+        w.record(&json!({"id": "t1"})).unwrap();
+        w.record(&json!({"id": "t2"})).unwrap();
+        w.begin(Component::Tabs);
+        w.finish(&path, 7).unwrap();
+        path
+    }
+
+    #[test]
+    fn round_trip_keeps_order_counts_and_empty_components() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_sample(dir.path());
+        let manifest = verify(&path).unwrap();
+        assert_eq!(manifest.components[&Component::Threads].count, 2);
+        assert_eq!(manifest.components[&Component::Tabs].count, 0);
+        assert_eq!(manifest.created_at, 7);
+        let mut ids = Vec::new();
+        for_each_record(&path, |_, c, r| {
+            assert_eq!(c, Component::Threads);
+            ids.push(r["id"].as_str().unwrap().to_owned());
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(ids, ["t1", "t2"]);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text
+            .lines()
+            .nth(1)
+            .unwrap()
+            .starts_with(r#"{"c":"threads","r":"#));
+        // No temporary file is left beside the bundle.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn any_changed_byte_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_sample(dir.path());
+        let good = std::fs::read(&path).unwrap();
+        let first_record = good.iter().position(|&b| b == b'\n').unwrap() + 1;
+        for at in first_record..good.len() - 1 {
+            let mut bad = good.clone();
+            bad[at] = if bad[at] == b'1' { b'9' } else { b'1' };
+            std::fs::write(&path, &bad).unwrap();
+            let err = verify(&path).unwrap_err();
+            assert_eq!(err.code(), ErrorCode::Corrupt, "byte {at}");
+        }
+        // A truncated file and a dropped line are detected too.
+        std::fs::write(&path, &good[..good.len() - 3]).unwrap();
+        assert_eq!(verify(&path).unwrap_err().code(), ErrorCode::Corrupt);
+        let text = String::from_utf8(good).unwrap();
+        let without_last: Vec<&str> = text.lines().take(2).collect();
+        std::fs::write(&path, without_last.join("\n") + "\n").unwrap();
+        assert_eq!(verify(&path).unwrap_err().code(), ErrorCode::Corrupt);
+    }
+
+    #[test]
+    fn foreign_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x");
+        std::fs::write(&path, b"").unwrap();
+        assert_eq!(verify(&path).unwrap_err().code(), ErrorCode::Corrupt);
+        std::fs::write(&path, b"{\"format\":\"zip\"}\n").unwrap();
+        assert_eq!(verify(&path).unwrap_err().code(), ErrorCode::Corrupt);
+        assert_eq!(
+            verify(&dir.path().join("missing")).unwrap_err().code(),
+            ErrorCode::NotFound
+        );
+    }
+}

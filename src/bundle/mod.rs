@@ -1,0 +1,329 @@
+//! Bundles: a profile's records exported to one verifiable file and
+//! imported back (`spec/OPERATIONS.md` §8).
+//!
+//! Both directions run as jobs (`bundle_export`, `bundle_import`). The call
+//! checks only the request's shape; everything about the file (its
+//! manifest, every line, every checksum) is verified inside the job, before
+//! anything is written. Export reads one snapshot and streams; import is one
+//! transaction, so a bad bundle imports nothing.
+
+mod components;
+pub mod format;
+
+pub use format::{Component, Manifest};
+
+use crate::error::{Error, Result};
+use crate::jobs::{JobContext, JobLinks, ProgressUpdate};
+use crate::profile::Profile;
+use crate::types::{new_id, now_ms, Id};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// The job type of `bundle.export`.
+pub const EXPORT_JOB: &str = "bundle_export";
+/// The job type of `bundle.import`.
+pub const IMPORT_JOB: &str = "bundle_import";
+
+/// The folder of a profile that holds its bundles.
+pub const BUNDLES_DIR: &str = "bundles";
+
+/// Request of `bundle.export`; stored as the job's payload with `path`
+/// resolved.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportRequest {
+    /// Components to export (default: all).
+    #[serde(default)]
+    pub components: Option<Vec<Component>>,
+    /// Absolute path of the bundle to write (default:
+    /// `<profile>/bundles/bundle-<created_at>-<random>.hydra`).
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Wait for the job and return its result beside `job_id`.
+    #[serde(default)]
+    pub wait: bool,
+    #[serde(default)]
+    pub thread_id: Option<Id>,
+    #[serde(default)]
+    pub task_id: Option<Id>,
+}
+
+/// What to do with a record whose id (or natural key) is already stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Policy {
+    /// Keep the row with the later `updated_at` (or `created_at`); an equal
+    /// time counts as skipped.
+    #[default]
+    NewerWins,
+    /// Never touch a stored row.
+    SkipExisting,
+}
+
+/// Request of `bundle.import`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportRequest {
+    pub path: PathBuf,
+    /// Components to import (default: every component of the bundle).
+    #[serde(default)]
+    pub components: Option<Vec<Component>>,
+    #[serde(default)]
+    pub policy: Policy,
+    /// Verify and report what the import would do, writing nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+    #[serde(default)]
+    pub wait: bool,
+    #[serde(default)]
+    pub thread_id: Option<Id>,
+    #[serde(default)]
+    pub task_id: Option<Id>,
+}
+
+/// Response of `bundle.export` / `bundle.import`: the job, plus (with
+/// `wait: true`) the job's result fields.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JobSubmitted {
+    pub job_id: String,
+    #[serde(flatten)]
+    pub result: Map<String, Value>,
+}
+
+/// Request of `bundle.list` (no fields).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListRequest {}
+
+/// One bundle of the profile.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BundleInfo {
+    pub path: String,
+    pub manifest: Manifest,
+}
+
+/// Response of `bundle.list`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BundleList {
+    pub items: Vec<BundleInfo>,
+}
+
+/// Counts of one component's import.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ImportCounts {
+    pub inserted: u64,
+    pub updated: u64,
+    pub skipped: u64,
+}
+
+/// What importing one record did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Inserted,
+    Updated,
+    Skipped,
+}
+
+/// The selected components, deduplicated, in import order; `None` is all.
+fn selected(components: Option<&[Component]>, field: &str) -> Result<Vec<Component>> {
+    match components {
+        None => Ok(Component::ALL.to_vec()),
+        Some([]) => Err(Error::invalid(
+            field,
+            "must not be empty; omit it for every component",
+        )),
+        Some(list) => Ok(Component::ALL
+            .into_iter()
+            .filter(|c| list.contains(c))
+            .collect()),
+    }
+}
+
+fn links(thread_id: &Option<Id>, task_id: &Option<Id>) -> JobLinks {
+    JobLinks {
+        thread_id: thread_id.clone().map(Id::into_string),
+        task_id: task_id.clone().map(Id::into_string),
+    }
+}
+
+fn payload<T: Serialize>(request: &T) -> Result<Value> {
+    serde_json::to_value(request).map_err(|_| Error::internal("request encoding failed"))
+}
+
+/// Submits a job; with `wait`, waits and flattens its result.
+fn submit(
+    profile: &Profile,
+    job_type: &str,
+    payload: Value,
+    links: JobLinks,
+    wait: bool,
+) -> Result<JobSubmitted> {
+    profile.db().read(|conn| links.check(conn))?;
+    if !wait {
+        let job_id = profile.jobs().submit(job_type, payload, links)?;
+        return Ok(JobSubmitted {
+            job_id,
+            result: Map::new(),
+        });
+    }
+    let (job_id, result) = profile.jobs().submit_and_wait(job_type, payload, links)?;
+    Ok(JobSubmitted {
+        job_id,
+        result: match result {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        },
+    })
+}
+
+/// `bundle.export`.
+pub fn export(profile: &Profile, mut request: ExportRequest) -> Result<JobSubmitted> {
+    selected(request.components.as_deref(), "components")?;
+    let path = match request.path.take() {
+        Some(path) => {
+            if !path.is_absolute() {
+                return Err(Error::invalid("path", "must be an absolute path"));
+            }
+            if !crate::fsutil::parent_dir(&path).is_dir() {
+                return Err(Error::invalid("path", "its directory must exist"));
+            }
+            path
+        }
+        None => profile.dir().join(BUNDLES_DIR).join(format!(
+            "bundle-{}-{}.hydra",
+            now_ms(),
+            &new_id()[..8]
+        )),
+    };
+    request.path = Some(path);
+    let links = links(&request.thread_id, &request.task_id);
+    submit(profile, EXPORT_JOB, payload(&request)?, links, request.wait)
+}
+
+/// `bundle.import`.
+pub fn import(profile: &Profile, request: ImportRequest) -> Result<JobSubmitted> {
+    selected(request.components.as_deref(), "components")?;
+    let links = links(&request.thread_id, &request.task_id);
+    submit(profile, IMPORT_JOB, payload(&request)?, links, request.wait)
+}
+
+/// `bundle.list`: every readable bundle in `<profile>/bundles`, by name.
+pub fn list(profile: &Profile, _: ListRequest) -> Result<BundleList> {
+    let dir = profile.dir().join(BUNDLES_DIR);
+    let mut paths: Vec<PathBuf> = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .map(|e| e.path())
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    paths.sort();
+    let items = paths
+        .into_iter()
+        .filter_map(|path| {
+            let manifest = format::read_manifest(&path).ok()?;
+            Some(BundleInfo {
+                path: path.to_string_lossy().into_owned(),
+                manifest,
+            })
+        })
+        .collect();
+    Ok(BundleList { items })
+}
+
+fn job_request<T: serde::de::DeserializeOwned>(ctx: &JobContext) -> Result<T> {
+    serde_json::from_value(ctx.payload().clone())
+        .map_err(|_| Error::internal("job payload is not a bundle request"))
+}
+
+fn step(ctx: &JobContext, phase: &str, done: usize, total: usize) -> Result<()> {
+    ctx.progress(&ProgressUpdate {
+        phase: Some(phase.to_owned()),
+        steps_total: Some(total as u64),
+        steps_completed: Some(done as u64),
+        message: None,
+        eta_s: None,
+    })
+}
+
+/// The `bundle_export` job: one read snapshot, streamed to a temp file,
+/// renamed into place. Result: `{path, manifest}`.
+pub fn run_export(ctx: &JobContext) -> Result<Value> {
+    let request: ExportRequest = job_request(ctx)?;
+    let components = selected(request.components.as_deref(), "components")?;
+    let path = request
+        .path
+        .ok_or_else(|| Error::internal("export job without a path"))?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let profile = ctx.profile();
+    let manifest = profile.db().read(|conn| {
+        let snapshot = conn.unchecked_transaction()?;
+        let mut writer = format::BundleWriter::new(crate::fsutil::parent_dir(&path))?;
+        for (done, component) in components.iter().enumerate() {
+            step(ctx, "export", done, components.len())?;
+            writer.begin(*component);
+            components::export(&snapshot, *component, &mut writer)?;
+        }
+        let manifest = writer.finish(&path, now_ms())?;
+        snapshot.finish()?;
+        Ok(manifest)
+    })?;
+    step(ctx, "export", components.len(), components.len())?;
+    profile.invalidate_storage_cache();
+    Ok(serde_json::json!({ "path": path.to_string_lossy(), "manifest": manifest }))
+}
+
+/// The `bundle_import` job: verify everything, then one transaction (rolled
+/// back for `dry_run`). Result: `{imported: {<component>: counts}, dry_run}`.
+pub fn run_import(ctx: &JobContext) -> Result<Value> {
+    let request: ImportRequest = job_request(ctx)?;
+    let wanted = selected(request.components.as_deref(), "components")?;
+    step(ctx, "verify", 0, 2)?;
+    let manifest = format::verify(&request.path)?;
+    let mut imported: BTreeMap<Component, ImportCounts> = wanted
+        .iter()
+        .filter(|c| manifest.components.contains_key(c))
+        .map(|c| (*c, ImportCounts::default()))
+        .collect();
+    step(ctx, "import", 1, 2)?;
+    let profile = ctx.profile();
+    let mut state = components::ImportState::default();
+    format::for_each_record(&request.path, |_, component, record| {
+        if let (Component::Tabs, Some(id)) = (component, record.get("id").and_then(Value::as_str)) {
+            state.bundle_tabs.insert(id.to_owned());
+        }
+        Ok(())
+    })?;
+    let mut apply = |tx: &rusqlite::Transaction<'_>| -> Result<()> {
+        format::for_each_record(&request.path, |line, component, record| {
+            let Some(counts) = imported.get_mut(&component) else {
+                return Ok(());
+            };
+            let outcome = components::import(tx, &state, component, record, request.policy)
+                .map_err(|e| e.with_detail("line", line))?;
+            match outcome {
+                Outcome::Inserted => counts.inserted += 1,
+                Outcome::Updated => counts.updated += 1,
+                Outcome::Skipped => counts.skipped += 1,
+            }
+            Ok(())
+        })
+    };
+    if request.dry_run {
+        let mut conn = profile.db().writer();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        apply(&tx)?;
+        tx.rollback()?;
+    } else {
+        profile.db().write(|tx| apply(tx))?;
+        profile.invalidate_storage_cache();
+    }
+    step(ctx, "import", 2, 2)?;
+    Ok(serde_json::json!({ "imported": imported, "dry_run": request.dry_run }))
+}

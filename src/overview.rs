@@ -1,0 +1,356 @@
+//! `overview` (`spec/OPERATIONS.md` §6): the counts and storage sizes a
+//! shell shows on its dashboard, in one call.
+//!
+//! Counts come from one read snapshot. Storage sizes come from walking each
+//! storage root (the profile directory as `profile`, plus the roots given at
+//! open): symlinks are not followed, a hard-linked file counts once per root,
+//! unreadable entries are skipped. Walks are cached in process for 300 s,
+//! keyed by the set of resolved root paths; concurrent callers share one
+//! walk; the deletes of the privacy rule and other size-changing operations
+//! invalidate the cache (`Profile::invalidate_storage_cache`), and
+//! `refresh_storage: true` forces a walk.
+
+use crate::db::ConnExt;
+use crate::error::Result;
+use crate::profile::{storage_epoch, Profile};
+use crate::types::{now_ms, Millis};
+use once_cell::sync::Lazy;
+use parking_lot::Mutex;
+use rusqlite::Connection;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// How long a storage walk stays valid.
+pub const STORAGE_CACHE_TTL_MS: Millis = 300_000;
+
+/// The label of the profile directory among the storage roots.
+pub const PROFILE_ROOT_LABEL: &str = "profile";
+
+/// The storage root whose files `knowledge.documents` counts.
+pub const DOCS_ROOT_LABEL: &str = "docs";
+
+/// Request of `overview`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverviewRequest {
+    /// Walk the storage roots now instead of using a cached walk.
+    #[serde(default)]
+    pub refresh_storage: bool,
+}
+
+/// Response of `overview`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Overview {
+    pub browser: BrowserCounts,
+    pub llm: LlmCounts,
+    pub tasks: StatusCounts,
+    pub jobs: JobCounts,
+    pub knowledge: KnowledgeCounts,
+    pub storage: Storage,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BrowserCounts {
+    pub tabs: TabCounts,
+    pub history: HistoryCounts,
+    pub bookmarks: Total,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TabCounts {
+    pub total: i64,
+    /// Tabs bound to a thread.
+    pub linked: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HistoryCounts {
+    pub entries: i64,
+    pub last_visit_at: Option<Millis>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Total {
+    pub total: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LlmCounts {
+    pub threads: Total,
+    pub messages: Total,
+    pub memories: Total,
+}
+
+/// A total and a count per status; every status of the contract is listed,
+/// with 0 where no row has it, so the shape does not depend on the data.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StatusCounts {
+    pub total: i64,
+    pub by_status: BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JobCounts {
+    pub total: i64,
+    pub by_status: BTreeMap<String, i64>,
+    /// Job types present in the ledger.
+    pub by_type: BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct KnowledgeCounts {
+    /// Files under the `docs` storage root, 0 when there is none.
+    pub documents: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Storage {
+    pub roots: BTreeMap<String, RootUsage>,
+    /// Current size of the database file.
+    pub db_bytes: u64,
+    /// Current size of its WAL.
+    pub wal_bytes: u64,
+    /// When the walk behind `roots` ran.
+    pub computed_at: Millis,
+    /// True when `roots` came from the cache.
+    pub cached: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RootUsage {
+    pub path: String,
+    pub bytes: u64,
+    pub files: u64,
+}
+
+const TASK_STATUSES: &[&str] = &[
+    "pending",
+    "in_progress",
+    "blocked",
+    "completed",
+    "failed",
+    "cancelled",
+];
+const JOB_STATUSES: &[&str] = &["queued", "running", "succeeded", "failed", "cancelled"];
+
+/// `overview`.
+pub fn overview(profile: &Profile, req: OverviewRequest) -> Result<Overview> {
+    let counts = profile.db().read(|conn| {
+        let tx = conn.unchecked_transaction()?; // one snapshot for every count
+        let counts = read_counts(&tx)?;
+        tx.finish()?;
+        Ok(counts)
+    })?;
+    let storage = storage(profile, req.refresh_storage)?;
+    let documents = storage.roots.get(DOCS_ROOT_LABEL).map_or(0, |r| r.files);
+    Ok(Overview {
+        browser: counts.browser,
+        llm: counts.llm,
+        tasks: counts.tasks,
+        jobs: counts.jobs,
+        knowledge: KnowledgeCounts { documents },
+        storage,
+    })
+}
+
+struct Counts {
+    browser: BrowserCounts,
+    llm: LlmCounts,
+    tasks: StatusCounts,
+    jobs: JobCounts,
+}
+
+fn read_counts(conn: &Connection) -> Result<Counts> {
+    let total = |table: &str| -> Result<Total> {
+        Ok(Total {
+            total: conn.query_i64(&format!("SELECT count(*) FROM {table}"), [])?,
+        })
+    };
+    let (tabs_total, tabs_linked) = conn
+        .query_opt("SELECT count(*), count(thread_id) FROM tabs", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
+        .unwrap_or((0, 0));
+    let (entries, last_visit_at) = conn
+        .query_opt("SELECT count(*), max(visited_at) FROM history", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
+        .unwrap_or((0, None));
+    let jobs_by_status = grouped(
+        conn,
+        "SELECT status, count(*) FROM jobs GROUP BY status",
+        JOB_STATUSES,
+    )?;
+    Ok(Counts {
+        browser: BrowserCounts {
+            tabs: TabCounts {
+                total: tabs_total,
+                linked: tabs_linked,
+            },
+            history: HistoryCounts {
+                entries,
+                last_visit_at,
+            },
+            bookmarks: total("bookmarks")?,
+        },
+        llm: LlmCounts {
+            threads: total("llm_threads")?,
+            messages: total("llm_messages")?,
+            memories: total("memories")?,
+        },
+        tasks: {
+            let by_status = grouped(
+                conn,
+                "SELECT status, count(*) FROM tasks GROUP BY status",
+                TASK_STATUSES,
+            )?;
+            StatusCounts {
+                total: by_status.values().sum(),
+                by_status,
+            }
+        },
+        jobs: JobCounts {
+            total: jobs_by_status.values().sum(),
+            by_status: jobs_by_status,
+            by_type: grouped(conn, "SELECT type, count(*) FROM jobs GROUP BY type", &[])?,
+        },
+    })
+}
+
+/// `name -> count` from a `SELECT name, count(*) ... GROUP BY name`, with
+/// every name of `always` present.
+fn grouped(conn: &Connection, sql: &str, always: &[&str]) -> Result<BTreeMap<String, i64>> {
+    let mut counts: BTreeMap<String, i64> = always.iter().map(|s| (s.to_string(), 0)).collect();
+    for (name, count) in conn.query_all(sql, [], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+    })? {
+        counts.insert(name, count);
+    }
+    Ok(counts)
+}
+
+/// A finished walk of a set of roots.
+#[derive(Clone)]
+struct Walk {
+    roots: BTreeMap<String, RootUsage>,
+    computed_at: Millis,
+    epoch: u64,
+}
+
+/// The resolved storage roots of a profile, `(label, path)` sorted.
+type RootSet = Vec<(String, PathBuf)>;
+
+/// Walks by resolved root set. The mutex is held for the whole walk, so
+/// concurrent callers wait for the walk in progress and then share it.
+static WALKS: Lazy<Mutex<HashMap<RootSet, Walk>>> = Lazy::new(|| Mutex::new(HashMap::new()));
+
+fn storage(profile: &Profile, refresh: bool) -> Result<Storage> {
+    let roots = resolved_roots(profile);
+    let walk = {
+        let mut walks = WALKS.lock();
+        let epoch = storage_epoch(profile.dir());
+        let now = now_ms();
+        match walks.get(&roots) {
+            Some(w)
+                if !refresh && w.epoch == epoch && now - w.computed_at < STORAGE_CACHE_TTL_MS =>
+            {
+                (w.clone(), true)
+            }
+            _ => {
+                let fresh = Walk {
+                    roots: roots
+                        .iter()
+                        .map(|(label, path)| (label.clone(), measure(path)))
+                        .collect(),
+                    computed_at: now,
+                    epoch,
+                };
+                walks.insert(roots, fresh.clone());
+                (fresh, false)
+            }
+        }
+    };
+    let db = profile.db().path();
+    Ok(Storage {
+        roots: walk.0.roots,
+        db_bytes: file_len(db),
+        wal_bytes: file_len(&crate::meta::wal_path(db)),
+        computed_at: walk.0.computed_at,
+        cached: walk.1,
+    })
+}
+
+/// The profile directory and the configured roots, each resolved (symlinks
+/// and `..` removed; a root that does not resolve keeps its given path).
+fn resolved_roots(profile: &Profile) -> RootSet {
+    let mut roots = vec![(PROFILE_ROOT_LABEL.to_owned(), profile.dir().to_owned())];
+    for (label, path) in &profile.options().storage_roots {
+        roots.push((
+            label.clone(),
+            path.canonicalize().unwrap_or_else(|_| path.clone()),
+        ));
+    }
+    roots.sort();
+    roots
+}
+
+/// Bytes and files under `root`: symlinks are not followed, a file with
+/// several hard links under the root counts once, unreadable entries are
+/// skipped.
+fn measure(root: &Path) -> RootUsage {
+    let mut seen_links = HashSet::new();
+    let (mut bytes, mut files) = (0u64, 0u64);
+    for entry in walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .into_iter()
+        .flatten()
+    {
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let Ok(meta) = entry.metadata() else { continue };
+        if meta.nlink() > 1 && !seen_links.insert((meta.dev(), meta.ino())) {
+            continue;
+        }
+        bytes += meta.len();
+        files += 1;
+    }
+    RootUsage {
+        path: root.to_string_lossy().into_owned(),
+        bytes,
+        files,
+    }
+}
+
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symlinks_are_not_followed_and_hard_links_count_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("big"), vec![0u8; 10_000]).unwrap();
+        std::fs::write(dir.path().join("a"), b"12345").unwrap();
+        std::fs::hard_link(dir.path().join("a"), dir.path().join("a-link")).unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("sub/b"), b"123").unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("out")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("big"), dir.path().join("big-link"))
+            .unwrap();
+        let usage = measure(dir.path());
+        assert_eq!((usage.bytes, usage.files), (8, 2));
+    }
+
+    #[test]
+    fn a_missing_root_is_empty() {
+        let usage = measure(Path::new("/definitely/not/here"));
+        assert_eq!((usage.bytes, usage.files), (0, 0));
+    }
+}
