@@ -321,3 +321,15 @@ fn setid_bits_are_dropped_and_owners_kept_where_possible() {
         assert_eq!(after.uid(), 4321);
     }
 }
+
+#[test]
+fn an_apply_invalidates_the_overview_storage_cache_and_a_proposal_does_not() {
+    let f = RepoFixture::new();
+    let dir = f.t.profile.dir().to_owned();
+    let patch = json!({"id": "r", "files": [{"path": "a.txt", "content": "x\n"}]});
+    let epoch = hydra_core::profile::storage_epoch(&dir);
+    f.t.ok("repo.propose_patch", patch.clone());
+    assert_eq!(hydra_core::profile::storage_epoch(&dir), epoch);
+    f.t.ok("repo.apply_patch", patch);
+    assert!(hydra_core::profile::storage_epoch(&dir) > epoch);
+}
