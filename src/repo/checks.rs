@@ -419,10 +419,17 @@ pub fn run_checks(profile: &Profile, req: ChecksRequest) -> Result<ChecksRespons
                 ran = outcome;
                 result
             })?;
+    // The job's status as the ledger has it (a cancel that came as the
+    // command ended still makes the job `cancelled`).
+    let status = match &result {
+        Ok(_) => "succeeded",
+        Err(e) if e.code() == ErrorCode::Cancelled => "cancelled",
+        Err(_) => "failed",
+    };
     match ran {
         Some(o) => Ok(ChecksResponse::Done(ChecksDone {
             job_id,
-            status: job_status(&o).to_owned(),
+            status: status.to_owned(),
             exit_code: o.exit_code,
             stdout: o.stdout,
             stderr: o.stderr,
