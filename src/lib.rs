@@ -31,7 +31,7 @@
 //! ```
 //!
 //! Layers (each uses only those below it): faces (`ffi`, the `hydra` CLI,
-//! this API) -> registry ([`ops`]) -> domains -> services ([`meta`]) -> core
+//! this API) -> registry ([`ops`]) -> domains -> services ([`meta`], [`jobs`]) -> core
 //! ([`profile`]) -> storage ([`db`], [`fsutil`]) -> base ([`error`],
 //! [`types`]).
 

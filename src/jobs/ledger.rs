@@ -171,30 +171,31 @@ impl Move {
     }
 }
 
-/// The one place a job's status changes. Refuses (`conflict`) a move the
-/// life cycle does not allow from the stored status; `not_found` for an
-/// unknown id. Returns the status the job had.
-pub fn transition(conn: &Connection, id: &str, change: Move, now: Millis) -> Result<JobStatus> {
-    let from = status_of(conn, id)?.ok_or_else(|| Error::not_found("job", "id"))?;
-    if !change.allowed_from(from) {
-        return Err(Error::conflict(format!(
-            "a {} job cannot become {}",
-            from.as_str(),
-            change.target().as_str()
-        ))
-        .with_detail("status", from.as_str()));
-    }
+/// The one place a job's status changes. The row is updated only if its
+/// stored status is one the move is allowed from ([`JobStatus::can_move_to`]);
+/// otherwise nothing changes and the error says why: `not_found` for an
+/// unknown id, `conflict` (with `details.status`) for a move the life cycle
+/// does not allow.
+pub fn transition(conn: &Connection, id: &str, change: Move, now: Millis) -> Result<()> {
     let to = change.target().as_str();
+    // At most two statuses lead to any target (queued and running).
+    let mut from = JobStatus::ALL
+        .into_iter()
+        .filter(|s| change.allowed_from(*s))
+        .map(JobStatus::as_str);
+    let from_a = from.next().unwrap_or("");
+    let from_b = from.next().unwrap_or(from_a);
+    debug_assert!(from.next().is_none());
     let changed = match &change {
         Move::Start => conn.run(
-            "UPDATE jobs SET status = ?3, started_at = ?4, updated_at = ?4
-             WHERE id = ?1 AND status = ?2",
-            params![id, from.as_str(), to, now],
+            "UPDATE jobs SET status = ?4, started_at = ?5, updated_at = ?5
+             WHERE id = ?1 AND status IN (?2, ?3)",
+            params![id, from_a, from_b, to, now],
         )?,
         Move::RequeueAfterCrash => conn.run(
-            "UPDATE jobs SET status = ?3, started_at = NULL, updated_at = ?4
-             WHERE id = ?1 AND status = ?2",
-            params![id, from.as_str(), to, now],
+            "UPDATE jobs SET status = ?4, started_at = NULL, updated_at = ?5
+             WHERE id = ?1 AND status IN (?2, ?3)",
+            params![id, from_a, from_b, to, now],
         )?,
         Move::Succeed(_) | Move::Fail(_) | Move::Cancel(_) => {
             let (result, error) = match &change {
@@ -203,12 +204,13 @@ pub fn transition(conn: &Connection, id: &str, change: Move, now: Millis) -> Res
                 _ => (None, None),
             };
             conn.run(
-                "UPDATE jobs SET status = ?3, result = ?5, error_code = ?6, error_message = ?7,
-                     completed_at = ?4, updated_at = ?4
-                 WHERE id = ?1 AND status = ?2",
+                "UPDATE jobs SET status = ?4, result = ?6, error_code = ?7, error_message = ?8,
+                     completed_at = ?5, updated_at = ?5
+                 WHERE id = ?1 AND status IN (?2, ?3)",
                 params![
                     id,
-                    from.as_str(),
+                    from_a,
+                    from_b,
                     to,
                     now,
                     result,
@@ -218,10 +220,16 @@ pub fn transition(conn: &Connection, id: &str, change: Move, now: Millis) -> Res
             )?
         }
     };
-    if changed != 1 {
-        return Err(Error::internal("job status changed under the writer lock"));
+    if changed == 1 {
+        return Ok(());
     }
-    Ok(from)
+    let from = status_of(conn, id)?.ok_or_else(|| Error::not_found("job", "id"))?;
+    Err(Error::conflict(format!(
+        "a {} job cannot become {}",
+        from.as_str(),
+        change.target().as_str()
+    ))
+    .with_detail("status", from.as_str()))
 }
 
 /// A progress report for the ledger: each field absent (kept), null
@@ -253,36 +261,34 @@ pub fn record_progress(
             Error::conflict("only a running job reports progress").with_detail("status", status)
         );
     }
+    // One upsert: each column takes the reported value when the field was
+    // named (`?n` flag), else keeps what it had.
+    let steps = |p: &Patch<u64>| named(p).1.map(|v| (*v).min(i64::MAX as u64) as i64);
     conn.run(
-        "INSERT INTO job_status (job_seq, updated_at) VALUES (?1, ?2)
-         ON CONFLICT (job_seq) DO UPDATE SET updated_at = excluded.updated_at",
-        params![seq, now],
+        "INSERT INTO job_status (job_seq, phase, steps_total, steps_completed, message, eta_s, updated_at)
+         VALUES (?1, ?2, ?4, ?6, ?8, ?10, ?12)
+         ON CONFLICT (job_seq) DO UPDATE SET
+             phase           = CASE WHEN ?3  THEN excluded.phase           ELSE phase           END,
+             steps_total     = CASE WHEN ?5  THEN excluded.steps_total     ELSE steps_total     END,
+             steps_completed = CASE WHEN ?7  THEN excluded.steps_completed ELSE steps_completed END,
+             message         = CASE WHEN ?9  THEN excluded.message         ELSE message         END,
+             eta_s           = CASE WHEN ?11 THEN excluded.eta_s           ELSE eta_s           END,
+             updated_at      = excluded.updated_at",
+        params![
+            seq,
+            named(&patch.phase).1,
+            named(&patch.phase).0,
+            steps(&patch.steps_total),
+            named(&patch.steps_total).0,
+            steps(&patch.steps_completed),
+            named(&patch.steps_completed).0,
+            named(&patch.message).1,
+            named(&patch.message).0,
+            named(&patch.eta_s).1,
+            named(&patch.eta_s).0,
+            now
+        ],
     )?;
-    // Each named field is one small UPDATE; absent fields are left alone.
-    fn set<T: rusqlite::ToSql>(
-        conn: &Connection,
-        seq: i64,
-        column: &str,
-        value: &Patch<T>,
-    ) -> Result<()> {
-        if let Some(value) = value.as_ref_update() {
-            conn.run(
-                &format!("UPDATE job_status SET {column} = ?2 WHERE job_seq = ?1"),
-                params![seq, value],
-            )?;
-        }
-        Ok(())
-    }
-    set(conn, seq, "phase", &patch.phase)?;
-    set(conn, seq, "steps_total", &patch.steps_total.map_i64())?;
-    set(
-        conn,
-        seq,
-        "steps_completed",
-        &patch.steps_completed.map_i64(),
-    )?;
-    set(conn, seq, "message", &patch.message)?;
-    set(conn, seq, "eta_s", &patch.eta_s)?;
     conn.run(
         "UPDATE jobs SET updated_at = ?2 WHERE seq = ?1",
         params![seq, now],
@@ -290,32 +296,9 @@ pub fn record_progress(
     Ok(())
 }
 
-trait PatchExt<T> {
-    fn as_ref_update(&self) -> Option<Option<&T>>;
-}
-
-impl<T> PatchExt<T> for Patch<T> {
-    fn as_ref_update(&self) -> Option<Option<&T>> {
-        match self {
-            Patch::Absent => None,
-            Patch::Null => Some(None),
-            Patch::Value(v) => Some(Some(v)),
-        }
-    }
-}
-
-trait PatchU64 {
-    fn map_i64(&self) -> Patch<i64>;
-}
-
-impl PatchU64 for Patch<u64> {
-    fn map_i64(&self) -> Patch<i64> {
-        match self {
-            Patch::Absent => Patch::Absent,
-            Patch::Null => Patch::Null,
-            Patch::Value(v) => Patch::Value((*v).min(i64::MAX as u64) as i64),
-        }
-    }
+/// Whether a patch field was named, and its new value (`None` clears).
+fn named<T>(patch: &Patch<T>) -> (bool, Option<&T>) {
+    (patch.is_present(), patch.as_value())
 }
 
 /// Crash recovery: every job left `running` by a previous process ends
@@ -354,12 +337,12 @@ pub fn queued(conn: &Connection) -> Result<Vec<(String, String)>> {
     )
 }
 
-/// The page keys `(created_at, seq)` of one list branch: the jobs with the
-/// given status and/or type (each optional), newest first, strictly before
+/// The page keys `(created_at, seq)` of one list branch: the jobs with
+/// `status` (and `job_type`, if given), newest first, strictly before
 /// `before`, at most `limit`.
 pub fn page_keys(
     conn: &Connection,
-    status: Option<JobStatus>,
+    status: JobStatus,
     job_type: Option<&str>,
     before: (i64, i64),
     limit: usize,
@@ -367,10 +350,8 @@ pub fn page_keys(
     use rusqlite::types::Value as Sql;
     let mut filter = String::new();
     let mut args: Vec<Sql> = Vec::with_capacity(4);
-    if let Some(status) = status {
-        filter.push_str("status = ? AND ");
-        args.push(Sql::Text(status.as_str().to_owned()));
-    }
+    filter.push_str("status = ? AND ");
+    args.push(Sql::Text(status.as_str().to_owned()));
     if let Some(job_type) = job_type {
         filter.push_str("type = ? AND ");
         args.push(Sql::Text(job_type.to_owned()));

@@ -6,6 +6,8 @@
 //!   changes a job's status ([`ledger::transition`]), so a transition outside
 //!   `queued -> running -> succeeded | failed | cancelled` (or
 //!   `queued -> cancelled`) cannot happen.
+//! - `commit`: group commit of ledger changes and the `job.updated` events
+//!   sent after each commit.
 //! - [`Jobs`] (runtime): the crossbeam worker pool that executes what the
 //!   ledger says, host job handlers, cancellation tokens, `job.updated`
 //!   events, crash recovery at open and the close protocol.
@@ -19,6 +21,7 @@
 //! job whose type has no runner yet (a host job recovered at open, before the
 //! host registered its handler) waits in the queue until one is registered.
 
+mod commit;
 mod context;
 pub mod ledger;
 mod model;

@@ -157,9 +157,10 @@ fn filter_values<T: Ord>(values: Option<Vec<T>>, field: &str) -> Result<Option<V
 
 /// `jobs.list`: newest first (`created_at`, ties by insertion order).
 ///
-/// Each combination of one status and one type is a "branch" served in
-/// order by its own index; the page is the merge of the branches' first
-/// rows, so a filtered page costs a few index seeks whatever the ledger size.
+/// Each status (or each pair of a status and a type) is a "branch" served
+/// in order by one index range (`jobs_by_status`, `jobs_by_type`); the page
+/// is the merge of the branches' first rows, so any page costs a few index
+/// seeks whatever the ledger size.
 pub fn list(profile: &Profile, request: ListRequest) -> Result<Page<Job>> {
     let statuses = filter_values(request.status, "status")?;
     let types = filter_values(request.job_type, "type")?;
@@ -177,10 +178,8 @@ pub fn list(profile: &Profile, request: ListRequest) -> Result<Page<Job>> {
     );
     let limit = request.limit.get();
     let keyset = Keyset::new(scope, Order::Desc, limit, request.cursor.as_deref())?;
-    let status_branches: Vec<Option<JobStatus>> = match statuses {
-        Some(v) => v.into_iter().map(Some).collect(),
-        None => vec![None],
-    };
+    // Every branch names one status, so it reads one ordered index range.
+    let status_branches: Vec<JobStatus> = statuses.unwrap_or_else(|| JobStatus::ALL.to_vec());
     let type_branches: Vec<Option<Id>> = match types {
         Some(v) => v.into_iter().map(Some).collect(),
         None => vec![None],

@@ -3,17 +3,15 @@
 //!
 //! Ownership, so that nothing keeps a profile alive by accident: the
 //! [`Jobs`] value lives inside the profile and owns the sending side of the
-//! work queue. Worker threads hold only the [`Shared`] state, whose link
-//! back to the profile is weak; a worker upgrades it for the length of one
-//! job. Dropping (or closing) the profile drops the queue's sender, and the
+//! work queue. Worker threads hold only the `Shared` state, whose link
+//! back to the profile is weak; a worker upgrades it while it runs jobs. Dropping (or closing) the profile drops the queue's sender, and the
 //! idle workers end.
 //!
-//! Events: every ledger change commits through [`Shared::commit`], which
-//! reads the changed jobs inside the transaction and hands them to the event
-//! thread right after the commit, while the writer lock still orders commits.
-//! The host's callback runs on that event thread, outside every lock, in
-//! commit order.
+//! Every ledger change commits through [`LedgerWriter::commit`] (group
+//! commit; `job.updated` events queued in commit order). The host's event
+//! callback runs on the event thread started here, outside every lock.
 
+use super::commit::LedgerWriter;
 use super::context::JobContext;
 use super::ledger::{self, Move, ProgressPatch};
 use super::model::{builtin_type, Job, JobError, JobLinks, JobStatus};
@@ -24,8 +22,7 @@ use crate::types::{is_valid_id, new_id, now_ms, HostEventFn, HostJsonFn, Patch};
 use crossbeam_channel::{Receiver, Sender};
 use once_cell::sync::OnceCell;
 use parking_lot::{Condvar, Mutex, RwLock};
-use rusqlite::{Transaction, TransactionBehavior};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -103,19 +100,6 @@ impl Registry {
     }
 }
 
-/// Jobs touched by one ledger transaction.
-#[derive(Default)]
-struct Touched {
-    ids: Vec<String>,
-    finished: bool,
-}
-
-impl Touched {
-    fn changed(&mut self, id: &str) {
-        self.ids.push(id.to_owned());
-    }
-}
-
 /// The state workers share with the [`Jobs`] handle.
 struct Shared {
     profile: OnceCell<WeakProfile>,
@@ -123,16 +107,10 @@ struct Shared {
     /// Cancellation tokens of the jobs running now, by id.
     running: Mutex<HashMap<String, Arc<AtomicBool>>>,
     running_changed: Condvar,
-    /// Bumped whenever a job reaches a terminal status (and at shutdown).
-    finished: Mutex<u64>,
-    finished_changed: Condvar,
-    event_fn: Arc<RwLock<Option<HostEventFn>>>,
-    events: Mutex<Option<Sender<Value>>>,
+    /// Writes the ledger (group commit, events, the finished signal).
+    ledger: LedgerWriter,
     /// Set when the profile starts closing: no job starts any more.
     stopping: AtomicBool,
-    /// Set (under the writer lock) when close has written its last ledger
-    /// row: a job that ends later leaves no trace in a closed profile.
-    sealed: AtomicBool,
 }
 
 impl Shared {
@@ -141,51 +119,6 @@ impl Shared {
             .get()
             .and_then(WeakProfile::upgrade)
             .ok_or_else(closed)
-    }
-
-    /// Runs `f` as one `IMMEDIATE` transaction on the writer. After the
-    /// commit, and before the writer lock is released (so events keep commit
-    /// order), the jobs `f` touched are queued as `job.updated` events; the
-    /// host callback itself runs later on the event thread, outside any lock.
-    fn commit<T>(
-        &self,
-        db: &Db,
-        f: impl FnOnce(&Transaction<'_>, &mut Touched) -> Result<T>,
-    ) -> Result<T> {
-        let mut touched = Touched::default();
-        let value = {
-            let mut conn = db.writer();
-            if self.sealed.load(Ordering::SeqCst) {
-                return Err(closed());
-            }
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let value = f(&tx, &mut touched)?;
-            let events = if self.event_fn.read().is_some() {
-                touched
-                    .ids
-                    .iter()
-                    .filter_map(|id| ledger::get(&tx, id).ok().flatten())
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            tx.commit()?;
-            if let Some(sender) = &*self.events.lock() {
-                for job in events {
-                    let _ = sender.send(json!({"type": "job.updated", "job": job}));
-                }
-            }
-            value
-        };
-        if touched.finished {
-            self.notify_finished();
-        }
-        Ok(value)
-    }
-
-    fn notify_finished(&self) {
-        *self.finished.lock() += 1;
-        self.finished_changed.notify_all();
     }
 
     /// Registers the cancellation token of a job about to run; `None` once
@@ -227,20 +160,63 @@ impl Shared {
         runner
     }
 
-    /// Ends the running job `id`: `cancelled` if cancellation was requested
+    /// A dispatched job ready to start: it has a runner and a token. `None`
+    /// when the profile is closing (the job stays queued) or when no runner
+    /// exists for its type yet (the job is parked).
+    fn prepare(&self, d: Dispatch) -> Option<Prepared> {
+        if self.stopping.load(Ordering::SeqCst) {
+            return None;
+        }
+        let runner = self.runner_or_park(&d)?;
+        let token = self.track(&d.id)?;
+        Some(Prepared {
+            id: d.id,
+            runner,
+            token,
+        })
+    }
+
+    /// Moves a prepared job to `running` in its own transaction.
+    fn start(&self, profile: &Profile, next: Prepared) -> Option<Started> {
+        let id = next.id.clone();
+        let started = self.ledger.commit(profile.db(), move |tx, touched| {
+            ledger::transition(tx, &id, Move::Start, now_ms())?;
+            touched.changed(&id);
+            ledger::require(tx, &id)
+        });
+        self.started(next, started.ok())
+    }
+
+    fn started(&self, next: Prepared, job: Option<Job>) -> Option<Started> {
+        match job {
+            Some(job) => Some(Started { job, job_ref: next }),
+            // Cancelled (or pruned) while it waited in the queue.
+            None => {
+                self.untrack(&next.id);
+                None
+            }
+        }
+    }
+
+    /// Ends the running job `id` and, in the same transaction (one commit
+    /// for both), starts the worker's `next` job if there is one. The
+    /// finished job becomes `cancelled` if cancellation was requested
     /// (whatever the work returned), else `succeeded` with the work's value
     /// or `failed` with its error. The token is read under the writer lock,
     /// which `jobs.cancel` also holds when it sets it, so the two agree.
-    fn finish(
+    fn finish_then_start(
         &self,
-        db: &Db,
+        profile: &Profile,
         id: &str,
         outcome: std::result::Result<Value, JobError>,
-        token: &AtomicBool,
-    ) {
-        // If this write fails (disk error, or the profile was closed first),
-        // the row stays `running` and the next open marks it `interrupted`.
-        let _ = self.commit(db, |tx, touched| {
+        token: &Arc<AtomicBool>,
+        next: Option<Prepared>,
+    ) -> Option<Started> {
+        let next_id = next.as_ref().map(|n| n.id.clone());
+        let (finished_id, token) = (id.to_owned(), Arc::clone(token));
+        let committed = self.ledger.commit(profile.db(), move |tx, touched| {
+            let id = finished_id.as_str();
+            let now = now_ms();
             let change = if token.load(Ordering::SeqCst) {
                 Move::Cancel(cancelled_error())
             } else {
@@ -249,36 +225,81 @@ impl Shared {
                     Err(error) => Move::Fail(error),
                 }
             };
-            ledger::transition(tx, id, change, now_ms())?;
+            ledger::transition(tx, id, change, now)?;
             touched.changed(id);
             touched.finished = true;
-            Ok(())
+            let Some(next_id) = &next_id else {
+                return Ok(None);
+            };
+            match ledger::transition(tx, next_id, Move::Start, now) {
+                Ok(_) => {
+                    touched.changed(next_id);
+                    ledger::require(tx, next_id).map(Some)
+                }
+                // The next job was cancelled or pruned meanwhile: the finish
+                // still commits.
+                Err(e) if matches!(e.code(), ErrorCode::Conflict | ErrorCode::NotFound) => Ok(None),
+                Err(e) => Err(e),
+            }
         });
         self.untrack(id);
+        match (committed, next) {
+            (Ok(job), Some(next)) => self.started(next, job),
+            // If the commit failed (disk error, or the profile was closed
+            // first) the finished job stays `running` in the ledger and the
+            // next open marks it `interrupted`; the next job starts alone.
+            (Err(_), Some(next)) => self.start(profile, next),
+            (_, None) => None,
+        }
     }
+}
 
-    /// Runs one dispatched job on this worker thread.
-    fn run_dispatched(&self, profile: &Profile, d: Dispatch) {
-        let Some(runner) = self.runner_or_park(&d) else {
-            return;
+/// A dispatched job with its runner and cancellation token.
+struct Prepared {
+    id: String,
+    runner: Runner,
+    token: Arc<AtomicBool>,
+}
+
+/// A job the ledger shows `running`, about to run on this worker.
+struct Started {
+    job: Job,
+    job_ref: Prepared,
+}
+
+/// The worker loop: runs jobs one after another. When a job ends while
+/// another is waiting in the queue, its end and the next job's start share
+/// one commit, which halves the ledger's commits under load without ever
+/// showing a state before it is durable.
+fn worker_loop(shared: Arc<Shared>, queue: Receiver<Dispatch>) {
+    // The profile is held only while a chain of jobs runs; an idle worker
+    // blocked on the queue holds none.
+    let mut current: Option<(Profile, Started)> = None;
+    loop {
+        let (profile, started) = match current.take() {
+            Some(chain) => chain,
+            None => {
+                let Ok(d) = queue.recv() else {
+                    break;
+                };
+                let Ok(profile) = shared.profile() else {
+                    break;
+                };
+                match shared.prepare(d).and_then(|p| shared.start(&profile, p)) {
+                    Some(started) => (profile, started),
+                    None => continue,
+                }
+            }
         };
-        let Some(token) = self.track(&d.id) else {
-            return;
-        };
-        let started = self.commit(profile.db(), |tx, touched| {
-            ledger::transition(tx, &d.id, Move::Start, now_ms())?;
-            touched.changed(&d.id);
-            ledger::require(tx, &d.id)
-        });
-        let job = match started {
-            Ok(job) => job,
-            // Cancelled (or pruned) while it waited in the queue.
-            Err(_) => return self.untrack(&d.id),
-        };
-        let ctx = JobContext::new(profile.clone(), job, Arc::clone(&token));
-        let outcome = run_guarded(|| runner.run(&ctx)).map_err(|e| JobError::from_error(&e));
+        let Started { job, job_ref } = started;
+        let ctx = JobContext::new(profile.clone(), job, Arc::clone(&job_ref.token));
+        let outcome =
+            run_guarded(|| job_ref.runner.run(&ctx)).map_err(|e| JobError::from_error(&e));
         drop(ctx);
-        self.finish(profile.db(), &d.id, outcome, &token);
+        let next = queue.try_recv().ok().and_then(|d| shared.prepare(d));
+        current = shared
+            .finish_then_start(&profile, &job_ref.id, outcome, &job_ref.token, next)
+            .map(|next| (profile, next));
     }
 }
 
@@ -307,18 +328,6 @@ fn no_handler(job_type: &str) -> Error {
         "no handler is registered for this job type",
     )
     .with_detail("job_type", job_type)
-}
-
-fn worker_loop(shared: Arc<Shared>, queue: Receiver<Dispatch>) {
-    while let Ok(d) = queue.recv() {
-        if shared.stopping.load(Ordering::SeqCst) {
-            continue; // stays queued in the ledger for the next open
-        }
-        let Ok(profile) = shared.profile() else {
-            break;
-        };
-        shared.run_dispatched(&profile, d);
-    }
 }
 
 fn event_loop(slot: Arc<RwLock<Option<HostEventFn>>>, events: Receiver<Value>) {
@@ -361,12 +370,8 @@ impl Jobs {
                 registry: Mutex::new(Registry::default()),
                 running: Mutex::new(HashMap::new()),
                 running_changed: Condvar::new(),
-                finished: Mutex::new(0),
-                finished_changed: Condvar::new(),
-                event_fn: Arc::new(RwLock::new(None)),
-                events: Mutex::new(None),
+                ledger: LedgerWriter::new(),
                 stopping: AtomicBool::new(false),
-                sealed: AtomicBool::new(false),
             }),
             workers_wanted: workers.max(1),
             queue: Mutex::new(None),
@@ -393,11 +398,11 @@ impl Jobs {
     pub(crate) fn start(&self, profile: &Profile) -> Result<()> {
         let _ = self.shared.profile.set(profile.downgrade());
         let (event_tx, event_rx) = crossbeam_channel::unbounded();
-        let slot = Arc::clone(&self.shared.event_fn);
+        let slot = self.shared.ledger.event_slot();
         let event_thread = std::thread::Builder::new()
             .name("hydra-events".into())
             .spawn(move || event_loop(slot, event_rx))?;
-        *self.shared.events.lock() = Some(event_tx);
+        self.shared.ledger.set_event_sink(Some(event_tx));
         *self.event_thread.lock() = Some(event_thread);
 
         let (queue_tx, queue_rx) = crossbeam_channel::unbounded();
@@ -470,7 +475,7 @@ impl Jobs {
     /// Sets (or with `None` clears) the callback that receives
     /// `{"type":"job.updated","job":{...}}` on every job change.
     pub fn set_event_callback(&self, callback: Option<HostEventFn>) {
-        *self.shared.event_fn.write() = callback;
+        *self.shared.ledger.event_slot().write() = callback;
     }
 
     /// Writes the job row `queued`, then hands it to the worker pool.
@@ -483,20 +488,23 @@ impl Jobs {
             return Err(no_handler(job_type));
         }
         let id = new_id();
-        self.shared.commit(profile.db(), |tx, touched| {
-            links.check(tx)?;
-            ledger::insert(
-                tx,
-                &id,
-                job_type,
-                &payload,
-                &links,
-                JobStatus::Queued,
-                now_ms(),
-            )?;
-            touched.changed(&id);
-            Ok(())
-        })?;
+        let (new_id, new_type) = (id.clone(), job_type.to_owned());
+        self.shared
+            .ledger
+            .commit(profile.db(), move |tx, touched| {
+                links.check(tx)?;
+                ledger::insert(
+                    tx,
+                    &new_id,
+                    &new_type,
+                    &payload,
+                    &links,
+                    JobStatus::Queued,
+                    now_ms(),
+                )?;
+                touched.changed(&new_id);
+                Ok(())
+            })?;
         self.dispatch(Dispatch {
             id: id.clone(),
             job_type: job_type.to_owned(),
@@ -517,43 +525,29 @@ impl Jobs {
     }
 
     fn wait_until(&self, id: &str, deadline: Option<Instant>) -> Result<Job> {
-        let shared = &self.shared;
+        let ledger = &self.shared.ledger;
         loop {
-            let seen = *shared.finished.lock();
+            let seen = ledger.generation();
             let job = self.get(id)?;
             if job.status.is_terminal() {
                 return Ok(job);
             }
-            if job.status == JobStatus::Queued && shared.stopping.load(Ordering::SeqCst) {
+            if job.status == JobStatus::Queued && self.shared.stopping.load(Ordering::SeqCst) {
                 return Err(Error::new(
                     ErrorCode::Closed,
                     "the profile is closing; the job stays queued for the next open",
                 ));
             }
-            let mut finished = shared.finished.lock();
-            if *finished != seen {
-                continue;
-            }
-            match deadline {
-                Some(deadline) => {
-                    if shared
-                        .finished_changed
-                        .wait_until(&mut finished, deadline)
-                        .timed_out()
-                    {
-                        drop(finished);
-                        let job = self.get(id)?;
-                        if job.status.is_terminal() {
-                            return Ok(job);
-                        }
-                        return Err(Error::new(
-                            ErrorCode::Timeout,
-                            "the job did not finish within the timeout",
-                        )
-                        .with_detail("status", job.status.as_str()));
-                    }
+            if !ledger.wait_for_finish(seen, deadline) {
+                let job = self.get(id)?;
+                if job.status.is_terminal() {
+                    return Ok(job);
                 }
-                None => shared.finished_changed.wait(&mut finished),
+                return Err(Error::new(
+                    ErrorCode::Timeout,
+                    "the job did not finish within the timeout",
+                )
+                .with_detail("status", job.status.as_str()));
             }
         }
     }
@@ -592,12 +586,14 @@ impl Jobs {
         let profile = self.profile()?;
         let id = new_id();
         let token = self.shared.track(&id).ok_or_else(closed)?;
-        let inserted = self.shared.commit(profile.db(), |tx, touched| {
+        let (new_id, new_type) = (id.clone(), job_type.to_owned());
+        let inserted = self.shared.ledger.commit(profile.db(), move |tx, touched| {
+            let id = new_id;
             links.check(tx)?;
             ledger::insert(
                 tx,
                 &id,
-                job_type,
+                &new_type,
                 &payload,
                 &links,
                 JobStatus::Running,
@@ -620,7 +616,8 @@ impl Jobs {
             Ok(value) => Ok(value.clone()),
             Err(e) => Err(JobError::from_error(e)),
         };
-        self.shared.finish(profile.db(), &id, for_ledger, &token);
+        self.shared
+            .finish_then_start(&profile, &id, for_ledger, &token, None);
         if token.load(Ordering::SeqCst) {
             return Ok((id, Err(cancelled_error().to_error())));
         }
@@ -633,7 +630,9 @@ impl Jobs {
     /// `conflict`.
     pub fn cancel(&self, id: &str) -> Result<Job> {
         let profile = self.profile()?;
-        self.shared.commit(profile.db(), |tx, touched| {
+        let (shared, id) = (Arc::clone(&self.shared), id.to_owned());
+        self.shared.ledger.commit(profile.db(), move |tx, touched| {
+            let id = id.as_str();
             let status = ledger::status_of(tx, id)?.ok_or_else(|| Error::not_found("job", "id"))?;
             match status {
                 JobStatus::Queued => {
@@ -642,7 +641,7 @@ impl Jobs {
                     touched.finished = true;
                 }
                 JobStatus::Running => {
-                    if let Some(token) = self.shared.running.lock().get(id) {
+                    if let Some(token) = shared.running.lock().get(id) {
                         token.store(true, Ordering::SeqCst);
                     }
                 }
@@ -661,15 +660,17 @@ impl Jobs {
     pub fn report_progress(&self, id: &str, patch: &ProgressPatch) -> Result<Job> {
         validate_progress(patch)?;
         let profile = self.profile()?;
-        self.shared.commit(profile.db(), |tx, touched| {
+        let (shared, id, patch) = (Arc::clone(&self.shared), id.to_owned(), patch.clone());
+        self.shared.ledger.commit(profile.db(), move |tx, touched| {
+            let id = id.as_str();
             let status = ledger::status_of(tx, id)?.ok_or_else(|| Error::not_found("job", "id"))?;
-            if status == JobStatus::Running && self.shared.cancel_requested(id) {
+            if status == JobStatus::Running && shared.cancel_requested(id) {
                 return Err(Error::new(
                     ErrorCode::Cancelled,
                     "cancellation of this job was requested; stop and return",
                 ));
             }
-            ledger::record_progress(tx, id, patch, now_ms())?;
+            ledger::record_progress(tx, id, &patch, now_ms())?;
             touched.changed(id);
             ledger::require(tx, id)
         })
@@ -686,7 +687,7 @@ impl Jobs {
         let shared = &self.shared;
         shared.stopping.store(true, Ordering::SeqCst);
         drop(self.queue.lock().take());
-        shared.notify_finished(); // waiters on queued jobs notice `stopping`
+        shared.ledger.notify_finished(); // waiters on queued jobs notice `stopping`
         let deadline = Instant::now() + cancel_timeout;
         let stuck: Vec<String> = {
             let mut running = shared.running.lock();
@@ -708,7 +709,8 @@ impl Jobs {
             }
             running.keys().cloned().collect()
         };
-        let _ = shared.commit(db, |tx, touched| {
+        let sealer = Arc::clone(shared);
+        let _ = shared.ledger.commit(db, move |tx, touched| {
             for id in &stuck {
                 let cancelled = JobError::new(
                     ErrorCode::Cancelled,
@@ -719,21 +721,27 @@ impl Jobs {
                     touched.finished = true;
                 }
             }
-            shared.sealed.store(true, Ordering::SeqCst);
+            sealer.ledger.seal();
             Ok(())
         });
-        shared.sealed.store(true, Ordering::SeqCst);
-        let grace = deadline.max(Instant::now() + Duration::from_secs(1));
+        shared.ledger.seal();
+        // Idle workers end as soon as they see the queue closed; only a
+        // thread stuck in a handler that ignored cancellation is left behind.
+        let grace = if cancel_running {
+            deadline.max(Instant::now() + Duration::from_millis(20))
+        } else {
+            Instant::now() + Duration::from_secs(1)
+        };
         for worker in std::mem::take(&mut *self.workers.lock()) {
             join_until(worker, grace);
         }
-        drop(shared.events.lock().take());
+        shared.ledger.set_event_sink(None);
         if let Some(event_thread) = self.event_thread.lock().take() {
             join_until(event_thread, grace);
         }
         // Drop host closures now: one that captured the profile would
         // otherwise keep it alive.
-        *shared.event_fn.write() = None;
+        *shared.ledger.event_slot().write() = None;
         std::mem::take(&mut *shared.registry.lock());
     }
 }
@@ -745,7 +753,7 @@ impl Drop for Jobs {
     fn drop(&mut self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
         drop(self.queue.get_mut().take());
-        drop(self.shared.events.lock().take());
+        self.shared.ledger.set_event_sink(None);
     }
 }
 

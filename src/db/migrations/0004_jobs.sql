@@ -23,12 +23,11 @@ CREATE TABLE jobs (
     completed_at  INTEGER
 ) STRICT;
 
--- jobs.list pages newest first (created_at, seq), optionally filtered by
--- status and/or type; each filter shape has an index serving that order.
-CREATE INDEX jobs_by_created ON jobs (created_at, seq);
+-- jobs.list pages newest first (created_at, seq). A page is merged from
+-- one ordered index range per status (or per status and type), so two
+-- indexes serve every filter, and each status change updates only these two.
 CREATE INDEX jobs_by_status ON jobs (status, created_at, seq);
-CREATE INDEX jobs_by_type ON jobs (type, created_at, seq);
-CREATE INDEX jobs_by_status_type ON jobs (status, type, created_at, seq);
+CREATE INDEX jobs_by_type ON jobs (type, status, created_at, seq);
 -- threads.delete / task deletes detach their jobs.
 CREATE INDEX jobs_by_thread ON jobs (thread_id) WHERE thread_id IS NOT NULL;
 CREATE INDEX jobs_by_task ON jobs (task_id) WHERE task_id IS NOT NULL;
