@@ -604,6 +604,86 @@ char *hydra_jobs_prune(uint64_t handle, const char *request_json);
 // `request_json` is NULL or points to a NUL-terminated string.
 char *hydra_refresh_focused_crawl(uint64_t handle, const char *request_json);
 
+// `repo.register`: Register a repository (or update one): root, permissions, check command, budgets.
+//
+// Same as `hydra_call(handle, "repo.register", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_repo_register(uint64_t handle, const char *request_json);
+
+// `repo.unregister`: Forget a repository and its change ledger; its files are untouched.
+//
+// Same as `hydra_call(handle, "repo.unregister", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_repo_unregister(uint64_t handle, const char *request_json);
+
+// `repo.list`: Every registered repository.
+//
+// Same as `hydra_call(handle, "repo.list", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_repo_list(uint64_t handle, const char *request_json);
+
+// `repo.status`: Branch, upstream, ahead/behind and changed paths of a repository (git).
+//
+// Same as `hydra_call(handle, "repo.status", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_repo_status(uint64_t handle, const char *request_json);
+
+// `repo.changes`: The change ledger of a repository, newest first.
+//
+// Same as `hydra_call(handle, "repo.changes", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_repo_changes(uint64_t handle, const char *request_json);
+
+// `repo.propose_patch`: Check and measure a patch against the path rule, budgets and preconditions; writes nothing.
+//
+// Same as `hydra_call(handle, "repo.propose_patch", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_repo_propose_patch(uint64_t handle, const char *request_json);
+
+// `repo.apply_patch`: Apply a patch all or nothing, recorded as a job and a change.
+//
+// Same as `hydra_call(handle, "repo.apply_patch", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_repo_apply_patch(uint64_t handle, const char *request_json);
+
+// `repo.run_checks`: Run the repository's configured check command in a sandbox, as a job.
+//
+// Same as `hydra_call(handle, "repo.run_checks", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_repo_run_checks(uint64_t handle, const char *request_json);
+
 // Opens (creating or migrating) a profile and returns its handle.
 //
 // `options_json`: `{"profile_dir": "...", "workers"?: 1..64,

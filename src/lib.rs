@@ -48,6 +48,7 @@ pub mod ops;
 pub mod overview;
 pub mod privacy;
 pub mod profile;
+pub mod repo;
 pub mod types;
 
 pub use error::{Error, ErrorCode, PublicError, Result};

@@ -124,6 +124,14 @@ operations! {
     "jobs.progress" => jobs_progress(crate::jobs::ProgressRequest) -> crate::jobs::JobResponse = crate::jobs::progress, write, "Report progress of a running job.";
     "jobs.prune" => jobs_prune(crate::jobs::PruneRequest) -> crate::jobs::PruneResponse = crate::jobs::prune, write, "Delete finished jobs older than a number of days.";
     "refresh.focused_crawl" => refresh_focused_crawl(crate::jobs::FocusedCrawlRequest) -> crate::jobs::SubmittedResponse = crate::jobs::focused_crawl, write, "Queue a focused crawl run by the host's handler.";
+    "repo.register" => repo_register(crate::repo::registry::RegisterRequest) -> crate::repo::registry::RepoResponse = crate::repo::registry::register, write, "Register a repository (or update one): root, permissions, check command, budgets.";
+    "repo.unregister" => repo_unregister(crate::repo::registry::UnregisterRequest) -> crate::repo::registry::UnregisterResponse = crate::repo::registry::unregister, write, "Forget a repository and its change ledger; its files are untouched.";
+    "repo.list" => repo_list(crate::repo::registry::ListRequest) -> crate::repo::registry::ListResponse = crate::repo::registry::list, read, "Every registered repository.";
+    "repo.status" => repo_status(crate::repo::status::StatusRequest) -> crate::repo::status::RepoStatus = crate::repo::status::status, read, "Branch, upstream, ahead/behind and changed paths of a repository (git).";
+    "repo.changes" => repo_changes(crate::repo::registry::ChangesRequest) -> crate::types::Page<crate::repo::registry::Change> = crate::repo::registry::changes, read, "The change ledger of a repository, newest first.";
+    "repo.propose_patch" => repo_propose_patch(crate::repo::patch::PatchRequest) -> crate::repo::patch::ProposeResponse = crate::repo::patch::propose, read, "Check and measure a patch against the path rule, budgets and preconditions; writes nothing.";
+    "repo.apply_patch" => repo_apply_patch(crate::repo::patch::PatchRequest) -> crate::repo::patch::ApplyResponse = crate::repo::patch::apply, write, "Apply a patch all or nothing, recorded as a job and a change.";
+    "repo.run_checks" => repo_run_checks(crate::repo::checks::ChecksRequest) -> crate::repo::checks::ChecksResponse = crate::repo::checks::run_checks, write, "Run the repository's configured check command in a sandbox, as a job.";
 }
 
 /// The built-in job types: run by the library on its worker pool. One line
@@ -146,6 +154,11 @@ pub const JOB_TYPES: &[crate::jobs::JobType] = &[
         name: crate::bundle::IMPORT_JOB,
         rerun_after_crash: false,
         run: crate::bundle::run_import,
+    },
+    crate::jobs::JobType {
+        name: crate::repo::checks::CHECKS_JOB_TYPE,
+        rerun_after_crash: false,
+        run: crate::repo::checks::run_queued_job,
     },
 ];
 

@@ -14,6 +14,7 @@
 
 pub mod callbacks;
 pub mod model;
+pub mod os;
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::ops::{self, MAX_REQUEST_BYTES};
