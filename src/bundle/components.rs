@@ -461,44 +461,18 @@ fn import_memory(conn: &Connection, mut record: Value, policy: Policy) -> Result
     if outcome == Outcome::Skipped {
         return Ok(outcome);
     }
-    let thread_id = kept_link(conn, "llm_threads", m.thread_id, None)?;
-    let task_id = kept_link(conn, "tasks", m.task_id, None)?;
-    let seq: i64 = conn.query_row(
-        "INSERT INTO memories (id, scope, scope_ref, key, value, metadata, strength, thread_id, task_id,
-                               source_message_id, created_at, updated_at, last_accessed_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-         ON CONFLICT (id) DO UPDATE SET scope = excluded.scope, scope_ref = excluded.scope_ref,
-             key = excluded.key, value = excluded.value, metadata = excluded.metadata,
-             strength = excluded.strength, thread_id = excluded.thread_id, task_id = excluded.task_id,
-             source_message_id = excluded.source_message_id, created_at = excluded.created_at,
-             updated_at = excluded.updated_at, last_accessed_at = excluded.last_accessed_at
-         RETURNING seq",
-        params![
-            m.id,
-            m.scope.as_str(),
-            m.scope_ref,
-            m.key,
-            m.value,
-            Value::Object(m.metadata).to_string(),
-            m.strength,
-            thread_id,
-            task_id,
-            m.source_message_id,
-            m.created_at,
-            m.updated_at,
-            m.last_accessed_at
-        ],
-        |r| r.get(0),
-    )?;
+    let mut m = m;
+    m.thread_id = kept_link(conn, "llm_threads", m.thread_id.take(), None)?;
+    m.task_id = kept_link(conn, "tasks", m.task_id.take(), None)?;
+    let seq = memory::store(conn, &m, outcome == Outcome::Inserted)?;
     match (embedding, vector) {
-        (Some(e), Some(v)) => conn.run(
-            "INSERT INTO memory_embeddings (memory_seq, model, dim, vector) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (memory_seq) DO UPDATE SET model = excluded.model, dim = excluded.dim,
-                 vector = excluded.vector",
-            params![seq, e.model, v.len() as i64, memory::vector_blob(&v)],
-        )?,
-        _ => conn.run("DELETE FROM memory_embeddings WHERE memory_seq = ?1", [seq])?,
-    };
+        (Some(e), Some(v)) => {
+            memory::store_embedding(conn, seq, &e.model, &v, "record.embedding.vector")?
+        }
+        _ => {
+            conn.run("DELETE FROM memory_embeddings WHERE memory_seq = ?1", [seq])?;
+        }
+    }
     Ok(outcome)
 }
 

@@ -239,16 +239,9 @@ pub fn read_manifest(path: &Path) -> Result<Manifest> {
 /// the manifest, and each component's count and checksum must match.
 /// Nothing is written.
 pub fn verify(path: &Path) -> Result<Manifest> {
-    let (mut reader, manifest) = open_with_manifest(path)?;
+    let (reader, manifest) = open_with_manifest(path)?;
     let mut seen: BTreeMap<Component, (Sha256, u64)> = BTreeMap::new();
-    let mut buf = Vec::new();
-    let mut line_no = 1;
-    while {
-        line_no += 1;
-        next_line(&mut reader, &mut buf, line_no)?
-    } {
-        let line: LineIn = serde_json::from_slice(&buf)
-            .map_err(|_| corrupt("a line is not a bundle record", line_no))?;
+    each_line(reader, |line_no, bytes, line| {
         if !manifest.components.contains_key(&line.c) {
             return Err(corrupt(
                 "a record's component is not in the manifest",
@@ -256,9 +249,10 @@ pub fn verify(path: &Path) -> Result<Manifest> {
             ));
         }
         let (hasher, count) = seen.entry(line.c).or_insert_with(|| (Sha256::new(), 0));
-        hasher.update(&buf);
+        hasher.update(bytes);
         *count += 1;
-    }
+        Ok(())
+    })?;
     for (component, summary) in &manifest.components {
         let (sha256, count) = seen
             .remove(component)
@@ -280,18 +274,27 @@ pub fn for_each_record(
     path: &Path,
     mut f: impl FnMut(u64, Component, Value) -> Result<()>,
 ) -> Result<()> {
-    let (mut reader, _) = open_with_manifest(path)?;
+    let (reader, _) = open_with_manifest(path)?;
+    each_line(reader, |line_no, _, line| f(line_no, line.c, line.r))
+}
+
+/// Calls `f` with every record line after the manifest: its number, its
+/// exact bytes (newline included) and its parsed form.
+fn each_line(
+    mut reader: BufReader<File>,
+    mut f: impl FnMut(u64, &[u8], LineIn) -> Result<()>,
+) -> Result<()> {
     let mut buf = Vec::new();
     let mut line_no = 1;
-    while {
+    loop {
         line_no += 1;
-        next_line(&mut reader, &mut buf, line_no)?
-    } {
+        if !next_line(&mut reader, &mut buf, line_no)? {
+            return Ok(());
+        }
         let line: LineIn = serde_json::from_slice(&buf)
             .map_err(|_| corrupt("a line is not a bundle record", line_no))?;
-        f(line_no, line.c, line.r)?;
+        f(line_no, &buf, line)?;
     }
-    Ok(())
 }
 
 #[cfg(test)]

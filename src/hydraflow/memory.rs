@@ -337,26 +337,7 @@ pub fn upsert(profile: &Profile, req: UpsertRequest) -> Result<UpsertResponse> {
                 memory.embedding = None;
             }
             Some(Some((vector, model))) => {
-                // One dimension per model, so a search knows what to compare.
-                if tx.exists(
-                    "SELECT 1 WHERE EXISTS (SELECT 1 FROM memory_embeddings
-                                            WHERE model = ?1 AND dim < ?2 AND memory_seq <> ?3)
-                                 OR EXISTS (SELECT 1 FROM memory_embeddings
-                                            WHERE model = ?1 AND dim > ?2 AND memory_seq <> ?3)",
-                    params![model, vector.len() as i64, seq],
-                )? {
-                    return Err(Error::invalid(
-                        "embedding.vector",
-                        "dimension differs from the stored vectors of this model",
-                    ));
-                }
-                tx.run(
-                    "INSERT INTO memory_embeddings (memory_seq, model, dim, vector)
-                     VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (memory_seq) DO UPDATE
-                     SET model = excluded.model, dim = excluded.dim, vector = excluded.vector",
-                    params![seq, model, vector.len() as i64, vector_blob(&vector)],
-                )?;
+                store_embedding(tx, seq, &model, &vector, "embedding.vector")?;
                 memory.embedding = Some(EmbeddingInfo {
                     model,
                     dim: vector.len() as u32,
@@ -372,8 +353,41 @@ pub fn upsert(profile: &Profile, req: UpsertRequest) -> Result<UpsertResponse> {
     })
 }
 
+/// Stores the embedding of memory `seq`, replacing any previous one. One
+/// dimension per model, so a search knows what to compare: a vector whose
+/// dimension differs from the model's stored ones is `invalid_argument`
+/// (naming `field`).
+pub(crate) fn store_embedding(
+    conn: &Connection,
+    seq: i64,
+    model: &str,
+    vector: &[f32],
+    field: &str,
+) -> Result<()> {
+    if conn.exists(
+        "SELECT 1 WHERE EXISTS (SELECT 1 FROM memory_embeddings
+                                WHERE model = ?1 AND dim < ?2 AND memory_seq <> ?3)
+                     OR EXISTS (SELECT 1 FROM memory_embeddings
+                                WHERE model = ?1 AND dim > ?2 AND memory_seq <> ?3)",
+        params![model, vector.len() as i64, seq],
+    )? {
+        return Err(Error::invalid(
+            field,
+            "dimension differs from the stored vectors of this model",
+        ));
+    }
+    conn.run(
+        "INSERT INTO memory_embeddings (memory_seq, model, dim, vector)
+         VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (memory_seq) DO UPDATE
+         SET model = excluded.model, dim = excluded.dim, vector = excluded.vector",
+        params![seq, model, vector.len() as i64, vector_blob(vector)],
+    )?;
+    Ok(())
+}
+
 /// Writes the memory's row (insert or full update); returns its `seq`.
-fn store(conn: &Connection, m: &Memory, insert: bool) -> Result<i64> {
+pub(crate) fn store(conn: &Connection, m: &Memory, insert: bool) -> Result<i64> {
     let sql = if insert {
         "INSERT INTO memories (id, scope, scope_ref, key, value, metadata, strength, thread_id,
              task_id, source_message_id, created_at, updated_at, last_accessed_at)
