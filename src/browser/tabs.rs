@@ -119,9 +119,7 @@ pub fn upsert(profile: &Profile, req: UpsertRequest) -> Result<TabResponse> {
     profile.db().write(|tx| {
         let now = now_ms();
         if let Patch::Value(thread) = &req.thread_id {
-            if !tx.exists("SELECT 1 FROM llm_threads WHERE id = ?1", [thread.as_str()])? {
-                return Err(Error::not_found("thread", "thread_id"));
-            }
+            tx.require_id("llm_threads", thread.as_str(), "thread", "thread_id")?;
         }
         ensure(tx, req.id.as_str(), now)?;
         match req.thread_id.into_update() {

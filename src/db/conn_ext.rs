@@ -62,6 +62,17 @@ pub trait ConnExt {
         Ok(stmt.exists(params)?)
     }
 
+    /// `not_found` (naming the object `what` and the request `field`) unless
+    /// `table` holds a row with this `id`. `table` is a constant of the
+    /// caller, never request text.
+    fn require_id(&self, table: &str, id: &str, what: &str, field: &str) -> Result<()> {
+        if self.exists(&format!("SELECT 1 FROM {table} WHERE id = ?1"), [id])? {
+            Ok(())
+        } else {
+            Err(crate::error::Error::not_found(what, field))
+        }
+    }
+
     /// Runs one statement through the statement cache; returns rows changed.
     fn run<P: Params>(&self, sql: &str, params: P) -> Result<usize> {
         let mut stmt = self.conn().prepare_cached(sql)?;

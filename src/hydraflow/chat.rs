@@ -136,14 +136,10 @@ impl Turn {
     /// `not_found` unless every listed task and memory exists.
     fn check_links(&self, conn: &Connection) -> Result<()> {
         for id in &self.req.task_ids {
-            if !conn.exists("SELECT 1 FROM tasks WHERE id = ?1", [id.as_str()])? {
-                return Err(Error::not_found("task", "task_ids"));
-            }
+            conn.require_id("tasks", id.as_str(), "task", "task_ids")?;
         }
         for id in &self.req.memory_ids {
-            if !conn.exists("SELECT 1 FROM memories WHERE id = ?1", [id.as_str()])? {
-                return Err(Error::not_found("memory", "memory_ids"));
-            }
+            conn.require_id("memories", id.as_str(), "memory", "memory_ids")?;
         }
         Ok(())
     }

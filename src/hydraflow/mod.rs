@@ -61,20 +61,12 @@ pub struct DeletedResponse {
 
 /// `not_found` (naming `field`) unless the thread `id` exists.
 pub(crate) fn require_thread(conn: &Connection, id: &str, field: &str) -> Result<()> {
-    if conn.exists("SELECT 1 FROM llm_threads WHERE id = ?1", [id])? {
-        Ok(())
-    } else {
-        Err(Error::not_found("thread", field))
-    }
+    conn.require_id("llm_threads", id, "thread", field)
 }
 
 /// `not_found` (naming `field`) unless the task `id` exists.
 pub(crate) fn require_task(conn: &Connection, id: &str, field: &str) -> Result<()> {
-    if conn.exists("SELECT 1 FROM tasks WHERE id = ?1", [id])? {
-        Ok(())
-    } else {
-        Err(Error::not_found("task", field))
-    }
+    conn.require_id("tasks", id, "task", field)
 }
 
 /// A stored metadata column (JSON object text) as an object.

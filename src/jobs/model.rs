@@ -169,24 +169,13 @@ impl JobLinks {
         JobLinks::default()
     }
 
-    /// Checks that every link names an existing thread / task. The `tasks`
-    /// table arrives with a later migration; until it exists no task does,
-    /// so any `task_id` is `not_found`.
+    /// Checks that every link names an existing thread / task (`not_found`).
     pub fn check(&self, conn: &Connection) -> Result<()> {
         if let Some(thread_id) = &self.thread_id {
-            if !conn.exists("SELECT 1 FROM llm_threads WHERE id = ?1", [thread_id])? {
-                return Err(Error::not_found("thread", "thread_id"));
-            }
+            conn.require_id("llm_threads", thread_id, "thread", "thread_id")?;
         }
         if let Some(task_id) = &self.task_id {
-            let has_tasks = conn.exists(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tasks'",
-                [],
-            )?;
-            // The statement is prepared only once the table exists.
-            if !has_tasks || !conn.exists("SELECT 1 FROM tasks WHERE id = ?1", [task_id])? {
-                return Err(Error::not_found("task", "task_id"));
-            }
+            conn.require_id("tasks", task_id, "task", "task_id")?;
         }
         Ok(())
     }
