@@ -153,10 +153,12 @@ impl Profile {
         std::fs::create_dir_all(&options.profile_dir)?;
         let dir = options.profile_dir.canonicalize()?;
         let lock = lock_profile_dir(&dir)?;
-        crate::repo::journal::recover(&dir)?;
         let db_path = dir.join(DB_FILE_NAME);
         db::probe_existing(&db_path)?;
         let db = Db::open(&db_path, options.synchronous)?;
+        // Patches first: one whose swaps were durable finishes its job as
+        // succeeded before the rest are failed as interrupted.
+        crate::repo::patch::recover(&dir, &db)?;
         Jobs::recover(&db)?;
         let jobs = Jobs::new(options.workers.get());
         let profile = Profile {

@@ -337,6 +337,16 @@ pub fn recover_interrupted(
     Ok(running.len())
 }
 
+/// Crash recovery of work that finished but was not yet recorded (a patch
+/// whose swaps were durable): a job still `running` becomes `succeeded`
+/// with `result`. A job already finished, or gone, is left as it is.
+pub fn finish_recovered(conn: &Connection, id: &str, result: Value, now: Millis) -> Result<()> {
+    if status_of(conn, id)? == Some(JobStatus::Running) {
+        transition(conn, id, Move::Succeed(result), now)?;
+    }
+    Ok(())
+}
+
 /// Every queued job as `(id, type)`, oldest first.
 pub fn queued(conn: &Connection) -> Result<Vec<(String, String)>> {
     conn.query_all(
