@@ -631,7 +631,10 @@ pub fn recover(
     for entry in entries {
         let path = entry?.path();
         if path.extension().and_then(|x| x.to_str()) != Some("json") {
-            continue; // a temp file of an interrupted journal write
+            // The temp file of a journal write the crash interrupted: that
+            // apply never started staging. Only we write in this folder.
+            std::fs::remove_file(&path)?;
+            continue;
         }
         let journal: Journal = serde_json::from_slice(&std::fs::read(&path)?).map_err(|_| {
             Error::new(ErrorCode::Corrupt, "a repo patch journal is unreadable")
