@@ -249,9 +249,19 @@ impl Model {
 
 /// Acks of one run: a new model holding only them, checked right after the
 /// kill; merged into the whole run's model for the final check.
-fn check(p: &Profile, m: &Model, root: &Path, ctx: &str) {
-    let running = call(p, "jobs.list", json!({"status": ["running"]}));
-    assert_eq!(running["items"], json!([]), "{ctx}: a job is still running");
+///
+/// Queued jobs start on this process's workers right after the open, so a
+/// job `running` now must have started after `opened_at`: none may still
+/// be running from before the kill.
+fn check(p: &Profile, m: &Model, root: &Path, opened_at: i64, ctx: &str) {
+    let running = call(p, "jobs.list", json!({"status": ["running"], "limit": 500}));
+    for job in running["items"].as_array().unwrap() {
+        let started = job["started_at"].as_i64().unwrap();
+        assert!(
+            started >= opened_at,
+            "{ctx}: job left running by the crash: {job}"
+        );
+    }
     let urls: Vec<&String> = m.visits.iter().collect();
     for chunk in urls.chunks(500) {
         let visited = call(p, "history.visited", json!({"urls": chunk}))["visited"].clone();
@@ -317,7 +327,12 @@ fn check(p: &Profile, m: &Model, root: &Path, ctx: &str) {
     }
     for id in &m.jobs {
         let job = call(p, "jobs.get", json!({"id": id}))["job"].clone();
-        assert_ne!(job["status"], json!("running"), "{ctx}");
+        if job["status"] == json!("running") {
+            assert!(
+                job["started_at"].as_i64().unwrap() >= opened_at,
+                "{ctx}: {job}"
+            );
+        }
     }
     for path in &m.patched {
         assert!(root.join(path).is_file(), "{ctx}: patched {path} lost");
@@ -405,6 +420,13 @@ fn check_no_temp_files(profile_dir: &Path, ctx: &str) {
         .map(|e| e.path().to_owned())
         .collect();
     assert!(temps.is_empty(), "{ctx}: temp files left {temps:?}");
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 /// The profile, its repo, the bundle and History file the child imports.
@@ -525,9 +547,10 @@ fn sigkill_at_random_moments_loses_no_acknowledged_write() {
             all.learn(line);
         }
         acked += lines.len();
+        let opened_at = now_ms();
         let p = Profile::open(OpenOptions::new(&profile_dir))
             .unwrap_or_else(|e| panic!("{ctx}: the profile does not open: {e:?}"));
-        check(&p, &latest, &root, &ctx);
+        check(&p, &latest, &root, opened_at, &ctx);
         p.close(CloseOptions::default()).unwrap();
         check_database_file(&profile_dir, &ctx);
         if CHECK_TEMP_FILES_CLEANED_AT_OPEN {
@@ -535,8 +558,9 @@ fn sigkill_at_random_moments_loses_no_acknowledged_write() {
         }
     }
     // Nothing acknowledged in an earlier run was lost by a later crash.
+    let opened_at = now_ms();
     let p = Profile::open(OpenOptions::new(&profile_dir)).unwrap();
-    check(&p, &all, &root, &format!("seed {seed}, final"));
+    check(&p, &all, &root, opened_at, &format!("seed {seed}, final"));
     p.close(CloseOptions::default()).unwrap();
     eprintln!(
         "crash_consistency: {kills} kills, {acked} acknowledged calls checked, {:.1}s",
