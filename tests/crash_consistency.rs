@@ -24,6 +24,7 @@
 mod browser_fixtures;
 mod common;
 
+use common::fuzz::Rng;
 use hydra_core::{CloseOptions, OpenOptions, Profile};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -40,22 +41,6 @@ const DEFAULT_KILLS: usize = 50;
 /// source copies) of a killed write are removed at the next open by the
 /// temp-file cleanup of the `privacy` branch. Enable at merge.
 const CHECK_TEMP_FILES_CLEANED_AT_OPEN: bool = false;
-
-/// A small deterministic generator (xorshift64*): no dependency, and a
-/// seed replays a run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// One acknowledged call, as the child reports it.
 fn ack(out: &mut impl Write, record: Value) {
