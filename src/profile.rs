@@ -170,6 +170,7 @@ impl Profile {
         // Patches first: one whose swaps were durable finishes its job as
         // succeeded before the rest are failed as interrupted.
         crate::repo::patch::recover(&dir, &db)?;
+        crate::browser::import::remove_copies_left_by_a_crash(&dir);
         Jobs::recover(&db)?;
         let jobs = Jobs::new(options.workers.get());
         let profile = Profile {

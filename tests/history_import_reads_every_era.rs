@@ -325,3 +325,18 @@ fn a_file_without_the_browsers_tables_is_corrupt_and_one_with_them_is_not() {
         (json!(null), json!(null))
     );
 }
+
+#[test]
+fn source_copies_left_by_a_crash_are_removed_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || hydra_core::Profile::open(hydra_core::OpenOptions::new(dir.path())).unwrap();
+    open().close(Default::default()).unwrap();
+    // A kill mid-import leaves its fresh copy (younger than the 24 h an
+    // import waits before removing another's).
+    let copy = dir.path().join(".history-import-killed");
+    std::fs::create_dir(&copy).unwrap();
+    std::fs::write(copy.join("source.sqlite"), "private history").unwrap();
+    let p = open();
+    assert!(!copy.exists(), "a crashed import's copy survived the open");
+    p.close(Default::default()).unwrap();
+}

@@ -144,9 +144,22 @@ const COPY_PREFIX: &str = ".history-import-";
 /// import, and are removed at the start of the next one.
 const STALE_COPY_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
+/// Removes every source copy in the profile directory. Run by
+/// `Profile::open` while it holds the profile lock, when no import can be
+/// running, so every copy there was left by a crash (best effort: one that
+/// cannot be removed now is tried again later).
+pub fn remove_copies_left_by_a_crash(dir: &Path) {
+    remove_copies(dir, std::time::Duration::ZERO);
+}
+
 /// Removes source copies a crashed import left in the profile directory
 /// (best effort: a copy that cannot be removed now is tried next time).
 fn remove_stale_copies(dir: &Path) {
+    remove_copies(dir, STALE_COPY_AGE);
+}
+
+/// Removes the source copies older than `min_age`.
+fn remove_copies(dir: &Path, min_age: std::time::Duration) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -156,7 +169,7 @@ fn remove_stale_copies(dir: &Path) {
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > STALE_COPY_AGE);
+            .is_some_and(|age| age >= min_age);
         if stale && entry.file_name().to_string_lossy().starts_with(COPY_PREFIX) {
             let _ = std::fs::remove_dir_all(entry.path());
         }
