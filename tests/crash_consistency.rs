@@ -537,6 +537,13 @@ fn sigkill_at_random_moments_loses_no_acknowledged_write() {
         p.close(CloseOptions::default()).unwrap();
         check_database_file(&profile_dir, &ctx);
         check_no_temp_files(&profile_dir, ".history-import-", &ctx);
+        if (kill + 1) % 100 == 0 {
+            eprintln!(
+                "crash_consistency: {} kills, {acked} acknowledged calls, {:.0}s",
+                kill + 1,
+                started.elapsed().as_secs_f64()
+            );
+        }
         if CHECK_TEMP_FILES_CLEANED_AT_OPEN {
             check_no_temp_files(&profile_dir, ".hydra-tmp-", &ctx);
         }
