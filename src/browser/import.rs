@@ -8,7 +8,7 @@
 //! the copy is opened the way the browser would reopen it: SQLite replays
 //! the WAL and rolls the hot journal back, so only committed rows are
 //! read. The copy is removed when the import ends (one left by a crash is
-//! removed by a later import). The original is only ever read.
+//! removed at the next open). The original is only ever read.
 //!
 //! Files of every schema era are read: the columns a file has are looked up
 //! first and a missing optional one (Chrome before schema 21 has no
@@ -72,7 +72,8 @@ pub struct ImportOutcome {
     pub imported: u64,
     /// Visits whose `(url, visited_at)` was already stored.
     pub duplicates: u64,
-    /// Visits left out (not an absolute URL, or a time before 1970).
+    /// Visits left out: a URL or time the importer cannot use (missing,
+    /// not text / not an integer, not absolute, before 1970, out of range).
     pub skipped: u64,
 }
 
