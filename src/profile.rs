@@ -152,11 +152,25 @@ impl Profile {
         }
         std::fs::create_dir_all(&options.profile_dir)?;
         let dir = options.profile_dir.canonicalize()?;
+        let found = FoundFiles::note(&dir);
         let lock = lock_profile_dir(&dir)?;
-        crate::repo::journal::recover(&dir)?;
+        let opened = Self::open_locked(dir, options, lock.try_clone()?);
+        if opened.is_err() {
+            // Still holding the lock: no other open sees the removal.
+            found.remove_created();
+        }
+        opened
+    }
+
+    /// The rest of [`Profile::open`], once the directory is locked.
+    fn open_locked(dir: PathBuf, options: OpenOptions, lock: File) -> Result<Profile> {
         let db_path = dir.join(DB_FILE_NAME);
         db::probe_existing(&db_path)?;
         let db = Db::open(&db_path, options.synchronous)?;
+        // Patches first: one whose swaps were durable finishes its job as
+        // succeeded before the rest are failed as interrupted.
+        crate::repo::patch::recover(&dir, &db)?;
+        crate::browser::import::remove_copies_left_by_a_crash(&dir);
         Jobs::recover(&db)?;
         let jobs = Jobs::new(options.workers.get());
         let profile = Profile {
@@ -282,6 +296,53 @@ impl WeakProfile {
 
 fn closed() -> Error {
     Error::new(ErrorCode::Closed, "the profile handle is closed")
+}
+
+/// The files an open may create beside the database, and which of them
+/// existed before it: a failed open removes the ones it created, so the
+/// directory is left as it was found (contract: a profile that fails to
+/// open is untouched).
+struct FoundFiles {
+    created_if_missing: Vec<(PathBuf, bool)>,
+}
+
+impl FoundFiles {
+    /// The lock file, and the WAL and shared-memory index SQLite creates
+    /// beside the database.
+    fn note(dir: &Path) -> FoundFiles {
+        let db = DB_FILE_NAME;
+        let names = [
+            LOCK_FILE_NAME.to_owned(),
+            format!("{db}-wal"),
+            format!("{db}-shm"),
+        ];
+        FoundFiles {
+            created_if_missing: names
+                .iter()
+                .map(|name| {
+                    let path = dir.join(name);
+                    let existed = path.symlink_metadata().is_ok();
+                    (path, existed)
+                })
+                .collect(),
+        }
+    }
+
+    /// Removes what the failed open created (best effort). A WAL is removed
+    /// only while empty: one holding frames holds committed pages. No
+    /// connection is open by then, so the `-shm` index is only a cache.
+    fn remove_created(&self) {
+        for (path, existed) in &self.created_if_missing {
+            if *existed {
+                continue;
+            }
+            let is_wal = path.to_string_lossy().ends_with("-wal");
+            let empty = path.metadata().is_ok_and(|m| m.len() == 0);
+            if !is_wal || empty {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
 }
 
 /// Takes the exclusive lock of a profile directory, or `profile_locked`.

@@ -1,9 +1,13 @@
 //! Guards the all-or-nothing promise of `repo.apply_patch` against the
 //! worst moments: the process SIGKILLed between any two renames of a
-//! 20-file apply, a swap that fails half-way, and a directory replaced by
-//! a symlink while the renames run. After the next open every file must be
-//! all old or all new (checked by hash), with no staging file, backup or
-//! journal left, and nothing outside the root touched.
+//! 20-file apply or between the last swap and the ledger writes, a swap
+//! that fails half-way, and a directory replaced by a symlink while the
+//! renames run. After the next open every file must be all old or all new
+//! (checked by hash), with no staging file, backup or journal left, nothing
+//! outside the root touched, and the ledger agreeing with the tree: a
+//! change that stands has its `repo_changes` row and a `succeeded` job
+//! (marked `recovered` when the crash came before the job was recorded);
+//! a rolled-back one has neither.
 //!
 //! The kill test re-runs this test binary as a child process (selected by
 //! an environment variable) with a swap hook that stops at a given step;
@@ -29,8 +33,13 @@ const KILL_TEST: &str = "sigkill_at_every_step_leaves_all_old_or_all_new";
 const MODIFIED: usize = 14;
 const DELETED: usize = 3;
 const CREATED: usize = 3;
-/// Hook calls: two per modify or create, one per delete, one after the last.
-const STEPS: usize = 2 * MODIFIED + DELETED + 2 * CREATED + 1;
+/// Hook calls: two per modify or create, one per delete, one after the last
+/// swap; from that one on the change stands.
+const SWAPS_DONE: usize = 2 * MODIFIED + DELETED + 2 * CREATED;
+/// Then: the `applied` mark is durable, the change row is written, the job
+/// is recorded (the journal is removed right after).
+const STEPS: usize = SWAPS_DONE + 4;
+const JOB_RECORDED: usize = STEPS - 1;
 
 fn rel(i: usize) -> String {
     format!("d{}/f{i}.txt", i % 4)
@@ -170,7 +179,8 @@ fn kill_at(stop: usize) {
     // The next open recovers.
     let p = Profile::open(OpenOptions::new(&profile_dir)).unwrap();
     let now = state(&root);
-    let want = if stop == STEPS - 1 {
+    let stands = stop >= SWAPS_DONE;
+    let want = if stands {
         expected(new_content)
     } else {
         expected(old_content)
@@ -179,23 +189,50 @@ fn kill_at(stop: usize) {
     assert_eq!(leftovers(&root), Vec::<String>::new(), "step {stop}");
     assert_eq!(journal_count(&profile_dir), 0, "step {stop}");
     // Directories the apply created are gone after a rollback.
-    if stop < STEPS - 1 {
+    if !stands {
         let dirs: Vec<_> = std::fs::read_dir(&root)
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(dirs.len(), 4, "step {stop}: {dirs:?}");
     }
-    // The killed apply's job is marked interrupted.
+    // The ledger agrees with the tree.
     let jobs = common::call(&p, "jobs.list", json!({"type": ["repo_apply_patch"]})).unwrap();
-    assert_eq!(jobs["items"][0]["status"], "failed", "step {stop}");
-    assert_eq!(
-        jobs["items"][0]["error"]["code"], "interrupted",
-        "step {stop}"
-    );
+    let job = jobs["items"][0].clone();
+    let changes = common::call(&p, "repo.changes", json!({"id": "r"})).unwrap()["items"].clone();
+    if stands {
+        assert_eq!(job["status"], "succeeded", "step {stop}: {job}");
+        // Recovery finished the job when the crash came before it was
+        // recorded, and says so.
+        let recovered = if stop < JOB_RECORDED {
+            json!(true)
+        } else {
+            Value::Null
+        };
+        assert_eq!(job["result"]["recovered"], recovered, "step {stop}: {job}");
+        assert_eq!(
+            changes.as_array().unwrap().len(),
+            1,
+            "step {stop}: {changes}"
+        );
+        assert_eq!(changes[0]["job_id"], job["id"], "step {stop}");
+        assert_eq!(changes[0]["id"], job["result"]["change_id"], "step {stop}");
+        assert_eq!(
+            changes[0]["files"].as_array().unwrap().len(),
+            MODIFIED + DELETED + CREATED
+        );
+    } else {
+        // The killed apply's job is marked interrupted; no change row.
+        assert_eq!(job["status"], "failed", "step {stop}");
+        assert_eq!(job["error"]["code"], "interrupted", "step {stop}");
+        assert!(
+            changes.as_array().unwrap().is_empty(),
+            "step {stop}: {changes}"
+        );
+    }
     // And the profile works: the same patch now applies (or is a no-op
     // conflict-free rewrite when it was completed).
-    if stop != STEPS - 1 {
+    if !stands {
         common::call(&p, "repo.apply_patch", patch()).unwrap();
         assert_eq!(state(&root), expected(new_content));
     }

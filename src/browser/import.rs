@@ -1,11 +1,19 @@
 //! `history.import`: visits from a Chrome `History` or Firefox
 //! `places.sqlite` file, run as a job of type `history_import`.
 //!
-//! The browser may hold its file locked (and keeps recent changes in a
-//! `-wal` beside it), so the file is first copied, with its WAL, into a
-//! private temporary directory inside the profile; the copy is opened
-//! read-only and removed when the import ends (one left by a crash is
-//! removed by a later import). The original is only ever read.
+//! The browser may hold its file locked, keeps recent changes in a `-wal`
+//! beside it, and a browser killed mid-write leaves a hot `-journal` whose
+//! rows were never committed. So the file is first copied, with its WAL and
+//! its journal, into a private temporary directory inside the profile, and
+//! the copy is opened the way the browser would reopen it: SQLite replays
+//! the WAL and rolls the hot journal back, so only committed rows are
+//! read. The copy is removed when the import ends (one left by a crash is
+//! removed at the next open). The original is only ever read.
+//!
+//! Files of every schema era are read: the columns a file has are looked up
+//! first and a missing optional one (Chrome before schema 21 has no
+//! `visit_duration`) reads as absent. A file is `corrupt` only when it lacks
+//! the tables and columns that make it that browser's history at all.
 //!
 //! Timestamps are converted to Unix milliseconds (Chrome counts
 //! microseconds since 1601-01-01, Firefox microseconds since 1970). Visits
@@ -15,8 +23,10 @@
 //! transaction, with progress after each chunk, so a long import never
 //! holds the writer for long; a job that fails or is cancelled part-way
 //! keeps the chunks already committed (running it again completes it).
-//! Visits whose URL is not absolute or whose time is before 1970 are
-//! skipped and counted.
+//! A row the importer cannot use is skipped and counted, and the job goes
+//! on: a URL that is missing, not text or not absolute; a time that is
+//! missing, not an integer, before 1970, or out of range (converted with
+//! checked arithmetic, so `i64::MIN` never wraps into the far future).
 
 use crate::browser::urls;
 use crate::browser::visits::{self, NewVisit};
@@ -24,8 +34,10 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::jobs::{JobContext, JobLinks, ProgressUpdate};
 use crate::profile::Profile;
 use crate::types::{now_ms, Id, Millis};
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
 use std::path::Path;
 
 /// The browsers whose history files can be imported.
@@ -60,7 +72,8 @@ pub struct ImportOutcome {
     pub imported: u64,
     /// Visits whose `(url, visited_at)` was already stored.
     pub duplicates: u64,
-    /// Visits left out (not an absolute URL, or a time before 1970).
+    /// Visits left out: a URL or time the importer cannot use (missing,
+    /// not text / not an integer, not absolute, before 1970, out of range).
     pub skipped: u64,
 }
 
@@ -101,13 +114,17 @@ pub fn import_file(
         .tempdir_in(profile.dir())?;
     let copy = copy_dir.path().join("source.sqlite");
     std::fs::copy(path, &copy)?;
-    let wal = with_suffix(path, "-wal");
-    if wal.is_file() {
-        std::fs::copy(&wal, with_suffix(&copy, "-wal"))?;
+    for suffix in SIDE_FILES {
+        let side = with_suffix(path, suffix);
+        if side.is_file() {
+            std::fs::copy(&side, with_suffix(&copy, suffix))?;
+        }
     }
+    // Read-write on the private copy: SQLite must be able to roll a hot
+    // journal back and replay a WAL, as the browser would at its next start.
     let source = Connection::open_with_flags(
         &copy,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(|_| not_history(browser))?;
     let outcome = import_from(profile, browser, &source, progress);
@@ -116,6 +133,11 @@ pub fn import_file(
     outcome
 }
 
+/// The files SQLite keeps beside a database that hold part of its state: a
+/// WAL (committed pages not yet checkpointed) and a rollback journal (the
+/// pages to restore when a writer died mid-transaction).
+const SIDE_FILES: [&str; 2] = ["-wal", "-journal"];
+
 /// The name prefix of the temporary directories holding source copies.
 const COPY_PREFIX: &str = ".history-import-";
 
@@ -123,9 +145,22 @@ const COPY_PREFIX: &str = ".history-import-";
 /// import, and are removed at the start of the next one.
 const STALE_COPY_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
+/// Removes every source copy in the profile directory. Run by
+/// `Profile::open` while it holds the profile lock, when no import can be
+/// running, so every copy there was left by a crash (best effort: one that
+/// cannot be removed now is tried again later).
+pub fn remove_copies_left_by_a_crash(dir: &Path) {
+    remove_copies(dir, std::time::Duration::ZERO);
+}
+
 /// Removes source copies a crashed import left in the profile directory
 /// (best effort: a copy that cannot be removed now is tried next time).
 fn remove_stale_copies(dir: &Path) {
+    remove_copies(dir, STALE_COPY_AGE);
+}
+
+/// Removes the source copies older than `min_age`.
+fn remove_copies(dir: &Path, min_age: std::time::Duration) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -135,7 +170,7 @@ fn remove_stale_copies(dir: &Path) {
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > STALE_COPY_AGE);
+            .is_some_and(|age| age >= min_age);
         if stale && entry.file_name().to_string_lossy().starts_with(COPY_PREFIX) {
             let _ = std::fs::remove_dir_all(entry.path());
         }
@@ -158,24 +193,79 @@ fn not_history(browser: SourceBrowser) -> Error {
     Error::new(ErrorCode::Corrupt, format!("the file is not {what}")).with_detail("field", "path")
 }
 
+/// The file is that browser's history but part of it cannot be read.
+fn unreadable() -> Error {
+    Error::new(
+        ErrorCode::Corrupt,
+        "the history file is damaged: a page could not be read",
+    )
+    .with_detail("field", "path")
+}
+
 /// The queries that read a browser's visits, oldest first: count, then rows
-/// of `(url, title, time in the browser's unit, transition code, duration)`.
-fn source_sql(browser: SourceBrowser) -> (&'static str, &'static str) {
-    match browser {
+/// of `(url, title, time in the browser's unit, transition code, duration)`,
+/// built from the columns the file has. `None` when the file lacks a table
+/// or column every version of that browser's history has.
+fn source_sql(browser: SourceBrowser, source: &Connection) -> Option<(String, String)> {
+    // (places table, visits table, join column of visits, time column,
+    //  transition column, duration column)
+    let (places, visits, place_ref, time, transition, duration) = match browser {
         SourceBrowser::Chrome => (
-            "SELECT count(*) FROM visits JOIN urls ON urls.id = visits.url",
-            "SELECT urls.url, urls.title, visits.visit_time, visits.transition,
-                    visits.visit_duration
-             FROM visits JOIN urls ON urls.id = visits.url
-             ORDER BY visits.visit_time, visits.id",
+            "urls",
+            "visits",
+            "url",
+            "visit_time",
+            "transition",
+            "visit_duration",
         ),
         SourceBrowser::Firefox => (
-            "SELECT count(*) FROM moz_historyvisits v JOIN moz_places p ON p.id = v.place_id",
-            "SELECT p.url, p.title, v.visit_date, v.visit_type, NULL
-             FROM moz_historyvisits v JOIN moz_places p ON p.id = v.place_id
-             ORDER BY v.visit_date, v.id",
+            "moz_places",
+            "moz_historyvisits",
+            "place_id",
+            "visit_date",
+            "visit_type",
+            "",
         ),
+    };
+    let place_columns = table_columns(source, places)?;
+    let visit_columns = table_columns(source, visits)?;
+    let required = ["id", "url"].iter().all(|c| place_columns.contains(*c))
+        && [place_ref, time].iter().all(|c| visit_columns.contains(*c));
+    if !required {
+        return None;
     }
+    let optional = |columns: &HashSet<String>, table: &str, column: &str| {
+        if !column.is_empty() && columns.contains(column) {
+            format!("{table}.{column}")
+        } else {
+            "NULL".to_owned()
+        }
+    };
+    let title = optional(&place_columns, "p", "title");
+    let transition = optional(&visit_columns, "v", transition);
+    let duration = optional(&visit_columns, "v", duration);
+    let from = format!("{visits} v JOIN {places} p ON p.id = v.{place_ref}");
+    Some((
+        format!("SELECT count(*) FROM {from}"),
+        format!(
+            "SELECT p.url, {title}, v.{time}, {transition}, {duration}
+             FROM {from} ORDER BY v.{time}, v.rowid"
+        ),
+    ))
+}
+
+/// The column names of `table`, or `None` when the file has no such table
+/// (or is not a database).
+fn table_columns(source: &Connection, table: &str) -> Option<HashSet<String>> {
+    let mut stmt = source
+        .prepare("SELECT name FROM pragma_table_info(?1)")
+        .ok()?;
+    let names = stmt
+        .query_map([table], |r| r.get::<_, String>(0))
+        .ok()?
+        .collect::<rusqlite::Result<HashSet<String>>>()
+        .ok()?;
+    (!names.is_empty()).then_some(names)
 }
 
 fn import_from(
@@ -184,20 +274,23 @@ fn import_from(
     source: &Connection,
     progress: &mut dyn FnMut(ImportProgress) -> Result<()>,
 ) -> Result<ImportOutcome> {
-    let (count_sql, rows_sql) = source_sql(browser);
+    let (count_sql, rows_sql) = source_sql(browser, source).ok_or_else(|| not_history(browser))?;
     let total: i64 = source
-        .query_row(count_sql, [], |r| r.get(0))
+        .query_row(&count_sql, [], |r| r.get(0))
         .map_err(|_| not_history(browser))?;
-    let mut stmt = source.prepare(rows_sql).map_err(|_| not_history(browser))?;
-    let mut rows = stmt.query([])?;
+    let mut stmt = source
+        .prepare(&rows_sql)
+        .map_err(|_| not_history(browser))?;
+    let mut rows = stmt.query([]).map_err(|_| not_history(browser))?;
     let mut outcome = ImportOutcome::default();
     let mut chunk: Vec<NewVisit> = Vec::with_capacity(CHUNK);
     let mut done = 0u64;
     let total = total.max(0) as u64;
     progress(ImportProgress { done, total })?;
-    while let Some(row) = rows.next()? {
+    // A page the copy cannot read is damage to the file, not to us.
+    while let Some(row) = rows.next().map_err(|_| unreadable())? {
         done += 1;
-        match convert(browser, row)? {
+        match convert(browser, row) {
             Some(visit) => chunk.push(visit),
             None => outcome.skipped += 1,
         }
@@ -232,35 +325,32 @@ fn record_chunk(profile: &Profile, chunk: &[NewVisit], outcome: &mut ImportOutco
     })
 }
 
-/// A source row as a visit, or `None` when it cannot be one.
-fn convert(browser: SourceBrowser, row: &rusqlite::Row<'_>) -> Result<Option<NewVisit>> {
+/// A source row as a visit, or `None` when it cannot be one (its URL or
+/// time is unusable). Optional fields of an unexpected type read as absent.
+fn convert(browser: SourceBrowser, row: &rusqlite::Row<'_>) -> Option<NewVisit> {
+    let value = |idx: usize| row.get_ref(idx).unwrap_or(ValueRef::Null);
+    let integer = |idx: usize| match value(idx) {
+        ValueRef::Integer(v) => Some(v),
+        _ => None,
+    };
+    let ValueRef::Text(url) = value(0) else {
+        return None;
+    };
+    let url = std::str::from_utf8(url).ok()?.to_owned();
     let raw = SourceVisit {
-        url: match row.get_ref(0)?.as_str() {
-            Ok(url) => url.to_owned(),
-            Err(_) => return Ok(None),
+        title: match value(1) {
+            ValueRef::Text(t) if !t.is_empty() => Some(String::from_utf8_lossy(t).into_owned()),
+            _ => None,
         },
-        title: row
-            .get::<_, Option<String>>(1)
-            .unwrap_or(None)
-            .filter(|t| !t.is_empty()),
-        visited_at: match (browser, row.get::<_, Option<i64>>(2)?) {
-            (_, None) => return Ok(None),
-            (SourceBrowser::Chrome, Some(us)) => (us - CHROME_EPOCH_OFFSET_US) / 1000,
-            (SourceBrowser::Firefox, Some(us)) => us / 1000,
-        },
-        transition: row
-            .get::<_, Option<i64>>(3)?
+        visited_at: unix_ms(browser, integer(2)?)?,
+        transition: integer(3)
             .and_then(|code| transition_name(browser, code))
             .map(str::to_owned),
-        duration_ms: row.get::<_, Option<i64>>(4)?.map(|us| us / 1000),
+        duration_ms: integer(4).map(|us| us / 1000).filter(|d| *d >= 0),
+        url,
     };
-    if raw.visited_at < 0 {
-        return Ok(None);
-    }
-    let Ok(facts) = urls::parse_url("url", &raw.url) else {
-        return Ok(None);
-    };
-    Ok(Some(NewVisit {
+    let facts = urls::parse_url("url", &raw.url).ok()?;
+    Some(NewVisit {
         rev_host: facts.rev_host(),
         host: facts.host,
         url: raw.url,
@@ -271,8 +361,18 @@ fn convert(browser: SourceBrowser, row: &rusqlite::Row<'_>) -> Result<Option<New
         status_code: None,
         content_type: None,
         transition: raw.transition,
-        duration_ms: raw.duration_ms.filter(|d| *d >= 0),
-    }))
+        duration_ms: raw.duration_ms,
+    })
+}
+
+/// A browser time as Unix milliseconds (truncated), or `None` when it is
+/// before 1970 or does not fit (checked: no wrap-around).
+fn unix_ms(browser: SourceBrowser, time: i64) -> Option<Millis> {
+    let unix_us = match browser {
+        SourceBrowser::Chrome => time.checked_sub(CHROME_EPOCH_OFFSET_US)?,
+        SourceBrowser::Firefox => time,
+    };
+    (unix_us >= 0).then_some(unix_us / 1000)
 }
 
 /// The browser's transition code as a name (Chrome: the core type in the

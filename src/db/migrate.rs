@@ -7,7 +7,7 @@
 
 use crate::error::{Error, ErrorCode, Result};
 use rusqlite::{Connection, OpenFlags};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// `(version, name, sql)` for every migration, in order.
 const MIGRATIONS: &[(u32, &str, &str)] = include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
@@ -18,10 +18,13 @@ pub const LATEST_SCHEMA_VERSION: u32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 /// The `application_id` stamped by the first migration ("HYDR").
 const APPLICATION_ID: i64 = 0x4859_4452;
 
-/// Looks at an existing database file without writing to it: refuses a file
-/// that is not an SQLite database or belongs to another application
-/// (`corrupt`) and a schema newer than this library (`incompatible_version`).
-/// A missing or empty file passes (it becomes a new profile).
+/// Looks at an existing database file without writing to it or creating
+/// anything beside it: refuses a file that is not an SQLite database, that
+/// belongs to another application, or that is another program's database
+/// without an application id (`application_id` 0 with a schema or a
+/// `user_version`) as `corrupt`, and a schema newer than this library as
+/// `incompatible_version`. A missing or empty file, or an empty database,
+/// passes (it becomes a new profile).
 pub fn probe_existing(path: &Path) -> Result<()> {
     match std::fs::metadata(path) {
         Ok(meta) if meta.len() > 0 => {}
@@ -35,8 +38,21 @@ pub fn probe_existing(path: &Path) -> Result<()> {
             "the profile database is not a hydra database",
         )
     };
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|_| not_a_profile())?;
+    // With no WAL beside it, the file alone is the database: read it as
+    // immutable, which takes no lock and creates no `-wal` or `-shm`. A WAL
+    // may hold newer pages (of the header too), so then it is read through.
+    let wal = PathBuf::from(format!("{}-wal", path.display()));
+    let has_wal = std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0);
+    let uri = format!(
+        "file:{}?mode=ro{}",
+        uri_path(path),
+        if has_wal { "" } else { "&immutable=1" }
+    );
+    let conn = Connection::open_with_flags(
+        uri,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
+    )
+    .map_err(|_| not_a_profile())?;
     let read = |pragma: &str| -> Result<i64> {
         conn.query_row(pragma, [], |r| r.get(0))
             .map_err(|e| match e.sqlite_error_code() {
@@ -48,8 +64,9 @@ pub fn probe_existing(path: &Path) -> Result<()> {
     let version = read("PRAGMA user_version")?;
     let app_id = read("PRAGMA application_id")?;
     // Reading the schema forces SQLite to parse every page header it needs.
-    read("SELECT count(*) FROM sqlite_master")?;
-    if app_id != 0 && app_id != APPLICATION_ID {
+    let objects = read("SELECT count(*) FROM sqlite_master")?;
+    let adoptable_empty = app_id == 0 && objects == 0 && version == 0;
+    if app_id != APPLICATION_ID && !adoptable_empty {
         return Err(not_a_profile());
     }
     if version > LATEST_SCHEMA_VERSION as i64 {
@@ -63,6 +80,21 @@ pub fn probe_existing(path: &Path) -> Result<()> {
         .with_detail("supported_version", LATEST_SCHEMA_VERSION));
     }
     Ok(())
+}
+
+/// `path` as the path part of an SQLite `file:` URI: `%`, `?` and `#` (and
+/// any byte outside printable ASCII) percent-encoded.
+fn uri_path(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = String::new();
+    for &b in path.as_os_str().as_bytes() {
+        match b {
+            b'%' | b'?' | b'#' => out.push_str(&format!("%{b:02X}")),
+            0x21..=0x7e => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }
 
 /// Runs every migration newer than the database's `user_version`, one

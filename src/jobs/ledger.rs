@@ -15,7 +15,8 @@ use serde_json::Value;
 const JOB_COLUMNS: &str =
     "j.id, j.type, j.status, j.payload, j.result, j.error_code, j.error_message,
      s.phase, s.steps_total, s.steps_completed, s.message, s.eta_s,
-     j.thread_id, j.task_id, j.created_at, j.updated_at, j.started_at, j.completed_at";
+     j.thread_id, j.task_id, j.created_at, j.updated_at, j.started_at, j.completed_at,
+     j.error_details";
 
 fn json_column(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<Value>> {
     let text: Option<String> = row.get(idx)?;
@@ -43,6 +44,10 @@ fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
     })?;
     let error_code: Option<String> = row.get(5)?;
     let error_message: Option<String> = row.get(6)?;
+    let error_details = match json_column(row, 18)? {
+        Some(Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    };
     Ok(Job {
         id: row.get(0)?,
         job_type: row.get(1)?,
@@ -52,6 +57,7 @@ fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
         error: error_code.map(|code| JobError {
             code,
             message: error_message.unwrap_or_default(),
+            details: error_details,
         }),
         progress: Progress {
             phase: row.get(7)?,
@@ -205,7 +211,7 @@ pub fn transition(conn: &Connection, id: &str, change: Move, now: Millis) -> Res
             };
             conn.run(
                 "UPDATE jobs SET status = ?4, result = ?6, error_code = ?7, error_message = ?8,
-                     completed_at = ?5, updated_at = ?5
+                     error_details = ?9, completed_at = ?5, updated_at = ?5
                  WHERE id = ?1 AND status IN (?2, ?3)",
                 params![
                     id,
@@ -215,7 +221,10 @@ pub fn transition(conn: &Connection, id: &str, change: Move, now: Millis) -> Res
                     now,
                     result,
                     error.map(|e| e.code.as_str()),
-                    error.map(|e| e.message.as_str())
+                    error.map(|e| e.message.as_str()),
+                    error
+                        .filter(|e| !e.details.is_empty())
+                        .map(|e| Value::Object(e.details.clone()).to_string())
                 ],
             )?
         }
@@ -326,6 +335,16 @@ pub fn recover_interrupted(
         transition(conn, id, change, now)?;
     }
     Ok(running.len())
+}
+
+/// Crash recovery of work that finished but was not yet recorded (a patch
+/// whose swaps were durable): a job still `running` becomes `succeeded`
+/// with `result`. A job already finished, or gone, is left as it is.
+pub fn finish_recovered(conn: &Connection, id: &str, result: Value, now: Millis) -> Result<()> {
+    if status_of(conn, id)? == Some(JobStatus::Running) {
+        transition(conn, id, Move::Succeed(result), now)?;
+    }
+    Ok(())
 }
 
 /// Every queued job as `(id, type)`, oldest first.

@@ -7,7 +7,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::types::Millis;
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// Where a job is in its life. Transitions: `queued -> running ->
 /// succeeded | failed | cancelled`, or `queued -> cancelled`
@@ -66,13 +66,18 @@ impl JobStatus {
     }
 }
 
-/// Why a job failed or was cancelled: `{code, message}`.
+/// Why a job failed or was cancelled: `{code, message}` of the contract,
+/// plus `details` when the error named something (`{"field": "path"}`), so
+/// a failed job keeps the whole error it ended with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobError {
     /// A stable error code of the contract (`"interrupted"`, `"cancelled"`, ...).
     pub code: String,
     /// For people.
     pub message: String,
+    /// What the error named (`{"field": "path"}`, ...); empty when nothing.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub details: Map<String, Value>,
 }
 
 impl JobError {
@@ -82,6 +87,7 @@ impl JobError {
         JobError {
             code: public.code.as_str().to_owned(),
             message: public.message,
+            details: public.details,
         }
     }
 
@@ -90,13 +96,18 @@ impl JobError {
         JobError {
             code: code.as_str().to_owned(),
             message: message.to_owned(),
+            details: Map::new(),
         }
     }
 
     /// The error as the library's [`Error`] (for `submit_and_wait` callers).
     pub fn to_error(&self) -> Error {
         let code = ErrorCode::parse(&self.code).unwrap_or(ErrorCode::Internal);
-        Error::new(code, self.message.clone())
+        self.details
+            .iter()
+            .fold(Error::new(code, self.message.clone()), |e, (k, v)| {
+                e.with_detail(k, v.clone())
+            })
     }
 }
 

@@ -15,14 +15,20 @@
 //!    linked into place (never replacing anything that appeared meanwhile)
 //!    and a deleted file is renamed to its backup name; then every
 //!    directory touched is fsynced;
-//! 4. the backups are removed and the journal is deleted.
+//! 4. the journal is rewritten marked `applied` (the change now stands,
+//!    whatever the tree looks like later) and the backups are removed;
+//! 5. the caller records the change in the ledger (the change row, the
+//!    job's result), and only then deletes the journal
+//!    ([`Applied::finish`]): the journal outlives the change row.
 //!
 //! An error in steps 2-3 rolls every entry back; a crash anywhere leaves the
-//! journal, and [`recover`] (run by `Profile::open`) finishes the job: when
-//! every swap is visibly done it completes the change (removes backups),
-//! otherwise it rolls every entry back. Whether a swap is done is read from
-//! the tree itself (temp gone, target holding the new hash or gone for a
-//! delete), so the journal is written once and never rewritten mid-apply.
+//! journal, and [`recover`] (run by `Profile::open`) finishes the job: a
+//! change marked `applied`, or whose swaps are all visibly done, is
+//! completed (backups removed) and its ledger record (stored in the journal
+//! from step 1) is handed to the caller's `finish`, so the ledger never
+//! misses a change the tree holds; any other is rolled back. Whether a swap
+//! is done is read from the tree itself (temp gone, target holding the new
+//! hash or gone for a delete), so the journal is not rewritten mid-swap.
 //!
 //! Every directory is reached from a descriptor of the root with
 //! `O_NOFOLLOW` at each component ([`paths::walk_parent`]), and every name
@@ -93,6 +99,40 @@ struct Journal {
     entries: Vec<Entry>,
     /// Directories (relative to the root) this apply creates, parents first.
     created_dirs: Vec<String>,
+    /// Set once every swap is durable: the change stands.
+    #[serde(default)]
+    applied: bool,
+    /// What the ledger must record once the change stands (the caller's
+    /// change row and job result), replayed by [`recover`].
+    #[serde(default)]
+    ledger: Option<serde_json::Value>,
+}
+
+/// A change whose swaps are durable and whose journal still exists: the
+/// caller records it in the ledger, then calls [`Applied::finish`].
+#[must_use = "the journal stays until finish is called"]
+pub struct Applied {
+    journal: PathBuf,
+    /// False when the backups could not all be removed: the journal then
+    /// stays for the next open to finish.
+    settled: bool,
+    step: usize,
+}
+
+impl Applied {
+    /// The ledger has recorded the change: the journal goes.
+    pub fn finish(mut self) -> Result<()> {
+        hook(&mut self.step);
+        if self.settled {
+            remove_journal(&self.journal)?;
+        }
+        Ok(())
+    }
+
+    /// A test seam between ledger steps (see [`SWAP_HOOK`]).
+    pub fn checkpoint(&mut self) {
+        hook(&mut self.step);
+    }
 }
 
 const JOURNAL_FORMAT: &str = "hydra-repo-journal-1";
@@ -103,8 +143,9 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// A test seam: called with the step number before each swap primitive of
-/// an apply (two per created or replaced file, one per deletion) and once
-/// more after the last. The kill test pauses here to SIGKILL a child
+/// an apply (two per created or replaced file, one per deletion), once
+/// more after the last, once after the `applied` mark is durable, and then
+/// at each [`Applied::checkpoint`] and at [`Applied::finish`]. The kill test pauses here to SIGKILL a child
 /// process mid-apply. Never set outside tests.
 #[doc(hidden)]
 pub static SWAP_HOOK: parking_lot::RwLock<Option<fn(usize)>> = parking_lot::RwLock::new(None);
@@ -124,7 +165,8 @@ fn journal_path(profile_dir: &Path, change_id: &str) -> PathBuf {
 
 /// Applies `files` to the tree at `root_path` all or nothing (see the
 /// module doc). On error every file is as it was before (or, if even the
-/// rollback failed, the journal stays for [`recover`]).
+/// rollback failed, the journal stays for [`recover`]). On success the
+/// journal, holding `ledger`, stays until [`Applied::finish`].
 ///
 /// `cancelled` is asked after staging and again after the last swap; when
 /// it answers true the change is rolled back and the error is `cancelled`
@@ -134,8 +176,9 @@ pub fn apply(
     root_path: &Path,
     change_id: &str,
     files: &[FileChange],
+    ledger: serde_json::Value,
     cancelled: &dyn Fn() -> bool,
-) -> Result<()> {
+) -> Result<Applied> {
     let root = paths::open_root(root_path)?;
     let tag: String = change_id
         .chars()
@@ -159,6 +202,8 @@ pub fn apply(
         change_id: change_id.to_owned(),
         created_dirs: missing_dirs(&root, files)?,
         entries,
+        applied: false,
+        ledger: Some(ledger),
     };
     let path = journal_path(profile_dir, change_id);
     let journal_dir = fsutil::parent_dir(&path);
@@ -172,20 +217,34 @@ pub fn apply(
     // The directory of each entry, held open from the staging walk on, so
     // that completing or rolling back never resolves a path again.
     let mut parents = Vec::with_capacity(files.len());
-    let outcome = stage_and_swap(&root, &journal, files, &mut parents, cancelled);
+    let mut step = 0;
+    let outcome = stage_and_swap(&root, &journal, files, &mut parents, cancelled, &mut step);
     for e in &journal.entries[parents.len()..] {
         parents.push(Parent::of(&root, &e.path)?);
     }
-    let settled = match &outcome {
-        // The change is durable; leftover backups are only garbage, and
-        // a failure to remove them leaves the journal for the next open.
-        Ok(()) => complete(&root, &journal, &parents),
-        Err(_) => rollback(&root, &journal, &parents),
-    };
-    if settled.is_ok() {
-        remove_journal(&path)?;
+    if let Err(e) = outcome {
+        if rollback(&root, &journal, &parents).is_ok() {
+            remove_journal(&path)?;
+        }
+        return Err(e);
     }
-    outcome
+    // The change stands: say so durably before any backup goes, so a
+    // recovery never rolls back a change the ledger may already hold.
+    let applied = Journal {
+        applied: true,
+        ..journal
+    };
+    let text = serde_json::to_vec(&applied).map_err(|e| Error::internal(e.to_string()))?;
+    fsutil::write_atomic(&path, &text)?;
+    hook(&mut step);
+    // Leftover backups are only garbage; a failure to remove them leaves
+    // the journal for the next open.
+    let settled = complete(&root, &applied, &parents).is_ok();
+    Ok(Applied {
+        journal: path,
+        settled,
+        step,
+    })
 }
 
 /// The directories that applying `files` must create, parents first.
@@ -254,6 +313,7 @@ fn stage_and_swap(
     files: &[FileChange],
     parents: &mut Vec<Parent>,
     cancelled: &dyn Fn() -> bool,
+    step: &mut usize,
 ) -> Result<()> {
     let mut created = Vec::new();
     let mut opened: HashMap<&str, Rc<Dir>> = HashMap::new();
@@ -312,7 +372,6 @@ fn stage_and_swap(
         }
     };
     stop_if_cancelled()?;
-    let mut step = 0;
     // Pass 1: a durable backup name for every file to be replaced, before
     // any content changes, so a rollback can always restore it.
     for (i, f, e, dir) in entries() {
@@ -324,7 +383,7 @@ fn stage_and_swap(
             }
             Action::Create if kind.is_some() => return Err(appeared(i)),
             Action::Modify => {
-                hook(&mut step);
+                hook(step);
                 dir.link(name, &e.backup)?;
             }
             _ => {}
@@ -338,7 +397,7 @@ fn stage_and_swap(
         if f.action != Action::Create && file_hash(dir, name)? != f.old_sha256 {
             return Err(conflict(i, "the file changed while the patch was applied"));
         }
-        hook(&mut step);
+        hook(step);
         match f.action {
             Action::Modify => dir.rename(&e.temp, name)?,
             Action::Create => {
@@ -349,13 +408,13 @@ fn stage_and_swap(
                         err.into()
                     }
                 })?;
-                hook(&mut step);
+                hook(step);
                 dir.unlink(&e.temp)?;
             }
             Action::Delete => dir.rename(name, &e.backup)?,
         }
     }
-    hook(&mut step);
+    hook(step);
     stop_if_cancelled()?;
     sync_dirs(root, journal, parents)
 }
@@ -552,11 +611,17 @@ fn remove_journal(path: &Path) -> Result<()> {
 }
 
 /// Finishes every apply a crash interrupted in the profile `profile_dir`:
-/// a change whose swaps all happened is completed, any other is rolled
-/// back. Run by `Profile::open` while it holds the profile lock. A journal
-/// whose root cannot be opened safely (missing, or replaced by a symlink)
-/// is kept for a later open; an unreadable journal is `corrupt`.
-pub fn recover(profile_dir: &Path) -> Result<()> {
+/// a change marked applied, or whose swaps all happened, is completed and
+/// its ledger record handed to `finish` (which must be idempotent: the
+/// crash may have come after the ledger was written); any other is rolled
+/// back. The journal is removed only after both. Run by `Profile::open`
+/// while it holds the profile lock. A journal whose root cannot be opened
+/// safely (missing, or replaced by a symlink) is kept for a later open; an
+/// unreadable journal is `corrupt`.
+pub fn recover(
+    profile_dir: &Path,
+    finish: &mut dyn FnMut(&serde_json::Value) -> Result<()>,
+) -> Result<()> {
     let dir = profile_dir.join(JOURNAL_DIR);
     let entries = match std::fs::read_dir(&dir) {
         Ok(entries) => entries,
@@ -566,7 +631,10 @@ pub fn recover(profile_dir: &Path) -> Result<()> {
     for entry in entries {
         let path = entry?.path();
         if path.extension().and_then(|x| x.to_str()) != Some("json") {
-            continue; // a temp file of an interrupted journal write
+            // The temp file of a journal write the crash interrupted: that
+            // apply never started staging. Only we write in this folder.
+            std::fs::remove_file(&path)?;
+            continue;
         }
         let journal: Journal = serde_json::from_slice(&std::fs::read(&path)?).map_err(|_| {
             Error::new(ErrorCode::Corrupt, "a repo patch journal is unreadable")
@@ -583,12 +651,18 @@ pub fn recover(profile_dir: &Path) -> Result<()> {
             .iter()
             .map(|e| Parent::of(&root, &e.path))
             .collect::<Result<Vec<_>>>()?;
-        let mut all_done = true;
-        for (e, parent) in journal.entries.iter().zip(&parents) {
-            all_done &= swap_done(&root, e, parent)?;
+        let mut all_done = journal.applied;
+        if !all_done {
+            all_done = true;
+            for (e, parent) in journal.entries.iter().zip(&parents) {
+                all_done &= swap_done(&root, e, parent)?;
+            }
         }
         if all_done {
             complete(&root, &journal, &parents)?;
+            if let Some(ledger) = &journal.ledger {
+                finish(ledger)?;
+            }
         } else {
             rollback(&root, &journal, &parents)?;
         }
@@ -600,6 +674,7 @@ pub fn recover(profile_dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     fn change(root: &Path, path: &str, action: Action, content: Option<&str>) -> FileChange {
         FileChange {
@@ -648,7 +723,17 @@ mod tests {
             change(&root_path, "d.txt", Action::Delete, None),
             change(&root_path, "x/y/c.txt", Action::Create, Some("created")),
         ];
-        apply(profile.path(), &root_path, "c1", &files, &|| false).unwrap();
+        let applied = apply(
+            profile.path(),
+            &root_path,
+            "c1",
+            &files,
+            Value::Null,
+            &|| false,
+        );
+        // Until the ledger has recorded the change, its journal stays.
+        assert_eq!(listing(&profile.path().join(JOURNAL_DIR)).len(), 1);
+        applied.unwrap().finish().unwrap();
         assert_eq!(
             listing(&root_path),
             vec![
@@ -676,7 +761,16 @@ mod tests {
             change(&root_path, "n/new.txt", Action::Create, Some("N")),
             change(&root_path, "late.txt", Action::Create, Some("L")),
         ];
-        let err = apply(profile.path(), &root_path, "c2", &files, &|| false).unwrap_err();
+        let err = apply(
+            profile.path(),
+            &root_path,
+            "c2",
+            &files,
+            Value::Null,
+            &|| false,
+        )
+        .err()
+        .unwrap();
         assert_eq!(err.code(), ErrorCode::Conflict);
         assert_eq!(listing(&root_path), before_late);
         assert_ne!(before, before_late);
@@ -691,7 +785,17 @@ mod tests {
         let files = [change(&root_path, "a.txt", Action::Modify, Some("A"))];
         // Simulate a crash after all swaps: apply, then put the journal and
         // a stale backup back.
-        apply(profile.path(), &root_path, "c3", &files, &|| false).unwrap();
+        apply(
+            profile.path(),
+            &root_path,
+            "c3",
+            &files,
+            Value::Null,
+            &|| false,
+        )
+        .unwrap()
+        .finish()
+        .unwrap();
         let journal = Journal {
             format: JOURNAL_FORMAT.into(),
             root: root_path.clone(),
@@ -704,20 +808,32 @@ mod tests {
                 new_sha256: Some(sha256_hex(b"A")),
             }],
             created_dirs: vec![],
+            applied: false,
+            ledger: Some(serde_json::json!({"row": "c3"})),
         };
         std::fs::write(root_path.join(".b"), "a").unwrap();
         let jp = journal_path(profile.path(), "c3");
         std::fs::write(&jp, serde_json::to_vec(&journal).unwrap()).unwrap();
-        recover(profile.path()).unwrap();
+        let mut finished = Vec::new();
+        recover(profile.path(), &mut |ledger| {
+            finished.push(ledger.clone());
+            Ok(())
+        })
+        .unwrap();
         assert_eq!(listing(&root_path), vec![("a.txt".into(), "A".into())]);
         assert!(!jp.exists());
+        // The completed change's ledger record was replayed.
+        assert_eq!(finished, [serde_json::json!({"row": "c3"})]);
         // A crash before the rename: temp staged, backup linked.
         std::fs::write(root_path.join(".t"), "A2").unwrap();
         std::fs::hard_link(root_path.join("a.txt"), root_path.join(".b")).unwrap();
         let mut j2 = journal.clone();
         j2.entries[0].new_sha256 = Some(sha256_hex(b"A2"));
         std::fs::write(&jp, serde_json::to_vec(&j2).unwrap()).unwrap();
-        recover(profile.path()).unwrap();
+        recover(profile.path(), &mut |_| {
+            panic!("a rolled-back change reached the ledger")
+        })
+        .unwrap();
         assert_eq!(listing(&root_path), vec![("a.txt".into(), "A".into())]);
     }
 }

@@ -482,10 +482,19 @@ pub fn apply(profile: &Profile, req: PatchRequest) -> Result<ApplyResponse> {
         profile
             .jobs()
             .run_inline(APPLY_JOB_TYPE, job_payload(&req), JobLinks::none(), |ctx| {
-                let result = execute(profile, &repo, &req, plan, ctx);
-                applied = result.as_ref().ok().cloned();
-                result
+                let (result, journal) = execute(profile, &repo, &req, plan, ctx)?;
+                applied = Some((result.clone(), journal));
+                Ok(result)
             })?;
+    // The job is recorded: the journal may go (the ledger agrees with the
+    // tree from here on).
+    let applied = match applied {
+        Some((value, journal)) => {
+            journal.finish()?;
+            Some(value)
+        }
+        None => None,
+    };
     // A cancellation that came after the last swap is too late: the change
     // stands (and has its row), so the call reports it.
     let result = match (outcome, applied) {
@@ -510,27 +519,27 @@ struct ApplyResult {
     change_stats: ChangeStats,
 }
 
-/// The work of the job: preconditions, the engine, the change row.
+/// What the ledger records of an applied patch, kept in its journal until
+/// both are written: the change row and the job's result.
+#[derive(Debug, Serialize, Deserialize)]
+struct LedgerRecord {
+    change: Change,
+    result: Value,
+}
+
+/// The work of the job: preconditions, the engine, the change row. Returns
+/// the job's result and the journal, which stays until the job is recorded.
 fn execute(
     profile: &Profile,
     repo: &Repo,
     req: &PatchRequest,
     plan: Plan,
     ctx: &JobContext,
-) -> Result<Value> {
+) -> Result<(Value, journal::Applied)> {
     if let Some(e) = plan.conflict {
         return Err(e);
     }
     let change_id = crate::types::new_id();
-    let cancelled = || ctx.is_cancelled();
-    journal::apply(
-        profile.dir(),
-        &repo.root_path,
-        &change_id,
-        &plan.changes,
-        &cancelled,
-    )?;
-    profile.invalidate_storage_cache();
     let files: Vec<AppliedFile> = plan
         .reports
         .iter()
@@ -553,7 +562,7 @@ fn execute(
         },
     };
     let change = Change {
-        id: change_id,
+        id: change_id.clone(),
         repo_id: repo.id.clone(),
         kind: ChangeKind::ApplyPatch,
         job_id: ctx.job_id().to_owned(),
@@ -562,10 +571,50 @@ fn execute(
         stats: serde_json::to_value(&result.change_stats).unwrap_or(Value::Null),
         created_at: now_ms(),
     };
+    let result = serde_json::to_value(&result).map_err(|e| Error::internal(e.to_string()))?;
+    let record = LedgerRecord { change, result };
+    let ledger = serde_json::to_value(&record).map_err(|e| Error::internal(e.to_string()))?;
+    let cancelled = || ctx.is_cancelled();
+    let mut journal = journal::apply(
+        profile.dir(),
+        &repo.root_path,
+        &change_id,
+        &plan.changes,
+        ledger,
+        &cancelled,
+    )?;
+    profile.invalidate_storage_cache();
     profile
         .db()
-        .write(|tx| registry::record_change(tx, &change))?;
-    serde_json::to_value(&result).map_err(|e| Error::internal(e.to_string()))
+        .write(|tx| registry::record_change(tx, &record.change))?;
+    journal.checkpoint();
+    Ok((record.result, journal))
+}
+
+/// Finishes the ledger of every apply a crash interrupted after its swaps
+/// (see [`journal::recover`]): the change row is written if missing, and a
+/// job still `running` becomes `succeeded` with its result marked
+/// `recovered: true`. Run by `Profile::open` before interrupted jobs are
+/// failed.
+pub fn recover(profile_dir: &std::path::Path, db: &crate::db::Db) -> Result<()> {
+    journal::recover(profile_dir, &mut |ledger| {
+        let record: LedgerRecord = serde_json::from_value(ledger.clone()).map_err(|_| {
+            Error::new(
+                ErrorCode::Corrupt,
+                "a repo patch journal's ledger record is unreadable",
+            )
+        })?;
+        db.write(|tx| {
+            if !registry::change_exists(tx, &record.change.id)? {
+                registry::record_change(tx, &record.change)?;
+            }
+            let mut result = record.result.clone();
+            if let Value::Object(map) = &mut result {
+                map.insert("recovered".to_owned(), Value::Bool(true));
+            }
+            crate::jobs::ledger::finish_recovered(tx, &record.change.job_id, result, now_ms())
+        })
+    })
 }
 
 #[cfg(test)]

@@ -362,7 +362,7 @@ pub enum ChangeKind {
 }
 
 /// One row of the change ledger.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Change {
     pub id: String,
     pub repo_id: String,
@@ -394,6 +394,11 @@ impl Change {
         let created_at = change.created_at;
         Ok((change, created_at, row.get(8)?))
     }
+}
+
+/// True when the change row `id` is recorded.
+pub fn change_exists(conn: &Connection, id: &str) -> Result<bool> {
+    conn.exists("SELECT 1 FROM repo_changes WHERE id = ?1", [id])
 }
 
 /// Appends a row to the change ledger (inside the caller's transaction).

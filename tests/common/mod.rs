@@ -2,6 +2,8 @@
 //! through the same JSON dispatcher the C ABI uses.
 #![allow(dead_code)]
 
+pub mod fuzz;
+
 use hydra_core::{ops, CloseOptions, OpenOptions, Profile, PublicError};
 use serde_json::Value;
 
