@@ -53,6 +53,9 @@ pub struct ProfileInfo {
     pub schema_version: u32,
     pub db_bytes: u64,
     pub wal_bytes: u64,
+    /// Privacy deletes whose erasure has not completed yet (a reader outside
+    /// the library holds old pages), `null` when none.
+    pub pending_erasure: Option<crate::db::PendingErasure>,
 }
 
 /// `profile.info`.
@@ -65,6 +68,7 @@ pub fn profile_info(profile: &Profile, _: ProfileInfoRequest) -> Result<ProfileI
         schema_version,
         db_bytes: file_len(profile.db().path()),
         wal_bytes: file_len(&wal_path(profile.db().path())),
+        pending_erasure: profile.pending_erasure(),
     })
 }
 

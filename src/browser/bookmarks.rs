@@ -14,6 +14,7 @@ use crate::types::{now_ms, ListLimit, Millis, Page, Patch};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, Row};
 use serde::{Deserialize, Serialize};
+use crate::privacy::Purged;
 
 /// A bookmark as the contract shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -240,7 +241,7 @@ pub fn update(profile: &Profile, req: UpdateRequest) -> Result<BookmarkResponse>
 }
 
 /// `bookmarks.delete`.
-pub fn delete(profile: &Profile, req: IdRequest) -> Result<DeleteResponse> {
+pub fn delete(profile: &Profile, req: IdRequest) -> Result<Purged<DeleteResponse>> {
     crate::privacy::purge(profile, |tx| {
         let deleted = tx.run("DELETE FROM bookmarks WHERE id = ?1", [req.id])?;
         if deleted == 0 {
@@ -275,7 +276,7 @@ pub fn create_folder(profile: &Profile, req: CreateFolderRequest) -> Result<Fold
 
 /// `bookmarks.delete_folder`: the folder, its subfolders at any depth and
 /// every bookmark in them.
-pub fn delete_folder(profile: &Profile, req: IdRequest) -> Result<DeleteFolderResponse> {
+pub fn delete_folder(profile: &Profile, req: IdRequest) -> Result<Purged<DeleteFolderResponse>> {
     crate::privacy::purge(profile, |tx| {
         require_folder(tx, req.id, "id")?;
         let subtree = "WITH RECURSIVE tree(id) AS (

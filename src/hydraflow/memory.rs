@@ -13,6 +13,7 @@ use crate::types::{now_ms, Id, ListLimit, Metadata, Millis, Page, Patch};
 use rusqlite::{params, Connection, Row};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use crate::privacy::Purged;
 
 /// What a memory is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -527,7 +528,7 @@ pub struct DeleteRequest {
 
 /// `memory.delete`: the memories with their embeddings and audit entries
 /// (foreign-key cascades) and full-text entries (trigger), made physical.
-pub fn delete(profile: &Profile, req: DeleteRequest) -> Result<DeletedResponse> {
+pub fn delete(profile: &Profile, req: DeleteRequest) -> Result<Purged<DeletedResponse>> {
     let filters = Filters {
         scope: req.scope,
         scope_ref: req.scope_ref.as_deref(),

@@ -11,6 +11,7 @@ use crate::types::{now_ms, Id, ListLimit, Metadata, Millis, Page, Timestamp};
 use rusqlite::{params, Connection, Row};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use crate::privacy::Purged;
 
 /// Who wrote a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -269,7 +270,7 @@ pub fn list(profile: &Profile, req: ListRequest) -> Result<Page<Message>> {
 
 /// `messages.delete`: removes the message (and its full-text entry) and
 /// makes the removal physical.
-pub fn delete(profile: &Profile, req: IdRequest) -> Result<DeletedResponse> {
+pub fn delete(profile: &Profile, req: IdRequest) -> Result<Purged<DeletedResponse>> {
     crate::privacy::purge(profile, |tx| {
         match tx.run("DELETE FROM llm_messages WHERE id = ?1", [req.id.as_str()])? {
             0 => Err(Error::not_found("message", "id")),

@@ -13,6 +13,7 @@ use crate::types::{now_ms, Id, ListLimit, Metadata, Millis, Page, Patch, Timesta
 use rusqlite::{params, Connection, Row};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use crate::privacy::Purged;
 
 /// Where a task stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -422,7 +423,7 @@ pub fn list(profile: &Profile, req: ListRequest) -> Result<Page<Task>> {
 
 /// `tasks.delete`: the task and its events. Memories and jobs that named
 /// the task keep existing with `task_id` null.
-pub fn delete(profile: &Profile, req: IdRequest) -> Result<DeletedResponse> {
+pub fn delete(profile: &Profile, req: IdRequest) -> Result<Purged<DeletedResponse>> {
     crate::privacy::purge(profile, |tx| {
         super::detach_jobs(tx, "task_id", req.id.as_str())?;
         match tx.run("DELETE FROM tasks WHERE id = ?1", [req.id.as_str()])? {
