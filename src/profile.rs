@@ -177,6 +177,7 @@ impl Profile {
         // A WAL left by an earlier session may hold the pages of a privacy
         // delete whose erasure was pending when it ended: finish it first.
         let leftover_erasure = !db.erase_pending(Instant::now() + OPEN_ERASE_WAIT)?;
+        remove_leftover_temp_files(&dir)?;
         Jobs::recover(&db)?;
         let jobs = Jobs::new(options.workers.get());
         let profile = Profile {
@@ -346,6 +347,18 @@ impl WeakProfile {
     pub fn upgrade(&self) -> Option<Profile> {
         self.0.upgrade().map(|inner| Profile { inner })
     }
+}
+
+/// Removes the temporary files (`.hydra-tmp-*`) a killed export or patch
+/// apply left in the profile's own folders. Runs after the repo journal's
+/// recovery, which needs only the journals themselves (a journal's temp
+/// file was never renamed into place, so no recovery refers to it); the
+/// temp files staged inside repositories are the journal's to clean.
+fn remove_leftover_temp_files(dir: &Path) -> Result<()> {
+    for folder in [crate::bundle::BUNDLES_DIR, crate::repo::journal::JOURNAL_DIR] {
+        crate::fsutil::remove_temp_files(&dir.join(folder))?;
+    }
+    Ok(())
 }
 
 fn closed() -> Error {
