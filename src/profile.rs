@@ -355,7 +355,10 @@ impl WeakProfile {
 /// file was never renamed into place, so no recovery refers to it); the
 /// temp files staged inside repositories are the journal's to clean.
 fn remove_leftover_temp_files(dir: &Path) -> Result<()> {
-    for folder in [crate::bundle::BUNDLES_DIR, crate::repo::journal::JOURNAL_DIR] {
+    for folder in [
+        crate::bundle::BUNDLES_DIR,
+        crate::repo::journal::JOURNAL_DIR,
+    ] {
         crate::fsutil::remove_temp_files(&dir.join(folder))?;
     }
     Ok(())

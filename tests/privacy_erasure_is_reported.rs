@@ -19,8 +19,7 @@ const SECRET: &str = "okapi-nebula-31337";
 /// A file of the profile (outside `bundles/`, which holds the user's own
 /// copies) that contains `needle`.
 fn profile_file_containing(dir: &Path, needle: &str) -> Option<PathBuf> {
-    any_file_contains(dir, needle.as_bytes())
-        .filter(|path| !path.starts_with(dir.join("bundles")))
+    any_file_contains(dir, needle.as_bytes()).filter(|path| !path.starts_with(dir.join("bundles")))
 }
 
 fn visits(t: &TestProfile, n: usize) {
@@ -80,13 +79,22 @@ fn purge_racing_an_export_returns_fast_with_the_text_gone() {
         let started = Instant::now();
         let purged = t.ok("history.purge", json!({"host": "secret.example"}));
         let took = started.elapsed();
-        assert!(took < Duration::from_secs(1), "attempt {attempt}: purge took {took:?}");
+        assert!(
+            took < Duration::from_secs(1),
+            "attempt {attempt}: purge took {took:?}"
+        );
         assert_eq!(purged["deleted_count"], 1);
         assert_eq!(purged["erased"], true, "attempt {attempt}: {purged}");
         if let Some(file) = profile_file_containing(t.dir.path(), SECRET) {
-            panic!("attempt {attempt}: the secret is still in {}", file.display());
+            panic!(
+                "attempt {attempt}: the secret is still in {}",
+                file.display()
+            );
         }
-        let job = t.ok("jobs.wait", json!({"id": export["job_id"], "timeout_ms": 60_000}));
+        let job = t.ok(
+            "jobs.wait",
+            json!({"id": export["job_id"], "timeout_ms": 60_000}),
+        );
         assert_eq!(job["job"]["status"], "succeeded", "{job}");
     }
     let info = t.ok("profile.info", json!({}));
@@ -97,7 +105,10 @@ fn purge_racing_an_export_returns_fast_with_the_text_gone() {
 fn an_outside_reader_gives_erased_false_then_erasure_completes_when_it_leaves() {
     let t = TestProfile::new();
     visits(&t, 500);
-    let thread = t.ok("threads.create", json!({"title": format!("Thread {SECRET}")}));
+    let thread = t.ok(
+        "threads.create",
+        json!({"title": format!("Thread {SECRET}")}),
+    );
     t.ok(
         "messages.append",
         json!({"thread_id": thread["thread"]["id"], "role": "user", "content": format!("Message {SECRET}")}),
@@ -107,8 +118,15 @@ fn an_outside_reader_gives_erased_false_then_erasure_completes_when_it_leaves() 
 
     let started = Instant::now();
     let deleted = t.ok("threads.delete", json!({"id": thread["thread"]["id"]}));
-    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
-    assert_eq!(deleted["erased"], false, "an outside reader holds old pages: {deleted}");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        deleted["erased"], false,
+        "an outside reader holds old pages: {deleted}"
+    );
     assert_eq!(deleted["deleted"], 1);
 
     let info = t.ok("profile.info", json!({}));
@@ -139,7 +157,10 @@ fn close_reports_an_erasure_it_could_not_complete_and_the_next_open_completes_it
     let dir = tempfile::tempdir().unwrap();
     let profile = Profile::open(OpenOptions::new(dir.path())).unwrap();
     let t = TestProfileRef(&profile);
-    let memory = t.ok("memory.upsert", json!({"value": format!("Memory {SECRET}"), "scope": "user"}));
+    let memory = t.ok(
+        "memory.upsert",
+        json!({"value": format!("Memory {SECRET}"), "scope": "user"}),
+    );
     t.ok("profile.maintenance", json!({}));
     let reader = external_reader(dir.path());
     let deleted = t.ok("memory.delete", json!({"id": memory["memory"]["id"]}));
@@ -147,8 +168,14 @@ fn close_reports_an_erasure_it_could_not_complete_and_the_next_open_completes_it
 
     let started = Instant::now();
     let closed = profile.close(CloseOptions::default()).unwrap();
-    assert!(!closed.erased, "close cannot erase while the reader holds old pages");
-    assert!(started.elapsed() < Duration::from_secs(3), "close wait is bounded");
+    assert!(
+        !closed.erased,
+        "close cannot erase while the reader holds old pages"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "close wait is bounded"
+    );
     drop(reader);
 
     let again = Profile::open(OpenOptions::new(dir.path())).unwrap();
@@ -168,7 +195,10 @@ fn every_privacy_delete_reports_erased() {
     );
     let task = t.ok("tasks.create", json!({"title": "task"}));
     let memory = t.ok("memory.upsert", json!({"value": "mem", "scope": "user"}));
-    let visit = t.ok("visits.record", json!({"url": "https://a.example/", "tab_id": "tab-1"}));
+    let visit = t.ok(
+        "visits.record",
+        json!({"url": "https://a.example/", "tab_id": "tab-1"}),
+    );
     let bookmark = t.ok("bookmarks.add", json!({"url": "https://b.example/"}));
     let folder = t.ok("bookmarks.create_folder", json!({"name": "f"}));
     let calls = [
@@ -179,8 +209,14 @@ fn every_privacy_delete_reports_erased() {
         ("tabs.close", json!({"id": "tab-1"})),
         ("history.delete", json!({"id": visit["id"]})),
         ("history.purge", json!({"all": true})),
-        ("bookmarks.delete", json!({"id": bookmark["bookmark"]["id"]})),
-        ("bookmarks.delete_folder", json!({"id": folder["folder"]["id"]})),
+        (
+            "bookmarks.delete",
+            json!({"id": bookmark["bookmark"]["id"]}),
+        ),
+        (
+            "bookmarks.delete_folder",
+            json!({"id": folder["folder"]["id"]}),
+        ),
     ];
     for (op, request) in calls {
         let data = t.ok(op, request);

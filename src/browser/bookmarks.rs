@@ -9,12 +9,12 @@ use crate::browser::urls::{like_substring, parse_url};
 use crate::db::paging::{Keyset, Order};
 use crate::db::ConnExt;
 use crate::error::{Error, Result};
+use crate::privacy::Purged;
 use crate::profile::Profile;
 use crate::types::{now_ms, ListLimit, Millis, Page, Patch};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, Row};
 use serde::{Deserialize, Serialize};
-use crate::privacy::Purged;
 
 /// A bookmark as the contract shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -13,12 +13,12 @@ use crate::browser::urls::{like_substring, HostMatch};
 use crate::db::paging::{Keyset, Order};
 use crate::db::ConnExt;
 use crate::error::{Error, ErrorCode, Result};
+use crate::privacy::Purged;
 use crate::profile::Profile;
 use crate::types::{now_ms, Bounded, Id, Millis, Page, Timestamp};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params_from_iter, Connection};
 use serde::{Deserialize, Serialize};
-use crate::privacy::Purged;
 
 /// A visit (history row) as the contract shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,11 +4,11 @@
 use crate::db::paging::{Keyset, Order};
 use crate::db::ConnExt;
 use crate::error::{Error, Result};
+use crate::privacy::Purged;
 use crate::profile::Profile;
 use crate::types::{now_ms, Id, ListLimit, Millis, Page, Patch};
 use rusqlite::{params, Connection, Row};
 use serde::{Deserialize, Serialize};
-use crate::privacy::Purged;
 
 /// A browser tab as the contract shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -132,7 +132,9 @@ impl<'a> BundleWriter<'a> {
     /// Writes one record of the current component.
     pub fn record<T: Serialize>(&mut self, record: &T) -> Result<()> {
         if self.stop.is_some_and(|stop| stop()) {
-            return Err(Error::conflict("the export was overtaken by a privacy delete"));
+            return Err(Error::conflict(
+                "the export was overtaken by a privacy delete",
+            ));
         }
         let (component, hasher, count) = self
             .current

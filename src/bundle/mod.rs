@@ -310,6 +310,7 @@ fn export_snapshot(
             other => other?,
         }
     }
+    snapshot.end_reading()?;
     let (manifest, staged) = writer.stage(path, now_ms())?;
     Ok(snapshot
         .publish_unless_overtaken(|| staged.commit())?

@@ -115,6 +115,7 @@ pub struct Snapshot<'a> {
     conn: &'a Connection,
     gate: &'a ErasureGate,
     epoch: u64,
+    reading: std::cell::Cell<bool>,
 }
 
 impl<'a> Snapshot<'a> {
@@ -134,12 +135,23 @@ impl<'a> Snapshot<'a> {
             conn,
             gate,
             epoch: gate.epoch(),
+            reading: std::cell::Cell::new(true),
         })
     }
 
     /// The connection, inside the snapshot.
     pub fn conn(&self) -> &Connection {
         self.conn
+    }
+
+    /// Ends the read transaction once everything is read, so that slow work
+    /// after it (writing and fsyncing a file) holds no old pages; the epoch
+    /// it started at still decides [`Snapshot::publish_unless_overtaken`].
+    pub fn end_reading(&self) -> Result<()> {
+        if self.reading.replace(false) {
+            self.conn.execute_batch("ROLLBACK")?;
+        }
+        Ok(())
     }
 
     /// True once a privacy delete committed after this snapshot started:
@@ -168,7 +180,7 @@ impl<'a> Snapshot<'a> {
 
 impl Drop for Snapshot<'_> {
     fn drop(&mut self) {
-        let _ = self.conn.execute_batch("ROLLBACK");
+        let _ = self.end_reading();
     }
 }
 

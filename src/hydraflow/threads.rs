@@ -5,12 +5,12 @@ use super::{detach_jobs, metadata_of, IdRequest};
 use crate::db::paging::{Keyset, Order};
 use crate::db::ConnExt;
 use crate::error::{Error, Result};
+use crate::privacy::Purged;
 use crate::profile::Profile;
 use crate::types::{now_ms, Id, ListLimit, Metadata, Millis, Page, Patch};
 use rusqlite::{params, Connection, Row};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use crate::privacy::Purged;
 
 /// A chat thread as the contract shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -6,11 +6,11 @@ use super::ledger::{self, ProgressPatch};
 use super::model::{Job, JobLinks, JobStatus};
 use crate::db::paging::{Keyset, Order};
 use crate::error::{Error, Result};
+use crate::privacy::Purged;
 use crate::profile::Profile;
 use crate::types::{Bounded, Id, ListLimit, Millis, Page, Patch};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
-use crate::privacy::Purged;
 
 /// The job type the host's crawler runs (`refresh.focused_crawl`).
 pub const FOCUSED_CRAWL: &str = "focused_crawl";
