@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 /// How long a privacy delete tries to complete its erasure before it
 /// returns `erased: false` (the contract allows 1 s plus the delete's work).
-pub const PURGE_ERASE_WAIT: Duration = Duration::from_millis(500);
+pub const PURGE_ERASE_WAIT: Duration = Duration::from_millis(800);
 
 /// How often the background eraser retries a pending erasure.
 pub const ERASER_INTERVAL: Duration = Duration::from_millis(20);

@@ -6,6 +6,7 @@
 mod common;
 use common::TestProfile;
 use hydra_core::db::ConnExt;
+use hydra_core::{CloseOptions, OpenOptions, Profile};
 use serde_json::json;
 
 const SPELLINGS: [&str; 6] = [
@@ -100,7 +101,7 @@ fn file_urls_have_no_host_with_or_without_localhost() {
 }
 
 #[test]
-fn rows_stored_with_a_trailing_dot_before_the_fix_are_normalized_by_the_migration() {
+fn rows_stored_with_a_trailing_dot_before_the_fix_are_repaired_at_open() {
     let t = TestProfile::new();
     record_all(&t, &["https://example.com/new"]);
     // A row as the library stored it before (trailing dot kept).
@@ -115,19 +116,20 @@ fn rows_stored_with_a_trailing_dot_before_the_fix_are_normalized_by_the_migratio
             .map(|_| ())
         })
         .unwrap();
-    t.profile
+    t.close();
+    let reopened = Profile::open(OpenOptions::new(t.dir.path())).unwrap();
+    let repaired = reopened
         .db()
-        .write(|tx| {
-            tx.execute_batch(include_str!("../src/db/migrations/0011_privacy.sql"))?;
-            Ok(())
+        .read(|c| {
+            c.query_i64(
+                "SELECT count(*) FROM history
+                  WHERE host = 'www.example.com' AND rev_host = 'moc.elpmaxe.www.'",
+                [],
+            )
         })
         .unwrap();
-    let host = t
-        .profile
-        .db()
-        .read(|c| c.query_i64("SELECT count(*) FROM history WHERE host = 'www.example.com' AND rev_host = 'moc.elpmaxe.www.'", []))
-        .unwrap();
-    assert_eq!(host, 1);
-    let purged = t.ok("history.purge", json!({"host": "example.com"}));
+    assert_eq!(repaired, 1);
+    let purged = common::call(&reopened, "history.purge", json!({"host": "example.com"})).unwrap();
     assert_eq!(purged["deleted_count"], 2);
+    reopened.close(CloseOptions::default()).unwrap();
 }

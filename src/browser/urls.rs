@@ -69,6 +69,22 @@ pub fn normal_host(host: &str) -> Option<String> {
     })
 }
 
+/// Drops the trailing dot from hosts stored before [`normal_host`] did
+/// (`example.com.` escaped a purge of `example.com`). Idempotent and cheap
+/// (one index range of `rev_host`: a trailing-dot host reverses to a
+/// leading dot), so it runs at every open instead of as a migration; the
+/// reversed form of `example.com.` is `.moc.elpmaxe.`, and dropping its
+/// first character gives `moc.elpmaxe.`, the one of `example.com`.
+/// Returns how many rows it fixed.
+pub fn repair_trailing_dot_hosts(conn: &rusqlite::Connection) -> Result<usize> {
+    Ok(conn.execute(
+        "UPDATE history
+            SET host = substr(host, 1, length(host) - 1), rev_host = substr(rev_host, 2)
+          WHERE rev_host >= '.' AND rev_host < '/' AND length(host) > 1",
+        [],
+    )?)
+}
+
 /// `"example.com"` -> `"moc.elpmaxe."`.
 pub fn reverse_host(host: &str) -> String {
     let mut out: String = host.chars().rev().collect();

@@ -29,9 +29,12 @@ use rusqlite::Connection;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// The longest a new read pauses while a purge checkpoints. After it the
-/// read goes ahead (it may then delay that checkpoint, never deadlock it).
-pub const DRAIN_PAUSE: Duration = Duration::from_millis(250);
+/// The longest a new read pauses while a purge checkpoints (as long as a
+/// purge tries, `privacy::PURGE_ERASE_WAIT`). After it the read goes ahead
+/// (it may then delay that checkpoint, never deadlock it: a read started
+/// by a thread that holds the writer would otherwise wait for a purge that
+/// waits for the writer).
+pub const DRAIN_PAUSE: Duration = Duration::from_millis(800);
 
 /// A privacy delete whose erasure has not completed yet (`profile.info`'s
 /// `pending_erasure`).
