@@ -136,6 +136,19 @@ impl Db {
         })
     }
 
+    /// Runs `f` on a new read-only connection, closed afterwards. For
+    /// `PRAGMA integrity_check`: SQLite's FTS5 integrity check (3.54.1)
+    /// trusts the index structure a connection cached at an earlier read
+    /// and reports "corruption found reading blob" once another connection
+    /// has deleted rows since; a connection that never read has no cache.
+    pub fn read_on_fresh_connection<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T>,
+    ) -> Result<T> {
+        self.erasure.pause_while_draining();
+        f(&self.open_reader()?)
+    }
+
     fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let conn = match self.readers.lock().pop() {
             Some(conn) => conn,
