@@ -242,13 +242,13 @@ pub fn truncate_until<G: std::ops::Deref<Target = Connection>>(
             return Ok(false);
         }
         std::thread::sleep(pause.min(deadline - now));
-        pause = (pause * 2).min(Duration::from_millis(25));
+        pause = (pause * 2).min(Duration::from_millis(10));
     }
 }
 
 /// How long one checkpoint attempt waits for readers before it gives the
 /// writer back.
-const ATTEMPT_WAIT: Duration = Duration::from_millis(20);
+const ATTEMPT_WAIT: Duration = Duration::from_millis(5);
 
 impl super::Db {
     /// Truncates the WAL (the last step of erasure), trying until `deadline`
