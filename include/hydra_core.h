@@ -701,9 +701,11 @@ uint64_t hydra_open(const char *options_json, char **error_json_out);
 // Closes a profile handle: stops accepting calls, waits for running jobs
 // (or cancels them with `{"cancel_running": true}`, waiting at most
 // `"cancel_timeout_ms"`, default 5000, for them to stop; queued jobs stay
-// queued for the next open), checkpoints the WAL
-// and releases the profile lock. Returns an envelope (`closed` for a handle
-// that is not open); the caller frees it with `hydra_string_free`.
+// queued for the next open), completes a pending privacy erasure (at most
+// 1 s), checkpoints the WAL and releases the profile lock. Returns an
+// envelope whose data is `{closed: true, erased}` (`erased: false` when a
+// pending erasure could not complete; `closed` error for a handle that is
+// not open); the caller frees it with `hydra_string_free`.
 //
 // # Safety
 // `options_json` is NULL or a NUL-terminated string.

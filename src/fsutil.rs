@@ -20,15 +20,69 @@ pub fn write_atomic_with(
     path: &Path,
     fill: impl FnOnce(&mut File) -> std::io::Result<()>,
 ) -> Result<()> {
-    let dir = parent_dir(path);
+    stage(path, fill)?.commit()
+}
+
+/// The name prefix of every temporary file the library writes; a file with
+/// it is never a finished one (see [`remove_temp_files`]).
+pub const TEMP_PREFIX: &str = ".hydra-tmp-";
+
+/// A fully written and fsynced temporary file waiting to replace its
+/// target ([`stage`]). Dropped without [`Staged::commit`], it is removed.
+pub struct Staged<'p> {
+    temp: tempfile::NamedTempFile,
+    path: &'p Path,
+}
+
+impl Staged<'_> {
+    /// Renames the file over its target and fsyncs the directory.
+    pub fn commit(self) -> Result<()> {
+        self.temp.persist(self.path).map_err(|e| e.error)?;
+        sync_dir(parent_dir(self.path))?;
+        Ok(())
+    }
+}
+
+/// Writes what `fill` writes to a temporary file beside `path` and fsyncs
+/// it; the caller decides whether to [`Staged::commit`] it (an export
+/// publishes only if no privacy delete overtook it).
+pub fn stage(
+    path: &Path,
+    fill: impl FnOnce(&mut File) -> std::io::Result<()>,
+) -> Result<Staged<'_>> {
     let mut temp = tempfile::Builder::new()
-        .prefix(".hydra-tmp-")
-        .tempfile_in(dir)?;
+        .prefix(TEMP_PREFIX)
+        .tempfile_in(parent_dir(path))?;
     fill(temp.as_file_mut())?;
     temp.as_file().sync_all()?;
-    temp.persist(path).map_err(|e| e.error)?;
-    sync_dir(dir)?;
-    Ok(())
+    Ok(Staged { temp, path })
+}
+
+/// Removes the library's temporary files ([`TEMP_PREFIX`]) directly in
+/// `dir`, left by a write that was killed before its rename. Returns how
+/// many went; a missing directory has none.
+pub fn remove_temp_files(dir: &Path) -> Result<usize> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e.into()),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry?;
+        let is_temp = entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX);
+        if is_temp && entry.file_type()?.is_file() {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    if removed > 0 {
+        sync_dir(dir)?;
+    }
+    Ok(removed)
 }
 
 /// Fsyncs a directory so that renames and creations in it are durable.

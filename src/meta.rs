@@ -53,6 +53,9 @@ pub struct ProfileInfo {
     pub schema_version: u32,
     pub db_bytes: u64,
     pub wal_bytes: u64,
+    /// Privacy deletes whose erasure has not completed yet (a reader outside
+    /// the library holds old pages), `null` when none.
+    pub pending_erasure: Option<crate::db::PendingErasure>,
 }
 
 /// `profile.info`.
@@ -65,6 +68,7 @@ pub fn profile_info(profile: &Profile, _: ProfileInfoRequest) -> Result<ProfileI
         schema_version,
         db_bytes: file_len(profile.db().path()),
         wal_bytes: file_len(&wal_path(profile.db().path())),
+        pending_erasure: profile.pending_erasure(),
     })
 }
 
@@ -80,6 +84,9 @@ pub struct MaintenanceRequest {
     pub optimize: bool,
     #[serde(default = "yes")]
     pub checkpoint: bool,
+    /// Run `PRAGMA integrity_check` and report its findings.
+    #[serde(default)]
+    pub integrity_check: bool,
 }
 
 fn yes() -> bool {
@@ -92,6 +99,7 @@ impl Default for MaintenanceRequest {
             vacuum: false,
             optimize: true,
             checkpoint: true,
+            integrity_check: false,
         }
     }
 }
@@ -102,6 +110,50 @@ pub struct MaintenanceReport {
     pub db_bytes_before: u64,
     pub db_bytes_after: u64,
     pub duration_ms: u64,
+    /// `null` unless `integrity_check` was asked.
+    pub integrity: Option<Integrity>,
+}
+
+/// What `PRAGMA integrity_check` found: `"ok"`, or the list of problems it
+/// reported (FTS5 tables included: SQLite checks their index too).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Integrity {
+    Ok,
+    Problems(Vec<String>),
+}
+
+impl Serialize for Integrity {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Integrity::Ok => s.serialize_str("ok"),
+            Integrity::Problems(problems) => problems.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Integrity {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Shape {
+            Text(String),
+            List(Vec<String>),
+        }
+        Ok(match Shape::deserialize(d)? {
+            Shape::Text(text) if text == "ok" => Integrity::Ok,
+            Shape::Text(text) => Integrity::Problems(vec![text]),
+            Shape::List(list) => Integrity::Problems(list),
+        })
+    }
+}
+
+/// Runs `PRAGMA integrity_check` (every problem, not only the first).
+fn integrity_check(conn: &rusqlite::Connection) -> Result<Integrity> {
+    let rows: Vec<String> = conn.query_all("PRAGMA integrity_check", [], |r| r.get(0))?;
+    Ok(match rows.as_slice() {
+        [only] if only == "ok" => Integrity::Ok,
+        _ => Integrity::Problems(rows),
+    })
 }
 
 /// `profile.maintenance`.
@@ -121,10 +173,17 @@ pub fn maintenance(profile: &Profile, req: MaintenanceRequest) -> Result<Mainten
             crate::db::checkpoint_truncate(&conn)?;
         }
     }
+    let db_bytes_after = file_len(path);
+    let integrity = if req.integrity_check {
+        Some(profile.db().read_on_fresh_connection(integrity_check)?)
+    } else {
+        None
+    };
     Ok(MaintenanceReport {
         db_bytes_before,
-        db_bytes_after: file_len(path),
+        db_bytes_after,
         duration_ms: started.elapsed().as_millis() as u64,
+        integrity,
     })
 }
 

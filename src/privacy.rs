@@ -1,5 +1,5 @@
 //! The one purge routine every delete of private data goes through
-//! (`spec/OPERATIONS.md` §5, privacy rule).
+//! (`spec/OPERATIONS.md` §5, privacy rule), and the erasure it reports.
 //!
 //! A delete must leave the deleted text in no file of the profile directory
 //! when the call returns. Three mechanisms make that true together:
@@ -11,31 +11,98 @@
 //!   zeroed pages into the database and truncates the WAL to zero bytes, so
 //!   no older page image survives there.
 //!
+//! The checkpoint is what can fail: it must wait until no connection reads
+//! a snapshot older than the delete. The library's own readers let go at
+//! once (short reads pause while it runs; an export notices the privacy
+//! epoch and restarts, see [`crate::db::snapshot`]), so the checkpoint is
+//! tried, without ever holding the writer while sleeping, for at most
+//! [`PURGE_ERASE_WAIT`]. Its result row is checked: erasure is reported
+//! ([`Purged::erased`]) only when the WAL really was truncated. Otherwise
+//! (only a reader outside the library, e.g. another process, can cause
+//! that) the erasure is recorded as pending (in memory:
+//! `profile.info`'s `pending_erasure`), and a background eraser thread
+//! retries every [`ERASER_INTERVAL`] without blocking anyone until it
+//! succeeds; `hydra_close` tries once more (bounded) and reports the
+//! outcome. A crash with an erasure pending loses only the in-memory note:
+//! the next open truncates the WAL before anything else (and records a
+//! pending erasure if it cannot).
+//!
 //! Finally the overview storage cache is invalidated, since sizes changed.
 
 use crate::error::Result;
 use crate::profile::Profile;
-use rusqlite::Transaction;
+use rusqlite::{Transaction, TransactionBehavior};
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
 
-/// Runs `delete` as one write transaction, then makes the deletion physical
-/// (WAL checkpoint with TRUNCATE) and invalidates the storage cache. A
-/// failed `delete` rolls back and changes nothing.
+/// How long a privacy delete tries to complete its erasure before it
+/// returns `erased: false` (the contract allows 1 s plus the delete's work).
+pub const PURGE_ERASE_WAIT: Duration = Duration::from_millis(800);
+
+/// How often the background eraser retries a pending erasure.
+pub const ERASER_INTERVAL: Duration = Duration::from_millis(20);
+
+/// The response of a privacy delete: the delete's own fields, flattened,
+/// plus `erased`. Only [`purge`] makes one, so a privacy delete cannot
+/// forget (or invent) the field; it derefs to the inner response.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Purged<T> {
+    #[serde(flatten)]
+    value: T,
+    erased: bool,
+}
+
+impl<T> Purged<T> {
+    /// True when, at return, no file of the profile held the deleted text.
+    pub fn erased(&self) -> bool {
+        self.erased
+    }
+
+    /// The delete's own response.
+    pub fn into_value(self) -> T {
+        self.value
+    }
+
+    /// Reshapes the delete's response, keeping `erased`.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Purged<U> {
+        Purged {
+            value: f(self.value),
+            erased: self.erased,
+        }
+    }
+}
+
+impl<T> std::ops::Deref for Purged<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+/// Runs `delete` as one write transaction of its own, then makes the
+/// deletion physical (module docs) and invalidates the storage cache. A
+/// failed `delete` rolls back and changes nothing. The response says
+/// whether the erasure completed before return.
 pub fn purge<T>(
     profile: &Profile,
     delete: impl FnOnce(&Transaction<'_>) -> Result<T>,
-) -> Result<T> {
-    let outcome = {
-        let mut conn = profile.db().writer();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let outcome = delete(&tx)?;
-        tx.commit()?;
-        // Checkpoint while still holding the writer, so no other write can
-        // slip new frames into the WAL between commit and truncate.
-        crate::db::checkpoint_truncate(&conn)?;
-        outcome
+) -> Result<Purged<T>> {
+    let db = profile.db();
+    let value = {
+        let mut conn = db.writer();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let value = delete(&tx)?;
+        // Bumps the privacy epoch: a running export drops its snapshot.
+        db.erasure()
+            .commit_privacy_delete(|| tx.commit().map_err(Into::into))?;
+        value
     };
     profile.invalidate_storage_cache();
-    Ok(outcome)
+    let erased = db.erase_pending(Instant::now() + PURGE_ERASE_WAIT)?;
+    if !erased && db.erasure().add_pending(crate::types::now_ms()) {
+        profile.start_eraser();
+    }
+    Ok(Purged { value, erased })
 }
 
 #[cfg(test)]
@@ -59,7 +126,7 @@ mod tests {
             })
             .unwrap();
         let before = crate::profile::storage_epoch(profile.dir());
-        let failed: Result<()> = purge(&profile, |tx| {
+        let failed: Result<Purged<()>> = purge(&profile, |tx| {
             tx.run("DELETE FROM llm_threads", [])?;
             Err(crate::error::Error::conflict("changed my mind"))
         });
@@ -70,7 +137,9 @@ mod tests {
             .unwrap();
         assert_eq!(count, 1);
 
-        purge(&profile, |tx| tx.run("DELETE FROM llm_threads", [])).unwrap();
+        let purged = purge(&profile, |tx| tx.run("DELETE FROM llm_threads", [])).unwrap();
+        assert!(purged.erased());
+        assert_eq!(*purged, 1);
         assert!(crate::profile::storage_epoch(profile.dir()) > before);
         let scan = |dir: &std::path::Path| {
             walkdir::WalkDir::new(dir)

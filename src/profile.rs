@@ -10,8 +10,9 @@
 //!
 //! Closing stops new calls at once, except those made by a job that is still
 //! running on its own thread (so a job close waits for can report progress),
-//! then lets the jobs service drain (see [`CloseOptions`]), checkpoints the
-//! WAL and releases the lock.
+//! then lets the jobs service drain (see [`CloseOptions`]), completes any
+//! pending privacy erasure (bounded, reported in [`Closed`]), checkpoints
+//! the WAL and releases the lock.
 
 use crate::db::{self, Db, Synchronous};
 use crate::error::{Error, ErrorCode, Result};
@@ -25,7 +26,7 @@ use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The database file inside a profile directory.
 pub const DB_FILE_NAME: &str = "hydra.sqlite3";
@@ -99,6 +100,22 @@ impl Default for CloseOptions {
     }
 }
 
+/// What `hydra_close` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Closed {
+    pub closed: bool,
+    /// False when a privacy delete's erasure was still pending and could
+    /// not be completed within [`CLOSE_ERASE_WAIT`] (a reader outside the
+    /// library still held old pages); the next open retries it.
+    pub erased: bool,
+}
+
+/// How long close tries to complete a pending erasure.
+pub const CLOSE_ERASE_WAIT: Duration = Duration::from_secs(1);
+
+/// How long open tries to truncate a WAL an earlier session left behind.
+const OPEN_ERASE_WAIT: Duration = Duration::from_millis(200);
+
 const OPEN: u8 = 0;
 const CLOSING: u8 = 1;
 const CLOSED: u8 = 2;
@@ -171,6 +188,11 @@ impl Profile {
         // succeeded before the rest are failed as interrupted.
         crate::repo::patch::recover(&dir, &db)?;
         crate::browser::import::remove_copies_left_by_a_crash(&dir);
+        // A WAL left by an earlier session may hold the pages of a privacy
+        // delete whose erasure was pending when it ended: finish it first.
+        let leftover_erasure = !db.erase_pending(Instant::now() + OPEN_ERASE_WAIT)?;
+        remove_leftover_temp_files(&dir)?;
+        db.write(|tx| crate::browser::urls::repair_trailing_dot_hosts(tx))?;
         Jobs::recover(&db)?;
         let jobs = Jobs::new(options.workers.get());
         let profile = Profile {
@@ -185,14 +207,45 @@ impl Profile {
             }),
         };
         profile.inner.jobs.start(&profile)?;
+        if leftover_erasure && profile.db().erasure().add_pending(crate::types::now_ms()) {
+            profile.start_eraser();
+        }
         Ok(profile)
     }
 
+    /// Starts the background eraser: a thread that retries the pending
+    /// erasure every [`crate::privacy::ERASER_INTERVAL`] (taking the writer
+    /// only for one short checkpoint attempt) until it succeeds or the
+    /// profile closes (close then makes its own bounded attempt).
+    pub(crate) fn start_eraser(&self) {
+        let weak = self.downgrade();
+        let spawned = std::thread::Builder::new()
+            .name("hydra-eraser".to_owned())
+            .spawn(move || loop {
+                std::thread::sleep(crate::privacy::ERASER_INTERVAL);
+                let Some(profile) = weak.upgrade() else {
+                    return;
+                };
+                let db = profile.db();
+                if profile.ensure_open().is_err() || db.erasure().pending().is_none() {
+                    return;
+                }
+                if db.retry_erasure(Duration::from_millis(5)).unwrap_or(false) {
+                    return;
+                }
+            });
+        // Without a thread the erasure stays pending until the next purge
+        // or close completes it; nothing else depends on the thread.
+        drop(spawned);
+    }
+
     /// Stops accepting calls, lets running jobs finish (or cancels them, per
-    /// `options`; queued jobs stay queued for the next open), checkpoints
-    /// the WAL into the database and releases the profile lock. Closing
-    /// twice is `closed`; invalid options are refused before anything stops.
-    pub fn close(&self, options: CloseOptions) -> Result<()> {
+    /// `options`; queued jobs stay queued for the next open), completes a
+    /// pending privacy erasure (waiting at most [`CLOSE_ERASE_WAIT`]),
+    /// checkpoints the WAL into the database and releases the profile lock.
+    /// Closing twice is `closed`; invalid options are refused before
+    /// anything stops.
+    pub fn close(&self, options: CloseOptions) -> Result<Closed> {
         if options.cancel_timeout_ms > MAX_CANCEL_TIMEOUT_MS {
             return Err(Error::invalid(
                 "cancel_timeout_ms",
@@ -214,11 +267,28 @@ impl Profile {
         );
         self.inner.state.store(CLOSED, Ordering::SeqCst);
         self.inner.db.drop_idle_readers();
-        let checkpoint = self.inner.db.checkpoint_truncate();
+        let db = &self.inner.db;
+        let was_pending = db.erasure().pending().is_some();
+        let deadline = Instant::now()
+            + if was_pending {
+                CLOSE_ERASE_WAIT
+            } else {
+                OPEN_ERASE_WAIT
+            };
+        let truncated = db.erase_pending(deadline);
         if let Some(lock) = self.inner.lock.lock().take() {
             let _ = lock.unlock();
         }
-        checkpoint
+        Ok(Closed {
+            closed: true,
+            erased: truncated? || !was_pending,
+        })
+    }
+
+    /// `profile.info`'s `pending_erasure`: privacy deletes whose erasure has
+    /// not completed yet, or `None`.
+    pub fn pending_erasure(&self) -> Option<crate::db::PendingErasure> {
+        self.inner.db.erasure().pending()
     }
 
     /// `closed` once [`Profile::close`] has started, except for calls made
@@ -292,6 +362,21 @@ impl WeakProfile {
     pub fn upgrade(&self) -> Option<Profile> {
         self.0.upgrade().map(|inner| Profile { inner })
     }
+}
+
+/// Removes the temporary files (`.hydra-tmp-*`) a killed export or patch
+/// apply left in the profile's own folders. Runs after the repo journal's
+/// recovery, which needs only the journals themselves (a journal's temp
+/// file was never renamed into place, so no recovery refers to it); the
+/// temp files staged inside repositories are the journal's to clean.
+fn remove_leftover_temp_files(dir: &Path) -> Result<()> {
+    for folder in [
+        crate::bundle::BUNDLES_DIR,
+        crate::repo::journal::JOURNAL_DIR,
+    ] {
+        crate::fsutil::remove_temp_files(&dir.join(folder))?;
+    }
+    Ok(())
 }
 
 fn closed() -> Error {

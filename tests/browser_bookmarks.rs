@@ -116,7 +116,7 @@ fn folders_nest_list_directly_and_delete_whole_subtrees() {
     let r = t.ok("bookmarks.delete_folder", json!({"id": work["id"]}));
     assert_eq!(
         r,
-        json!({"deleted": 1, "stats": {"subfolders": 1, "bookmarks": 2}})
+        json!({"deleted": 1, "stats": {"subfolders": 1, "bookmarks": 2}, "erased": true})
     );
     let left = ids(&t.ok("bookmarks.list", json!({})));
     assert_eq!(left, [in_other.as_i64().unwrap(), top.as_i64().unwrap()]);
@@ -229,6 +229,6 @@ fn update_keeps_omitted_and_clears_null() {
         "not_found",
     );
     let r = t.ok("bookmarks.delete", json!({"id": id}));
-    assert_eq!(r, json!({"deleted": 1}));
+    assert_eq!(r, json!({"deleted": 1, "erased": true}));
     t.err("bookmarks.delete", json!({"id": id}), "not_found");
 }

@@ -248,12 +248,12 @@ fn delete_one_visit_clears_its_tab() {
     let r = t.ok("history.delete", json!({"id": old["id"]}));
     assert_eq!(
         r,
-        json!({"deleted": 1, "deleted_id": old["id"], "tabs_cleared": 0})
+        json!({"deleted": 1, "deleted_id": old["id"], "tabs_cleared": 0, "erased": true})
     );
     let r = t.ok("history.delete", json!({"id": new["id"]}));
     assert_eq!(
         r,
-        json!({"deleted": 1, "deleted_id": new["id"], "tabs_cleared": 1})
+        json!({"deleted": 1, "deleted_id": new["id"], "tabs_cleared": 1, "erased": true})
     );
     let tab = t.ok("tabs.get", json!({"id": "tab"}))["tab"].clone();
     for field in [

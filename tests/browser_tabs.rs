@@ -110,7 +110,10 @@ fn close_removes_the_tab_and_detaches_history() {
         json!({"url": "https://b.example/", "visited_at": 2, "tab_id": "t1"}),
     );
     let r = t.ok("tabs.close", json!({"id": "t1"}));
-    assert_eq!(r, json!({"deleted": 1, "history_detached": 2}));
+    assert_eq!(
+        r,
+        json!({"deleted": 1, "history_detached": 2, "erased": true})
+    );
     t.err("tabs.get", json!({"id": "t1"}), "not_found");
     t.err("tabs.close", json!({"id": "t1"}), "not_found");
     let items = t.ok("history.list", json!({}))["items"].clone();

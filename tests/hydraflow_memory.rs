@@ -258,19 +258,19 @@ fn list_and_delete_by_filters() {
     );
     assert_eq!(
         t.ok("memory.delete", json!({"scope": "user", "scope_ref": "r"})),
-        json!({"deleted": 1})
+        json!({"deleted": 1, "erased": true})
     );
     assert_eq!(
         t.ok("memory.delete", json!({"scope": "doc"})),
-        json!({"deleted": 0})
+        json!({"deleted": 0, "erased": true})
     );
     assert_eq!(
         t.ok("memory.delete", json!({"thread_id": th})),
-        json!({"deleted": 1})
+        json!({"deleted": 1, "erased": true})
     );
     assert_eq!(
         t.ok("memory.delete", json!({"id": "a"})),
-        json!({"deleted": 1})
+        json!({"deleted": 1, "erased": true})
     );
     assert_eq!(ids(json!({})), ["d"]);
 }

@@ -290,7 +290,7 @@ fn events_page_oldest_first_and_go_with_the_task() {
 
     assert_eq!(
         t.ok("tasks.delete", json!({"id": id})),
-        json!({"deleted": 1})
+        json!({"deleted": 1, "erased": true})
     );
     t.err("tasks.delete", json!({"id": id}), "not_found");
     t.err("tasks.get", json!({"id": id}), "not_found");

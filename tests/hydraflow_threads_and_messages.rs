@@ -315,7 +315,7 @@ fn message_delete_removes_one_message() {
     );
     assert_eq!(
         t.ok("messages.delete", json!({"id": m})),
-        json!({"deleted": 1})
+        json!({"deleted": 1, "erased": true})
     );
     t.err("messages.delete", json!({"id": m}), "not_found");
     let page = t.ok("messages.list", json!({"thread_id": th}));

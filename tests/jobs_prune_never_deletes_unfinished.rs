@@ -74,7 +74,7 @@ fn prune_defaults_to_old_succeeded_jobs_and_spares_unfinished_ones() {
     let r = t.ok("jobs.prune", json!({}));
     assert_eq!(
         r,
-        json!({"deleted": 1, "statuses": ["succeeded"], "older_than_days": 30})
+        json!({"deleted": 1, "statuses": ["succeeded"], "older_than_days": 30, "erased": true})
     );
     t.err("jobs.get", json!({"id": old_ok}), "not_found");
     t.ok("jobs.get", json!({"id": new_ok}));

@@ -108,7 +108,10 @@ fn tab_close_leaves_no_trace_of_the_tab() {
     record_secret(&t);
     assert_present(&t, SECRET_TAB);
     let r = t.ok("tabs.close", json!({"id": SECRET_TAB}));
-    assert_eq!(r, json!({"deleted": 1, "history_detached": 1}));
+    assert_eq!(
+        r,
+        json!({"deleted": 1, "history_detached": 1, "erased": true})
+    );
     // The visit itself stays (closing a tab is not a history purge), but
     // nothing names the tab any more.
     assert_gone(&t, &[SECRET_TAB]);
@@ -142,7 +145,7 @@ fn bookmark_deletes_leave_no_trace() {
     );
     assert_eq!(
         r,
-        json!({"deleted": 1, "stats": {"subfolders": 1, "bookmarks": 1}})
+        json!({"deleted": 1, "stats": {"subfolders": 1, "bookmarks": 1}, "erased": true})
     );
     assert_gone(
         &t,

@@ -83,7 +83,7 @@ fn stats_are_exact_and_nothing_of_the_thread_remains() {
     assert_eq!(
         r,
         json!({"deleted": 1, "stats": {"messages": 3, "tasks": 2, "task_events": 4,
-               "memories": 2, "tabs_detached": 2, "jobs_detached": 2}})
+               "memories": 2, "tabs_detached": 2, "jobs_detached": 2}, "erased": true})
     );
     t.err("threads.delete", json!({"id": th}), "not_found");
     t.err("threads.get", json!({"id": th}), "not_found");

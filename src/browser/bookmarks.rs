@@ -9,6 +9,7 @@ use crate::browser::urls::{like_substring, parse_url};
 use crate::db::paging::{Keyset, Order};
 use crate::db::ConnExt;
 use crate::error::{Error, Result};
+use crate::privacy::Purged;
 use crate::profile::Profile;
 use crate::types::{now_ms, ListLimit, Millis, Page, Patch};
 use rusqlite::types::Value as SqlValue;
@@ -240,7 +241,7 @@ pub fn update(profile: &Profile, req: UpdateRequest) -> Result<BookmarkResponse>
 }
 
 /// `bookmarks.delete`.
-pub fn delete(profile: &Profile, req: IdRequest) -> Result<DeleteResponse> {
+pub fn delete(profile: &Profile, req: IdRequest) -> Result<Purged<DeleteResponse>> {
     crate::privacy::purge(profile, |tx| {
         let deleted = tx.run("DELETE FROM bookmarks WHERE id = ?1", [req.id])?;
         if deleted == 0 {
@@ -275,7 +276,7 @@ pub fn create_folder(profile: &Profile, req: CreateFolderRequest) -> Result<Fold
 
 /// `bookmarks.delete_folder`: the folder, its subfolders at any depth and
 /// every bookmark in them.
-pub fn delete_folder(profile: &Profile, req: IdRequest) -> Result<DeleteFolderResponse> {
+pub fn delete_folder(profile: &Profile, req: IdRequest) -> Result<Purged<DeleteFolderResponse>> {
     crate::privacy::purge(profile, |tx| {
         require_folder(tx, req.id, "id")?;
         let subtree = "WITH RECURSIVE tree(id) AS (

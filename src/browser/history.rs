@@ -13,6 +13,7 @@ use crate::browser::urls::{like_substring, HostMatch};
 use crate::db::paging::{Keyset, Order};
 use crate::db::ConnExt;
 use crate::error::{Error, ErrorCode, Result};
+use crate::privacy::Purged;
 use crate::profile::Profile;
 use crate::types::{now_ms, Bounded, Id, Millis, Page, Timestamp};
 use rusqlite::types::Value as SqlValue;
@@ -327,7 +328,7 @@ pub struct DeleteResponse {
 }
 
 /// `history.delete`.
-pub fn delete(profile: &Profile, req: DeleteRequest) -> Result<DeleteResponse> {
+pub fn delete(profile: &Profile, req: DeleteRequest) -> Result<Purged<DeleteResponse>> {
     crate::privacy::purge(profile, |tx| {
         let mut w = Where::default();
         let p = w.bind(req.id);
@@ -383,7 +384,7 @@ pub struct PurgeResponse {
 /// no filter and no `all` is `filter_required`; `all` with a filter, or
 /// `from > to`, is `invalid_argument` (bad timestamps already failed to
 /// parse). `include_subdomains` only shapes `host` and is no filter itself.
-pub fn purge(profile: &Profile, req: PurgeRequest) -> Result<PurgeResponse> {
+pub fn purge(profile: &Profile, req: PurgeRequest) -> Result<Purged<PurgeResponse>> {
     let all = req.all.unwrap_or(false);
     let has_filter = req.host.is_some() || req.from.is_some() || req.to.is_some();
     if all && has_filter {

@@ -4,6 +4,7 @@
 use crate::db::paging::{Keyset, Order};
 use crate::db::ConnExt;
 use crate::error::{Error, Result};
+use crate::privacy::Purged;
 use crate::profile::Profile;
 use crate::types::{now_ms, Id, ListLimit, Millis, Page, Patch};
 use rusqlite::{params, Connection, Row};
@@ -169,7 +170,7 @@ pub fn list(profile: &Profile, req: ListRequest) -> Result<Page<Tab>> {
 
 /// `tabs.close`: removes the tab (and with it its cached url and title,
 /// through the privacy purge) and detaches its history rows.
-pub fn close(profile: &Profile, req: IdRequest) -> Result<CloseResponse> {
+pub fn close(profile: &Profile, req: IdRequest) -> Result<Purged<CloseResponse>> {
     crate::privacy::purge(profile, |tx| {
         let deleted = tx.run("DELETE FROM tabs WHERE id = ?1", [req.id.as_str()])?;
         if deleted == 0 {

@@ -34,10 +34,12 @@ pub fn parse_url(field: &str, text: &str) -> Result<UrlFacts> {
         return Err(bad("must be an absolute URL without surrounding spaces"));
     }
     let url = url::Url::parse(text).map_err(|_| bad("must be an absolute URL"))?;
-    let host = url
-        .host_str()
-        .filter(|h| !h.is_empty())
-        .map(|h| h.to_ascii_lowercase());
+    let host = match (url.scheme(), url.host_str()) {
+        // `file://localhost/x` names the same file as `file:///x`.
+        ("file", Some(h)) if h.eq_ignore_ascii_case("localhost") => None,
+        (_, Some(h)) => normal_host(h),
+        (_, None) => None,
+    };
     if matches!(url.scheme(), "http" | "https") {
         // The url crate forgives `http:example.com`; the contract wants an
         // absolute URL, so the authority must really be there.
@@ -47,6 +49,40 @@ pub fn parse_url(field: &str, text: &str) -> Result<UrlFacts> {
         }
     }
     Ok(UrlFacts { host })
+}
+
+/// The one normal form of a host, for stored hosts and host filters alike:
+/// lower-case, IDN labels in punycode, without the trailing dot of a fully
+/// qualified name (`Example.COM.` is `example.com`). `None` for no host.
+pub fn normal_host(host: &str) -> Option<String> {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.is_empty() {
+        return None;
+    }
+    Some(if host.is_ascii() {
+        host.to_ascii_lowercase()
+    } else {
+        match url::Host::parse(host) {
+            Ok(parsed) => parsed.to_string(),
+            Err(_) => host.to_lowercase(),
+        }
+    })
+}
+
+/// Drops the trailing dot from hosts stored before [`normal_host`] did
+/// (`example.com.` escaped a purge of `example.com`). Idempotent and cheap
+/// (one index range of `rev_host`: a trailing-dot host reverses to a
+/// leading dot), so it runs at every open instead of as a migration; the
+/// reversed form of `example.com.` is `.moc.elpmaxe.`, and dropping its
+/// first character gives `moc.elpmaxe.`, the one of `example.com`.
+/// Returns how many rows it fixed.
+pub fn repair_trailing_dot_hosts(conn: &rusqlite::Connection) -> Result<usize> {
+    Ok(conn.execute(
+        "UPDATE history
+            SET host = substr(host, 1, length(host) - 1), rev_host = substr(rev_host, 2)
+          WHERE rev_host >= '.' AND rev_host < '/' AND length(host) > 1",
+        [],
+    )?)
 }
 
 /// `"example.com"` -> `"moc.elpmaxe."`.
@@ -66,21 +102,12 @@ pub struct HostMatch {
 }
 
 impl HostMatch {
-    /// Normalizes a caller's host filter (trimmed, lower-cased, IDN to
-    /// punycode). Text that is no host at all is kept as given: it simply
-    /// matches nothing.
+    /// Normalizes a caller's host filter like a stored host (trimmed, then
+    /// [`normal_host`]). Text that is no host at all is kept lower-cased:
+    /// it simply matches nothing.
     pub fn new(host: &str, include_subdomains: bool) -> Result<HostMatch> {
-        let trimmed = host.trim();
-        if trimmed.is_empty() {
+        let Some(host) = normal_host(host.trim()) else {
             return Err(Error::invalid("host", "must not be empty"));
-        }
-        let host = if trimmed.is_ascii() {
-            trimmed.to_ascii_lowercase()
-        } else {
-            match url::Host::parse(trimmed) {
-                Ok(parsed) => parsed.to_string(),
-                Err(_) => trimmed.to_lowercase(),
-            }
         };
         Ok(HostMatch {
             host,
@@ -188,6 +215,38 @@ mod tests {
         assert!(exact.matches_rev(&reverse_host("example.com")));
         assert!(!exact.matches_rev(&reverse_host("www.example.com")));
         assert!(HostMatch::new("  ", true).is_err());
+    }
+
+    #[test]
+    fn every_spelling_of_a_host_has_one_normal_form() {
+        for url in [
+            "https://example.com/",
+            "https://EXAMPLE.com./a",
+            "https://user:pw@Example.Com:8443/x",
+            "http://example.com.:80/",
+        ] {
+            assert_eq!(
+                parse_url("url", url).unwrap().host.as_deref(),
+                Some("example.com"),
+                "{url}"
+            );
+        }
+        assert_eq!(
+            parse_url("url", "https://BÜCHER.example./").unwrap().host,
+            Some("xn--bcher-kva.example".into())
+        );
+        for url in [
+            "file:///etc/hosts",
+            "file://localhost/etc/hosts",
+            "file://LOCALHOST/x",
+        ] {
+            assert_eq!(parse_url("url", url).unwrap().host, None, "{url}");
+        }
+        assert_eq!(
+            HostMatch::new(" Example.COM. ", true).unwrap().host,
+            "example.com"
+        );
+        assert!(HostMatch::new(".", true).is_err());
     }
 
     #[test]

@@ -50,7 +50,11 @@ pub(super) struct ImportState {
 }
 
 /// Writes every record of `component` from the snapshot `conn`.
-pub(super) fn export(conn: &Connection, component: Component, w: &mut BundleWriter) -> Result<()> {
+pub(super) fn export(
+    conn: &Connection,
+    component: Component,
+    w: &mut BundleWriter<'_>,
+) -> Result<()> {
     match component {
         Component::Threads => conn.for_each_row(
             &format!(

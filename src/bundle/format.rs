@@ -12,6 +12,7 @@
 //! rename). Reading streams too: one pass verifies, a second yields records.
 
 use crate::error::{Error, ErrorCode, Result};
+use crate::fsutil::Staged;
 use crate::types::{hex, Millis};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -92,21 +93,33 @@ struct LineIn {
 }
 
 /// Streams records into a new bundle.
-pub struct BundleWriter {
+pub struct BundleWriter<'a> {
     body: BufWriter<File>,
     summaries: BTreeMap<Component, ComponentSummary>,
     current: Option<(Component, Sha256, u64)>,
+    /// Checked before every record: when it says stop, writing fails (an
+    /// export overtaken by a privacy delete drops what it wrote).
+    stop: Option<&'a dyn Fn() -> bool>,
 }
 
-impl BundleWriter {
+impl<'a> BundleWriter<'a> {
     /// A writer whose body is an anonymous temporary file in `dir` (the
-    /// destination's directory, so the data never leaves its file system).
-    pub fn new(dir: &Path) -> Result<BundleWriter> {
+    /// destination's directory, so the data never leaves its file system,
+    /// and a killed export leaves no named file behind).
+    pub fn new(dir: &Path) -> Result<BundleWriter<'a>> {
         Ok(BundleWriter {
             body: BufWriter::new(tempfile::tempfile_in(dir)?),
             summaries: BTreeMap::new(),
             current: None,
+            stop: None,
         })
+    }
+
+    /// Makes every later [`BundleWriter::record`] fail with `conflict` once
+    /// `stop` returns true.
+    pub fn stop_when(mut self, stop: &'a dyn Fn() -> bool) -> BundleWriter<'a> {
+        self.stop = Some(stop);
+        self
     }
 
     /// Starts the lines of `component` (listed in the manifest even if no
@@ -118,6 +131,11 @@ impl BundleWriter {
 
     /// Writes one record of the current component.
     pub fn record<T: Serialize>(&mut self, record: &T) -> Result<()> {
+        if self.stop.is_some_and(|stop| stop()) {
+            return Err(Error::conflict(
+                "the export was overtaken by a privacy delete",
+            ));
+        }
         let (component, hasher, count) = self
             .current
             .as_mut()
@@ -148,7 +166,19 @@ impl BundleWriter {
 
     /// Writes the bundle to `path` atomically: the manifest line, then the
     /// body. Returns the manifest.
-    pub fn finish(mut self, path: &Path, created_at: Millis) -> Result<Manifest> {
+    pub fn finish(self, path: &Path, created_at: Millis) -> Result<Manifest> {
+        let (manifest, staged) = self.stage(path, created_at)?;
+        staged.commit()?;
+        Ok(manifest)
+    }
+
+    /// Writes the whole bundle to a temporary file beside `path`, ready to
+    /// be renamed into place by [`Staged::commit`] (dropped, it is removed).
+    pub fn stage<'p>(
+        mut self,
+        path: &'p Path,
+        created_at: Millis,
+    ) -> Result<(Manifest, Staged<'p>)> {
         self.end_component();
         let manifest = Manifest {
             format: FORMAT.to_owned(),
@@ -165,12 +195,12 @@ impl BundleWriter {
         let mut header =
             serde_json::to_vec(&manifest).map_err(|e| Error::internal(e.to_string()))?;
         header.push(b'\n');
-        crate::fsutil::write_atomic_with(path, |out| {
+        let staged = crate::fsutil::stage(path, |out| {
             out.write_all(&header)?;
             std::io::copy(&mut body, out)?;
             Ok(())
         })?;
-        Ok(manifest)
+        Ok((manifest, staged))
     }
 }
 

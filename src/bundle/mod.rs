@@ -241,17 +241,21 @@ fn job_request<T: serde::de::DeserializeOwned>(ctx: &JobContext) -> Result<T> {
 }
 
 fn step(ctx: &JobContext, phase: &str, done: usize, total: usize) -> Result<()> {
-    ctx.progress(&ProgressUpdate {
-        phase: Some(phase.to_owned()),
-        steps_total: Some(total as u64),
-        steps_completed: Some(done as u64),
-        message: None,
-        eta_s: None,
-    })
+    ctx.progress(&progress_update(phase, done, total))
 }
 
+/// How often a running export may be overtaken by privacy deletes and
+/// start over before it gives up (`conflict`: run it again later).
+const MAX_EXPORT_RESTARTS: u32 = 100;
+
 /// The `bundle_export` job: one read snapshot, streamed to a temp file,
-/// renamed into place. Result: `{path, manifest}`.
+/// renamed into place. Result: `{path, manifest, restarts}`.
+///
+/// A privacy delete that commits while the export runs wins: the export
+/// notices (the privacy epoch, see [`crate::db::snapshot`]) between two
+/// records or before its rename, drops its snapshot and partial file, and
+/// starts again on a fresh snapshot; `restarts` counts how often. Progress
+/// is reported without waiting for the writer (the snapshot is held).
 pub fn run_export(ctx: &JobContext) -> Result<Value> {
     let request: ExportRequest = job_request(ctx)?;
     let components = selected(request.components.as_deref(), "components")?;
@@ -262,21 +266,65 @@ pub fn run_export(ctx: &JobContext) -> Result<Value> {
         std::fs::create_dir_all(dir)?;
     }
     let profile = ctx.profile();
-    let manifest = profile.db().read(|conn| {
-        let snapshot = conn.unchecked_transaction()?;
-        let mut writer = format::BundleWriter::new(crate::fsutil::parent_dir(&path))?;
-        for (done, component) in components.iter().enumerate() {
-            step(ctx, "export", done, components.len())?;
-            writer.begin(*component);
-            components::export(&snapshot, *component, &mut writer)?;
+    let mut restarts = 0;
+    let manifest = loop {
+        let attempt = profile
+            .db()
+            .read_snapshot(|snapshot| export_snapshot(ctx, snapshot, &components, &path));
+        match attempt {
+            Ok(Some(manifest)) => break manifest,
+            Ok(None) if restarts < MAX_EXPORT_RESTARTS => restarts += 1,
+            Ok(None) => {
+                return Err(Error::conflict(
+                    "privacy deletes kept overtaking the export; run it again",
+                ))
+            }
+            Err(e) => return Err(e),
         }
-        let manifest = writer.finish(&path, now_ms())?;
-        snapshot.finish()?;
-        Ok(manifest)
-    })?;
+    };
     step(ctx, "export", components.len(), components.len())?;
     profile.invalidate_storage_cache();
-    Ok(serde_json::json!({ "path": path.to_string_lossy(), "manifest": manifest }))
+    Ok(serde_json::json!({
+        "path": path.to_string_lossy(),
+        "manifest": manifest,
+        "restarts": restarts,
+    }))
+}
+
+/// One export attempt on `snapshot`; `None` when a privacy delete overtook
+/// it (nothing was published; the partial file is gone with the writer).
+fn export_snapshot(
+    ctx: &JobContext,
+    snapshot: &crate::db::Snapshot<'_>,
+    components: &[Component],
+    path: &std::path::Path,
+) -> Result<Option<Manifest>> {
+    let overtaken = || snapshot.overtaken();
+    let mut writer =
+        format::BundleWriter::new(crate::fsutil::parent_dir(path))?.stop_when(&overtaken);
+    for (done, component) in components.iter().enumerate() {
+        ctx.progress_queued(&progress_update("export", done, components.len()))?;
+        writer.begin(*component);
+        match components::export(snapshot.conn(), *component, &mut writer) {
+            Err(_) if snapshot.overtaken() => return Ok(None),
+            other => other?,
+        }
+    }
+    snapshot.end_reading()?;
+    let (manifest, staged) = writer.stage(path, now_ms())?;
+    Ok(snapshot
+        .publish_unless_overtaken(|| staged.commit())?
+        .map(|()| manifest))
+}
+
+fn progress_update(phase: &str, done: usize, total: usize) -> ProgressUpdate {
+    ProgressUpdate {
+        phase: Some(phase.to_owned()),
+        steps_total: Some(total as u64),
+        steps_completed: Some(done as u64),
+        message: None,
+        eta_s: None,
+    }
 }
 
 /// The `bundle_import` job: verify everything, then one transaction (rolled

@@ -5,13 +5,31 @@
 //! writer (so concurrent calls on one handle queue on a mutex instead of
 //! failing with `SQLITE_BUSY`); read-only operations take a pooled read-only
 //! connection, which WAL lets run beside the writer.
+//!
+//! **Lock order (enforced):** a code path that holds a read snapshot never
+//! waits for the writer. The writer may wait for readers (a truncating
+//! checkpoint does), so a reader that waited for the writer could stall
+//! both until the busy timeout. Concretely:
+//! - a read closure ([`Db::read`], [`Db::read_snapshot`]) never calls
+//!   [`Db::write`] or [`Db::writer`], directly or through a helper;
+//! - a job that reports progress while it holds a snapshot uses the
+//!   non-blocking path (`JobContext::progress_queued`: the change joins the
+//!   ledger's group-commit queue and is committed by whoever holds the
+//!   writer next, never by waiting for it);
+//! - a long snapshot (an export) is opened with [`Db::read_snapshot`], polls
+//!   [`Snapshot::overtaken`] and lets go when a privacy delete commits
+//!   (see [`snapshot`]), so the delete's checkpoint never waits for it.
+//!
+//! `tests/privacy_never_stalls.rs` holds the watchdog that checks the rule.
 
 mod conn_ext;
 mod migrate;
 pub mod paging;
+pub mod snapshot;
 
 pub use conn_ext::ConnExt;
 pub use migrate::{migrate, probe_existing, LATEST_SCHEMA_VERSION};
+pub use snapshot::{ErasureGate, PendingErasure, Snapshot};
 
 use crate::error::Result;
 use parking_lot::{Mutex, MutexGuard};
@@ -35,12 +53,15 @@ const IDLE_READERS: usize = 4;
 
 /// How long a statement waits for another process's lock before `busy`.
 const BUSY_TIMEOUT_MS: u32 = 5_000;
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(BUSY_TIMEOUT_MS as u64);
 
 /// The connections of one profile database.
 pub struct Db {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    /// Privacy deletes versus read snapshots ([`snapshot`]).
+    erasure: ErasureGate,
 }
 
 impl Db {
@@ -60,6 +81,7 @@ impl Db {
             path: path.to_owned(),
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
+            erasure: ErasureGate::default(),
         })
     }
 
@@ -84,8 +106,50 @@ impl Db {
         self.writer.lock()
     }
 
-    /// Runs `f` on a read-only connection from the pool.
+    /// The writer, if no one holds it right now (for work that must never
+    /// wait for it, see the lock order above).
+    pub fn try_writer(&self) -> Option<MutexGuard<'_, Connection>> {
+        self.writer.try_lock()
+    }
+
+    /// Privacy deletes versus read snapshots ([`snapshot`]).
+    pub fn erasure(&self) -> &ErasureGate {
+        &self.erasure
+    }
+
+    /// Runs `f` on a read-only connection from the pool. A read that starts
+    /// while a privacy delete checkpoints pauses briefly (see
+    /// [`snapshot::DRAIN_PAUSE`]) so that the checkpoint finds no reader.
     pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.erasure.pause_while_draining();
+        self.with_reader(f)
+    }
+
+    /// Runs `f` inside one read snapshot that a privacy delete can overtake:
+    /// `f` polls [`Snapshot::overtaken`] and returns early when it is, and
+    /// publishes its result with [`Snapshot::publish_unless_overtaken`].
+    /// For long reads (exports); short ones use [`Db::read`].
+    pub fn read_snapshot<T>(&self, f: impl FnOnce(&Snapshot<'_>) -> Result<T>) -> Result<T> {
+        self.with_reader(|conn| {
+            let snapshot = Snapshot::begin(conn, &self.erasure)?;
+            f(&snapshot)
+        })
+    }
+
+    /// Runs `f` on a new read-only connection, closed afterwards. For
+    /// `PRAGMA integrity_check`: SQLite's FTS5 integrity check (3.54.1)
+    /// trusts the index structure a connection cached at an earlier read
+    /// and reports "corruption found reading blob" once another connection
+    /// has deleted rows since; a connection that never read has no cache.
+    pub fn read_on_fresh_connection<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T>,
+    ) -> Result<T> {
+        self.erasure.pause_while_draining();
+        f(&self.open_reader()?)
+    }
+
+    fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let conn = match self.readers.lock().pop() {
             Some(conn) => conn,
             None => self.open_reader()?,
@@ -104,7 +168,7 @@ impl Db {
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS as u64))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.execute_batch("PRAGMA query_only = ON;")?;
         Ok(conn)
     }
@@ -133,7 +197,7 @@ pub fn checkpoint_truncate(conn: &Connection) -> Result<()> {
 fn apply_pragmas(conn: &Connection, synchronous: Synchronous) -> Result<()> {
     // Another process holding a lock (a backup tool, a second library copy
     // that ignored the profile lock) is waited for, then reported as `busy`.
-    conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS as u64))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     let synchronous = match synchronous {
         Synchronous::Normal => "NORMAL",
         Synchronous::Full => "FULL",

@@ -148,9 +148,11 @@ pub unsafe extern "C" fn hydra_open(
 /// Closes a profile handle: stops accepting calls, waits for running jobs
 /// (or cancels them with `{"cancel_running": true}`, waiting at most
 /// `"cancel_timeout_ms"`, default 5000, for them to stop; queued jobs stay
-/// queued for the next open), checkpoints the WAL
-/// and releases the profile lock. Returns an envelope (`closed` for a handle
-/// that is not open); the caller frees it with `hydra_string_free`.
+/// queued for the next open), completes a pending privacy erasure (at most
+/// 1 s), checkpoints the WAL and releases the profile lock. Returns an
+/// envelope whose data is `{closed: true, erased}` (`erased: false` when a
+/// pending erasure could not complete; `closed` error for a handle that is
+/// not open); the caller frees it with `hydra_string_free`.
 ///
 /// # Safety
 /// `options_json` is NULL or a NUL-terminated string.
@@ -164,15 +166,15 @@ pub unsafe extern "C" fn hydra_close(handle: u64, options_json: *const c_char) -
         // running job's host handler can still report progress through it;
         // the profile itself refuses every other call from now on.
         let profile = profile_for(handle)?;
-        match profile.close(options) {
+        let closed = match profile.close(options) {
             // Refused options leave the profile open and the handle usable.
             Err(e) if e.code() == ErrorCode::InvalidArgument => return Err(e),
             closed => {
                 HANDLES.write().remove(&handle);
-                closed?;
+                closed?
             }
-        }
-        Ok("{\"closed\":true}".to_owned())
+        };
+        serde_json::to_string(&closed).map_err(|_| Error::internal("close report encoding failed"))
     })
 }
 

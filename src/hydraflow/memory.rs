@@ -8,6 +8,7 @@ use super::{DeletedResponse, IdRequest};
 use crate::db::paging::{Keyset, Order};
 use crate::db::ConnExt;
 use crate::error::{Error, ErrorCode, Result};
+use crate::privacy::Purged;
 use crate::profile::Profile;
 use crate::types::{now_ms, Id, ListLimit, Metadata, Millis, Page, Patch};
 use rusqlite::{params, Connection, Row};
@@ -527,7 +528,7 @@ pub struct DeleteRequest {
 
 /// `memory.delete`: the memories with their embeddings and audit entries
 /// (foreign-key cascades) and full-text entries (trigger), made physical.
-pub fn delete(profile: &Profile, req: DeleteRequest) -> Result<DeletedResponse> {
+pub fn delete(profile: &Profile, req: DeleteRequest) -> Result<Purged<DeletedResponse>> {
     let filters = Filters {
         scope: req.scope,
         scope_ref: req.scope_ref.as_deref(),

@@ -6,6 +6,7 @@ use super::{metadata_of, require_text, require_thread, DeletedResponse, IdReques
 use crate::db::paging::{Keyset, Order};
 use crate::db::ConnExt;
 use crate::error::{Error, Result};
+use crate::privacy::Purged;
 use crate::profile::Profile;
 use crate::types::{now_ms, Id, ListLimit, Metadata, Millis, Page, Timestamp};
 use rusqlite::{params, Connection, Row};
@@ -269,7 +270,7 @@ pub fn list(profile: &Profile, req: ListRequest) -> Result<Page<Message>> {
 
 /// `messages.delete`: removes the message (and its full-text entry) and
 /// makes the removal physical.
-pub fn delete(profile: &Profile, req: IdRequest) -> Result<DeletedResponse> {
+pub fn delete(profile: &Profile, req: IdRequest) -> Result<Purged<DeletedResponse>> {
     crate::privacy::purge(profile, |tx| {
         match tx.run("DELETE FROM llm_messages WHERE id = ?1", [req.id.as_str()])? {
             0 => Err(Error::not_found("message", "id")),

@@ -8,6 +8,7 @@ use super::{DeletedResponse, IdRequest};
 use crate::db::paging::{Keyset, Order};
 use crate::db::ConnExt;
 use crate::error::{Error, Result};
+use crate::privacy::Purged;
 use crate::profile::Profile;
 use crate::types::{now_ms, Id, ListLimit, Metadata, Millis, Page, Patch, Timestamp};
 use rusqlite::{params, Connection, Row};
@@ -422,7 +423,7 @@ pub fn list(profile: &Profile, req: ListRequest) -> Result<Page<Task>> {
 
 /// `tasks.delete`: the task and its events. Memories and jobs that named
 /// the task keep existing with `task_id` null.
-pub fn delete(profile: &Profile, req: IdRequest) -> Result<DeletedResponse> {
+pub fn delete(profile: &Profile, req: IdRequest) -> Result<Purged<DeletedResponse>> {
     crate::privacy::purge(profile, |tx| {
         super::detach_jobs(tx, "task_id", req.id.as_str())?;
         match tx.run("DELETE FROM tasks WHERE id = ?1", [req.id.as_str()])? {

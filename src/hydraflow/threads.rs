@@ -5,6 +5,7 @@ use super::{detach_jobs, metadata_of, IdRequest};
 use crate::db::paging::{Keyset, Order};
 use crate::db::ConnExt;
 use crate::error::{Error, Result};
+use crate::privacy::Purged;
 use crate::profile::Profile;
 use crate::types::{now_ms, Id, ListLimit, Metadata, Millis, Page, Patch};
 use rusqlite::{params, Connection, Row};
@@ -237,9 +238,9 @@ pub struct DeleteResponse {
 /// `scope_ref` = id, with their embeddings and audit entries, through
 /// foreign-key cascades) go in one transaction; bound tabs and linked jobs
 /// are detached. The privacy purge then makes the deletion physical.
-pub fn delete(profile: &Profile, req: IdRequest) -> Result<DeleteResponse> {
+pub fn delete(profile: &Profile, req: IdRequest) -> Result<Purged<DeleteResponse>> {
     let id = req.id.as_str();
-    let stats = crate::privacy::purge(profile, |tx| {
+    let purged = crate::privacy::purge(profile, |tx| {
         require(tx, id, "id")?;
         let count = |n: usize| n as u64;
         let task_events = count(tx.run(
@@ -273,5 +274,5 @@ pub fn delete(profile: &Profile, req: IdRequest) -> Result<DeleteResponse> {
         tx.run("DELETE FROM llm_threads WHERE id = ?1", [id])?;
         Ok(stats)
     })?;
-    Ok(DeleteResponse { deleted: 1, stats })
+    Ok(purged.map(|stats| DeleteResponse { deleted: 1, stats }))
 }

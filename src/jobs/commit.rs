@@ -166,6 +166,28 @@ impl LedgerWriter {
         }
     }
 
+    /// Queues `f` for the next group commit and returns without waiting:
+    /// the change is committed now if the writer is free, else by whoever
+    /// takes it next through [`LedgerWriter::commit`]. For callers that must
+    /// never wait for the writer (a job holding a read snapshot). A change
+    /// still queued when the ledger is sealed at close is dropped.
+    pub fn submit(
+        &self,
+        db: &Db,
+        f: impl FnOnce(&Transaction<'_>, &mut Touched) -> Result<()> + Send + 'static,
+    ) {
+        self.pending.lock().push(PendingChange {
+            work: Box::new(move |tx, touched| f(tx, touched).is_ok()),
+            state: Arc::new(Mutex::new(BatchState::Waiting)),
+        });
+        if let Some(mut conn) = db.try_writer() {
+            let batch = std::mem::take(&mut *self.pending.lock());
+            if !batch.is_empty() {
+                self.commit_batch(&mut conn, batch);
+            }
+        }
+    }
+
     /// Runs a batch of queued changes in one transaction (the caller holds
     /// the writer lock) and marks each `Committed` or `Failed`.
     pub(super) fn commit_batch(&self, conn: &mut rusqlite::Connection, batch: Vec<PendingChange>) {

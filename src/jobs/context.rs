@@ -10,6 +10,17 @@ use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+fn patch_of(update: &ProgressUpdate) -> ProgressPatch {
+    let set = |v: &Option<String>| v.clone().map_or(Patch::Absent, Patch::Value);
+    ProgressPatch {
+        phase: set(&update.phase),
+        steps_total: update.steps_total.map_or(Patch::Absent, Patch::Value),
+        steps_completed: update.steps_completed.map_or(Patch::Absent, Patch::Value),
+        message: set(&update.message),
+        eta_s: update.eta_s.map_or(Patch::Absent, Patch::Value),
+    }
+}
+
 /// The handle a job's work receives.
 pub struct JobContext {
     profile: Profile,
@@ -50,18 +61,22 @@ impl JobContext {
     /// `cancelled` once cancellation was requested: the work should stop and
     /// return that error.
     pub fn progress(&self, update: &ProgressUpdate) -> Result<()> {
-        let set = |v: &Option<String>| v.clone().map_or(Patch::Absent, Patch::Value);
-        let patch = ProgressPatch {
-            phase: set(&update.phase),
-            steps_total: update.steps_total.map_or(Patch::Absent, Patch::Value),
-            steps_completed: update.steps_completed.map_or(Patch::Absent, Patch::Value),
-            message: set(&update.message),
-            eta_s: update.eta_s.map_or(Patch::Absent, Patch::Value),
-        };
         self.profile
             .jobs()
-            .report_progress(&self.job.id, &patch)
+            .report_progress(&self.job.id, &patch_of(update))
             .map(|_| ())
+    }
+
+    /// Records progress without waiting for the writer: the change joins
+    /// the ledger's group-commit queue and is committed now if the writer is
+    /// free, else by its next holder (at the latest with the job's end).
+    /// The one way to report progress while holding a read snapshot (lock
+    /// order, see `db`). Fails with `cancelled` once cancellation was
+    /// requested.
+    pub fn progress_queued(&self, update: &ProgressUpdate) -> Result<()> {
+        self.profile
+            .jobs()
+            .report_progress_queued(&self.job.id, &patch_of(update))
     }
 
     /// True once cancellation of this job was requested.

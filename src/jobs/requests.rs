@@ -6,6 +6,7 @@ use super::ledger::{self, ProgressPatch};
 use super::model::{Job, JobLinks, JobStatus};
 use crate::db::paging::{Keyset, Order};
 use crate::error::{Error, Result};
+use crate::privacy::Purged;
 use crate::profile::Profile;
 use crate::types::{Bounded, Id, ListLimit, Millis, Page, Patch};
 use serde::{Deserialize, Serialize};
@@ -261,7 +262,7 @@ pub fn progress(profile: &Profile, request: ProgressRequest) -> Result<JobRespon
 /// `jobs.prune`: deletes finished jobs completed at or before
 /// `now - older_than_days` days. Goes through the privacy purge (payloads
 /// and results may hold private text).
-pub fn prune(profile: &Profile, request: PruneRequest) -> Result<PruneResponse> {
+pub fn prune(profile: &Profile, request: PruneRequest) -> Result<Purged<PruneResponse>> {
     let statuses =
         filter_values(request.statuses, "statuses")?.unwrap_or_else(|| vec![JobStatus::Succeeded]);
     if let Some(bad) = statuses.iter().find(|s| !s.is_terminal()) {
@@ -272,12 +273,12 @@ pub fn prune(profile: &Profile, request: PruneRequest) -> Result<PruneResponse> 
     }
     let older_than_days = request.older_than_days.unwrap_or(30);
     let cutoff = crate::types::now_ms() - i64::from(older_than_days) * 86_400_000;
-    let deleted = crate::privacy::purge(profile, |tx| ledger::prune(tx, &statuses, cutoff))?;
-    Ok(PruneResponse {
+    let purged = crate::privacy::purge(profile, |tx| ledger::prune(tx, &statuses, cutoff))?;
+    Ok(purged.map(|deleted| PruneResponse {
         deleted: deleted as u64,
         statuses,
         older_than_days,
-    })
+    }))
 }
 
 impl FocusedCrawlRequest {

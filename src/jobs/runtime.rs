@@ -676,6 +676,30 @@ impl Jobs {
         })
     }
 
+    /// [`Jobs::report_progress`] without waiting for the writer (see
+    /// `JobContext::progress_queued`). A change that finds the job no longer
+    /// running is dropped.
+    pub(crate) fn report_progress_queued(&self, id: &str, patch: &ProgressPatch) -> Result<()> {
+        validate_progress(patch)?;
+        if self.shared.cancel_requested(id) {
+            return Err(Error::new(
+                ErrorCode::Cancelled,
+                "cancellation of this job was requested; stop and return",
+            ));
+        }
+        let profile = self.profile()?;
+        let (id, patch) = (id.to_owned(), patch.clone());
+        self.shared.ledger.submit(profile.db(), move |tx, touched| {
+            if ledger::status_of(tx, &id)? != Some(JobStatus::Running) {
+                return Err(Error::conflict("the job is no longer running"));
+            }
+            ledger::record_progress(tx, &id, &patch, now_ms())?;
+            touched.changed(&id);
+            Ok(())
+        });
+        Ok(())
+    }
+
     /// Stops the service for `Profile::close`: no job starts any more
     /// (queued ones stay queued in the ledger); running jobs are waited for
     /// (without limit), or with `cancel_running` asked to stop and waited
