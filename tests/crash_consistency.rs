@@ -14,8 +14,8 @@
 //! - no patch is half-applied and the change ledger agrees with the tree
 //!   (every file a patch created has its `repo_changes` row and back);
 //! - no job is `running`;
-//! - no staging file, backup or journal of an apply is left; with
-//!   [`CHECK_TEMP_FILES_CLEANED_AT_OPEN`], no temporary file either.
+//! - no staging file, backup or journal of an apply is left, and no
+//!   temporary file of an atomic write (`.hydra-tmp-*`) either.
 //!
 //! The same profile lives through every kill, so damage would accumulate.
 //! The test command runs [`DEFAULT_KILLS`] kills; `scripts/crash --kills N`
@@ -37,11 +37,6 @@ const CHILD_ENV: &str = "HYDRA_CRASH_CHILD";
 const TEST_NAME: &str = "sigkill_at_random_moments_loses_no_acknowledged_write";
 const DEFAULT_KILLS: usize = 50;
 
-/// Temporary files of atomic writes (`.hydra-tmp-*`) a kill cut off are
-/// removed at the next open by the temp-file cleanup of the `privacy`
-/// branch: enable at merge. (History import copies, `.history-import-*`,
-/// are removed at open on this branch and always checked.)
-const CHECK_TEMP_FILES_CLEANED_AT_OPEN: bool = false;
 
 /// One acknowledged call, as the child reports it.
 fn ack(out: &mut impl Write, record: Value) {
@@ -556,9 +551,7 @@ fn sigkill_at_random_moments_loses_no_acknowledged_write() {
                 started.elapsed().as_secs_f64()
             );
         }
-        if CHECK_TEMP_FILES_CLEANED_AT_OPEN {
-            check_no_temp_files(&profile_dir, ".hydra-tmp-", &ctx);
-        }
+        check_no_temp_files(&profile_dir, ".hydra-tmp-", &ctx);
     }
     // Nothing acknowledged in an earlier run was lost by a later crash.
     let opened_at = now_ms();
