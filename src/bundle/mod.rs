@@ -279,13 +279,28 @@ pub fn run_export(ctx: &JobContext) -> Result<Value> {
     Ok(serde_json::json!({ "path": path.to_string_lossy(), "manifest": manifest }))
 }
 
-/// The `bundle_import` job: verify everything, then one transaction (rolled
+/// The `id` of a record (the rest is read when the record is imported).
+#[derive(Deserialize)]
+struct RecordId {
+    id: String,
+}
+
+/// The `bundle_import` job: verify everything (learning the bundle's tab
+/// ids in the same pass), then one transaction (rolled
 /// back for `dry_run`). Result: `{imported: {<component>: counts}, dry_run}`.
 pub fn run_import(ctx: &JobContext) -> Result<Value> {
     let request: ImportRequest = job_request(ctx)?;
     let wanted = selected(request.components.as_deref(), "components")?;
     step(ctx, "verify", 0, 2)?;
-    let manifest = format::verify(&request.path)?;
+    let mut state = components::ImportState::default();
+    let manifest = format::verify_with(&request.path, |component, record| {
+        if component == Component::Tabs {
+            if let Ok(tab) = serde_json::from_str::<RecordId>(record.get()) {
+                state.bundle_tabs.insert(tab.id);
+            }
+        }
+        Ok(())
+    })?;
     let mut imported: BTreeMap<Component, ImportCounts> = wanted
         .iter()
         .filter(|c| manifest.components.contains_key(c))
@@ -293,19 +308,12 @@ pub fn run_import(ctx: &JobContext) -> Result<Value> {
         .collect();
     step(ctx, "import", 1, 2)?;
     let profile = ctx.profile();
-    let mut state = components::ImportState::default();
-    format::for_each_record(&request.path, |_, component, record| {
-        if let (Component::Tabs, Some(id)) = (component, record.get("id").and_then(Value::as_str)) {
-            state.bundle_tabs.insert(id.to_owned());
-        }
-        Ok(())
-    })?;
     let mut apply = |tx: &rusqlite::Transaction<'_>| -> Result<()> {
         format::for_each_record(&request.path, |line, component, record| {
             let Some(counts) = imported.get_mut(&component) else {
                 return Ok(());
             };
-            let outcome = components::import(tx, &state, component, record, request.policy)
+            let outcome = components::import(tx, &mut state, component, record, request.policy)
                 .map_err(|e| e.with_detail("line", line))?;
             match outcome {
                 Outcome::Inserted => counts.inserted += 1,
