@@ -409,7 +409,7 @@ fn overview() -> Outcome {
         one("SELECT count(*) FROM history");
         one("SELECT max(visited_at) FROM history");
         one("SELECT count(*) FROM llm_messages");
-        let mut grouped = |q: &str| {
+        let grouped = |q: &str| {
             let mut stmt = bare.prepare_cached(q).unwrap();
             let rows = stmt
                 .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
