@@ -1,10 +1,11 @@
 //! `overview` (`spec/OPERATIONS.md` §6): the counts and storage sizes a
 //! shell shows on its dashboard, in one call.
 //!
-//! Counts come from one read snapshot of the `row_counts` table, which
-//! triggers keep exact in every writing transaction (migration 0009), so
-//! an overview costs the same at a million rows as at ten. Storage sizes come from walking each
-//! storage root (the profile directory as `profile`, plus the roots given at
+//! Counts come from one read snapshot of the `row_counts` table and the
+//! per-thread message counts, which triggers keep exact in every writing
+//! transaction (migration 0009), so an overview does not count rows.
+//!
+//! Storage sizes come from walking each storage root (the profile directory as `profile`, plus the roots given at
 //! open): symlinks are not followed, a hard-linked file counts once per root,
 //! unreadable entries are skipped. Walks are cached in process for 300 s,
 //! keyed by the set of resolved root paths; concurrent callers share one
@@ -164,10 +165,11 @@ struct Counts {
     jobs: JobCounts,
 }
 
-/// Reads the counts from `row_counts` (kept by triggers in every writing
-/// transaction, see migration 0009) and the newest visit time (an index
-/// seek on `history_by_time`): no row of a counted table is visited, so the
-/// cost does not grow with the profile.
+/// Reads the counts from `row_counts` and `llm_threads.message_count` (kept
+/// by triggers in every writing transaction, see migration 0009) and the
+/// newest visit time (an index seek on `history_by_time`): no row of a
+/// counted table is visited except threads (one small row each), so the
+/// cost does not grow with history, messages or jobs.
 fn read_counts(conn: &Connection) -> Result<Counts> {
     let stored: HashMap<String, i64> = conn
         .query_all("SELECT name, n FROM row_counts", [], |r| {
@@ -176,6 +178,11 @@ fn read_counts(conn: &Connection) -> Result<Counts> {
         .into_iter()
         .collect();
     let count = |name: &str| stored.get(name).copied().unwrap_or(0);
+    // Messages are counted per thread (the row an append rewrites anyway).
+    let messages = conn.query_i64(
+        "SELECT coalesce(sum(message_count), 0) FROM llm_threads",
+        [],
+    )?;
     let last_visit_at: Option<Millis> = conn
         .query_opt("SELECT max(visited_at) FROM history", [], |r| r.get(0))?
         .flatten();
@@ -199,9 +206,7 @@ fn read_counts(conn: &Connection) -> Result<Counts> {
             threads: Total {
                 total: count("llm_threads"),
             },
-            messages: Total {
-                total: count("llm_messages"),
-            },
+            messages: Total { total: messages },
             memories: Total {
                 total: count("memories"),
             },
