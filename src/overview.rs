@@ -1,9 +1,9 @@
 //! `overview` (`spec/OPERATIONS.md` §6): the counts and storage sizes a
 //! shell shows on its dashboard, in one call.
 //!
-//! Counts come from one read snapshot of the `row_counts` table and the
-//! per-thread message counts, which triggers keep exact in every writing
-//! transaction (migration 0009), so an overview does not count rows.
+//! Counts come from one read snapshot of the `row_counts` table, which
+//! triggers keep exact in every writing transaction (migration 0009), so
+//! an overview does not count the rows of large tables.
 //!
 //! Storage sizes come from walking each storage root (the profile directory as `profile`, plus the roots given at
 //! open): symlinks are not followed, a hard-linked file counts once per root,
@@ -165,24 +165,26 @@ struct Counts {
     jobs: JobCounts,
 }
 
-/// Reads the counts from `row_counts` and `llm_threads.message_count` (kept
-/// by triggers in every writing transaction, see migration 0009) and the
-/// newest visit time (an index seek on `history_by_time`): no row of a
-/// counted table is visited except threads (one small row each), so the
-/// cost does not grow with history, messages or jobs.
+/// Reads the counts from `row_counts` (kept by triggers in every writing
+/// transaction, see migration 0009) and the newest visit time (an index
+/// seek on `history_by_time`): at most a bounded tail of rows is visited,
+/// so the cost does not grow with the profile.
 fn read_counts(conn: &Connection) -> Result<Counts> {
+    // `history` and `llm_messages` count their rows up to a mark; the few
+    // rows above it (at most 4096) are counted here by key range.
     let stored: HashMap<String, i64> = conn
-        .query_all("SELECT name, n FROM row_counts", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?
+        .query_all(
+            "SELECT name, n + CASE name
+                 WHEN 'history' THEN (SELECT count(*) FROM history WHERE id > upto)
+                 WHEN 'llm_messages' THEN (SELECT count(*) FROM llm_messages WHERE seq > upto)
+                 ELSE 0 END
+             FROM row_counts",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?
         .into_iter()
         .collect();
     let count = |name: &str| stored.get(name).copied().unwrap_or(0);
-    // Messages are counted per thread (the row an append rewrites anyway).
-    let messages = conn.query_i64(
-        "SELECT coalesce(sum(message_count), 0) FROM llm_threads",
-        [],
-    )?;
     let last_visit_at: Option<Millis> = conn
         .query_opt("SELECT max(visited_at) FROM history", [], |r| r.get(0))?
         .flatten();
@@ -206,7 +208,9 @@ fn read_counts(conn: &Connection) -> Result<Counts> {
             threads: Total {
                 total: count("llm_threads"),
             },
-            messages: Total { total: messages },
+            messages: Total {
+                total: count("llm_messages"),
+            },
             memories: Total {
                 total: count("memories"),
             },

@@ -317,3 +317,56 @@ fn counts_are_exact_after_a_crash_mid_transaction() {
     assert_eq!(o["browser"]["history"]["entries"], 0);
     profile.close(CloseOptions::default()).unwrap();
 }
+
+#[test]
+fn counts_survive_tail_folds_and_reused_keys() {
+    // `history` and `llm_messages` count up to a mark moved every 4096
+    // rows; a key freed at the top is reused by the next insert, below the
+    // mark. Both must stay exact.
+    let t = TestProfile::new();
+    let p = &t.profile;
+    t.ok("threads.create", json!({"id": "th"}));
+    p.db()
+        .write(|tx| {
+            tx.execute_batch(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
+                 INSERT INTO llm_messages (id, thread_id, role, content, created_at)
+                 SELECT 'm' || i, 'th', 'user', 'text', i FROM n;",
+            )?;
+            Ok(())
+        })
+        .unwrap();
+    let visits: Vec<Value> = (0..5000)
+        .map(|i| json!({"url": format!("https://fold.example/{i}"), "visited_at": 1000 + i}))
+        .collect();
+    t.ok("visits.record_batch", json!({ "visits": visits }));
+    assert_exact(p, "5000 rows each (one fold)");
+
+    // Free the top keys, down below the mark, then insert again.
+    t.ok(
+        "history.purge",
+        json!({"from": 1000 + 4090, "to": 1000 + 4999}),
+    );
+    for i in 4090..5000 {
+        t.ok("messages.delete", json!({"id": format!("m{}", i + 1)}));
+    }
+    assert_exact(p, "deletes across the mark");
+    for i in 0..3 {
+        t.ok(
+            "messages.append",
+            json!({"thread_id": "th", "role": "user", "content": "again"}),
+        );
+        t.ok(
+            "visits.record",
+            json!({"url": format!("https://again.example/{i}"), "visited_at": 9 + i}),
+        );
+    }
+    assert_exact(p, "reused keys below the mark");
+    let o = t.ok("overview", json!({}));
+    assert_eq!(o["llm"]["messages"]["total"], 4093);
+    assert_eq!(o["browser"]["history"]["entries"], 4093);
+
+    t.ok("threads.delete", json!({"id": "th"}));
+    t.ok("history.purge", json!({"all": true}));
+    assert_exact(p, "everything deleted");
+}

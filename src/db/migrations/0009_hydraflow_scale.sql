@@ -15,7 +15,7 @@ DROP TABLE llm_messages_fts;
 -- imports, purges, cascades) and after a crash: a transaction lost to a
 -- crash loses its count changes with its rows.
 --
--- Names: a table name (`history`, `llm_threads`, ...) counts its rows;
+-- Names: a table name (`history`, `llm_messages`, ...) counts its rows;
 -- `<table>.<column>:<value>` counts the rows holding that value
 -- (`tasks.status:pending`, `jobs.type:bundle_export`); `tabs.linked` counts
 -- tabs bound to a thread. A count may be 0 (a row is never deleted).
@@ -27,12 +27,26 @@ DROP TABLE llm_messages_fts;
 -- and read the row in src/overview.rs. Fixed names are seeded and then
 -- only updated (cheaper than an upsert on hot paths); names that depend on
 -- a value use an upsert.
+--
+-- The two tables written one row per call at high rates (`history` by
+-- `visits.record`, `llm_messages` by `messages.append`) are counted without
+-- writing the counter on each insert, since one more page in every commit
+-- is what such a call costs most: their row has `upto` set, and `n` counts
+-- only the rows whose integer key is <= `upto`. A reader adds the rows
+-- above `upto` (a rowid range scan of at most 4096 rows). The insert
+-- trigger writes the counter only to count a reused key at or below
+-- `upto`, or once every 4096 rows to fold the tail into `n`; deletes at or
+-- below `upto` decrement `n`. Their keys are never updated.
 CREATE TABLE row_counts (
     name TEXT PRIMARY KEY,
-    n    INTEGER NOT NULL
+    n    INTEGER NOT NULL,
+    upto INTEGER            -- NULL: `n` counts every row
 ) STRICT, WITHOUT ROWID;
 
-INSERT INTO row_counts (name, n) SELECT 'history', count(*) FROM history;
+INSERT INTO row_counts (name, n, upto)
+    SELECT 'history', count(*), coalesce(max(id), 0) FROM history;
+INSERT INTO row_counts (name, n, upto)
+    SELECT 'llm_messages', count(*), coalesce(max(seq), 0) FROM llm_messages;
 INSERT INTO row_counts (name, n) SELECT 'bookmarks', count(*) FROM bookmarks;
 INSERT INTO row_counts (name, n) SELECT 'tabs', count(*) FROM tabs;
 INSERT INTO row_counts (name, n) SELECT 'tabs.linked', count(*) FROM tabs WHERE thread_id IS NOT NULL;
@@ -45,13 +59,29 @@ INSERT INTO row_counts (name, n)
 INSERT INTO row_counts (name, n)
     SELECT 'jobs.type:' || type, count(*) FROM jobs GROUP BY type;
 
--- Tables counted by one fixed name.
+-- Tables counted up to a mark, plus their tail (see above).
 CREATE TRIGGER history_count_insert AFTER INSERT ON history BEGIN
-    UPDATE row_counts SET n = n + 1 WHERE name = 'history';
+    UPDATE row_counts SET n = n + 1 WHERE name = 'history' AND new.id <= upto;
+    UPDATE row_counts
+    SET n = n + (SELECT count(*) FROM history WHERE id > row_counts.upto AND id <= new.id),
+        upto = new.id
+    WHERE name = 'history' AND new.id - upto >= 4096;
 END;
 CREATE TRIGGER history_count_delete AFTER DELETE ON history BEGIN
-    UPDATE row_counts SET n = n - 1 WHERE name = 'history';
+    UPDATE row_counts SET n = n - 1 WHERE name = 'history' AND old.id <= upto;
 END;
+CREATE TRIGGER llm_messages_count_insert AFTER INSERT ON llm_messages BEGIN
+    UPDATE row_counts SET n = n + 1 WHERE name = 'llm_messages' AND new.seq <= upto;
+    UPDATE row_counts
+    SET n = n + (SELECT count(*) FROM llm_messages WHERE seq > row_counts.upto AND seq <= new.seq),
+        upto = new.seq
+    WHERE name = 'llm_messages' AND new.seq - upto >= 4096;
+END;
+CREATE TRIGGER llm_messages_count_delete AFTER DELETE ON llm_messages BEGIN
+    UPDATE row_counts SET n = n - 1 WHERE name = 'llm_messages' AND old.seq <= upto;
+END;
+
+-- Tables counted by one fixed name.
 CREATE TRIGGER bookmarks_count_insert AFTER INSERT ON bookmarks BEGIN
     UPDATE row_counts SET n = n + 1 WHERE name = 'bookmarks';
 END;
@@ -69,25 +99,6 @@ CREATE TRIGGER memories_count_insert AFTER INSERT ON memories BEGIN
 END;
 CREATE TRIGGER memories_count_delete AFTER DELETE ON memories BEGIN
     UPDATE row_counts SET n = n - 1 WHERE name = 'memories';
-END;
-
--- Messages are counted per thread, in the thread row that `messages.append`
--- rewrites anyway (its `updated_at`): a shared counter row would add one
--- more page to every append's commit, the cost that matters on that path
--- (see docs/DECISIONS.md). `overview` sums the column over threads.
-ALTER TABLE llm_threads ADD COLUMN message_count INTEGER NOT NULL DEFAULT 0;
-UPDATE llm_threads
-SET message_count = (SELECT count(*) FROM llm_messages WHERE thread_id = llm_threads.id);
-CREATE TRIGGER llm_messages_count_insert AFTER INSERT ON llm_messages BEGIN
-    UPDATE llm_threads SET message_count = message_count + 1 WHERE id = new.thread_id;
-END;
-CREATE TRIGGER llm_messages_count_delete AFTER DELETE ON llm_messages BEGIN
-    UPDATE llm_threads SET message_count = message_count - 1 WHERE id = old.thread_id;
-END;
-CREATE TRIGGER llm_messages_count_move AFTER UPDATE OF thread_id ON llm_messages
-WHEN old.thread_id IS NOT new.thread_id BEGIN
-    UPDATE llm_threads SET message_count = message_count - 1 WHERE id = old.thread_id;
-    UPDATE llm_threads SET message_count = message_count + 1 WHERE id = new.thread_id;
 END;
 
 -- Tabs: all of them, and those bound to a thread.
