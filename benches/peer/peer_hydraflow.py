@@ -154,7 +154,7 @@ def thread_delete(storage, n):
         [(f"t{k}",) for k in range(threads)],
     )
     rows = (
-        (f"m{i:08d}-{uuid.uuid4()}", f"t{(i // 100) % threads}", "user",
+        (str(uuid.uuid4()), f"t{(i // 100) % threads}", "user",
          f"message number {i} with some words in it", i)
         for i in range(n)
     )
