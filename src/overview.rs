@@ -1,8 +1,11 @@
 //! `overview` (`spec/OPERATIONS.md` §6): the counts and storage sizes a
 //! shell shows on its dashboard, in one call.
 //!
-//! Counts come from one read snapshot. Storage sizes come from walking each
-//! storage root (the profile directory as `profile`, plus the roots given at
+//! Counts come from one read snapshot of the `row_counts` table, which
+//! triggers keep exact in every writing transaction (migration 0009), so
+//! an overview does not count the rows of large tables.
+//!
+//! Storage sizes come from walking each storage root (the profile directory as `profile`, plus the roots given at
 //! open): symlinks are not followed, a hard-linked file counts once per root,
 //! unreadable entries are skipped. Walks are cached in process for 300 s,
 //! keyed by the set of resolved root paths; concurrent callers share one
@@ -162,73 +165,81 @@ struct Counts {
     jobs: JobCounts,
 }
 
+/// Reads the counts from `row_counts` (kept by triggers in every writing
+/// transaction, see migration 0009) and the newest visit time (an index
+/// seek on `history_by_time`): at most a bounded tail of rows is visited,
+/// so the cost does not grow with the profile.
 fn read_counts(conn: &Connection) -> Result<Counts> {
-    let total = |table: &str| -> Result<Total> {
-        Ok(Total {
-            total: conn.query_i64(&format!("SELECT count(*) FROM {table}"), [])?,
-        })
-    };
-    let (tabs_total, tabs_linked) = conn
-        .query_opt("SELECT count(*), count(thread_id) FROM tabs", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?
-        .unwrap_or((0, 0));
-    let (entries, last_visit_at) = conn
-        .query_opt("SELECT count(*), max(visited_at) FROM history", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?
-        .unwrap_or((0, None));
-    let jobs_by_status = grouped(
-        conn,
-        "SELECT status, count(*) FROM jobs GROUP BY status",
-        JOB_STATUSES,
-    )?;
+    // `history` and `llm_messages` count their rows up to a mark; the few
+    // rows above it (at most 4096) are counted here by key range.
+    let stored: HashMap<String, i64> = conn
+        .query_all(
+            "SELECT name, n + CASE name
+                 WHEN 'history' THEN (SELECT count(*) FROM history WHERE id > upto)
+                 WHEN 'llm_messages' THEN (SELECT count(*) FROM llm_messages WHERE seq > upto)
+                 ELSE 0 END
+             FROM row_counts",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?
+        .into_iter()
+        .collect();
+    let count = |name: &str| stored.get(name).copied().unwrap_or(0);
+    let last_visit_at: Option<Millis> = conn
+        .query_opt("SELECT max(visited_at) FROM history", [], |r| r.get(0))?
+        .flatten();
+    let tasks_by_status = by_value(&stored, "tasks.status:", TASK_STATUSES);
+    let jobs_by_status = by_value(&stored, "jobs.status:", JOB_STATUSES);
     Ok(Counts {
         browser: BrowserCounts {
             tabs: TabCounts {
-                total: tabs_total,
-                linked: tabs_linked,
+                total: count("tabs"),
+                linked: count("tabs.linked"),
             },
             history: HistoryCounts {
-                entries,
+                entries: count("history"),
                 last_visit_at,
             },
-            bookmarks: total("bookmarks")?,
+            bookmarks: Total {
+                total: count("bookmarks"),
+            },
         },
         llm: LlmCounts {
-            threads: total("llm_threads")?,
-            messages: total("llm_messages")?,
-            memories: total("memories")?,
+            threads: Total {
+                total: count("llm_threads"),
+            },
+            messages: Total {
+                total: count("llm_messages"),
+            },
+            memories: Total {
+                total: count("memories"),
+            },
         },
-        tasks: {
-            let by_status = grouped(
-                conn,
-                "SELECT status, count(*) FROM tasks GROUP BY status",
-                TASK_STATUSES,
-            )?;
-            StatusCounts {
-                total: by_status.values().sum(),
-                by_status,
-            }
+        tasks: StatusCounts {
+            total: tasks_by_status.values().sum(),
+            by_status: tasks_by_status,
         },
         jobs: JobCounts {
             total: jobs_by_status.values().sum(),
             by_status: jobs_by_status,
-            by_type: grouped(conn, "SELECT type, count(*) FROM jobs GROUP BY type", &[])?,
+            by_type: by_value(&stored, "jobs.type:", &[]),
         },
     })
 }
 
-/// `name -> count` from a `SELECT name, count(*) ... GROUP BY name`, with
-/// every name of `always` present.
-fn grouped(conn: &Connection, sql: &str, always: &[&str]) -> Result<BTreeMap<String, i64>> {
+/// `value -> count` from the counters named `<prefix><value>`: every value
+/// of `always` present (0 when none), any other value only while it counts
+/// at least one row.
+fn by_value(stored: &HashMap<String, i64>, prefix: &str, always: &[&str]) -> BTreeMap<String, i64> {
     let mut counts: BTreeMap<String, i64> = always.iter().map(|s| (s.to_string(), 0)).collect();
-    for (name, count) in conn.query_all(sql, [], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-    })? {
-        counts.insert(name, count);
+    for (name, &n) in stored {
+        if let Some(value) = name.strip_prefix(prefix) {
+            if n > 0 || always.contains(&value) {
+                counts.insert(value.to_owned(), n);
+            }
+        }
     }
-    Ok(counts)
+    counts
 }
 
 /// A finished walk of a set of roots.

@@ -100,3 +100,90 @@ fn profile_dir_is_created_with_parents() {
     assert_eq!(open_code(&nested), "ok");
     assert!(nested.join("hydra.sqlite3").is_file());
 }
+
+#[test]
+fn a_version_seven_profile_with_data_gains_exact_counts_and_loses_the_message_index() {
+    // Freeze a profile at schema 7 (before migration 0009) holding rows of
+    // every counted table, as a user's profile would.
+    let old = tempfile::tempdir().unwrap();
+    let db = old.path().join("hydra.sqlite3");
+    {
+        let conn = Connection::open(&db).unwrap();
+        for sql in [
+            include_str!("../src/db/migrations/0001_profile.sql"),
+            include_str!("../src/db/migrations/0002_tabs.sql"),
+            include_str!("../src/db/migrations/0003_threads.sql"),
+            include_str!("../src/db/migrations/0004_jobs.sql"),
+            include_str!("../src/db/migrations/0005_hydraflow.sql"),
+            include_str!("../src/db/migrations/0006_browser.sql"),
+            include_str!("../src/db/migrations/0007_repo.sql"),
+        ] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch(
+            "PRAGMA user_version = 7;
+             INSERT INTO llm_threads (id, created_at, updated_at) VALUES ('th', 1, 1), ('t2', 1, 1);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
+             INSERT INTO llm_messages (id, thread_id, role, content, created_at)
+                 SELECT 'm' || i, 'th', 'user', 'old words ' || i, i FROM n;
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)
+             INSERT INTO history (url, host, rev_host, title, visited_at)
+                 SELECT 'https://old.example/' || i, 'old.example', 'elpmaxe.dlo.', 'Old', i FROM n;
+             INSERT INTO tasks (id, title, status, created_at, updated_at)
+                 VALUES ('k1', 'a', 'pending', 1, 1), ('k2', 'b', 'blocked', 1, 1);
+             INSERT INTO jobs (id, type, status, payload, created_at, updated_at)
+                 VALUES ('j1', 'bundle_export', 'succeeded', '{}', 1, 1);
+             INSERT INTO tabs (id, thread_id, created_at, updated_at)
+                 VALUES ('tab1', 'th', 1, 1), ('tab2', NULL, 1, 1);
+             INSERT INTO memories (id, scope, value, strength, created_at, updated_at)
+                 VALUES ('mem', 'global', 'kept words', 1, 1, 1);",
+        )
+        .unwrap();
+    }
+    let profile = Profile::open(OpenOptions::new(old.path())).unwrap();
+    let o = serde_json::from_str::<serde_json::Value>(
+        &hydra_core::ops::call_json(&profile, "overview", b"{}").unwrap(),
+    )
+    .unwrap();
+    assert_eq!(o["llm"]["messages"]["total"], 5000);
+    assert_eq!(o["llm"]["threads"]["total"], 2);
+    assert_eq!(o["llm"]["memories"]["total"], 1);
+    assert_eq!(o["browser"]["history"]["entries"], 300);
+    assert_eq!(o["browser"]["history"]["last_visit_at"], 300);
+    assert_eq!(
+        o["browser"]["tabs"],
+        serde_json::json!({"total": 2, "linked": 1})
+    );
+    assert_eq!(o["tasks"]["by_status"]["blocked"], 1);
+    assert_eq!(
+        o["jobs"]["by_type"],
+        serde_json::json!({"bundle_export": 1})
+    );
+    // Counting goes on from the migrated state.
+    hydra_core::ops::call_json(
+        &profile,
+        "messages.append",
+        br#"{"thread_id": "t2", "role": "user", "content": "new"}"#,
+    )
+    .unwrap();
+    let o = serde_json::from_str::<serde_json::Value>(
+        &hydra_core::ops::call_json(&profile, "overview", b"{}").unwrap(),
+    )
+    .unwrap();
+    assert_eq!(o["llm"]["messages"]["total"], 5001);
+    profile.close(CloseOptions::default()).unwrap();
+
+    let conn = Connection::open(&db).unwrap();
+    let message_index: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name LIKE 'llm_messages_fts%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(message_index, 0);
+    drop(conn);
+    let fresh = tempfile::tempdir().unwrap();
+    assert_eq!(open_code(fresh.path()), "ok");
+    assert_eq!(schema(&db), schema(&fresh.path().join("hydra.sqlite3")));
+}

@@ -28,9 +28,10 @@ use crate::hydraflow::messages::{self, Message};
 use crate::hydraflow::tasks::{self, Task, TaskEvent};
 use crate::hydraflow::threads::{self, Thread};
 use crate::types::{now_ms, Millis};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, ToSql};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 use std::collections::HashSet;
 
@@ -43,10 +44,13 @@ struct VisitKey {
 }
 
 /// What an import learns before it writes: the tab ids the bundle carries,
-/// so a visit's `tab_id` survives although tabs are imported after history.
+/// so a visit's `tab_id` survives although tabs are imported after history;
+/// and, as it writes, the thread ids known to be stored (one lookup per
+/// thread instead of one per message).
 #[derive(Debug, Default)]
 pub(super) struct ImportState {
     pub bundle_tabs: HashSet<String>,
+    known_threads: HashSet<String>,
 }
 
 /// Writes every record of `component` from the snapshot `conn`.
@@ -190,13 +194,20 @@ fn take_field(record: &mut Value, key: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
+fn not_fitting(component: Component) -> Error {
+    Error::invalid("record", "a record does not fit its component").with_detail(
+        "component",
+        serde_json::to_value(component).unwrap_or_default(),
+    )
+}
+
 fn parse<T: DeserializeOwned>(component: Component, record: Value) -> Result<T> {
-    serde_json::from_value(record).map_err(|_| {
-        Error::invalid("record", "a record does not fit its component").with_detail(
-            "component",
-            serde_json::to_value(component).unwrap_or_default(),
-        )
-    })
+    serde_json::from_value(record).map_err(|_| not_fitting(component))
+}
+
+/// A record read straight from its JSON text into its type.
+fn parse_raw<T: DeserializeOwned>(component: Component, record: &RawValue) -> Result<T> {
+    serde_json::from_str(record.get()).map_err(|_| not_fitting(component))
 }
 
 /// Whether to write a record whose key is stored with time `stored`.
@@ -222,6 +233,84 @@ fn exists(conn: &Connection, table: &str, id: &str) -> Result<bool> {
     conn.exists(&format!("SELECT 1 FROM {table} WHERE id = ?1"), [id])
 }
 
+/// The two statements that write a record kept by id: the plain insert
+/// (`ON CONFLICT (id) DO NOTHING`) and the same insert as an upsert that
+/// overwrites every column (`DO UPDATE SET ...`).
+macro_rules! by_id {
+    ($insert:literal, $set:literal) => {
+        ById {
+            insert: concat!($insert, " ON CONFLICT (id) DO NOTHING"),
+            upsert: concat!($insert, " ON CONFLICT (id) DO UPDATE SET ", $set),
+        }
+    };
+}
+
+struct ById {
+    insert: &'static str,
+    upsert: &'static str,
+}
+
+/// The identity and time of a record kept by id.
+struct Keyed<'a> {
+    table: &'static str,
+    time_column: &'static str,
+    id: &'a str,
+    time: Millis,
+}
+
+/// Writes a record kept by id. The insert is tried first: a new id (every
+/// record of an import into an empty profile) costs that one statement.
+/// Only an id already stored is looked up and decided by `policy`.
+fn write_by_id(
+    conn: &Connection,
+    sql: &ById,
+    key: Keyed<'_>,
+    policy: Policy,
+    params: &[&dyn ToSql],
+) -> Result<Outcome> {
+    if conn.run(sql.insert, params)? == 1 {
+        return Ok(Outcome::Inserted);
+    }
+    let stored = stored_time(conn, key.table, key.time_column, key.id)?;
+    let outcome = decide(stored, key.time, policy);
+    if outcome == Outcome::Updated {
+        conn.run(sql.upsert, params)?;
+    }
+    Ok(outcome)
+}
+
+/// The metadata object as stored (`{}` without re-encoding when empty).
+fn metadata_text(metadata: &serde_json::Map<String, Value>) -> String {
+    if metadata.is_empty() {
+        "{}".to_owned()
+    } else {
+        Value::Object(metadata.clone()).to_string()
+    }
+}
+
+impl ImportState {
+    /// Whether thread `id` is stored. A thread once seen stays (an import
+    /// never deletes), so positive answers are remembered.
+    fn thread_exists(&mut self, conn: &Connection, id: &str) -> Result<bool> {
+        if self.known_threads.contains(id) {
+            return Ok(true);
+        }
+        let found = exists(conn, "llm_threads", id)?;
+        if found {
+            self.known_threads.insert(id.to_owned());
+        }
+        Ok(found)
+    }
+
+    /// `id` if that thread is stored, else `None`.
+    fn kept_thread(&mut self, conn: &Connection, id: Option<String>) -> Result<Option<String>> {
+        match id {
+            Some(id) if self.thread_exists(conn, &id)? => Ok(Some(id)),
+            _ => Ok(None),
+        }
+    }
+}
+
 /// `id` if the row exists in `table` (or, for tabs, arrives in the bundle).
 fn kept_link(
     conn: &Connection,
@@ -230,7 +319,7 @@ fn kept_link(
     also: Option<&HashSet<String>>,
 ) -> Result<Option<String>> {
     match id {
-        Some(id) if exists(conn, table, &id)? || also.is_some_and(|s| s.contains(&id)) => {
+        Some(id) if also.is_some_and(|s| s.contains(&id)) || exists(conn, table, &id)? => {
             Ok(Some(id))
         }
         _ => Ok(None),
@@ -241,141 +330,175 @@ fn json_text(value: &Value) -> Option<String> {
     (!value.is_null()).then(|| value.to_string())
 }
 
+const THREADS: ById = by_id!(
+    "INSERT INTO llm_threads (id, title, description, origin, metadata, created_at, updated_at,
+                              last_user_message_at, last_assistant_message_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    "title = excluded.title, description = excluded.description,
+     origin = excluded.origin, metadata = excluded.metadata, created_at = excluded.created_at,
+     updated_at = excluded.updated_at, last_user_message_at = excluded.last_user_message_at,
+     last_assistant_message_at = excluded.last_assistant_message_at"
+);
+
+const MESSAGES: ById = by_id!(
+    "INSERT INTO llm_messages (id, thread_id, parent_id, role, content, tokens, created_at, metadata)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    "thread_id = excluded.thread_id, parent_id = excluded.parent_id,
+     role = excluded.role, content = excluded.content, tokens = excluded.tokens,
+     created_at = excluded.created_at, metadata = excluded.metadata"
+);
+
+const TASKS: ById = by_id!(
+    "INSERT INTO tasks (id, thread_id, title, description, status, priority, due_at, owner,
+                        created_at, updated_at, closed_at, metadata, result)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    "thread_id = excluded.thread_id, title = excluded.title,
+     description = excluded.description, status = excluded.status, priority = excluded.priority,
+     due_at = excluded.due_at, owner = excluded.owner, created_at = excluded.created_at,
+     updated_at = excluded.updated_at, closed_at = excluded.closed_at,
+     metadata = excluded.metadata, result = excluded.result"
+);
+
+const TASK_EVENTS: ById = by_id!(
+    "INSERT INTO task_events (id, task_id, event_type, payload, created_at)
+     VALUES (?1, ?2, ?3, ?4, ?5)",
+    "task_id = excluded.task_id, event_type = excluded.event_type,
+     payload = excluded.payload, created_at = excluded.created_at"
+);
+
+const TABS: ById = by_id!(
+    "INSERT INTO tabs (id, thread_id, current_history_id, current_url, current_title,
+                       last_visited_at, created_at, updated_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    "thread_id = excluded.thread_id,
+     current_history_id = excluded.current_history_id, current_url = excluded.current_url,
+     current_title = excluded.current_title, last_visited_at = excluded.last_visited_at,
+     created_at = excluded.created_at, updated_at = excluded.updated_at"
+);
+
 /// Imports one record inside the caller's transaction.
 pub(super) fn import(
     conn: &Connection,
-    state: &ImportState,
+    state: &mut ImportState,
     component: Component,
-    mut record: Value,
+    raw: &RawValue,
     policy: Policy,
 ) -> Result<Outcome> {
     match component {
         Component::Threads => {
-            let t: Thread = parse(component, record)?;
-            let outcome = decide(
-                stored_time(conn, "llm_threads", "updated_at", &t.id)?,
-                t.updated_at,
+            let t: Thread = parse_raw(component, raw)?;
+            let outcome = write_by_id(
+                conn,
+                &THREADS,
+                Keyed {
+                    table: "llm_threads",
+                    time_column: "updated_at",
+                    id: &t.id,
+                    time: t.updated_at,
+                },
                 policy,
-            );
-            if outcome != Outcome::Skipped {
-                conn.run(
-                    "INSERT INTO llm_threads (id, title, description, origin, metadata, created_at, updated_at,
-                                              last_user_message_at, last_assistant_message_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                     ON CONFLICT (id) DO UPDATE SET title = excluded.title, description = excluded.description,
-                         origin = excluded.origin, metadata = excluded.metadata, created_at = excluded.created_at,
-                         updated_at = excluded.updated_at, last_user_message_at = excluded.last_user_message_at,
-                         last_assistant_message_at = excluded.last_assistant_message_at",
-                    params![
-                        t.id,
-                        t.title,
-                        t.description,
-                        t.origin,
-                        Value::Object(t.metadata).to_string(),
-                        t.created_at,
-                        t.updated_at,
-                        t.last_user_message_at,
-                        t.last_assistant_message_at
-                    ],
-                )?;
-            }
+                params![
+                    t.id,
+                    t.title,
+                    t.description,
+                    t.origin,
+                    metadata_text(&t.metadata),
+                    t.created_at,
+                    t.updated_at,
+                    t.last_user_message_at,
+                    t.last_assistant_message_at
+                ],
+            )?;
+            state.known_threads.insert(t.id);
             Ok(outcome)
         }
         Component::Messages => {
-            let m: Message = parse(component, record)?;
+            let m: Message = parse_raw(component, raw)?;
             // A message cannot exist without its thread: one whose thread is
             // in neither the bundle nor the profile is skipped.
-            if !exists(conn, "llm_threads", &m.thread_id)? {
+            if !state.thread_exists(conn, &m.thread_id)? {
                 return Ok(Outcome::Skipped);
             }
-            let outcome = decide(
-                stored_time(conn, "llm_messages", "created_at", &m.id)?,
-                m.created_at,
+            write_by_id(
+                conn,
+                &MESSAGES,
+                Keyed {
+                    table: "llm_messages",
+                    time_column: "created_at",
+                    id: &m.id,
+                    time: m.created_at,
+                },
                 policy,
-            );
-            if outcome != Outcome::Skipped {
-                conn.run(
-                    "INSERT INTO llm_messages (id, thread_id, parent_id, role, content, tokens, created_at, metadata)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                     ON CONFLICT (id) DO UPDATE SET thread_id = excluded.thread_id, parent_id = excluded.parent_id,
-                         role = excluded.role, content = excluded.content, tokens = excluded.tokens,
-                         created_at = excluded.created_at, metadata = excluded.metadata",
-                    params![
-                        m.id,
-                        m.thread_id,
-                        m.parent_id,
-                        m.role.as_str(),
-                        m.content,
-                        m.tokens,
-                        m.created_at,
-                        Value::Object(m.metadata).to_string()
-                    ],
-                )?;
-            }
-            Ok(outcome)
+                params![
+                    m.id,
+                    m.thread_id,
+                    m.parent_id,
+                    m.role.as_str(),
+                    m.content,
+                    m.tokens,
+                    m.created_at,
+                    metadata_text(&m.metadata)
+                ],
+            )
         }
         Component::Tasks => {
-            let t: Task = parse(component, record)?;
-            let outcome = decide(
-                stored_time(conn, "tasks", "updated_at", &t.id)?,
-                t.updated_at,
+            let t: Task = parse_raw(component, raw)?;
+            let thread_id = state.kept_thread(conn, t.thread_id)?;
+            write_by_id(
+                conn,
+                &TASKS,
+                Keyed {
+                    table: "tasks",
+                    time_column: "updated_at",
+                    id: &t.id,
+                    time: t.updated_at,
+                },
                 policy,
-            );
-            if outcome != Outcome::Skipped {
-                let thread_id = kept_link(conn, "llm_threads", t.thread_id, None)?;
-                conn.run(
-                    "INSERT INTO tasks (id, thread_id, title, description, status, priority, due_at, owner,
-                                        created_at, updated_at, closed_at, metadata, result)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-                     ON CONFLICT (id) DO UPDATE SET thread_id = excluded.thread_id, title = excluded.title,
-                         description = excluded.description, status = excluded.status, priority = excluded.priority,
-                         due_at = excluded.due_at, owner = excluded.owner, created_at = excluded.created_at,
-                         updated_at = excluded.updated_at, closed_at = excluded.closed_at,
-                         metadata = excluded.metadata, result = excluded.result",
-                    params![
-                        t.id,
-                        thread_id,
-                        t.title,
-                        t.description,
-                        t.status.as_str(),
-                        t.priority,
-                        t.due_at,
-                        t.owner,
-                        t.created_at,
-                        t.updated_at,
-                        t.closed_at,
-                        Value::Object(t.metadata).to_string(),
-                        json_text(&t.result)
-                    ],
-                )?;
-            }
-            Ok(outcome)
+                params![
+                    t.id,
+                    thread_id,
+                    t.title,
+                    t.description,
+                    t.status.as_str(),
+                    t.priority,
+                    t.due_at,
+                    t.owner,
+                    t.created_at,
+                    t.updated_at,
+                    t.closed_at,
+                    metadata_text(&t.metadata),
+                    json_text(&t.result)
+                ],
+            )
         }
         Component::TaskEvents => {
-            let e: TaskEvent = parse(component, record)?;
+            let e: TaskEvent = parse_raw(component, raw)?;
             // Events belong to their task: one whose task is nowhere is skipped.
             if !exists(conn, "tasks", &e.task_id)? {
                 return Ok(Outcome::Skipped);
             }
-            let outcome = decide(
-                stored_time(conn, "task_events", "created_at", &e.id)?,
-                e.created_at,
+            write_by_id(
+                conn,
+                &TASK_EVENTS,
+                Keyed {
+                    table: "task_events",
+                    time_column: "created_at",
+                    id: &e.id,
+                    time: e.created_at,
+                },
                 policy,
-            );
-            if outcome != Outcome::Skipped {
-                conn.run(
-                    "INSERT INTO task_events (id, task_id, event_type, payload, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT (id) DO UPDATE SET task_id = excluded.task_id, event_type = excluded.event_type,
-                         payload = excluded.payload, created_at = excluded.created_at",
-                    params![e.id, e.task_id, e.event_type, json_text(&e.payload), e.created_at],
-                )?;
-            }
-            Ok(outcome)
+                params![
+                    e.id,
+                    e.task_id,
+                    e.event_type,
+                    json_text(&e.payload),
+                    e.created_at
+                ],
+            )
         }
-        Component::Memories => import_memory(conn, record, policy),
+        Component::Memories => import_memory(conn, state, raw_value(raw)?, policy),
         Component::BrowserHistory => {
-            let v: Visit = parse(component, record)?;
+            let v: Visit = parse_raw(component, raw)?;
             let status_code = v
                 .status_code
                 .map(u16::try_from)
@@ -402,51 +525,67 @@ pub(super) fn import(
             })
         }
         Component::Bookmarks => {
+            let mut record = raw_value(raw)?;
             let path: Vec<String> = parse(component, take_field(&mut record, "folder_path"))?;
             let b: Bookmark = parse(component, record)?;
             import_bookmark(conn, b, &path, policy)
         }
         Component::Tabs => {
+            let mut record = raw_value(raw)?;
             let current: Option<VisitKey> =
                 parse(component, take_field(&mut record, "current_visit"))?;
             let t: Tab = parse(component, record)?;
-            let outcome = decide(
-                stored_time(conn, "tabs", "updated_at", &t.id)?,
-                t.updated_at,
+            let thread_id = state.kept_thread(conn, t.thread_id)?;
+            let current_id: Option<i64> = match &current {
+                Some(key) => conn.query_opt(
+                    "SELECT id FROM history WHERE url = ?1 AND visited_at = ?2",
+                    params![key.url, key.visited_at],
+                    |r| r.get(0),
+                )?,
+                None => None,
+            };
+            // Without its visit a tab keeps no cached url, title or time.
+            let (url, title, at) = match current_id {
+                Some(_) => (t.current_url, t.current_title, t.last_visited_at),
+                None => (None, None, None),
+            };
+            write_by_id(
+                conn,
+                &TABS,
+                Keyed {
+                    table: "tabs",
+                    time_column: "updated_at",
+                    id: &t.id,
+                    time: t.updated_at,
+                },
                 policy,
-            );
-            if outcome != Outcome::Skipped {
-                let thread_id = kept_link(conn, "llm_threads", t.thread_id, None)?;
-                let current_id: Option<i64> = match &current {
-                    Some(key) => conn.query_opt(
-                        "SELECT id FROM history WHERE url = ?1 AND visited_at = ?2",
-                        params![key.url, key.visited_at],
-                        |r| r.get(0),
-                    )?,
-                    None => None,
-                };
-                // Without its visit a tab keeps no cached url, title or time.
-                let (url, title, at) = match current_id {
-                    Some(_) => (t.current_url, t.current_title, t.last_visited_at),
-                    None => (None, None, None),
-                };
-                conn.run(
-                    "INSERT INTO tabs (id, thread_id, current_history_id, current_url, current_title,
-                                       last_visited_at, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                     ON CONFLICT (id) DO UPDATE SET thread_id = excluded.thread_id,
-                         current_history_id = excluded.current_history_id, current_url = excluded.current_url,
-                         current_title = excluded.current_title, last_visited_at = excluded.last_visited_at,
-                         created_at = excluded.created_at, updated_at = excluded.updated_at",
-                    params![t.id, thread_id, current_id, url, title, at, t.created_at, t.updated_at],
-                )?;
-            }
-            Ok(outcome)
+                params![
+                    t.id,
+                    thread_id,
+                    current_id,
+                    url,
+                    title,
+                    at,
+                    t.created_at,
+                    t.updated_at
+                ],
+            )
         }
     }
 }
 
-fn import_memory(conn: &Connection, mut record: Value, policy: Policy) -> Result<Outcome> {
+/// A record as a JSON value, for the components whose records carry an
+/// extra field to take out first.
+fn raw_value(raw: &RawValue) -> Result<Value> {
+    serde_json::from_str(raw.get()).map_err(|_| Error::internal("a verified line did not parse"))
+}
+
+fn import_memory(
+    conn: &Connection,
+    state: &mut ImportState,
+    mut record: Value,
+    policy: Policy,
+) -> Result<Outcome> {
     let embedding: Option<EmbeddingInput> =
         parse(Component::Memories, take_field(&mut record, "embedding"))?;
     let m: Memory = parse(Component::Memories, record)?;
@@ -466,7 +605,7 @@ fn import_memory(conn: &Connection, mut record: Value, policy: Policy) -> Result
         return Ok(outcome);
     }
     let mut m = m;
-    m.thread_id = kept_link(conn, "llm_threads", m.thread_id.take(), None)?;
+    m.thread_id = state.kept_thread(conn, m.thread_id.take())?;
     m.task_id = kept_link(conn, "tasks", m.task_id.take(), None)?;
     let seq = memory::store(conn, &m, outcome == Outcome::Inserted)?;
     match (embedding, vector) {

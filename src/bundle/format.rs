@@ -15,7 +15,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::fsutil::Staged;
 use crate::types::{hex, Millis};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -85,11 +85,14 @@ struct LineOut<'a, T> {
     r: &'a T,
 }
 
+/// A record line as read: the component, and the record's exact JSON
+/// (checked to be well-formed, not yet parsed into anything).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct LineIn {
+struct LineIn<'a> {
     c: Component,
-    r: Value,
+    #[serde(borrow)]
+    r: &'a RawValue,
 }
 
 /// Streams records into a new bundle.
@@ -238,7 +241,8 @@ fn open_with_manifest(path: &Path) -> Result<(BufReader<File>, Manifest)> {
         std::io::ErrorKind::NotFound => Error::not_found("bundle", "path"),
         _ => Error::Io(e),
     })?;
-    let mut reader = BufReader::new(file);
+    // Large reads: a bundle is read twice, start to end.
+    let mut reader = BufReader::with_capacity(1 << 18, file);
     let mut buf = Vec::new();
     if !next_line(&mut reader, &mut buf, 1)? {
         return Err(corrupt("the file is empty", 1));
@@ -269,6 +273,15 @@ pub fn read_manifest(path: &Path) -> Result<Manifest> {
 /// the manifest, and each component's count and checksum must match.
 /// Nothing is written.
 pub fn verify(path: &Path) -> Result<Manifest> {
+    verify_with(path, |_, _| Ok(()))
+}
+
+/// [`verify`], also showing `look` every record as it passes (an importer
+/// learns what it must know before it writes in this same pass).
+pub fn verify_with(
+    path: &Path,
+    mut look: impl FnMut(Component, &RawValue) -> Result<()>,
+) -> Result<Manifest> {
     let (reader, manifest) = open_with_manifest(path)?;
     let mut seen: BTreeMap<Component, (Sha256, u64)> = BTreeMap::new();
     each_line(reader, |line_no, bytes, line| {
@@ -278,6 +291,7 @@ pub fn verify(path: &Path) -> Result<Manifest> {
                 line_no,
             ));
         }
+        look(line.c, line.r).map_err(|e| e.with_detail("line", line_no))?;
         let (hasher, count) = seen.entry(line.c).or_insert_with(|| (Sha256::new(), 0));
         hasher.update(bytes);
         *count += 1;
@@ -299,10 +313,11 @@ pub fn verify(path: &Path) -> Result<Manifest> {
     Ok(manifest)
 }
 
-/// Calls `f` for every record in file order (run [`verify`] first).
+/// Calls `f` for every record (its exact JSON) in file order (run
+/// [`verify`] first).
 pub fn for_each_record(
     path: &Path,
-    mut f: impl FnMut(u64, Component, Value) -> Result<()>,
+    mut f: impl FnMut(u64, Component, &RawValue) -> Result<()>,
 ) -> Result<()> {
     let (reader, _) = open_with_manifest(path)?;
     each_line(reader, |line_no, _, line| f(line_no, line.c, line.r))
@@ -312,7 +327,7 @@ pub fn for_each_record(
 /// exact bytes (newline included) and its parsed form.
 fn each_line(
     mut reader: BufReader<File>,
-    mut f: impl FnMut(u64, &[u8], LineIn) -> Result<()>,
+    mut f: impl FnMut(u64, &[u8], LineIn<'_>) -> Result<()>,
 ) -> Result<()> {
     let mut buf = Vec::new();
     let mut line_no = 1;
@@ -354,6 +369,7 @@ mod tests {
         let mut ids = Vec::new();
         for_each_record(&path, |_, c, r| {
             assert_eq!(c, Component::Threads);
+            let r: serde_json::Value = serde_json::from_str(r.get()).unwrap();
             ids.push(r["id"].as_str().unwrap().to_owned());
             Ok(())
         })

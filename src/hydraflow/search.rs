@@ -247,11 +247,15 @@ fn intersect(seqs: &[i64], allowed: &[i64]) -> Vec<usize> {
     out
 }
 
-/// A caller's text as an FTS5 query: each whitespace-separated term quoted
-/// (so operators and syntax characters are plain text), all required.
+/// A caller's text as an FTS5 query: each term quoted (so operators and
+/// syntax characters are plain text), all required. Terms are separated by
+/// whitespace and by NUL: the tokenizer treats NUL as a separator when it
+/// indexes a value, while the FTS5 query parser would stop reading at it,
+/// so `"a\u0000b"` searches exactly what `"a b"` does.
 fn fts_query(text: &str) -> Result<String> {
     let terms: Vec<String> = text
-        .split_whitespace()
+        .split(|c: char| c.is_whitespace() || c == '\0')
+        .filter(|term| !term.is_empty())
         .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
         .collect();
     if terms.is_empty() {
