@@ -15,12 +15,12 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const ABI_VERSION: u32 = 1;
 
 /// Request of `meta.version` (no fields).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VersionRequest {}
 
 /// Response of `meta.version`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Version {
     pub version: String,
     pub abi_version: u32,
@@ -42,12 +42,12 @@ pub fn version(_: &Profile, _: VersionRequest) -> Result<Version> {
 }
 
 /// Request of `profile.info` (no fields).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileInfoRequest {}
 
 /// Response of `profile.info`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct ProfileInfo {
     pub profile_dir: String,
     pub schema_version: u32,
@@ -71,7 +71,7 @@ pub fn profile_info(profile: &Profile, _: ProfileInfoRequest) -> Result<ProfileI
 /// Request of `profile.maintenance`. Omitted flags take these defaults:
 /// `optimize` true, `checkpoint` true, `vacuum` false (it rewrites the
 /// whole file, so it is asked for explicitly).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MaintenanceRequest {
     #[serde(default)]
@@ -97,7 +97,7 @@ impl Default for MaintenanceRequest {
 }
 
 /// Response of `profile.maintenance`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct MaintenanceReport {
     pub db_bytes_before: u64,
     pub db_bytes_after: u64,

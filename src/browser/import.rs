@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// The browsers whose history files can be imported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SourceBrowser {
     Chrome,
@@ -37,7 +37,7 @@ pub enum SourceBrowser {
 }
 
 /// Request of `history.import`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportRequest {
     pub browser: SourceBrowser,
@@ -54,7 +54,9 @@ pub struct ImportRequest {
 }
 
 /// The result of an import job.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema,
+)]
 pub struct ImportOutcome {
     /// Visits stored.
     pub imported: u64,
@@ -313,7 +315,7 @@ pub const JOB_TYPE: &str = "history_import";
 
 /// Response of `history.import`: `{job_id}`, plus the job's counts when the
 /// call waited.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct ImportResponse {
     pub job_id: String,
     #[serde(flatten)]
