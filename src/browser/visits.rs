@@ -56,6 +56,7 @@ pub struct RecordResponse {
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordBatchRequest {
+    #[schemars(length(min = 1, max = MAX_BATCH))]
     pub visits: Vec<VisitInput>,
 }
 

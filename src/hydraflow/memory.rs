@@ -182,6 +182,7 @@ pub fn link_to_thread(conn: &Connection, id: &str, thread_id: &str, now: Millis)
 #[serde(deny_unknown_fields)]
 pub struct EmbeddingInput {
     pub model: String,
+    #[schemars(length(min = 1, max = MAX_DIM))]
     pub vector: Vec<f64>,
 }
 

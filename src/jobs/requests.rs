@@ -25,6 +25,7 @@ pub struct ListRequest {
     #[serde(default)]
     pub status: Option<Vec<JobStatus>>,
     #[serde(default, rename = "type")]
+    #[schemars(length(max = MAX_TYPE_FILTERS))]
     pub job_type: Option<Vec<Id>>,
     #[serde(default)]
     pub limit: ListLimit,

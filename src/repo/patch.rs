@@ -114,6 +114,7 @@ pub struct PatchRequest {
     pub id: Id,
     pub files: Vec<FileEdit>,
     #[serde(default)]
+    #[schemars(length(max = MAX_SUMMARY_CHARS))]
     pub summary: Option<String>,
 }
 

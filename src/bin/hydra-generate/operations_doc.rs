@@ -364,7 +364,11 @@ fn example_value(schema: &Value, defs: &Map<String, Value>, depth: usize) -> Val
             if let (Some(properties), Some(required)) = (properties, required) {
                 for name in required.iter().filter_map(Value::as_str) {
                     if let Some(field) = properties.get(name) {
-                        object.insert(name.to_owned(), example_value(field, defs, depth + 1));
+                        let value = match named_example(name, field) {
+                            Some(value) => value,
+                            None => example_value(field, defs, depth + 1),
+                        };
+                        object.insert(name.to_owned(), value);
                     }
                 }
             }
@@ -392,6 +396,23 @@ fn example_value(schema: &Value, defs: &Map<String, Value>, depth: usize) -> Val
             .unwrap_or(json!(1)),
         "boolean" => json!(false),
         _ => Value::Null,
+    }
+}
+
+/// A telling value for a plain string field whose name says what it holds
+/// (`url`, `host`, `*_path`), where its type alone would give `"text"`.
+fn named_example(name: &str, field: &Value) -> Option<Value> {
+    if field.get("type") != Some(&json!("string")) || field.get("pattern").is_some() {
+        return None;
+    }
+    if name == "url" || name.ends_with("_url") {
+        Some(json!("https://example.com/page"))
+    } else if name == "host" {
+        Some(json!("example.com"))
+    } else if name == "path" || name.ends_with("_path") {
+        Some(json!("/home/me/example"))
+    } else {
+        None
     }
 }
 
