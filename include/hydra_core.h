@@ -46,7 +46,7 @@ extern "C" {
 // `request_json` is NULL or points to a NUL-terminated string.
 char *hydra_meta_version(uint64_t handle, const char *request_json);
 
-// `meta.operations` (read-only): Every operation with its read-only flag and summary.
+// `meta.operations` (read-only): Every operation with its access, summary, error codes and request and response JSON Schemas.
 //
 // Same as `hydra_call(handle, "meta.operations", request_json)`: takes a profile
 // handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);

@@ -156,7 +156,7 @@ macro_rules! operation_table {
     ($consumer:ident) => {
         $consumer! {
             "meta.version" => meta_version(crate::meta::VersionRequest) -> crate::meta::Version = crate::meta::version, read, "Library, ABI, schema and SQLite versions.", errors[];
-            "meta.operations" => meta_operations(OperationsRequest) -> OperationsResponse = operations_catalogue, read, "Every operation with its read-only flag and summary.", errors[];
+            "meta.operations" => meta_operations(OperationsRequest) -> OperationsResponse = operations_catalogue, read, "Every operation with its access, summary, error codes and request and response JSON Schemas.", errors[];
             "profile.info" => profile_info(crate::meta::ProfileInfoRequest) -> crate::meta::ProfileInfo = crate::meta::profile_info, read, "Profile directory, schema version and database file sizes.", errors[];
             "overview" => overview(crate::overview::OverviewRequest) -> crate::overview::Overview = crate::overview::overview, read, "Counts of every domain and storage sizes (walks cached for 300 s).", errors[];
             "profile.maintenance" => profile_maintenance(crate::meta::MaintenanceRequest) -> crate::meta::MaintenanceReport = crate::meta::maintenance, write, "Optimize, checkpoint and optionally vacuum the database.", errors[];
