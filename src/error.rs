@@ -15,8 +15,8 @@ use std::fmt;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 macro_rules! error_codes {
-    ($($variant:ident => $text:literal,)*) => {
-        /// The stable error codes of the contract (`spec/OPERATIONS.md` §1).
+    ($($variant:ident => $text:ident,)*) => {
+        /// The stable error codes of the contract (`docs/CONTRACT.md`).
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum ErrorCode { $($variant,)* }
 
@@ -26,42 +26,80 @@ macro_rules! error_codes {
 
             /// The code as it appears in an envelope (`"not_found"`).
             pub fn as_str(self) -> &'static str {
-                match self { $(ErrorCode::$variant => $text,)* }
+                match self { $(ErrorCode::$variant => stringify!($text),)* }
             }
 
             /// The code named `text`, if it is one of the contract's.
             pub fn parse(text: &str) -> Option<ErrorCode> {
-                match text { $($text => Some(ErrorCode::$variant),)* _ => None }
+                match text { $(stringify!($text) => Some(ErrorCode::$variant),)* _ => None }
             }
+        }
+
+        /// Every code under its envelope name, so that the registry lists an
+        /// operation's errors as they appear on the wire
+        /// (`errors[not_found, conflict]` in `ops.rs`).
+        #[allow(non_upper_case_globals)]
+        pub mod code {
+            use super::ErrorCode;
+            $(
+                #[doc = concat!("`", stringify!($text), "`")]
+                pub const $text: ErrorCode = ErrorCode::$variant;
+            )*
         }
     };
 }
 
 error_codes! {
-    InvalidJson => "invalid_json",
-    InvalidArgument => "invalid_argument",
-    PayloadTooLarge => "payload_too_large",
-    UnknownOperation => "unknown_operation",
-    NotFound => "not_found",
-    Conflict => "conflict",
-    FilterRequired => "filter_required",
-    Forbidden => "forbidden",
-    PathEscape => "path_escape",
-    BudgetExceeded => "budget_exceeded",
-    CommandNotAllowed => "command_not_allowed",
-    NoCheckCommand => "no_check_command",
-    NoHandler => "no_handler",
-    Timeout => "timeout",
-    Cancelled => "cancelled",
-    Interrupted => "interrupted",
-    CheckFailed => "check_failed",
-    Closed => "closed",
-    ProfileLocked => "profile_locked",
-    IncompatibleVersion => "incompatible_version",
-    Corrupt => "corrupt",
-    Io => "io",
-    Busy => "busy",
-    Internal => "internal",
+    InvalidJson => invalid_json,
+    InvalidArgument => invalid_argument,
+    PayloadTooLarge => payload_too_large,
+    UnknownOperation => unknown_operation,
+    NotFound => not_found,
+    Conflict => conflict,
+    FilterRequired => filter_required,
+    Forbidden => forbidden,
+    PathEscape => path_escape,
+    BudgetExceeded => budget_exceeded,
+    CommandNotAllowed => command_not_allowed,
+    NoCheckCommand => no_check_command,
+    NoHandler => no_handler,
+    Timeout => timeout,
+    Cancelled => cancelled,
+    Interrupted => interrupted,
+    CheckFailed => check_failed,
+    Closed => closed,
+    ProfileLocked => profile_locked,
+    IncompatibleVersion => incompatible_version,
+    Corrupt => corrupt,
+    Io => io,
+    Busy => busy,
+    Internal => internal,
+}
+
+impl ErrorCode {
+    /// The codes any operation may return, whatever it does: they come from
+    /// the envelope, the request decoding, the handle and the storage, so
+    /// the registry does not repeat them on every entry.
+    pub const UNIVERSAL: &'static [ErrorCode] = &[
+        ErrorCode::InvalidJson,
+        ErrorCode::InvalidArgument,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::Closed,
+        ErrorCode::Internal,
+        ErrorCode::Io,
+        ErrorCode::Busy,
+    ];
+}
+
+impl schemars::JsonSchema for ErrorCode {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ErrorCode".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let names: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        schemars::json_schema!({ "type": "string", "enum": names })
+    }
 }
 
 impl fmt::Display for ErrorCode {
@@ -86,10 +124,17 @@ pub enum Error {
         message: String,
         details: Map<String, Value>,
     },
-    /// SQLite failed; mapped to `busy`, `corrupt` or `internal`.
+    /// SQLite failed; mapped to `busy`, `corrupt`, `io` or `internal`, with
+    /// SQLite's extended code and message in `details`.
     Sqlite(rusqlite::Error),
     /// The file system failed; mapped to `io`.
     Io(std::io::Error),
+    /// A `Sqlite` or `Io` failure with details added on the way up
+    /// ([`Error::with_detail`]); the added entries win over the source's.
+    Detailed {
+        source: Box<Error>,
+        details: Map<String, Value>,
+    },
 }
 
 impl Error {
@@ -102,12 +147,37 @@ impl Error {
         }
     }
 
-    /// Adds one entry to `details`.
-    pub fn with_detail(mut self, key: &str, value: impl Into<Value>) -> Self {
-        if let Error::Rule { details, .. } = &mut self {
-            details.insert(key.to_owned(), value.into());
+    /// Adds one entry to `details`, whatever the kind of failure.
+    pub fn with_detail(self, key: &str, value: impl Into<Value>) -> Self {
+        match self {
+            Error::Rule {
+                code,
+                message,
+                mut details,
+            } => {
+                details.insert(key.to_owned(), value.into());
+                Error::Rule {
+                    code,
+                    message,
+                    details,
+                }
+            }
+            Error::Detailed {
+                source,
+                mut details,
+            } => {
+                details.insert(key.to_owned(), value.into());
+                Error::Detailed { source, details }
+            }
+            source @ (Error::Sqlite(_) | Error::Io(_)) => {
+                let mut details = Map::new();
+                details.insert(key.to_owned(), value.into());
+                Error::Detailed {
+                    source: Box::new(source),
+                    details,
+                }
+            }
         }
-        self
     }
 
     /// `invalid_argument` naming the field at fault (`details.field`).
@@ -138,6 +208,7 @@ impl Error {
             Error::Rule { code, .. } => *code,
             Error::Sqlite(e) => sqlite_code(e),
             Error::Io(_) => ErrorCode::Io,
+            Error::Detailed { source, .. } => source.code(),
         }
     }
 
@@ -153,18 +224,19 @@ impl Error {
                 message: message.clone(),
                 details: details.clone(),
             },
-            // SQLite and io messages name no user data (SQL text and paths of
-            // the profile only), so they are kept for the person reading them.
-            Error::Sqlite(e) => PublicError {
-                code: sqlite_code(e),
-                message: format!("database error: {}", sqlite_message(e)),
-                details: Map::new(),
-            },
+            Error::Sqlite(e) => sqlite_public(e),
             Error::Io(e) => PublicError {
                 code: ErrorCode::Io,
                 message: format!("i/o error: {}", e.kind()),
                 details: Map::new(),
             },
+            Error::Detailed { source, details } => {
+                let mut public = source.to_public();
+                for (key, value) in details {
+                    public.details.insert(key.clone(), value.clone());
+                }
+                public
+            }
         }
     }
 }
@@ -179,16 +251,73 @@ fn sqlite_code(e: &rusqlite::Error) -> ErrorCode {
     }
 }
 
-/// The SQLite error text without any bound values (rusqlite never includes
-/// them; constraint messages name tables and columns only).
-fn sqlite_message(e: &rusqlite::Error) -> String {
-    match e {
-        rusqlite::Error::SqliteFailure(f, _) => format!("{:?}", f.code),
+/// The public shape of a SQLite failure: SQLite's extended result code
+/// (`details.sqlite_code`, e.g. 2067 for a UNIQUE constraint) and its message
+/// (`details.sqlite_message`). SQLite's messages name tables, columns and
+/// SQL tokens, never bound values, except where a bound value is parsed as
+/// a query: an FTS5 `MATCH` error quotes the query (`syntax error near
+/// "..."`) or names a word of it (`no such column: word`, `unknown special
+/// query: word`). So every quoted span becomes `?` and so does the word
+/// after those two; no message carries a value. Driver-side failures
+/// (type conversions) keep only the name of their kind: their texts may
+/// quote a stored value.
+fn sqlite_public(e: &rusqlite::Error) -> PublicError {
+    let mut details = Map::new();
+    let text = match e {
+        rusqlite::Error::SqliteFailure(failure, message) => {
+            details.insert("sqlite_code".into(), failure.extended_code.into());
+            let text = message.clone().unwrap_or_else(|| failure.to_string());
+            let text: String = without_quoted_spans(&text).chars().take(300).collect();
+            details.insert("sqlite_message".into(), text.clone().into());
+            text
+        }
         other => {
-            let text = other.to_string();
-            text.chars().take(200).collect()
+            let debug = format!("{other:?}");
+            let kind = debug
+                .split(|c: char| !c.is_ascii_alphanumeric())
+                .next()
+                .unwrap_or_default();
+            kind.to_owned()
+        }
+    };
+    PublicError {
+        code: sqlite_code(e),
+        message: format!("database error: {text}"),
+        details,
+    }
+}
+
+/// `text` with the inside of every `"..."` and `'...'` span, and the word
+/// after `no such column: ` or `unknown special query: `, replaced by `?`.
+fn without_quoted_spans(text: &str) -> String {
+    const NAMES_A_WORD: [&str; 2] = ["no such column: ", "unknown special query: "];
+    for prefix in NAMES_A_WORD {
+        if let Some(at) = text.find(prefix) {
+            return format!("{}{prefix}?", without_quoted_spans(&text[..at]));
         }
     }
+    let mut out = String::with_capacity(text.len());
+    let mut open: Option<char> = None;
+    for c in text.chars() {
+        match open {
+            Some(quote) if c == quote => {
+                out.push('?');
+                out.push(c);
+                open = None;
+            }
+            Some(_) => {}
+            None => {
+                out.push(c);
+                if c == '"' || c == '\'' {
+                    open = Some(c);
+                }
+            }
+        }
+    }
+    if open.is_some() {
+        out.push('?');
+    }
+    out
 }
 
 impl fmt::Display for Error {
@@ -203,6 +332,7 @@ impl std::error::Error for Error {
         match self {
             Error::Sqlite(e) => Some(e),
             Error::Io(e) => Some(e),
+            Error::Detailed { source, .. } => Some(source.as_ref()),
             Error::Rule { .. } => None,
         }
     }
@@ -245,6 +375,81 @@ mod tests {
         let e = Error::invalid("limit", "must be 1..500").to_public();
         assert_eq!(e.code, ErrorCode::InvalidArgument);
         assert_eq!(e.details["field"], "limit");
+    }
+
+    #[test]
+    fn with_detail_keeps_details_on_every_variant() {
+        let io = Error::from(std::io::Error::other("x")).with_detail("path_label", "bundles");
+        let sqlite = Error::from(rusqlite::Error::QueryReturnedNoRows).with_detail("table", "t");
+        let rule = Error::conflict("c").with_detail("a", 1).with_detail("b", 2);
+        assert_eq!(io.code(), ErrorCode::Io);
+        assert_eq!(io.to_public().details["path_label"], "bundles");
+        assert_eq!(sqlite.to_public().details["table"], "t");
+        assert_eq!(sqlite.code(), ErrorCode::Internal);
+        let rule = rule.to_public();
+        assert_eq!(
+            (rule.details["a"].as_i64(), rule.details["b"].as_i64()),
+            (Some(1), Some(2))
+        );
+        let twice = Error::from(std::io::Error::other("x"))
+            .with_detail("a", 1)
+            .with_detail("b", 2)
+            .to_public();
+        assert_eq!(twice.details.len(), 2);
+    }
+
+    #[test]
+    fn sqlite_failures_keep_extended_code_and_message() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE t (id TEXT PRIMARY KEY); INSERT INTO t VALUES ('private-value');",
+        )
+        .unwrap();
+        let e: Error = conn
+            .execute("INSERT INTO t VALUES (?1)", ["private-value"])
+            .unwrap_err()
+            .into();
+        let public = e.to_public();
+        assert_eq!(public.code, ErrorCode::Internal);
+        assert_eq!(public.details["sqlite_code"], 1555); // SQLITE_CONSTRAINT_PRIMARYKEY
+        assert_eq!(
+            public.details["sqlite_message"],
+            "UNIQUE constraint failed: t.id"
+        );
+        assert!(public.message.contains("UNIQUE constraint failed: t.id"));
+        assert!(!format!("{public:?}").contains("private-value"));
+    }
+
+    #[test]
+    fn sqlite_messages_that_quote_caller_text_are_redacted() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE VIRTUAL TABLE f USING fts5(body);")
+            .unwrap();
+        for query in [
+            "secret words)\"more",
+            "secret:words",
+            "* secret",
+            "AND secret",
+        ] {
+            let e: Error = conn
+                .query_row("SELECT count(*) FROM f WHERE f MATCH ?1", [query], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .unwrap_err()
+                .into();
+            let public = e.to_public();
+            assert!(public.details["sqlite_code"].is_i64());
+            let text = format!("{public:?}");
+            assert!(!text.contains("secret") && !text.contains("more"), "{text}");
+        }
+        assert_eq!(
+            without_quoted_spans("no such column: secret"),
+            "no such column: ?"
+        );
+        assert_eq!(
+            without_quoted_spans(r#"near "abc": x 'y'"#),
+            r#"near "?": x '?'"#
+        );
     }
 
     #[test]

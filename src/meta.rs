@@ -15,12 +15,12 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const ABI_VERSION: u32 = 1;
 
 /// Request of `meta.version` (no fields).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VersionRequest {}
 
 /// Response of `meta.version`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Version {
     pub version: String,
     pub abi_version: u32,
@@ -42,12 +42,12 @@ pub fn version(_: &Profile, _: VersionRequest) -> Result<Version> {
 }
 
 /// Request of `profile.info` (no fields).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileInfoRequest {}
 
 /// Response of `profile.info`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct ProfileInfo {
     pub profile_dir: String,
     pub schema_version: u32,
@@ -75,7 +75,7 @@ pub fn profile_info(profile: &Profile, _: ProfileInfoRequest) -> Result<ProfileI
 /// Request of `profile.maintenance`. Omitted flags take these defaults:
 /// `optimize` true, `checkpoint` true, `vacuum` false (it rewrites the
 /// whole file, so it is asked for explicitly).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MaintenanceRequest {
     #[serde(default)]
@@ -105,7 +105,7 @@ impl Default for MaintenanceRequest {
 }
 
 /// Response of `profile.maintenance`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct MaintenanceReport {
     pub db_bytes_before: u64,
     pub db_bytes_after: u64,
@@ -143,6 +143,22 @@ impl<'de> Deserialize<'de> for Integrity {
             Shape::Text(text) if text == "ok" => Integrity::Ok,
             Shape::Text(text) => Integrity::Problems(vec![text]),
             Shape::List(list) => Integrity::Problems(list),
+        })
+    }
+}
+
+impl schemars::JsonSchema for Integrity {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Integrity".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "\"ok\", or the problems PRAGMA integrity_check reported.",
+            "oneOf": [
+                {"type": "string", "const": "ok"},
+                {"type": "array", "items": {"type": "string"}}
+            ]
         })
     }
 }

@@ -1,28 +1,59 @@
-//! The operation registry: every operation of `spec/OPERATIONS.md`, declared
-//! once.
+//! The operation registry: every operation of the contract, declared once.
 //!
 //! One line per operation gives its name, the typed method of [`Profile`]
 //! that calls it, its request and response types, its handler, whether it
-//! only reads, and a one-line summary. From this table come:
+//! only reads, a one-line summary and the error codes it can return beyond
+//! [`ErrorCode::UNIVERSAL`]. From this table come:
 //! - [`call_json`], the JSON dispatcher behind `hydra_call`, the CLI and the
 //!   bindings;
 //! - the typed Rust API (`profile.threads_create(req)`, ...);
-//! - [`OPERATIONS`], the catalogue `meta.operations` returns;
-//! - through `build.rs`, which reads the lines of the table below, one C
-//!   function `hydra_<op>` per operation and its header declaration.
+//! - [`OPERATIONS`], the catalogue `meta.operations` returns, with a JSON
+//!   Schema of each request and response derived from the Rust types;
+//! - one C function `hydra_<method>` per operation (`crate::ffi` expands
+//!   [`operation_table!`] with its own macro, so the table is read by the
+//!   compiler, never parsed as text);
+//! - the generated files (`include/hydra_core.h`, `docs/operations.md`),
+//!   written by `scripts/generate` from [`OPERATIONS`].
 //!
-//! Adding an operation is one line here plus its handler.
+//! Adding an operation is one line here plus its handler; then run
+//! `scripts/generate`.
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::profile::Profile;
+use once_cell::sync::Lazy;
+use schemars::generate::SchemaSettings;
+use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// The largest request the library reads (16 MiB).
 pub const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
 
-/// One entry of the catalogue returned by `meta.operations`.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+/// One entry of the registry.
+#[derive(Debug, Clone, Copy)]
+pub struct Operation {
+    /// The dotted name (`"history.purge"`).
+    pub name: &'static str,
+    /// The C function that runs it (`"hydra_history_purge"`).
+    pub c_function: &'static str,
+    /// True exactly when the operation never writes.
+    pub read_only: bool,
+    /// One line for people.
+    pub summary: &'static str,
+    /// The codes it can return beyond [`ErrorCode::UNIVERSAL`].
+    pub errors: &'static [ErrorCode],
+    /// JSON Schema (draft 2020-12) of its request, as it is read.
+    pub request_schema: fn() -> Value,
+    /// JSON Schema (draft 2020-12) of its response data, as it is written.
+    pub response_schema: fn() -> Value,
+    /// Decodes a request without running it: the same checks, in the same
+    /// order, as a call (used to prove the documented examples valid).
+    pub check_request: fn(&[u8]) -> Result<()>,
+}
+
+/// One item of `meta.operations`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct OperationInfo {
     /// The dotted name (`"history.purge"`).
     pub name: &'static str,
@@ -30,13 +61,65 @@ pub struct OperationInfo {
     pub read_only: bool,
     /// One line for people.
     pub summary: &'static str,
+    /// The error codes it can return beyond the universal ones
+    /// (`invalid_json`, `invalid_argument`, `payload_too_large`, `closed`,
+    /// `internal`, `io`, `busy`).
+    pub errors: Vec<ErrorCode>,
+    /// JSON Schema (draft 2020-12) of the request.
+    pub request_schema: Value,
+    /// JSON Schema (draft 2020-12) of the response data.
+    pub response_schema: Value,
+}
+
+impl Operation {
+    /// Its catalogue entry, with the schemas generated.
+    pub fn info(&self) -> OperationInfo {
+        OperationInfo {
+            name: self.name,
+            read_only: self.read_only,
+            summary: self.summary,
+            errors: self.errors.to_vec(),
+            request_schema: (self.request_schema)(),
+            response_schema: (self.response_schema)(),
+        }
+    }
+}
+
+/// The schema of a request type: what deserialization accepts (fields with
+/// a default are optional).
+fn request_schema<T: JsonSchema>() -> Value {
+    let generator = SchemaSettings::draft2020_12()
+        .for_deserialize()
+        .into_generator();
+    generator.into_root_schema_for::<T>().to_value()
+}
+
+/// The schema of a response type: what serialization writes.
+fn response_schema<T: JsonSchema>() -> Value {
+    let generator = SchemaSettings::draft2020_12()
+        .for_serialize()
+        .into_generator();
+    generator.into_root_schema_for::<T>().to_value()
+}
+
+fn check_request<Req: DeserializeOwned>(request: &[u8]) -> Result<()> {
+    parse_request::<Req>(request).map(drop)
 }
 
 macro_rules! operations {
-    ($( $name:literal => $method:ident($req:ty) -> $resp:ty = $handler:path, $access:ident, $summary:literal; )*) => {
+    ($( $name:literal => $method:ident($req:ty) -> $resp:ty = $handler:path, $access:ident, $summary:literal, errors[$($error:ident),* $(,)?]; )*) => {
         /// Every operation, in registry order.
-        pub const OPERATIONS: &[OperationInfo] = &[
-            $(OperationInfo { name: $name, read_only: operations!(@read_only $access), summary: $summary },)*
+        pub const OPERATIONS: &[Operation] = &[
+            $(Operation {
+                name: $name,
+                c_function: concat!("hydra_", stringify!($method)),
+                read_only: operations!(@read_only $access),
+                summary: $summary,
+                errors: &[$(crate::error::code::$error),*],
+                request_schema: request_schema::<$req>,
+                response_schema: response_schema::<$resp>,
+                check_request: check_request::<$req>,
+            },)*
         ];
 
         /// Runs the operation `name` on a JSON request; returns the JSON text
@@ -64,75 +147,85 @@ macro_rules! operations {
     (@read_only write) => { false };
 }
 
-// The table. `build.rs` reads each line that starts with a quoted name, so
-// keep one operation per line.
-operations! {
-    "meta.version" => meta_version(crate::meta::VersionRequest) -> crate::meta::Version = crate::meta::version, read, "Library, ABI, schema and SQLite versions.";
-    "meta.operations" => meta_operations(OperationsRequest) -> OperationsResponse = operations_catalogue, read, "Every operation with its read-only flag and summary.";
-    "profile.info" => profile_info(crate::meta::ProfileInfoRequest) -> crate::meta::ProfileInfo = crate::meta::profile_info, read, "Profile directory, schema version and database file sizes.";
-    "overview" => overview(crate::overview::OverviewRequest) -> crate::overview::Overview = crate::overview::overview, read, "Counts of every domain and storage sizes (walks cached for 300 s).";
-    "profile.maintenance" => profile_maintenance(crate::meta::MaintenanceRequest) -> crate::meta::MaintenanceReport = crate::meta::maintenance, write, "Optimize, checkpoint and optionally vacuum the database.";
-    "threads.create" => threads_create(crate::hydraflow::threads::CreateRequest) -> crate::hydraflow::threads::ThreadResponse = crate::hydraflow::threads::create, write, "Create a thread.";
-    "threads.get" => threads_get(crate::hydraflow::IdRequest) -> crate::hydraflow::threads::ThreadResponse = crate::hydraflow::threads::get, read, "Get a thread by id.";
-    "threads.update" => threads_update(crate::hydraflow::threads::UpdateRequest) -> crate::hydraflow::threads::ThreadResponse = crate::hydraflow::threads::update, write, "Update a thread's title, description or metadata.";
-    "threads.list" => threads_list(crate::hydraflow::threads::ListRequest) -> crate::types::Page<crate::hydraflow::threads::Thread> = crate::hydraflow::threads::list, read, "List threads, newest updated first.";
-    "threads.delete" => threads_delete(crate::hydraflow::IdRequest) -> crate::privacy::Purged<crate::hydraflow::threads::DeleteResponse> = crate::hydraflow::threads::delete, write, "Delete a thread with its messages, tasks and memories; detach its tabs and jobs.";
-    "messages.append" => messages_append(crate::hydraflow::messages::AppendRequest) -> crate::hydraflow::messages::MessageResponse = crate::hydraflow::messages::append, write, "Append a message to a thread.";
-    "messages.list" => messages_list(crate::hydraflow::messages::ListRequest) -> crate::types::Page<crate::hydraflow::messages::Message> = crate::hydraflow::messages::list, read, "List a thread's messages, oldest or newest first.";
-    "messages.delete" => messages_delete(crate::hydraflow::IdRequest) -> crate::privacy::Purged<crate::hydraflow::DeletedResponse> = crate::hydraflow::messages::delete, write, "Delete a message.";
-    "chat" => chat(crate::hydraflow::chat::ChatRequest) -> crate::hydraflow::chat::ChatResponse = crate::hydraflow::chat::chat, write, "One chat turn: user message, assistant reply or model answer, and context.";
-    "hydraflow.context" => hydraflow_context(crate::hydraflow::context::ContextRequest) -> crate::hydraflow::context::ThreadContext = crate::hydraflow::context::context, read, "A thread with its recent messages, open tasks, memories and bound tabs.";
-    "tasks.create" => tasks_create(crate::hydraflow::tasks::CreateRequest) -> crate::hydraflow::tasks::TaskResponse = crate::hydraflow::tasks::create, write, "Create a task.";
-    "tasks.get" => tasks_get(crate::hydraflow::IdRequest) -> crate::hydraflow::tasks::TaskResponse = crate::hydraflow::tasks::get, read, "Get a task by id.";
-    "tasks.update" => tasks_update(crate::hydraflow::tasks::UpdateRequest) -> crate::hydraflow::tasks::TaskResponse = crate::hydraflow::tasks::update, write, "Update a task; a status change records an event.";
-    "tasks.list" => tasks_list(crate::hydraflow::tasks::ListRequest) -> crate::types::Page<crate::hydraflow::tasks::Task> = crate::hydraflow::tasks::list, read, "List tasks, newest updated first.";
-    "tasks.delete" => tasks_delete(crate::hydraflow::IdRequest) -> crate::privacy::Purged<crate::hydraflow::DeletedResponse> = crate::hydraflow::tasks::delete, write, "Delete a task and its events.";
-    "tasks.add_event" => tasks_add_event(crate::hydraflow::tasks::AddEventRequest) -> crate::hydraflow::tasks::EventResponse = crate::hydraflow::tasks::add_event, write, "Record an event on a task.";
-    "tasks.events" => tasks_events(crate::hydraflow::tasks::EventsRequest) -> crate::types::Page<crate::hydraflow::tasks::TaskEvent> = crate::hydraflow::tasks::events, read, "List a task's events, oldest first.";
-    "memory.upsert" => memory_upsert(crate::hydraflow::memory::UpsertRequest) -> crate::hydraflow::memory::UpsertResponse = crate::hydraflow::memory::upsert, write, "Insert or update a memory, optionally with an embedding.";
-    "memory.get" => memory_get(crate::hydraflow::IdRequest) -> crate::hydraflow::memory::MemoryResponse = crate::hydraflow::memory::get, read, "Get a memory by id.";
-    "memory.list" => memory_list(crate::hydraflow::memory::ListRequest) -> crate::types::Page<crate::hydraflow::memory::Memory> = crate::hydraflow::memory::list, read, "List memories, newest first.";
-    "memory.delete" => memory_delete(crate::hydraflow::memory::DeleteRequest) -> crate::privacy::Purged<crate::hydraflow::DeletedResponse> = crate::hydraflow::memory::delete, write, "Delete a memory by id or by filters.";
-    "memory.search" => memory_search(crate::hydraflow::search::SearchRequest) -> crate::hydraflow::search::SearchResponse = crate::hydraflow::search::search, write, "Search memories by embedding or full text.";
-    "tabs.bind_thread" => tabs_bind_thread(crate::hydraflow::tab_binding::BindRequest) -> crate::hydraflow::tab_binding::BindResponse = crate::hydraflow::tab_binding::bind_thread, write, "Bind a tab to a thread, creating the tab or thread if needed.";
-    "tabs.unbind_thread" => tabs_unbind_thread(crate::hydraflow::tab_binding::UnbindRequest) -> crate::hydraflow::tab_binding::TabResponse = crate::hydraflow::tab_binding::unbind_thread, write, "Unbind a tab from its thread.";
-    "tabs.upsert" => tabs_upsert(crate::browser::tabs::UpsertRequest) -> crate::browser::tabs::TabResponse = crate::browser::tabs::upsert, write, "Create a tab or update its thread binding.";
-    "tabs.get" => tabs_get(crate::browser::tabs::IdRequest) -> crate::browser::tabs::TabResponse = crate::browser::tabs::get_op, read, "One tab by id.";
-    "tabs.list" => tabs_list(crate::browser::tabs::ListRequest) -> crate::types::Page<crate::browser::tabs::Tab> = crate::browser::tabs::list, read, "Tabs, newest updated_at first.";
-    "tabs.close" => tabs_close(crate::browser::tabs::IdRequest) -> crate::privacy::Purged<crate::browser::tabs::CloseResponse> = crate::browser::tabs::close, write, "Remove a tab and detach its history rows.";
-    "visits.record" => visits_record(crate::browser::visits::VisitInput) -> crate::browser::visits::RecordResponse = crate::browser::visits::record, write, "Record one visit (deduplicated by url and time).";
-    "visits.record_batch" => visits_record_batch(crate::browser::visits::RecordBatchRequest) -> crate::browser::visits::RecordBatchResponse = crate::browser::visits::record_batch, write, "Record up to 10,000 visits in one transaction, all or nothing.";
-    "history.list" => history_list(crate::browser::history::ListRequest) -> crate::types::Page<crate::browser::history::Visit> = crate::browser::history::list, read, "Visits newest first, filtered by text, host, time or tab.";
-    "history.visited" => history_visited(crate::browser::history::VisitedRequest) -> crate::browser::history::VisitedResponse = crate::browser::history::visited, read, "Whether each URL has been visited.";
-    "history.delete" => history_delete(crate::browser::history::DeleteRequest) -> crate::privacy::Purged<crate::browser::history::DeleteResponse> = crate::browser::history::delete, write, "Delete one visit, leaving no trace in the profile files.";
-    "history.purge" => history_purge(crate::browser::history::PurgeRequest) -> crate::privacy::Purged<crate::browser::history::PurgeResponse> = crate::browser::history::purge, write, "Delete visits by host and time range (or all), leaving no trace.";
-    "history.import" => history_import(crate::browser::import::ImportRequest) -> crate::browser::import::ImportResponse = crate::browser::import::import, write, "Import visits from a Chrome or Firefox history file, as a job.";
-    "bookmarks.add" => bookmarks_add(crate::browser::bookmarks::AddRequest) -> crate::browser::bookmarks::BookmarkResponse = crate::browser::bookmarks::add, write, "Add a bookmark.";
-    "bookmarks.list" => bookmarks_list(crate::browser::bookmarks::ListRequest) -> crate::types::Page<crate::browser::bookmarks::Bookmark> = crate::browser::bookmarks::list, read, "Bookmarks newest first, in one folder or all.";
-    "bookmarks.update" => bookmarks_update(crate::browser::bookmarks::UpdateRequest) -> crate::browser::bookmarks::BookmarkResponse = crate::browser::bookmarks::update, write, "Change a bookmark's url, title, folder or tags.";
-    "bookmarks.delete" => bookmarks_delete(crate::browser::bookmarks::IdRequest) -> crate::privacy::Purged<crate::browser::bookmarks::DeleteResponse> = crate::browser::bookmarks::delete, write, "Delete a bookmark, leaving no trace.";
-    "bookmarks.create_folder" => bookmarks_create_folder(crate::browser::bookmarks::CreateFolderRequest) -> crate::browser::bookmarks::FolderResponse = crate::browser::bookmarks::create_folder, write, "Create a bookmark folder.";
-    "bookmarks.delete_folder" => bookmarks_delete_folder(crate::browser::bookmarks::IdRequest) -> crate::privacy::Purged<crate::browser::bookmarks::DeleteFolderResponse> = crate::browser::bookmarks::delete_folder, write, "Delete a folder with its subfolders and bookmarks.";
-    "bundle.export" => bundle_export(crate::bundle::ExportRequest) -> crate::bundle::JobSubmitted = crate::bundle::export, write, "Export components of the profile to a verifiable bundle file, as a job.";
-    "bundle.import" => bundle_import(crate::bundle::ImportRequest) -> crate::bundle::JobSubmitted = crate::bundle::import, write, "Verify a bundle, then import it in one transaction, as a job.";
-    "bundle.list" => bundle_list(crate::bundle::ListRequest) -> crate::bundle::BundleList = crate::bundle::list, read, "The bundles in the profile's bundles folder with their manifests.";
-    "jobs.list" => jobs_list(crate::jobs::ListRequest) -> crate::types::Page<crate::jobs::Job> = crate::jobs::list, read, "List jobs newest first, filtered by status and type.";
-    "jobs.get" => jobs_get(crate::jobs::JobIdRequest) -> crate::jobs::JobResponse = crate::jobs::get, read, "Get one job.";
-    "jobs.status" => jobs_status(crate::jobs::JobIdRequest) -> crate::jobs::StatusResponse = crate::jobs::status, read, "A job's status and progress fraction from the ledger.";
-    "jobs.wait" => jobs_wait(crate::jobs::WaitRequest) -> crate::jobs::JobResponse = crate::jobs::wait, read, "Wait until a job is finished, up to a timeout.";
-    "jobs.cancel" => jobs_cancel(crate::jobs::JobIdRequest) -> crate::jobs::JobResponse = crate::jobs::cancel, write, "Cancel a queued job, or ask a running one to stop.";
-    "jobs.progress" => jobs_progress(crate::jobs::ProgressRequest) -> crate::jobs::JobResponse = crate::jobs::progress, write, "Report progress of a running job.";
-    "jobs.prune" => jobs_prune(crate::jobs::PruneRequest) -> crate::privacy::Purged<crate::jobs::PruneResponse> = crate::jobs::prune, write, "Delete finished jobs older than a number of days.";
-    "refresh.focused_crawl" => refresh_focused_crawl(crate::jobs::FocusedCrawlRequest) -> crate::jobs::SubmittedResponse = crate::jobs::focused_crawl, write, "Queue a focused crawl run by the host's handler.";
-    "repo.register" => repo_register(crate::repo::registry::RegisterRequest) -> crate::repo::registry::RepoResponse = crate::repo::registry::register, write, "Register a repository (or update one): root, permissions, check command, budgets.";
-    "repo.unregister" => repo_unregister(crate::repo::registry::UnregisterRequest) -> crate::repo::registry::UnregisterResponse = crate::repo::registry::unregister, write, "Forget a repository and its change ledger; its files are untouched.";
-    "repo.list" => repo_list(crate::repo::registry::ListRequest) -> crate::repo::registry::ListResponse = crate::repo::registry::list, read, "Every registered repository.";
-    "repo.status" => repo_status(crate::repo::status::StatusRequest) -> crate::repo::status::RepoStatus = crate::repo::status::status, read, "Branch, upstream, ahead/behind and changed paths of a repository (git).";
-    "repo.changes" => repo_changes(crate::repo::registry::ChangesRequest) -> crate::types::Page<crate::repo::registry::Change> = crate::repo::registry::changes, read, "The change ledger of a repository, newest first.";
-    "repo.propose_patch" => repo_propose_patch(crate::repo::patch::PatchRequest) -> crate::repo::patch::ProposeResponse = crate::repo::patch::propose, read, "Check and measure a patch against the path rule, budgets and preconditions; writes nothing.";
-    "repo.apply_patch" => repo_apply_patch(crate::repo::patch::PatchRequest) -> crate::repo::patch::ApplyResponse = crate::repo::patch::apply, write, "Apply a patch all or nothing, recorded as a job and a change.";
-    "repo.run_checks" => repo_run_checks(crate::repo::checks::ChecksRequest) -> crate::repo::checks::ChecksResponse = crate::repo::checks::run_checks, write, "Run the repository's configured check command in a sandbox, as a job.";
+/// **The table.** Expands to `$consumer! { <one line per operation> }`, so
+/// that each face is a macro over the same lines: [`operations!`] here, the
+/// C functions in `crate::ffi`. Line shape:
+/// `"name" => method(Request) -> Response = handler, read|write, "summary", errors[code, ...];`
+/// with the codes as they appear on the wire (see `crate::error::code`).
+macro_rules! operation_table {
+    ($consumer:ident) => {
+        $consumer! {
+            "meta.version" => meta_version(crate::meta::VersionRequest) -> crate::meta::Version = crate::meta::version, read, "Library, ABI, schema and SQLite versions.", errors[];
+            "meta.operations" => meta_operations(OperationsRequest) -> OperationsResponse = operations_catalogue, read, "Every operation with its access, summary, error codes and request and response JSON Schemas.", errors[];
+            "profile.info" => profile_info(crate::meta::ProfileInfoRequest) -> crate::meta::ProfileInfo = crate::meta::profile_info, read, "Profile directory, schema version and database file sizes.", errors[];
+            "overview" => overview(crate::overview::OverviewRequest) -> crate::overview::Overview = crate::overview::overview, read, "Counts of every domain and storage sizes (walks cached for 300 s).", errors[];
+            "profile.maintenance" => profile_maintenance(crate::meta::MaintenanceRequest) -> crate::meta::MaintenanceReport = crate::meta::maintenance, write, "Optimize, checkpoint and optionally vacuum the database.", errors[];
+            "threads.create" => threads_create(crate::hydraflow::threads::CreateRequest) -> crate::hydraflow::threads::ThreadResponse = crate::hydraflow::threads::create, write, "Create a thread.", errors[conflict];
+            "threads.get" => threads_get(crate::hydraflow::IdRequest) -> crate::hydraflow::threads::ThreadResponse = crate::hydraflow::threads::get, read, "Get a thread by id.", errors[not_found];
+            "threads.update" => threads_update(crate::hydraflow::threads::UpdateRequest) -> crate::hydraflow::threads::ThreadResponse = crate::hydraflow::threads::update, write, "Update a thread's title, description or metadata.", errors[not_found];
+            "threads.list" => threads_list(crate::hydraflow::threads::ListRequest) -> crate::types::Page<crate::hydraflow::threads::Thread> = crate::hydraflow::threads::list, read, "List threads, newest updated first.", errors[];
+            "threads.delete" => threads_delete(crate::hydraflow::IdRequest) -> crate::privacy::Purged<crate::hydraflow::threads::DeleteResponse> = crate::hydraflow::threads::delete, write, "Delete a thread with its messages, tasks and memories; detach its tabs and jobs.", errors[not_found];
+            "messages.append" => messages_append(crate::hydraflow::messages::AppendRequest) -> crate::hydraflow::messages::MessageResponse = crate::hydraflow::messages::append, write, "Append a message to a thread.", errors[not_found, conflict];
+            "messages.list" => messages_list(crate::hydraflow::messages::ListRequest) -> crate::types::Page<crate::hydraflow::messages::Message> = crate::hydraflow::messages::list, read, "List a thread's messages, oldest or newest first.", errors[not_found];
+            "messages.delete" => messages_delete(crate::hydraflow::IdRequest) -> crate::privacy::Purged<crate::hydraflow::DeletedResponse> = crate::hydraflow::messages::delete, write, "Delete a message.", errors[not_found];
+            "chat" => chat(crate::hydraflow::chat::ChatRequest) -> crate::hydraflow::chat::ChatResponse = crate::hydraflow::chat::chat, write, "One chat turn: user message, assistant reply or model answer, and context.", errors[not_found];
+            "hydraflow.context" => hydraflow_context(crate::hydraflow::context::ContextRequest) -> crate::hydraflow::context::ThreadContext = crate::hydraflow::context::context, read, "A thread with its recent messages, open tasks, memories and bound tabs.", errors[not_found];
+            "tasks.create" => tasks_create(crate::hydraflow::tasks::CreateRequest) -> crate::hydraflow::tasks::TaskResponse = crate::hydraflow::tasks::create, write, "Create a task.", errors[not_found, conflict];
+            "tasks.get" => tasks_get(crate::hydraflow::IdRequest) -> crate::hydraflow::tasks::TaskResponse = crate::hydraflow::tasks::get, read, "Get a task by id.", errors[not_found];
+            "tasks.update" => tasks_update(crate::hydraflow::tasks::UpdateRequest) -> crate::hydraflow::tasks::TaskResponse = crate::hydraflow::tasks::update, write, "Update a task; a status change records an event.", errors[not_found];
+            "tasks.list" => tasks_list(crate::hydraflow::tasks::ListRequest) -> crate::types::Page<crate::hydraflow::tasks::Task> = crate::hydraflow::tasks::list, read, "List tasks, newest updated first.", errors[];
+            "tasks.delete" => tasks_delete(crate::hydraflow::IdRequest) -> crate::privacy::Purged<crate::hydraflow::DeletedResponse> = crate::hydraflow::tasks::delete, write, "Delete a task and its events.", errors[not_found];
+            "tasks.add_event" => tasks_add_event(crate::hydraflow::tasks::AddEventRequest) -> crate::hydraflow::tasks::EventResponse = crate::hydraflow::tasks::add_event, write, "Record an event on a task.", errors[not_found];
+            "tasks.events" => tasks_events(crate::hydraflow::tasks::EventsRequest) -> crate::types::Page<crate::hydraflow::tasks::TaskEvent> = crate::hydraflow::tasks::events, read, "List a task's events, oldest first.", errors[not_found];
+            "memory.upsert" => memory_upsert(crate::hydraflow::memory::UpsertRequest) -> crate::hydraflow::memory::UpsertResponse = crate::hydraflow::memory::upsert, write, "Insert or update a memory, optionally with an embedding.", errors[not_found];
+            "memory.get" => memory_get(crate::hydraflow::IdRequest) -> crate::hydraflow::memory::MemoryResponse = crate::hydraflow::memory::get, read, "Get a memory by id.", errors[not_found];
+            "memory.list" => memory_list(crate::hydraflow::memory::ListRequest) -> crate::types::Page<crate::hydraflow::memory::Memory> = crate::hydraflow::memory::list, read, "List memories, newest first.", errors[];
+            "memory.delete" => memory_delete(crate::hydraflow::memory::DeleteRequest) -> crate::privacy::Purged<crate::hydraflow::DeletedResponse> = crate::hydraflow::memory::delete, write, "Delete a memory by id or by filters.", errors[not_found, filter_required];
+            "memory.search" => memory_search(crate::hydraflow::search::SearchRequest) -> crate::hydraflow::search::SearchResponse = crate::hydraflow::search::search, write, "Search memories by embedding or full text.", errors[];
+            "tabs.bind_thread" => tabs_bind_thread(crate::hydraflow::tab_binding::BindRequest) -> crate::hydraflow::tab_binding::BindResponse = crate::hydraflow::tab_binding::bind_thread, write, "Bind a tab to a thread, creating the tab or thread if needed.", errors[not_found];
+            "tabs.unbind_thread" => tabs_unbind_thread(crate::hydraflow::tab_binding::UnbindRequest) -> crate::hydraflow::tab_binding::TabResponse = crate::hydraflow::tab_binding::unbind_thread, write, "Unbind a tab from its thread.", errors[not_found];
+            "tabs.upsert" => tabs_upsert(crate::browser::tabs::UpsertRequest) -> crate::browser::tabs::TabResponse = crate::browser::tabs::upsert, write, "Create a tab or update its thread binding.", errors[not_found];
+            "tabs.get" => tabs_get(crate::browser::tabs::IdRequest) -> crate::browser::tabs::TabResponse = crate::browser::tabs::get_op, read, "One tab by id.", errors[not_found];
+            "tabs.list" => tabs_list(crate::browser::tabs::ListRequest) -> crate::types::Page<crate::browser::tabs::Tab> = crate::browser::tabs::list, read, "Tabs, newest updated_at first.", errors[];
+            "tabs.close" => tabs_close(crate::browser::tabs::IdRequest) -> crate::privacy::Purged<crate::browser::tabs::CloseResponse> = crate::browser::tabs::close, write, "Remove a tab and detach its history rows.", errors[not_found];
+            "visits.record" => visits_record(crate::browser::visits::VisitInput) -> crate::browser::visits::RecordResponse = crate::browser::visits::record, write, "Record one visit (deduplicated by url and time).", errors[not_found];
+            "visits.record_batch" => visits_record_batch(crate::browser::visits::RecordBatchRequest) -> crate::browser::visits::RecordBatchResponse = crate::browser::visits::record_batch, write, "Record up to 10,000 visits in one transaction, all or nothing.", errors[not_found];
+            "history.list" => history_list(crate::browser::history::ListRequest) -> crate::types::Page<crate::browser::history::Visit> = crate::browser::history::list, read, "Visits newest first, filtered by text, host, time or tab.", errors[];
+            "history.visited" => history_visited(crate::browser::history::VisitedRequest) -> crate::browser::history::VisitedResponse = crate::browser::history::visited, read, "Whether each URL has been visited.", errors[];
+            "history.delete" => history_delete(crate::browser::history::DeleteRequest) -> crate::privacy::Purged<crate::browser::history::DeleteResponse> = crate::browser::history::delete, write, "Delete one visit, leaving no trace in the profile files.", errors[not_found];
+            "history.purge" => history_purge(crate::browser::history::PurgeRequest) -> crate::privacy::Purged<crate::browser::history::PurgeResponse> = crate::browser::history::purge, write, "Delete visits by host and time range (or all), leaving no trace.", errors[filter_required];
+            "history.import" => history_import(crate::browser::import::ImportRequest) -> crate::browser::import::ImportResponse = crate::browser::import::import, write, "Import visits from a Chrome or Firefox history file, as a job.", errors[not_found, corrupt, cancelled, interrupted];
+            "bookmarks.add" => bookmarks_add(crate::browser::bookmarks::AddRequest) -> crate::browser::bookmarks::BookmarkResponse = crate::browser::bookmarks::add, write, "Add a bookmark.", errors[not_found];
+            "bookmarks.list" => bookmarks_list(crate::browser::bookmarks::ListRequest) -> crate::types::Page<crate::browser::bookmarks::Bookmark> = crate::browser::bookmarks::list, read, "Bookmarks newest first, in one folder or all.", errors[not_found];
+            "bookmarks.update" => bookmarks_update(crate::browser::bookmarks::UpdateRequest) -> crate::browser::bookmarks::BookmarkResponse = crate::browser::bookmarks::update, write, "Change a bookmark's url, title, folder or tags.", errors[not_found];
+            "bookmarks.delete" => bookmarks_delete(crate::browser::bookmarks::IdRequest) -> crate::privacy::Purged<crate::browser::bookmarks::DeleteResponse> = crate::browser::bookmarks::delete, write, "Delete a bookmark, leaving no trace.", errors[not_found];
+            "bookmarks.create_folder" => bookmarks_create_folder(crate::browser::bookmarks::CreateFolderRequest) -> crate::browser::bookmarks::FolderResponse = crate::browser::bookmarks::create_folder, write, "Create a bookmark folder.", errors[not_found];
+            "bookmarks.delete_folder" => bookmarks_delete_folder(crate::browser::bookmarks::IdRequest) -> crate::privacy::Purged<crate::browser::bookmarks::DeleteFolderResponse> = crate::browser::bookmarks::delete_folder, write, "Delete a folder with its subfolders and bookmarks.", errors[not_found];
+            "bundle.export" => bundle_export(crate::bundle::ExportRequest) -> crate::bundle::JobSubmitted = crate::bundle::export, write, "Export components of the profile to a verifiable bundle file, as a job.", errors[not_found, cancelled, interrupted];
+            "bundle.import" => bundle_import(crate::bundle::ImportRequest) -> crate::bundle::JobSubmitted = crate::bundle::import, write, "Verify a bundle, then import it in one transaction, as a job.", errors[not_found, corrupt, incompatible_version, conflict, cancelled, interrupted];
+            "bundle.list" => bundle_list(crate::bundle::ListRequest) -> crate::bundle::BundleList = crate::bundle::list, read, "The bundles in the profile's bundles folder with their manifests.", errors[];
+            "jobs.list" => jobs_list(crate::jobs::ListRequest) -> crate::types::Page<crate::jobs::Job> = crate::jobs::list, read, "List jobs newest first, filtered by status and type.", errors[];
+            "jobs.get" => jobs_get(crate::jobs::JobIdRequest) -> crate::jobs::JobResponse = crate::jobs::get, read, "Get one job.", errors[not_found];
+            "jobs.status" => jobs_status(crate::jobs::JobIdRequest) -> crate::jobs::StatusResponse = crate::jobs::status, read, "A job's status and progress fraction from the ledger.", errors[not_found];
+            "jobs.wait" => jobs_wait(crate::jobs::WaitRequest) -> crate::jobs::JobResponse = crate::jobs::wait, read, "Wait until a job is finished, up to a timeout.", errors[not_found, timeout];
+            "jobs.cancel" => jobs_cancel(crate::jobs::JobIdRequest) -> crate::jobs::JobResponse = crate::jobs::cancel, write, "Cancel a queued job, or ask a running one to stop.", errors[not_found, conflict];
+            "jobs.progress" => jobs_progress(crate::jobs::ProgressRequest) -> crate::jobs::JobResponse = crate::jobs::progress, write, "Report progress of a running job.", errors[not_found, conflict, cancelled];
+            "jobs.prune" => jobs_prune(crate::jobs::PruneRequest) -> crate::privacy::Purged<crate::jobs::PruneResponse> = crate::jobs::prune, write, "Delete finished jobs older than a number of days.", errors[];
+            "refresh.focused_crawl" => refresh_focused_crawl(crate::jobs::FocusedCrawlRequest) -> crate::jobs::SubmittedResponse = crate::jobs::focused_crawl, write, "Queue a focused crawl run by the host's handler.", errors[not_found, no_handler];
+            "repo.register" => repo_register(crate::repo::registry::RegisterRequest) -> crate::repo::registry::RepoResponse = crate::repo::registry::register, write, "Register a repository (or update one): root, permissions, check command, budgets.", errors[];
+            "repo.unregister" => repo_unregister(crate::repo::registry::UnregisterRequest) -> crate::repo::registry::UnregisterResponse = crate::repo::registry::unregister, write, "Forget a repository and its change ledger; its files are untouched.", errors[not_found];
+            "repo.list" => repo_list(crate::repo::registry::ListRequest) -> crate::repo::registry::ListResponse = crate::repo::registry::list, read, "Every registered repository.", errors[];
+            "repo.status" => repo_status(crate::repo::status::StatusRequest) -> crate::repo::status::RepoStatus = crate::repo::status::status, read, "Branch, upstream, ahead/behind and changed paths of a repository (git).", errors[not_found, forbidden];
+            "repo.changes" => repo_changes(crate::repo::registry::ChangesRequest) -> crate::types::Page<crate::repo::registry::Change> = crate::repo::registry::changes, read, "The change ledger of a repository, newest first.", errors[not_found];
+            "repo.propose_patch" => repo_propose_patch(crate::repo::patch::PatchRequest) -> crate::repo::patch::ProposeResponse = crate::repo::patch::propose, read, "Check and measure a patch against the path rule, budgets and preconditions; writes nothing.", errors[not_found, forbidden, path_escape, budget_exceeded, conflict];
+            "repo.apply_patch" => repo_apply_patch(crate::repo::patch::PatchRequest) -> crate::repo::patch::ApplyResponse = crate::repo::patch::apply, write, "Apply a patch all or nothing, recorded as a job and a change.", errors[not_found, forbidden, path_escape, budget_exceeded, conflict, cancelled];
+            "repo.run_checks" => repo_run_checks(crate::repo::checks::ChecksRequest) -> crate::repo::checks::ChecksResponse = crate::repo::checks::run_checks, write, "Run the repository's configured check command in a sandbox, as a job.", errors[not_found, forbidden, no_check_command, command_not_allowed, check_failed, timeout, cancelled, interrupted];
+        }
+    };
 }
+pub(crate) use operation_table;
+
+operation_table!(operations);
 
 /// The built-in job types: run by the library on its worker pool. One line
 /// per type (each domain adds its own); `rerun_after_crash` says whether a
@@ -169,19 +262,24 @@ pub const JOB_TYPES: &[crate::jobs::JobType] = &[
 pub const HOST_JOB_TYPES: &[&str] = &[crate::jobs::FOCUSED_CRAWL];
 
 /// Request of `meta.operations` (no fields).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OperationsRequest {}
 
 /// Response of `meta.operations`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct OperationsResponse {
     pub items: Vec<OperationInfo>,
 }
 
+/// The catalogue, generated once per process: the schemas never change
+/// while the library runs.
+static CATALOGUE: Lazy<Vec<OperationInfo>> =
+    Lazy::new(|| OPERATIONS.iter().map(Operation::info).collect());
+
 fn operations_catalogue(_: &Profile, _: OperationsRequest) -> Result<OperationsResponse> {
     Ok(OperationsResponse {
-        items: OPERATIONS.to_vec(),
+        items: CATALOGUE.clone(),
     })
 }
 
@@ -199,7 +297,7 @@ pub fn envelope(result: &Result<String>) -> String {
 }
 
 /// The registry entry of an operation, if it exists.
-pub fn find(name: &str) -> Option<&'static OperationInfo> {
+pub fn find(name: &str) -> Option<&'static Operation> {
     OPERATIONS.iter().find(|op| op.name == name)
 }
 
@@ -215,10 +313,13 @@ fn run_json<Req: DeserializeOwned, Resp: Serialize>(
 }
 
 /// Decodes a request in the contract's order of checks: size
-/// (`payload_too_large`), JSON syntax (`invalid_json`), then fields
-/// (`invalid_argument` with `details.field` naming the JSON path at fault).
-/// An empty request means `{}`. UTF-8 is checked by the caller that holds
-/// raw bytes (the FFI layer); serde_json also refuses invalid UTF-8.
+/// (`payload_too_large`), UTF-8 (`invalid_argument`, field `request`), JSON
+/// syntax (`invalid_json`), then fields (`invalid_argument` with
+/// `details.field` naming the JSON path at fault). An empty request means
+/// `{}`. This is the only place a request is checked: the C ABI hands its
+/// bytes here untouched. A valid request is parsed once, straight into
+/// `Req`; only a refused one is scanned again, to tell a syntax error
+/// further on (`invalid_json`) from a bad field.
 pub fn parse_request<Req: DeserializeOwned>(request: &[u8]) -> Result<Req> {
     if request.len() > MAX_REQUEST_BYTES {
         return Err(Error::new(
@@ -227,18 +328,20 @@ pub fn parse_request<Req: DeserializeOwned>(request: &[u8]) -> Result<Req> {
         )
         .with_detail("limit_bytes", MAX_REQUEST_BYTES));
     }
-    let request: &[u8] = if request.is_empty() { b"{}" } else { request };
-    if serde_json::from_slice::<serde::de::IgnoredAny>(request).is_err() {
-        return Err(Error::new(
-            ErrorCode::InvalidJson,
-            "the request is not valid JSON",
-        ));
+    if std::str::from_utf8(request).is_err() {
+        return Err(Error::invalid("request", "the request is not valid UTF-8"));
     }
+    let request: &[u8] = if request.is_empty() { b"{}" } else { request };
+    let invalid_json = || Error::new(ErrorCode::InvalidJson, "the request is not valid JSON");
+    let is_json = || serde_json::from_slice::<serde::de::IgnoredAny>(request).is_ok();
     let starts_with_object = request
         .iter()
         .find(|b| !b.is_ascii_whitespace())
         .is_some_and(|&b| b == b'{');
     if !starts_with_object {
+        if !is_json() {
+            return Err(invalid_json());
+        }
         return Err(Error::new(
             ErrorCode::InvalidArgument,
             "the request must be a JSON object",
@@ -246,7 +349,13 @@ pub fn parse_request<Req: DeserializeOwned>(request: &[u8]) -> Result<Req> {
         .with_detail("field", ""));
     }
     let mut de = serde_json::Deserializer::from_slice(request);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| field_error(&e))
+    let parsed = serde_path_to_error::deserialize(&mut de);
+    match parsed {
+        Ok(value) if de.end().is_ok() => Ok(value),
+        Ok(_) => Err(invalid_json()),
+        Err(e) if e.inner().is_data() && is_json() => Err(field_error(&e)),
+        Err(_) => Err(invalid_json()),
+    }
 }
 
 /// Turns a serde error into `invalid_argument` with the path of the field at
@@ -349,6 +458,65 @@ mod tests {
         let big = vec![b' '; MAX_REQUEST_BYTES + 1];
         let e = parse_request::<Req>(&big).unwrap_err();
         assert_eq!(e.code(), ErrorCode::PayloadTooLarge);
+    }
+
+    #[test]
+    fn utf8_and_syntax_come_before_fields() {
+        let e = parse_request::<Req>(b"{\"id\":\"\xff\"}")
+            .unwrap_err()
+            .to_public();
+        assert_eq!(
+            (e.code, e.details["field"].as_str()),
+            (ErrorCode::InvalidArgument, Some("request"))
+        );
+        // A bad field followed by broken JSON is a JSON error, not a field error.
+        assert_eq!(field_of(r#"{"id":5,"limit":"#).0, ErrorCode::InvalidJson);
+        assert_eq!(field_of(r#"{"id":"a"} trailing"#).0, ErrorCode::InvalidJson);
+        assert_eq!(field_of("[1").0, ErrorCode::InvalidJson);
+        assert_eq!(
+            field_of(r#"{"id":5}"#),
+            (ErrorCode::InvalidArgument, "id".into())
+        );
+        assert!(parse_request::<Req>(br#" {"id":"a"} "#).is_ok());
+    }
+
+    #[test]
+    fn every_entry_has_schemas_and_a_c_function() {
+        for op in OPERATIONS {
+            assert_eq!(
+                op.c_function,
+                format!("hydra_{}", op.name.replace('.', "_"))
+            );
+            let request = (op.request_schema)();
+            assert_eq!(
+                request["$schema"], "https://json-schema.org/draft/2020-12/schema",
+                "{}",
+                op.name
+            );
+            assert!((op.response_schema)().is_object(), "{}", op.name);
+            assert!(
+                op.errors.iter().all(|e| !ErrorCode::UNIVERSAL.contains(e)),
+                "{} repeats a universal code",
+                op.name
+            );
+        }
+    }
+
+    #[test]
+    fn schemas_carry_limits_defaults_and_id_rules() {
+        let list = (find("threads.list").unwrap().request_schema)();
+        let limit = &list["properties"]["limit"];
+        assert_eq!(
+            (limit["minimum"].as_u64(), limit["maximum"].as_u64()),
+            (Some(1), Some(500))
+        );
+        assert_eq!(limit["default"], 50);
+        assert_eq!(list["additionalProperties"], false);
+        let get = (find("threads.get").unwrap().request_schema)();
+        assert_eq!(get["required"], serde_json::json!(["id"]));
+        let id = &get["$defs"]["Id"];
+        assert_eq!(id["maxLength"], 128);
+        assert!(id["pattern"].as_str().is_some());
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub const PROFILE_ROOT_LABEL: &str = "profile";
 pub const DOCS_ROOT_LABEL: &str = "docs";
 
 /// Request of `overview`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OverviewRequest {
     /// Walk the storage roots now instead of using a cached walk.
@@ -44,7 +44,7 @@ pub struct OverviewRequest {
 }
 
 /// Response of `overview`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Overview {
     pub browser: BrowserCounts,
     pub llm: LlmCounts,
@@ -54,32 +54,32 @@ pub struct Overview {
     pub storage: Storage,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct BrowserCounts {
     pub tabs: TabCounts,
     pub history: HistoryCounts,
     pub bookmarks: Total,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct TabCounts {
     pub total: i64,
     /// Tabs bound to a thread.
     pub linked: i64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct HistoryCounts {
     pub entries: i64,
     pub last_visit_at: Option<Millis>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Total {
     pub total: i64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct LlmCounts {
     pub threads: Total,
     pub messages: Total,
@@ -88,13 +88,13 @@ pub struct LlmCounts {
 
 /// A total and a count per status; every status of the contract is listed,
 /// with 0 where no row has it, so the shape does not depend on the data.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct StatusCounts {
     pub total: i64,
     pub by_status: BTreeMap<String, i64>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct JobCounts {
     pub total: i64,
     pub by_status: BTreeMap<String, i64>,
@@ -102,13 +102,13 @@ pub struct JobCounts {
     pub by_type: BTreeMap<String, i64>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct KnowledgeCounts {
     /// Files under the `docs` storage root, 0 when there is none.
     pub documents: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Storage {
     pub roots: BTreeMap<String, RootUsage>,
     /// Current size of the database file.
@@ -121,7 +121,7 @@ pub struct Storage {
     pub cached: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct RootUsage {
     pub path: String,
     pub bytes: u64,

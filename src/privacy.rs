@@ -45,7 +45,7 @@ pub const ERASER_INTERVAL: Duration = Duration::from_millis(20);
 /// The response of a privacy delete: the delete's own fields, flattened,
 /// plus `erased`. Only [`purge`] makes one, so a privacy delete cannot
 /// forget (or invent) the field; it derefs to the inner response.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Purged<T> {
     #[serde(flatten)]
     value: T,

@@ -6,10 +6,12 @@
 //! JSON path of the bad field.
 
 use crate::error::{Error, Result};
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use std::fmt;
 
 /// A function the host registers (a job handler, the chat model): takes a
@@ -123,6 +125,22 @@ impl<'de> Deserialize<'de> for Id {
     }
 }
 
+impl JsonSchema for Id {
+    fn schema_name() -> Cow<'static, str> {
+        "Id".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 128,
+            "pattern": "^[A-Za-z0-9_.:-]{1,128}$",
+            "description": "An id: 1..128 characters of [A-Za-z0-9_.:-]."
+        })
+    }
+}
+
 /// A timestamp in a request: a non-negative integer of milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
@@ -135,6 +153,21 @@ impl<'de> Deserialize<'de> for Timestamp {
             return Err(de::Error::custom("times are non-negative milliseconds"));
         }
         Ok(Timestamp(v))
+    }
+}
+
+impl JsonSchema for Timestamp {
+    fn schema_name() -> Cow<'static, str> {
+        "Timestamp".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "integer",
+            "format": "int64",
+            "minimum": 0,
+            "description": "Milliseconds since the Unix epoch, UTC."
+        })
     }
 }
 
@@ -177,11 +210,32 @@ impl<'de, const DEFAULT: u32, const MAX: u32> Deserialize<'de> for Bounded<DEFAU
     }
 }
 
+impl<const DEFAULT: u32, const MAX: u32> JsonSchema for Bounded<DEFAULT, MAX> {
+    // Inlined: each instance has its own range, so no shared definition.
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> Cow<'static, str> {
+        format!("Bounded_{DEFAULT}_{MAX}").into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "integer",
+            "format": "uint32",
+            "minimum": 1,
+            "maximum": MAX,
+            "default": DEFAULT
+        })
+    }
+}
+
 /// The default list limit of the contract: 50, range 1..500.
 pub type ListLimit = Bounded<50, 500>;
 
 /// A `metadata` field: always a JSON object.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(transparent)]
 pub struct Metadata(pub Map<String, Value>);
 
@@ -229,6 +283,22 @@ impl<T> Patch<T> {
     }
 }
 
+/// Documented as the value's schema or `null`; that the field may also be
+/// left out is said by it not being required.
+impl<T: JsonSchema> JsonSchema for Patch<T> {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> Cow<'static, str> {
+        <Option<T>>::schema_name()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        <Option<T>>::json_schema(generator)
+    }
+}
+
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Patch<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         Ok(match Option::<T>::deserialize(d)? {
@@ -239,7 +309,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Patch<T> {
 }
 
 /// One page of a list: `{items, next_cursor}`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,

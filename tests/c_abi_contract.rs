@@ -3,9 +3,10 @@
 //! fields and operations, zero/unknown/closed handles. Guards against a shell
 //! crashing, leaking or getting an ambiguous answer from a malformed call.
 
-use hydra_core::ffi::{
-    hydra_call, hydra_close, hydra_meta_version, hydra_open, hydra_string_free, hydra_version,
-};
+// The per-operation C functions live in `ffi::operations` under their
+// method names; their exported symbols are `hydra_<method>`.
+use hydra_core::ffi::operations::meta_version as hydra_meta_version;
+use hydra_core::ffi::{hydra_call, hydra_close, hydra_open, hydra_string_free, hydra_version};
 use serde_json::Value;
 use std::ffi::{CStr, CString};
 use std::os::raw::c_char;

@@ -37,7 +37,6 @@ const CHILD_ENV: &str = "HYDRA_CRASH_CHILD";
 const TEST_NAME: &str = "sigkill_at_random_moments_loses_no_acknowledged_write";
 const DEFAULT_KILLS: usize = 50;
 
-
 /// One acknowledged call, as the child reports it.
 fn ack(out: &mut impl Write, record: Value) {
     writeln!(out, "{record}").unwrap();

@@ -1,12 +1,11 @@
-//! The committed C header is exactly what build.rs generates now, and the
-//! header, `meta.operations` and the shared library's exported symbols name
-//! the same operations. Guards against a shell compiled against a stale
-//! header, or an operation reachable one way and missing another.
+//! The header, `meta.operations` and the shared library's exported symbols
+//! name the same operations. Guards against an operation reachable one way
+//! and missing another. (That the committed header is what the registry
+//! generates now is proved by `generated_files.rs`.)
 
 use std::collections::BTreeSet;
 
 const COMMITTED: &str = include_str!("../include/hydra_core.h");
-const GENERATED: &str = include_str!(concat!(env!("OUT_DIR"), "/hydra_core.h"));
 
 /// The C symbol of an operation name.
 fn symbol(op: &str) -> String {
@@ -40,14 +39,6 @@ fn operation_symbols() -> BTreeSet<String> {
         .iter()
         .map(|op| symbol(op.name))
         .collect()
-}
-
-#[test]
-fn committed_header_matches_a_fresh_generation() {
-    assert!(
-        COMMITTED == GENERATED,
-        "include/hydra_core.h is stale: run `cargo build` (without HYDRA_CHECK_HEADER) and commit it"
-    );
 }
 
 #[test]

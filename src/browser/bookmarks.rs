@@ -17,7 +17,7 @@ use rusqlite::{params, params_from_iter, Connection, Row};
 use serde::{Deserialize, Serialize};
 
 /// A bookmark as the contract shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Bookmark {
     pub id: i64,
     pub url: String,
@@ -46,7 +46,7 @@ impl Bookmark {
 }
 
 /// A bookmark folder as the contract shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Folder {
     pub id: i64,
     pub name: String,
@@ -55,7 +55,7 @@ pub struct Folder {
 }
 
 /// Request of `bookmarks.add`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddRequest {
     pub url: String,
@@ -68,13 +68,13 @@ pub struct AddRequest {
 }
 
 /// Response of the bookmark operations that return one bookmark.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct BookmarkResponse {
     pub bookmark: Bookmark,
 }
 
 /// Request of `bookmarks.list`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListRequest {
     #[serde(default)]
@@ -90,7 +90,7 @@ pub struct ListRequest {
 /// Request of `bookmarks.update`. Absent fields are kept; `title: null`
 /// clears the title, `folder_id: null` moves to the top level, `tags: null`
 /// clears the tags; `url` cannot be null.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRequest {
     pub id: i64,
@@ -105,20 +105,20 @@ pub struct UpdateRequest {
 }
 
 /// Request of `bookmarks.delete` and `bookmarks.delete_folder`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IdRequest {
     pub id: i64,
 }
 
 /// Response of `bookmarks.delete`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct DeleteResponse {
     pub deleted: u64,
 }
 
 /// Request of `bookmarks.create_folder`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateFolderRequest {
     pub name: String,
@@ -127,13 +127,13 @@ pub struct CreateFolderRequest {
 }
 
 /// Response of `bookmarks.create_folder`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct FolderResponse {
     pub folder: Folder,
 }
 
 /// What went with a deleted folder.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct FolderDeleteStats {
     pub subfolders: u64,
     pub bookmarks: u64,
@@ -141,7 +141,7 @@ pub struct FolderDeleteStats {
 
 /// Response of `bookmarks.delete_folder`: `{deleted: 1, stats}`, shaped
 /// like `threads.delete`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct DeleteFolderResponse {
     pub deleted: u64,
     pub stats: FolderDeleteStats,

@@ -21,7 +21,7 @@ use rusqlite::{params_from_iter, Connection};
 use serde::{Deserialize, Serialize};
 
 /// A visit (history row) as the contract shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Visit {
     pub id: i64,
     pub url: String,
@@ -59,7 +59,7 @@ impl Visit {
 }
 
 /// Request of `history.list`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListRequest {
     #[serde(default)]
@@ -287,14 +287,14 @@ fn page_rows(
 }
 
 /// Request of `history.visited`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VisitedRequest {
     pub urls: Vec<String>,
 }
 
 /// Response of `history.visited`: `visited[i]` answers `urls[i]`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct VisitedResponse {
     pub visited: Vec<bool>,
 }
@@ -313,14 +313,14 @@ pub fn visited(profile: &Profile, req: VisitedRequest) -> Result<VisitedResponse
 }
 
 /// Request of `history.delete`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteRequest {
     pub id: i64,
 }
 
 /// Response of `history.delete`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct DeleteResponse {
     pub deleted: u64,
     pub deleted_id: i64,
@@ -347,7 +347,7 @@ pub fn delete(profile: &Profile, req: DeleteRequest) -> Result<Purged<DeleteResp
 }
 
 /// Request of `history.purge`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PurgeRequest {
     #[serde(default)]
@@ -363,7 +363,7 @@ pub struct PurgeRequest {
 }
 
 /// The filters a purge applied, echoed back.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct PurgeFilters {
     pub host: Option<String>,
     pub include_subdomains: bool,
@@ -373,7 +373,7 @@ pub struct PurgeFilters {
 }
 
 /// Response of `history.purge`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct PurgeResponse {
     pub deleted_count: u64,
     pub tabs_cleared: u64,

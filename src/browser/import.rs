@@ -41,7 +41,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 /// The browsers whose history files can be imported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SourceBrowser {
     Chrome,
@@ -49,7 +49,7 @@ pub enum SourceBrowser {
 }
 
 /// Request of `history.import`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportRequest {
     pub browser: SourceBrowser,
@@ -66,7 +66,9 @@ pub struct ImportRequest {
 }
 
 /// The result of an import job.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema,
+)]
 pub struct ImportOutcome {
     /// Visits stored.
     pub imported: u64,
@@ -413,7 +415,7 @@ pub const JOB_TYPE: &str = "history_import";
 
 /// Response of `history.import`: `{job_id}`, plus the job's counts when the
 /// call waited.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct ImportResponse {
     pub job_id: String,
     #[serde(flatten)]

@@ -11,7 +11,7 @@ use rusqlite::{params, Connection, Row};
 use serde::{Deserialize, Serialize};
 
 /// A browser tab as the contract shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Tab {
     pub id: String,
     pub thread_id: Option<String>,
@@ -73,7 +73,7 @@ pub fn set_thread(conn: &Connection, id: &str, thread_id: Option<&str>, now: Mil
 }
 
 /// Request of `tabs.upsert`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpsertRequest {
     pub id: Id,
@@ -84,14 +84,14 @@ pub struct UpsertRequest {
 }
 
 /// Request of `tabs.get` and `tabs.close`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IdRequest {
     pub id: Id,
 }
 
 /// Request of `tabs.list`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListRequest {
     #[serde(default)]
@@ -101,13 +101,13 @@ pub struct ListRequest {
 }
 
 /// Response of the tab operations that return one tab.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct TabResponse {
     pub tab: Tab,
 }
 
 /// Response of `tabs.close`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct CloseResponse {
     pub deleted: u64,
     /// History rows of the tab, now with `tab_id` null.

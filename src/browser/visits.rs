@@ -20,7 +20,7 @@ use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
 /// Request of `visits.record`, and one entry of `visits.record_batch`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VisitInput {
     pub url: String,
@@ -46,21 +46,22 @@ pub struct VisitInput {
 }
 
 /// Response of `visits.record`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct RecordResponse {
     pub id: i64,
     pub duplicate: bool,
 }
 
 /// Request of `visits.record_batch`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordBatchRequest {
+    #[schemars(length(min = 1, max = MAX_BATCH))]
     pub visits: Vec<VisitInput>,
 }
 
 /// Response of `visits.record_batch`: `ids[i]` belongs to `visits[i]`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct RecordBatchResponse {
     pub ids: Vec<i64>,
     pub inserted: u64,

@@ -34,7 +34,19 @@ const MAX_LINE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// The parts of a profile a bundle can carry, in the order they are written
 /// and imported (referenced records before the records that refer to them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Component {
     Threads,
@@ -62,7 +74,7 @@ impl Component {
 }
 
 /// One component's entry in the manifest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ComponentSummary {
     pub count: u64,
     /// Lowercase hex SHA-256 of the component's lines, newlines included.
@@ -70,7 +82,7 @@ pub struct ComponentSummary {
 }
 
 /// Line 1 of a bundle.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Manifest {
     pub format: String,
     pub schema_version: u32,

@@ -31,7 +31,7 @@ pub const BUNDLES_DIR: &str = "bundles";
 
 /// Request of `bundle.export`; stored as the job's payload with `path`
 /// resolved.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExportRequest {
     /// Components to export (default: all).
@@ -51,7 +51,9 @@ pub struct ExportRequest {
 }
 
 /// What to do with a record whose id (or natural key) is already stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Policy {
     /// Keep the row with the later `updated_at` (or `created_at`); an equal
@@ -63,7 +65,7 @@ pub enum Policy {
 }
 
 /// Request of `bundle.import`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportRequest {
     pub path: PathBuf,
@@ -85,7 +87,7 @@ pub struct ImportRequest {
 
 /// Response of `bundle.export` / `bundle.import`: the job, plus (with
 /// `wait: true`) the job's result fields.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct JobSubmitted {
     pub job_id: String,
     #[serde(flatten)]
@@ -93,19 +95,19 @@ pub struct JobSubmitted {
 }
 
 /// Request of `bundle.list` (no fields).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListRequest {}
 
 /// One bundle of the profile.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct BundleInfo {
     pub path: String,
     pub manifest: Manifest,
 }
 
 /// Response of `bundle.list`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct BundleList {
     pub items: Vec<BundleInfo>,
 }

@@ -38,7 +38,9 @@ pub const DRAIN_PAUSE: Duration = Duration::from_millis(800);
 
 /// A privacy delete whose erasure has not completed yet (`profile.info`'s
 /// `pending_erasure`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct PendingErasure {
     /// Privacy deletes waiting for erasure.
     pub count: u64,

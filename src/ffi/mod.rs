@@ -3,9 +3,9 @@
 //! Rules every entry point keeps:
 //! - handles are numbers from [`HANDLES`], never pointers; a zero, unknown or
 //!   closed handle is `closed`;
-//! - a NULL request means `{}`; a NULL operation name or invalid UTF-8 is
-//!   `invalid_argument`; requests are checked for size before UTF-8 before
-//!   JSON before fields;
+//! - a NULL request means `{}`; a NULL operation name is `invalid_argument`;
+//!   request bytes go untouched to [`ops::parse_request`], the one place
+//!   that checks size, UTF-8, JSON and fields, in that order;
 //! - every panic is caught and becomes `internal`;
 //! - every returned string is a `CString` given to the caller, who releases
 //!   it with [`hydra_string_free`].
@@ -17,7 +17,7 @@ pub mod model;
 pub mod os;
 
 use crate::error::{Error, ErrorCode, Result};
-use crate::ops::{self, MAX_REQUEST_BYTES};
+use crate::ops;
 use crate::profile::{CloseOptions, OpenOptions, Profile};
 use once_cell::sync::Lazy;
 use parking_lot::RwLock;
@@ -59,27 +59,17 @@ fn into_c_string(text: String) -> *mut c_char {
         .into_raw()
 }
 
-/// The bytes of a caller's request: NULL is `{}`; over 16 MiB is
-/// `payload_too_large`; invalid UTF-8 is `invalid_argument`.
+/// The bytes of a caller's request (NULL is `{}`), for
+/// [`ops::parse_request`] to check.
 ///
 /// # Safety
 /// `ptr` is NULL or points to a NUL-terminated string that outlives `'a`.
-unsafe fn request_bytes<'a>(ptr: *const c_char) -> Result<&'a [u8]> {
+unsafe fn request_bytes<'a>(ptr: *const c_char) -> &'a [u8] {
     if ptr.is_null() {
-        return Ok(b"{}");
+        return b"{}";
     }
     // SAFETY: non-NULL and NUL-terminated by the caller's contract.
-    let bytes = unsafe { CStr::from_ptr(ptr) }.to_bytes();
-    if bytes.len() > MAX_REQUEST_BYTES {
-        return Err(Error::new(
-            ErrorCode::PayloadTooLarge,
-            "the request is larger than 16 MiB",
-        )
-        .with_detail("limit_bytes", MAX_REQUEST_BYTES));
-    }
-    std::str::from_utf8(bytes)
-        .map_err(|_| Error::invalid("request", "the request is not valid UTF-8"))?;
-    Ok(bytes)
+    unsafe { CStr::from_ptr(ptr) }.to_bytes()
 }
 
 /// A required string argument (an operation or job type name).
@@ -103,7 +93,7 @@ unsafe fn call_named(handle: u64, name: &str, request_json: *const c_char) -> *m
     guarded(|| {
         let profile = profile_for(handle)?;
         // SAFETY: passed on from the caller's contract.
-        let request = unsafe { request_bytes(request_json) }?;
+        let request = unsafe { request_bytes(request_json) };
         ops::call_json(&profile, name, request)
     })
 }
@@ -128,7 +118,7 @@ pub unsafe extern "C" fn hydra_open(
     let mut handle = 0;
     let envelope = guarded(|| {
         // SAFETY: passed on from the caller's contract.
-        let request = unsafe { request_bytes(options_json) }?;
+        let request = unsafe { request_bytes(options_json) };
         let options: OpenOptions = ops::parse_request(request)?;
         let profile = Profile::open(options)?;
         handle = NEXT_HANDLE.fetch_add(1, Ordering::Relaxed);
@@ -160,7 +150,7 @@ pub unsafe extern "C" fn hydra_open(
 pub unsafe extern "C" fn hydra_close(handle: u64, options_json: *const c_char) -> *mut c_char {
     guarded(|| {
         // SAFETY: passed on from the caller's contract.
-        let request = unsafe { request_bytes(options_json) }?;
+        let request = unsafe { request_bytes(options_json) };
         let options: CloseOptions = ops::parse_request(request)?;
         // The handle stays in the map while close drains the jobs, so that a
         // running job's host handler can still report progress through it;
@@ -226,7 +216,31 @@ pub extern "C" fn hydra_version() -> *const c_char {
     VERSION.as_ptr()
 }
 
-include!(concat!(env!("OUT_DIR"), "/op_exports.rs"));
+/// Expands the registry's table ([`ops::operation_table!`]) into one C
+/// function per operation, `hydra_<method>` (`hydra_threads_create`): each is
+/// `hydra_call` with the name fixed. Their header lines are written by
+/// `scripts/generate` from [`ops::OPERATIONS`].
+macro_rules! c_functions {
+    ($( $name:literal => $method:ident($req:ty) -> $resp:ty = $handler:path, $access:ident, $summary:literal, errors[$($error:ident),* $(,)?]; )*) => {
+        /// The per-operation C functions (exported under `hydra_<method>`).
+        pub mod operations {
+            use std::os::raw::c_char;
+            $(
+                #[doc = concat!("`", $name, "`: ", $summary)]
+                ///
+                /// # Safety
+                /// `request_json` is NULL or points to a NUL-terminated string.
+                #[export_name = concat!("hydra_", stringify!($method))]
+                pub unsafe extern "C" fn $method(handle: u64, request_json: *const c_char) -> *mut c_char {
+                    // SAFETY: the caller's promise about `request_json` is passed on unchanged.
+                    unsafe { super::call_named(handle, $name, request_json) }
+                }
+            )*
+        }
+    };
+}
+
+ops::operation_table!(c_functions);
 
 #[cfg(test)]
 mod tests {

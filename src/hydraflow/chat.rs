@@ -27,7 +27,7 @@ use serde_json::{json, Map, Value};
 pub const CONTEXT_MEMORIES: usize = 20;
 
 /// `chat`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChatRequest {
     pub message: String,
@@ -47,7 +47,7 @@ pub struct ChatRequest {
 
 /// What the turn saw: the latest messages (ending with the user message),
 /// the thread's memories and the tab.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ChatContext {
     pub messages: Vec<Message>,
     pub memories: Vec<memory::Memory>,
@@ -55,7 +55,7 @@ pub struct ChatContext {
 }
 
 /// `{thread_id, tab_id, user_message, assistant_message, context}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ChatResponse {
     pub thread_id: String,
     pub tab_id: Option<String>,

@@ -15,7 +15,7 @@ use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 /// `hydraflow.context`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContextRequest {
     pub thread_id: Id,
@@ -29,7 +29,7 @@ pub struct ContextRequest {
 /// first, the open tasks (`pending`, `in_progress`, `blocked`) newest
 /// updated first, the thread's memories strongest and most recently used
 /// first, and the tabs bound to the thread newest updated first.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ThreadContext {
     pub thread: Thread,
     pub messages: Vec<Message>,

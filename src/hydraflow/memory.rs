@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// What a memory is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     Global,
@@ -52,14 +52,14 @@ impl Scope {
 }
 
 /// Which model made a stored embedding, and its dimension.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EmbeddingInfo {
     pub model: String,
     pub dim: u32,
 }
 
 /// A memory as the contract shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Memory {
     pub id: String,
     pub scope: Scope,
@@ -179,10 +179,11 @@ pub fn link_to_thread(conn: &Connection, id: &str, thread_id: &str, now: Millis)
 }
 
 /// An embedding in a request: `{model, vector}`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmbeddingInput {
     pub model: String,
+    #[schemars(length(min = 1, max = MAX_DIM))]
     pub vector: Vec<f64>,
 }
 
@@ -226,7 +227,7 @@ pub(crate) fn vector_blob(vector: &[f32]) -> Vec<u8> {
 /// `memory.upsert`. Without `id` (or with an unknown one) it inserts;
 /// with a stored id it updates `value` and `scope` and every optional field
 /// given (omitted ones keep their stored value, `null` clears).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpsertRequest {
     pub value: String,
@@ -251,14 +252,14 @@ pub struct UpsertRequest {
 }
 
 /// `{memory, created}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct UpsertResponse {
     pub memory: Memory,
     pub created: bool,
 }
 
 /// `{memory}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MemoryResponse {
     pub memory: Memory,
 }
@@ -478,7 +479,7 @@ impl Filters<'_> {
 
 /// `memory.list`: newest `created_at` first (an upsert does not move a
 /// memory while the caller pages), by `scope`, `scope_ref`, `thread_id`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListRequest {
     pub scope: Option<Scope>,
@@ -517,7 +518,7 @@ pub fn list(profile: &Profile, req: ListRequest) -> Result<Page<Memory>> {
 /// `memory.delete`: `{id}`, or any combination of `scope`, `scope_ref`,
 /// `thread_id` (AND). No filter is `filter_required`; `id` together with a
 /// filter is `invalid_argument` (one or the other).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteRequest {
     pub id: Option<Id>,

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// Who wrote a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     User,
@@ -51,7 +51,7 @@ impl Role {
 }
 
 /// A message as the contract shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Message {
     pub id: String,
     pub thread_id: String,
@@ -194,7 +194,7 @@ pub fn latest(conn: &Connection, thread_id: &str, n: usize) -> Result<Vec<Messag
 }
 
 /// `messages.append`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AppendRequest {
     pub thread_id: Id,
@@ -209,7 +209,7 @@ pub struct AppendRequest {
 }
 
 /// `{message}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MessageResponse {
     pub message: Message,
 }
@@ -238,7 +238,7 @@ pub fn append(profile: &Profile, req: AppendRequest) -> Result<MessageResponse> 
 
 /// `messages.list`: `asc` (default) oldest first, `desc` newest first;
 /// ties in `created_at` break by insertion order.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListRequest {
     pub thread_id: Id,

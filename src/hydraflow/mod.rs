@@ -47,14 +47,14 @@ use serde_json::{Map, Value};
 
 /// A request naming one object by `id` (get and delete of threads,
 /// messages, tasks and memories).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IdRequest {
     pub id: Id,
 }
 
 /// `{deleted}`: how many objects a delete removed.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DeletedResponse {
     pub deleted: u64,
 }

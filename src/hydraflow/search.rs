@@ -14,7 +14,7 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
 /// `memory.search`: exactly one of `query` and `embedding`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchRequest {
     pub query: Option<String>,
@@ -28,14 +28,14 @@ pub struct SearchRequest {
 }
 
 /// One result: the memory and its score (higher is better).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SearchHit {
     pub memory: Memory,
     pub score: f64,
 }
 
 /// `{items}`, best first.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SearchResponse {
     pub items: Vec<SearchHit>,
 }

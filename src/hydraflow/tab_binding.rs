@@ -11,7 +11,7 @@ use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 /// `tabs.bind_thread`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BindRequest {
     pub tab_id: Id,
@@ -20,7 +20,7 @@ pub struct BindRequest {
 }
 
 /// `{tab, thread, thread_id}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BindResponse {
     pub tab: Tab,
     pub thread: Thread,
@@ -63,14 +63,14 @@ pub(crate) fn bind(conn: &Connection, tab_id: &str, thread_id: &str, now: Millis
 }
 
 /// `tabs.unbind_thread`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UnbindRequest {
     pub tab_id: Id,
 }
 
 /// `{tab}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TabResponse {
     pub tab: Tab,
 }

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 /// Where a task stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskStatus {
     Pending,
@@ -63,7 +63,7 @@ impl TaskStatus {
 }
 
 /// A task as the contract shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Task {
     pub id: String,
     pub thread_id: Option<String>,
@@ -172,7 +172,7 @@ pub fn link_to_thread(conn: &Connection, id: &str, thread_id: &str, now: Millis)
 }
 
 /// A task event as the contract shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TaskEvent {
     pub id: String,
     pub task_id: String,
@@ -226,7 +226,7 @@ fn record_event(
 }
 
 /// `tasks.create`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRequest {
     pub title: String,
@@ -244,7 +244,7 @@ pub struct CreateRequest {
 }
 
 /// `{task}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TaskResponse {
     pub task: Task,
 }
@@ -296,7 +296,7 @@ pub fn get(profile: &Profile, req: IdRequest) -> Result<TaskResponse> {
 }
 
 /// `tasks.update`: omitted fields are kept; `null` clears a nullable one.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRequest {
     pub id: Id,
@@ -379,7 +379,7 @@ pub fn update(profile: &Profile, req: UpdateRequest) -> Result<TaskResponse> {
 }
 
 /// `tasks.list`: newest `updated_at` first, by `status` and `thread_id`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListRequest {
     pub status: Option<TaskStatus>,
@@ -434,7 +434,7 @@ pub fn delete(profile: &Profile, req: IdRequest) -> Result<Purged<DeletedRespons
 }
 
 /// `tasks.add_event`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddEventRequest {
     pub task_id: Id,
@@ -444,7 +444,7 @@ pub struct AddEventRequest {
 }
 
 /// `{event}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EventResponse {
     pub event: TaskEvent,
 }
@@ -472,7 +472,7 @@ pub fn add_event(profile: &Profile, req: AddEventRequest) -> Result<EventRespons
 }
 
 /// `tasks.events`: oldest first.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventsRequest {
     pub task_id: Id,

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// A chat thread as the contract shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Thread {
     pub id: String,
     pub title: Option<String>,
@@ -103,7 +103,7 @@ pub fn insert(conn: &Connection, new: NewThread, now: Millis) -> Result<Thread> 
 }
 
 /// `threads.create`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRequest {
     pub id: Option<Id>,
@@ -115,7 +115,7 @@ pub struct CreateRequest {
 }
 
 /// `{thread}`: the answer of threads.create / get / update.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ThreadResponse {
     pub thread: Thread,
 }
@@ -140,7 +140,7 @@ pub fn get(profile: &Profile, req: IdRequest) -> Result<ThreadResponse> {
 }
 
 /// `threads.update`: omitted fields are kept, `null` clears.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRequest {
     pub id: Id,
@@ -183,7 +183,7 @@ pub fn update(profile: &Profile, req: UpdateRequest) -> Result<ThreadResponse> {
 }
 
 /// `threads.list`: newest `updated_at` first, optionally by `origin`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListRequest {
     #[serde(default)]
@@ -216,7 +216,9 @@ pub fn list(profile: &Profile, req: ListRequest) -> Result<Page<Thread>> {
 }
 
 /// What `threads.delete` removed or detached.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct DeleteStats {
     pub messages: u64,
     pub tasks: u64,
@@ -227,7 +229,7 @@ pub struct DeleteStats {
 }
 
 /// `{deleted, stats}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DeleteResponse {
     pub deleted: u64,
     pub stats: DeleteStats,

@@ -12,7 +12,19 @@ use serde_json::{Map, Value};
 /// Where a job is in its life. Transitions: `queued -> running ->
 /// succeeded | failed | cancelled`, or `queued -> cancelled`
 /// ([`JobStatus::can_move_to`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     Queued,
@@ -69,7 +81,7 @@ impl JobStatus {
 /// Why a job failed or was cancelled: `{code, message}` of the contract,
 /// plus `details` when the error named something (`{"field": "path"}`), so
 /// a failed job keeps the whole error it ended with.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct JobError {
     /// A stable error code of the contract (`"interrupted"`, `"cancelled"`, ...).
     pub code: String,
@@ -112,7 +124,7 @@ impl JobError {
 }
 
 /// The latest progress a job reported; every field is `null` until reported.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Progress {
     pub phase: Option<String>,
     pub steps_total: Option<u64>,
@@ -136,7 +148,7 @@ impl Progress {
 }
 
 /// A job as the contract shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Job {
     pub id: String,
     #[serde(rename = "type")]

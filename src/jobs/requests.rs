@@ -20,12 +20,13 @@ const MAX_TYPE_FILTERS: usize = 32;
 
 /// Request of `jobs.list`. An empty `status` or `type` array is
 /// `invalid_argument` (omit the field to list every status / type).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListRequest {
     #[serde(default)]
     pub status: Option<Vec<JobStatus>>,
     #[serde(default, rename = "type")]
+    #[schemars(length(max = MAX_TYPE_FILTERS))]
     pub job_type: Option<Vec<Id>>,
     #[serde(default)]
     pub limit: ListLimit,
@@ -34,20 +35,20 @@ pub struct ListRequest {
 }
 
 /// Request of `jobs.get`, `jobs.status` and `jobs.cancel`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JobIdRequest {
     pub id: Id,
 }
 
 /// Response of `jobs.get`, `jobs.wait`, `jobs.cancel` and `jobs.progress`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct JobResponse {
     pub job: Job,
 }
 
 /// Response of `jobs.status`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct StatusResponse {
     pub job_id: String,
     pub status: JobStatus,
@@ -61,7 +62,7 @@ pub struct StatusResponse {
 }
 
 /// Request of `jobs.wait`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WaitRequest {
     pub id: Id,
@@ -71,7 +72,7 @@ pub struct WaitRequest {
 
 /// Request of `jobs.progress`: an omitted field keeps its value, an
 /// explicit `null` clears it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProgressRequest {
     pub id: Id,
@@ -88,7 +89,7 @@ pub struct ProgressRequest {
 }
 
 /// Request of `jobs.prune`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PruneRequest {
     /// Default `["succeeded"]`; only finished statuses.
@@ -100,7 +101,7 @@ pub struct PruneRequest {
 }
 
 /// Response of `jobs.prune`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct PruneResponse {
     pub deleted: u64,
     pub statuses: Vec<JobStatus>,
@@ -110,7 +111,7 @@ pub struct PruneResponse {
 /// Request of `refresh.focused_crawl`; stored as the job's payload (fields
 /// the caller omitted stay omitted). The host's crawler gives the fields
 /// their meaning; the library checks their shape and ranges.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FocusedCrawlRequest {
     /// What to look for (1..2,000 characters).
@@ -135,7 +136,7 @@ pub struct FocusedCrawlRequest {
 }
 
 /// Response of operations that queue a job.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct SubmittedResponse {
     pub job_id: String,
 }

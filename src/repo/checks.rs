@@ -43,7 +43,7 @@ const PIPE_GRACE: Duration = Duration::from_secs(2);
 const MAX_POLL: Duration = Duration::from_millis(50);
 
 /// Request of `repo.run_checks`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChecksRequest {
     pub id: Id,
@@ -77,7 +77,7 @@ pub struct CheckOutcome {
 }
 
 /// The outcome of `repo.run_checks` with `wait: true`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ChecksDone {
     pub job_id: String,
     /// The job's final status: `succeeded`, `failed` or `cancelled`.
@@ -90,7 +90,7 @@ pub struct ChecksDone {
 }
 
 /// Response of `repo.run_checks`: the outcome, or `{job_id}` for `wait: false`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum ChecksResponse {
     Done(ChecksDone),

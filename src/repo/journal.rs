@@ -55,7 +55,7 @@ use std::rc::Rc;
 pub const JOURNAL_DIR: &str = "repo-journal";
 
 /// What an apply does to one path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     Create,

@@ -49,6 +49,24 @@ use std::sync::Arc;
 #[serde(transparent)]
 pub struct FileMode(pub u32);
 
+/// Read as an integer or an octal string, written as an integer.
+impl schemars::JsonSchema for FileMode {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "FileMode".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let integer = serde_json::json!({ "type": "integer", "minimum": 0, "maximum": 0o777 });
+        if generator.contract().is_serialize() {
+            return schemars::Schema::try_from(integer).unwrap_or_default();
+        }
+        schemars::json_schema!({
+            "description": "Permission bits: an integer (420) or an octal string (\"0644\"), at most 0o777.",
+            "oneOf": [integer, { "type": "string", "pattern": "^[0-7]{1,4}$" }]
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for FileMode {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         #[derive(Deserialize)]
@@ -74,7 +92,7 @@ impl<'de> Deserialize<'de> for FileMode {
 }
 
 /// One entry of a patch payload.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileEdit {
     pub path: String,
@@ -90,12 +108,13 @@ pub struct FileEdit {
 }
 
 /// Request of `repo.propose_patch` and `repo.apply_patch`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchRequest {
     pub id: Id,
     pub files: Vec<FileEdit>,
     #[serde(default)]
+    #[schemars(length(max = MAX_SUMMARY_CHARS))]
     pub summary: Option<String>,
 }
 
@@ -107,7 +126,7 @@ pub const APPLY_JOB_TYPE: &str = "repo_apply_patch";
 const MAX_SUMMARY_CHARS: usize = 4096;
 
 /// What one entry changes, as measured.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct FileReport {
     pub path: String,
     pub action: Action,
@@ -117,7 +136,7 @@ pub struct FileReport {
 }
 
 /// The measured change against the repo's budgets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct BudgetReport {
     pub files: u64,
     pub lines: u64,
@@ -388,7 +407,7 @@ fn budget_error(b: &BudgetReport) -> Error {
 }
 
 /// Response of `repo.propose_patch`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ProposeResponse {
     pub accepted: bool,
     pub files: Vec<FileReport>,
@@ -410,14 +429,14 @@ pub fn propose(profile: &Profile, req: PatchRequest) -> Result<ProposeResponse> 
 }
 
 /// One path of an applied patch.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AppliedFile {
     pub path: String,
     pub action: Action,
 }
 
 /// Totals of an applied patch (also the `stats` of its change row).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ChangeStats {
     pub files: u64,
     pub additions: u64,
@@ -427,7 +446,7 @@ pub struct ChangeStats {
 }
 
 /// Response of `repo.apply_patch`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ApplyResponse {
     pub job_id: String,
     pub change_id: String,

@@ -14,7 +14,9 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 /// A permission a repo grants (`allowed_ops`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Permission {
     /// `repo.status`.
@@ -36,7 +38,7 @@ impl Permission {
 }
 
 /// Patch budgets of a repo.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Budgets {
     pub max_files: u64,
     pub max_lines: u64,
@@ -54,7 +56,7 @@ impl Default for Budgets {
 }
 
 /// A registered repository as the contract shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Repo {
     pub id: String,
     pub root_path: PathBuf,
@@ -133,7 +135,7 @@ pub fn load_for(profile: &Profile, id: &Id, permission: Permission) -> Result<Re
 }
 
 /// Budgets in a register request; omitted ones are kept (or defaulted).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BudgetsRequest {
     #[serde(default)]
@@ -145,7 +147,7 @@ pub struct BudgetsRequest {
 }
 
 /// Request of `repo.register`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     pub id: Id,
@@ -160,7 +162,7 @@ pub struct RegisterRequest {
 }
 
 /// Response of `repo.register`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct RepoResponse {
     pub repo: Repo,
 }
@@ -297,14 +299,14 @@ fn to_json<T: Serialize>(value: &T) -> String {
 }
 
 /// Request of `repo.unregister`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UnregisterRequest {
     pub id: Id,
 }
 
 /// Response of `repo.unregister`: `{deleted: 1, changes_deleted}`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct UnregisterResponse {
     pub deleted: u64,
     /// Rows of the change ledger deleted with the repo.
@@ -331,12 +333,12 @@ pub fn unregister(profile: &Profile, req: UnregisterRequest) -> Result<Unregiste
 }
 
 /// Request of `repo.list` (no fields).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListRequest {}
 
 /// Response of `repo.list`: every repo, in registration order.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ListResponse {
     pub items: Vec<Repo>,
 }
@@ -354,7 +356,7 @@ pub fn list(profile: &Profile, _req: ListRequest) -> Result<ListResponse> {
 }
 
 /// The kind of a change row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeKind {
     ApplyPatch,
@@ -362,7 +364,7 @@ pub enum ChangeKind {
 }
 
 /// One row of the change ledger.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Change {
     pub id: String,
     pub repo_id: String,
@@ -425,7 +427,7 @@ pub fn record_change(conn: &Connection, change: &Change) -> Result<()> {
 }
 
 /// Request of `repo.changes`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangesRequest {
     pub id: Id,

@@ -19,21 +19,21 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// Request of `repo.status`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatusRequest {
     pub id: Id,
 }
 
 /// One changed path.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct PathChange {
     pub path: String,
     pub status: String,
 }
 
 /// Response of `repo.status`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct RepoStatus {
     /// `"git"`, or null outside a git work tree (then every field is null).
     pub vcs: Option<String>,
