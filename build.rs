@@ -23,10 +23,36 @@ fn main() {
     println!("cargo:rerun-if-changed=include/hydra_core.h");
     println!("cargo:rerun-if-env-changed=HYDRA_CHECK_HEADER");
 
+    link_with_soname(&crate_dir);
     write_if_changed(&out_dir.join("migrations.rs"), &migrations(&crate_dir));
     let exports = out_dir.join("op_exports.rs");
     write_if_changed(&exports, &op_exports(&crate_dir));
     generate_header(&crate_dir, &out_dir, &exports);
+}
+
+/// `ABI_VERSION` of `src/meta.rs`: the one number that names the C ABI
+/// (the SONAME, `HYDRA_ABI_VERSION` in the header, `meta.version`).
+fn abi_version(crate_dir: &Path) -> u32 {
+    let source = std::fs::read_to_string(crate_dir.join("src/meta.rs")).expect("src/meta.rs");
+    source
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("pub const ABI_VERSION: u32 = "))
+        .and_then(|rest| rest.trim_end_matches(';').parse().ok())
+        .expect("src/meta.rs declares `pub const ABI_VERSION: u32 = N;`")
+}
+
+/// Versions the shared library the way distributions expect: programs
+/// linked against it record `libhydra_core.so.<ABI_VERSION>` (a macOS
+/// install name likewise), so an ABI bump never loads into an old program.
+fn link_with_soname(crate_dir: &Path) {
+    let abi = abi_version(crate_dir);
+    match std::env::var("CARGO_CFG_TARGET_OS").as_deref() {
+        Ok("macos") => println!(
+            "cargo:rustc-cdylib-link-arg=-Wl,-install_name,@rpath/libhydra_core.{abi}.dylib"
+        ),
+        Ok("windows") => {}
+        _ => println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libhydra_core.so.{abi}"),
+    }
 }
 
 /// The migration files in version order, as a Rust slice expression.
@@ -62,13 +88,18 @@ struct Operation {
     summary: String,
 }
 
-/// Reads the `operations!` table of `src/ops.rs`: every line that starts
-/// with a quoted operation name followed by `=>`; the summary is the last
-/// quoted string of the line.
+/// Reads the `operations! { ... }` table of `src/ops.rs`: every line of it
+/// that starts with a quoted operation name followed by `=>`; the summary is
+/// the last quoted string of the line.
 fn operations(crate_dir: &Path) -> Vec<Operation> {
     let source = std::fs::read_to_string(crate_dir.join("src/ops.rs")).expect("src/ops.rs");
+    let table = source
+        .split_once("\noperations! {")
+        .expect("src/ops.rs invokes `operations! {`")
+        .1;
+    let table = table.split_once("\n}").map_or(table, |t| t.0);
     let mut ops = Vec::new();
-    for line in source.lines().map(str::trim) {
+    for line in table.lines().map(str::trim) {
         let Some(rest) = line.strip_prefix('"') else {
             continue;
         };
@@ -119,8 +150,17 @@ fn op_exports(crate_dir: &Path) -> String {
 }
 
 fn generate_header(crate_dir: &Path, out_dir: &Path, exports: &Path) {
-    let config =
+    let mut config =
         cbindgen::Config::from_file(crate_dir.join("cbindgen.toml")).expect("cbindgen.toml");
+    config.after_includes = Some(format!(
+        "\n/* The C ABI this header declares; also meta.version's abi_version and the\n   \
+         shared library's SONAME (libhydra_core.so.N). */\n\
+         #define HYDRA_ABI_VERSION {abi}\n\
+         /* The library version this header was generated with. */\n\
+         #define HYDRA_VERSION \"{version}\"\n",
+        abi = abi_version(crate_dir),
+        version = std::env::var("CARGO_PKG_VERSION").unwrap(),
+    ));
     let bindings = cbindgen::Builder::new()
         .with_crate(crate_dir)
         .with_config(config)

@@ -3,8 +3,9 @@
 //! that the rest of the library calls, and the registrations
 //! `hydra_register_job_handler` and `hydra_set_event_callback`.
 //!
-//! A `hydra_json_fn` returns a string allocated with `malloc` (copied here,
-//! then released with `free`), or NULL for a failure; a returned
+//! A `hydra_json_fn` returns a string allocated with `malloc` or, the
+//! portable way, with `hydra_string_alloc` (copied here, then released with
+//! `free`, the allocator both use), or NULL for a failure; a returned
 //! `{"error":{"code","message"}}` also reports a failure.
 
 #![allow(non_camel_case_types)]
@@ -17,8 +18,9 @@ use std::ffi::{c_void, CStr, CString};
 use std::os::raw::c_char;
 use std::sync::Arc;
 
-/// A host function that takes a JSON string and returns a `malloc`ed JSON
-/// string (or NULL for a failure). `user_data` is passed back unchanged.
+/// A host function that takes a JSON string and returns a JSON string made
+/// with `hydra_string_alloc` (or `malloc`), which the library releases, or
+/// NULL for a failure. `user_data` is passed back unchanged.
 pub type hydra_json_fn =
     Option<unsafe extern "C" fn(json: *const c_char, user_data: *mut c_void) -> *mut c_char>;
 
