@@ -5,6 +5,8 @@
 //! way in: help, version, per-operation help, "did you mean", plain errors,
 //! and no profile created where none was asked for.
 
+#![cfg(feature = "cli")]
+
 use std::io::Write;
 use std::process::{Command, Stdio};
 

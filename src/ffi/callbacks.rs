@@ -189,6 +189,24 @@ mod tests {
         unsafe { libc::strdup(c"{\"error\":{\"code\":\"timeout\",\"message\":\"slow\"}}".as_ptr()) }
     }
 
+    unsafe extern "C" fn library_owned(_: *const c_char, _: *mut c_void) -> *mut c_char {
+        // SAFETY: a static NUL-terminated string, copied by the library.
+        unsafe { crate::ffi::hydra_string_alloc(c"{\"pages\":3}".as_ptr()) }
+    }
+
+    #[test]
+    fn a_reply_made_with_hydra_string_alloc_is_read_and_released() {
+        let f = wrap_json_fn(library_owned, std::ptr::null_mut());
+        for _ in 0..1000 {
+            assert_eq!(f(&Value::Null).unwrap(), serde_json::json!({"pages": 3}));
+        }
+        // SAFETY: NULL in gives NULL out; a copy not handed back is freed.
+        unsafe {
+            assert!(crate::ffi::hydra_string_alloc(std::ptr::null()).is_null());
+            crate::ffi::hydra_string_free(crate::ffi::hydra_string_alloc(c"x".as_ptr()));
+        }
+    }
+
     unsafe extern "C" fn null(_: *const c_char, _: *mut c_void) -> *mut c_char {
         std::ptr::null_mut()
     }
