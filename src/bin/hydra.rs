@@ -26,6 +26,10 @@ use std::time::Duration;
 
 const DEMO_PROFILE: &str = "./hydra-demo-profile";
 
+/// The progress bar of the job a command runs; cleared before the envelope
+/// is printed, so the two never interleave on a terminal.
+static PROGRESS: std::sync::OnceLock<ProgressBar> = std::sync::OnceLock::new();
+
 /// Command-line access to a hydra_core profile: every operation of the
 /// library, as JSON in and JSON out.
 #[derive(Parser)]
@@ -264,7 +268,7 @@ fn with_profile(dir: &std::path::Path, f: impl FnOnce(&Profile) -> ExitCode) -> 
         Ok(p) => p,
         Err(e) => return failure(e),
     };
-    let bar = job_progress_bar();
+    let bar = PROGRESS.get_or_init(job_progress_bar).clone();
     let events_bar = bar.clone();
     profile.set_event_callback(Some(Arc::new(move |event: &Value| {
         show_job(&events_bar, &event["job"]);
@@ -308,7 +312,9 @@ fn job_progress_bar() -> ProgressBar {
     // A hidden target unless stderr is a terminal (indicatif checks).
     let bar = ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
     bar.set_style(
-        ProgressStyle::with_template("{spinner} {msg:30} [{bar:30}] {pos}/{len} eta {eta}")
+        // The ETA is the library's (`eta_s`), in the prefix: indicatif's own
+        // guess from the position would be wrong for time-bounded steps.
+        ProgressStyle::with_template("{spinner} {msg:30} [{bar:30}] {pos}/{len} {prefix}")
             .expect("the template is valid")
             .progress_chars("=> "),
     );
@@ -318,7 +324,14 @@ fn job_progress_bar() -> ProgressBar {
 /// Draws a `job.updated` event: steps as the bar's position, the job's phase
 /// as its message, the library's ETA when it has one.
 fn show_job(bar: &ProgressBar, job: &Value) {
+    if bar.is_finished() {
+        return;
+    }
     let progress = &job["progress"];
+    bar.set_prefix(match progress["eta_s"].as_f64() {
+        Some(eta) => format!("eta {}s", eta.round()),
+        None => String::new(),
+    });
     let phase = progress["phase"].as_str().unwrap_or("");
     bar.set_message(format!("{} {phase}", job["type"].as_str().unwrap_or("job")));
     if let Some(total) = progress["steps_total"].as_u64() {
@@ -343,6 +356,9 @@ fn to_text(value: &Value, pretty: bool) -> String {
 
 fn call(profile: &Profile, op: &str, request: &str, pretty: bool) -> ExitCode {
     let result = ops::call_json(profile, op, request.as_bytes());
+    if let Some(bar) = PROGRESS.get() {
+        bar.finish_and_clear();
+    }
     let ok = result.is_ok();
     let envelope: Value =
         serde_json::from_str(&ops::envelope(&result)).expect("envelopes are JSON");
