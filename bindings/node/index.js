@@ -70,7 +70,12 @@ class HydraError extends Error {
   }
 }
 
+// How every success envelope starts (the library writes `ok` first): its
+// data is parsed without building the envelope around it.
+const OK_PREFIX = '{"ok":true,"data":';
+
 function unwrap(text) {
+  if (text.startsWith(OK_PREFIX)) return JSON.parse(text.slice(OK_PREFIX.length, -1));
   const envelope = JSON.parse(text);
   if (envelope.ok) return envelope.data;
   const { code, message, details } = envelope.error;

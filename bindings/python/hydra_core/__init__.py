@@ -50,14 +50,23 @@ def version() -> str:
     return _lib.hydra_version().decode()
 
 
+#: How every success envelope starts (the library writes `ok` first): its
+#: data is decoded without building the envelope around it.
+_OK_PREFIX = '{"ok":true,"data":'
+_decode = json.JSONDecoder().decode
+
+
 def _take(ptr: Optional[int]) -> Any:
     """Reads and frees an envelope; returns its data or raises the error."""
     if not ptr:
         raise HydraError.for_code("internal", "the library returned NULL")
     try:
-        envelope = json.loads(ctypes.string_at(ptr))
+        text = ctypes.string_at(ptr).decode("utf-8")
     finally:
         _lib.hydra_string_free(ptr)
+    if text.startswith(_OK_PREFIX):
+        return _decode(text[len(_OK_PREFIX) : -1])
+    envelope = _decode(text)
     if envelope["ok"]:
         return envelope["data"]
     err = envelope["error"]
