@@ -20,16 +20,21 @@
 #include <stdint.h>
 #include <stddef.h>
 
-// A host function that takes a JSON string and returns a `malloc`ed JSON
-// string (or NULL for a failure). `user_data` is passed back unchanged.
+/* The C ABI this header declares; also meta.version's abi_version and the
+   shared library's SONAME (libhydra_core.so.N). */
+#define HYDRA_ABI_VERSION 1
+/* The library version this header was generated with. */
+#define HYDRA_VERSION "0.1.0"
+
+
+// A host function that takes a JSON string and returns a JSON string made
+// with `hydra_string_alloc` (or `malloc`), which the library releases, or
+// NULL for a failure. `user_data` is passed back unchanged.
 typedef char *(*hydra_json_fn)(const char *json, void *user_data);
 
 // A host function that receives an event as a JSON string. The string is
 // valid only during the call.
 typedef void (*hydra_event_fn)(const char *json, void *user_data);
-
-// Milliseconds since the Unix epoch, UTC.
-typedef int64_t Millis;
 
 #ifdef __cplusplus
 extern "C" {
@@ -785,11 +790,22 @@ char *hydra_close(uint64_t handle, const char *options_json);
 // `op` and `request_json` are NULL or NUL-terminated strings.
 char *hydra_call(uint64_t handle, const char *op, const char *request_json);
 
-// Releases a string returned by this library. NULL is fine.
+// Releases a string returned by this library, or one made by
+// `hydra_string_alloc` and not handed back. NULL is fine.
 //
 // # Safety
 // `s` is NULL or a pointer returned by this library and not yet freed.
 void hydra_string_free(char *s);
+
+// A copy of the NUL-terminated string `s` in memory the library owns: what
+// a `hydra_json_fn` callback returns so that the library can release it,
+// whatever allocator the host uses. NULL gives NULL (as does running out of
+// memory). A copy that is not handed back is released with
+// `hydra_string_free`.
+//
+// # Safety
+// `s` is NULL or points to a NUL-terminated string.
+char *hydra_string_alloc(const char *s);
 
 // The library version, e.g. `"0.1.0"` (same as `meta.version`'s `version`).
 // The string is static: do not free it.

@@ -393,7 +393,7 @@ fn field_error(e: &serde_path_to_error::Error<serde_json::Error>) -> Error {
             .split_once(", expected ")
             .map(|x| x.1)
             .unwrap_or("another value");
-        (path, format!("expected {expected}"))
+        (path, format!("expected {}", plain_expected(expected)))
     } else {
         (path, text.to_owned())
     };
@@ -407,6 +407,27 @@ fn field_error(e: &serde_path_to_error::Error<serde_json::Error>) -> Error {
     }
 }
 
+/// serde's "expected" phrase in plain words: Rust type names (`i64`,
+/// `struct Visit`, `a sequence`) mean nothing to a caller of a JSON API.
+fn plain_expected(expected: &str) -> String {
+    let expected = expected.trim();
+    let plain = match expected {
+        "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => "an integer",
+        "u8" | "u16" | "u32" | "u64" | "u128" | "usize" => "a non-negative integer",
+        "f32" | "f64" => "a number",
+        "a sequence" | "a tuple" => "an array",
+        "a map" | "unit" => "an object",
+        "a borrowed string" | "a char" => "a string",
+        "a boolean" => "true or false",
+        _ if expected.starts_with("struct ") || expected.starts_with("tuple struct ") => {
+            "an object"
+        }
+        _ if expected.starts_with("enum ") => "one of the listed values",
+        _ => expected,
+    };
+    plain.to_owned()
+}
+
 /// The index in the first segment of a field path (`visits[3].url` -> 3).
 fn first_array_index(path: &str) -> Option<u64> {
     let first = path.split('.').next()?;
@@ -418,6 +439,27 @@ fn first_array_index(path: &str) -> Option<u64> {
 mod tests {
     use super::*;
     use crate::types::{Id, ListLimit};
+
+    #[test]
+    fn type_errors_name_json_types_not_rust_ones() {
+        let message = |request: &[u8]| {
+            parse_request::<Req>(request)
+                .unwrap_err()
+                .to_public()
+                .message
+        };
+        assert_eq!(message(br#"{"id": 5}"#), "id: expected a string");
+        assert_eq!(
+            message(br#"{"id": "a", "items": {"url": 1}}"#),
+            "items: expected an array"
+        );
+        assert_eq!(
+            message(br#"{"id": "a", "items": [7]}"#),
+            "items[0]: expected an object"
+        );
+        assert_eq!(plain_expected("i64"), "an integer");
+        assert_eq!(plain_expected("u32"), "a non-negative integer");
+    }
 
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]

@@ -31,6 +31,7 @@ const FIXED: &[&str] = &[
     "hydra_close",
     "hydra_call",
     "hydra_string_free",
+    "hydra_string_alloc",
     "hydra_version",
 ];
 

@@ -2,8 +2,10 @@
  * The smallest complete use of hydra_core from C: open a profile, call an
  * operation two ways, read the envelope, free every string, close.
  *
- *   cc examples/c/basic.c -Iinclude -Ltarget/debug -lhydra_core -o basic
- *   LD_LIBRARY_PATH=target/debug ./basic /tmp/some-profile
+ *   scripts/install --prefix /tmp/hydra
+ *   export PKG_CONFIG_PATH=/tmp/hydra/lib/pkgconfig
+ *   cc examples/c/basic.c $(pkg-config --cflags --libs hydra_core) -o basic
+ *   ./basic /tmp/some-profile
  */
 #include <stdio.h>
 #include <stdlib.h>

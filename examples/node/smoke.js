@@ -1,11 +1,17 @@
 'use strict';
 // Smoke test of the Node (koffi) binding: open, call, errors, close.
-// Run: node examples/node/smoke.js  (after cargo build and scripts/setup-node)
+// Run: node examples/node/smoke.js (after cargo build and scripts/setup), or
+// with NODE_PATH naming the node_modules of an installed hydra-core.
 const assert = require('assert');
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
-const hydra = require('../../bindings/node');
+let hydra;
+try {
+  hydra = require('hydra-core');
+} catch (_) {
+  hydra = require('../../bindings/node');
+}
 
 let passed = 0;
 let failed = 0;
@@ -49,7 +55,7 @@ async function jobsThroughWorkerThreads() {
   profile.setEventCallback((e) => events.push(e));
   profile.registerJobHandler('focused_crawl', (job) => ({ pages: 2, query: job.payload.query }));
   const { job_id: jobId } = profile.refresh_focused_crawl({ query: 'rail' });
-  const { job } = await profile.callAsync('jobs.wait', { id: jobId, timeout_ms: 10000 });
+  const job = await profile.jobs.wait(jobId);
   check('host job', () => assert.deepStrictEqual([job.status, job.result], ['succeeded', { pages: 2, query: 'rail' }]));
   for (let i = 0; i < 200 && !events.some((e) => e.job.id === jobId && e.job.status === 'succeeded'); i++) {
     await new Promise((r) => setTimeout(r, 10));
@@ -62,15 +68,15 @@ async function jobsThroughWorkerThreads() {
 async function main() {
   await jobsThroughWorkerThreads();
   const handle = profile.handle;
-  profile.close();
+  await profile.close();
   check('closed', () => {
     const stale = Object.create(hydra.Profile.prototype);
-    stale.handle = handle;
+    Object.defineProperty(stale, '_handle', { value: handle });
     assert.strictEqual(code(() => stale.call('meta.version')), 'closed');
   });
   const again = hydra.Profile.open(dir);
   check('reopen', () => assert.strictEqual(again.meta_version().version, v.version));
-  again.close();
+  await again.close();
   fs.rmSync(dir, { recursive: true, force: true });
   console.log(`node: ${passed} passed, ${failed} failed`);
   process.exit(failed ? 1 : 0);

@@ -1,6 +1,7 @@
 """Smoke test of the Python (ctypes) binding: open, call, errors, close.
 
-Run: python3 examples/python/smoke.py  (after `cargo build`)
+Run with the installed package: `pip install ./bindings/python`, then
+`python examples/python/smoke.py` (scripts/test does it in .venv).
 """
 
 import sys
@@ -8,8 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bindings" / "python"))
-import hydra_core  # noqa: E402
+import hydra_core
 
 checks = 0
 failures = 0

@@ -3,8 +3,9 @@
 //! that the rest of the library calls, and the registrations
 //! `hydra_register_job_handler` and `hydra_set_event_callback`.
 //!
-//! A `hydra_json_fn` returns a string allocated with `malloc` (copied here,
-//! then released with `free`), or NULL for a failure; a returned
+//! A `hydra_json_fn` returns a string allocated with `malloc` or, the
+//! portable way, with `hydra_string_alloc` (copied here, then released with
+//! `free`, the allocator both use), or NULL for a failure; a returned
 //! `{"error":{"code","message"}}` also reports a failure.
 
 #![allow(non_camel_case_types)]
@@ -17,8 +18,9 @@ use std::ffi::{c_void, CStr, CString};
 use std::os::raw::c_char;
 use std::sync::Arc;
 
-/// A host function that takes a JSON string and returns a `malloc`ed JSON
-/// string (or NULL for a failure). `user_data` is passed back unchanged.
+/// A host function that takes a JSON string and returns a JSON string made
+/// with `hydra_string_alloc` (or `malloc`), which the library releases, or
+/// NULL for a failure. `user_data` is passed back unchanged.
 pub type hydra_json_fn =
     Option<unsafe extern "C" fn(json: *const c_char, user_data: *mut c_void) -> *mut c_char>;
 
@@ -185,6 +187,24 @@ mod tests {
     unsafe extern "C" fn fail(_: *const c_char, _: *mut c_void) -> *mut c_char {
         // SAFETY: a static NUL-terminated string duplicated with malloc.
         unsafe { libc::strdup(c"{\"error\":{\"code\":\"timeout\",\"message\":\"slow\"}}".as_ptr()) }
+    }
+
+    unsafe extern "C" fn library_owned(_: *const c_char, _: *mut c_void) -> *mut c_char {
+        // SAFETY: a static NUL-terminated string, copied by the library.
+        unsafe { crate::ffi::hydra_string_alloc(c"{\"pages\":3}".as_ptr()) }
+    }
+
+    #[test]
+    fn a_reply_made_with_hydra_string_alloc_is_read_and_released() {
+        let f = wrap_json_fn(library_owned, std::ptr::null_mut());
+        for _ in 0..1000 {
+            assert_eq!(f(&Value::Null).unwrap(), serde_json::json!({"pages": 3}));
+        }
+        // SAFETY: NULL in gives NULL out; a copy not handed back is freed.
+        unsafe {
+            assert!(crate::ffi::hydra_string_alloc(std::ptr::null()).is_null());
+            crate::ffi::hydra_string_free(crate::ffi::hydra_string_alloc(c"x".as_ptr()));
+        }
     }
 
     unsafe extern "C" fn null(_: *const c_char, _: *mut c_void) -> *mut c_char {

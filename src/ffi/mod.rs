@@ -51,12 +51,19 @@ pub(crate) fn guarded(f: impl FnOnce() -> Result<String>) -> *mut c_char {
     into_c_string(ops::envelope(&result))
 }
 
-/// Hands a string to the caller. Envelopes are JSON, which escapes NUL, so
-/// the fallback is never expected to run.
+/// Hands a string to the caller, in memory from the C allocator (`malloc`):
+/// every string that crosses the boundary, either way, is a `malloc`ed
+/// NUL-terminated string, so [`hydra_string_free`], `hydra_string_alloc`
+/// and the callbacks' replies share one rule. Envelopes are JSON, which
+/// escapes NUL, so the fallback is never expected to run.
 fn into_c_string(text: String) -> *mut c_char {
-    CString::new(text)
-        .unwrap_or_else(|_| CString::from(c"{\"ok\":false,\"error\":{\"code\":\"internal\",\"message\":\"response held a NUL byte\",\"details\":{}}}"))
-        .into_raw()
+    let text = CString::new(text).unwrap_or_else(|_| CString::from(c"{\"ok\":false,\"error\":{\"code\":\"internal\",\"message\":\"response held a NUL byte\",\"details\":{}}}"));
+    // SAFETY: `text` is a valid NUL-terminated string for the call.
+    let copy = unsafe { libc::strdup(text.as_ptr()) };
+    if copy.is_null() {
+        std::process::abort(); // out of memory: the C caller cannot be told otherwise
+    }
+    copy
 }
 
 /// The bytes of a caller's request (NULL is `{}`), for
@@ -126,8 +133,8 @@ pub unsafe extern "C" fn hydra_open(
         Ok(format!("{{\"handle\":{handle}}}"))
     });
     if handle != 0 || error_json_out.is_null() {
-        // SAFETY: `envelope` came from `CString::into_raw` just above.
-        drop(unsafe { CString::from_raw(envelope) });
+        // SAFETY: `envelope` came from `into_c_string` just above.
+        unsafe { hydra_string_free(envelope) };
     } else {
         // SAFETY: the caller promised `error_json_out` is writable.
         unsafe { error_json_out.write(envelope) };
@@ -192,16 +199,33 @@ pub unsafe extern "C" fn hydra_call(
     }
 }
 
-/// Releases a string returned by this library. NULL is fine.
+/// Releases a string returned by this library, or one made by
+/// `hydra_string_alloc` and not handed back. NULL is fine.
 ///
 /// # Safety
 /// `s` is NULL or a pointer returned by this library and not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn hydra_string_free(s: *mut c_char) {
-    if !s.is_null() {
-        // SAFETY: `s` came from `CString::into_raw` in this library.
-        drop(unsafe { CString::from_raw(s) });
+    // SAFETY: the library's strings come from `malloc` (`into_c_string`,
+    // `hydra_string_alloc`); `free(NULL)` does nothing.
+    unsafe { libc::free(s.cast()) }
+}
+
+/// A copy of the NUL-terminated string `s` in memory the library owns: what
+/// a `hydra_json_fn` callback returns so that the library can release it,
+/// whatever allocator the host uses. NULL gives NULL (as does running out of
+/// memory). A copy that is not handed back is released with
+/// `hydra_string_free`.
+///
+/// # Safety
+/// `s` is NULL or points to a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn hydra_string_alloc(s: *const c_char) -> *mut c_char {
+    if s.is_null() {
+        return std::ptr::null_mut();
     }
+    // SAFETY: non-NULL and NUL-terminated by the caller's contract.
+    unsafe { libc::strdup(s) }
 }
 
 /// The library version, e.g. `"0.1.0"` (same as `meta.version`'s `version`).

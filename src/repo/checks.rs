@@ -10,6 +10,11 @@
 //! background processes behind). stdout and stderr are read on their own
 //! threads, each keeping only its last 64 KiB; invalid UTF-8 is replaced.
 //!
+//! While the command runs, the job reports progress every 250 ms: phase
+//! `running`, `steps_completed` the milliseconds elapsed and `steps_total`
+//! the time limit in milliseconds (the most it can take). No ETA: how long
+//! a check command runs cannot be measured from outside.
+//!
 //! Whenever the command ran, the call returns the outcome; the job ends
 //! `succeeded` on exit code 0, else `failed` with `check_failed` or
 //! `timeout` (or `cancelled`). A command that cannot start is `io`.
@@ -17,7 +22,7 @@
 use super::registry::{self, Change, ChangeKind, Permission};
 use crate::error::{Error, ErrorCode, Result};
 use crate::ffi::os;
-use crate::jobs::{JobContext, JobLinks};
+use crate::jobs::{JobContext, JobLinks, ProgressUpdate};
 use crate::profile::Profile;
 use crate::types::{now_ms, Bounded, Id};
 use serde::{Deserialize, Serialize};
@@ -41,6 +46,9 @@ const PIPE_GRACE: Duration = Duration::from_secs(2);
 /// Longest pause between two looks at the child, the deadline and the
 /// cancellation flag (bounds how late a timeout or cancel is acted on).
 const MAX_POLL: Duration = Duration::from_millis(50);
+
+/// How often a running check reports its progress.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
 /// Request of `repo.run_checks`.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
@@ -187,13 +195,15 @@ impl<R: Read> Read for CountingReader<R> {
 }
 
 /// Runs `argv` in `cwd` under the sandbox rules of the module doc, until it
-/// exits, `timeout` passes or `cancel` is set. Errors only when the
-/// command cannot start (`io`).
+/// exits, `timeout` passes or `cancel` is set, calling `on_progress` with
+/// the time elapsed every [`PROGRESS_EVERY`]. Errors only when the command
+/// cannot start (`io`).
 pub fn run_command(
     argv: &[String],
     cwd: &Path,
     timeout: Duration,
     cancel: &AtomicBool,
+    on_progress: &mut dyn FnMut(Duration),
 ) -> Result<CheckOutcome> {
     use std::os::unix::process::CommandExt;
     let (program, args) = argv
@@ -222,9 +232,14 @@ pub fn run_command(
     let deadline = started + timeout;
     let (mut timed_out, mut cancelled) = (false, false);
     let mut poll = Duration::from_millis(1);
+    let mut reported = started;
     let status = loop {
         if let Some(status) = child.try_wait()? {
             break status;
+        }
+        if reported.elapsed() >= PROGRESS_EVERY {
+            reported = Instant::now();
+            on_progress(started.elapsed());
         }
         if Instant::now() >= deadline {
             timed_out = true;
@@ -330,8 +345,7 @@ pub const CHECKS_JOB_TYPE: &str = "repo_run_checks";
 pub fn run_queued_job(ctx: &JobContext) -> Result<Value> {
     let payload: ChecksPayload = serde_json::from_value(ctx.payload().clone())
         .map_err(|_| Error::invalid("payload", "not a repo_run_checks payload"))?;
-    let cancel = ctx.cancel_flag();
-    run_job(ctx.profile(), &payload, ctx.job_id(), &cancel).1
+    run_job(ctx.profile(), &payload, ctx).1
 }
 
 /// The work of a `repo_run_checks` job: re-checks the repo (it may have
@@ -341,9 +355,9 @@ pub fn run_queued_job(ctx: &JobContext) -> Result<Value> {
 pub fn run_job(
     profile: &Profile,
     payload: &ChecksPayload,
-    job_id: &str,
-    cancel: &AtomicBool,
+    ctx: &JobContext,
 ) -> (Option<CheckOutcome>, Result<Value>) {
+    let (job_id, cancel) = (ctx.job_id(), ctx.cancel_flag());
     let prepared = (|| {
         let id = Id::parse(payload.id.clone())?;
         let repo = registry::load_for(profile, &id, Permission::RunChecks)?;
@@ -356,7 +370,24 @@ pub fn run_job(
         Err(e) => return (None, Err(e)),
     };
     let timeout = Duration::from_secs(payload.timeout_s);
-    let outcome = match run_command(&payload.command, &repo.root_path, timeout, cancel) {
+    let limit_ms = timeout.as_millis() as u64;
+    let mut report = |elapsed: Duration| {
+        // A failed report (the job was cancelled) is acted on through `cancel`.
+        let _ = ctx.progress(&ProgressUpdate {
+            phase: Some("running".to_owned()),
+            steps_total: Some(limit_ms),
+            steps_completed: Some((elapsed.as_millis() as u64).min(limit_ms)),
+            message: Some("milliseconds elapsed of the time limit".to_owned()),
+            eta_s: None,
+        });
+    };
+    let outcome = match run_command(
+        &payload.command,
+        &repo.root_path,
+        timeout,
+        &cancel,
+        &mut report,
+    ) {
         Ok(o) => o,
         Err(e) => return (None, Err(e)),
     };
@@ -414,8 +445,7 @@ pub fn run_checks(profile: &Profile, req: ChecksRequest) -> Result<ChecksRespons
         profile
             .jobs()
             .run_inline(CHECKS_JOB_TYPE, payload_json, JobLinks::none(), |ctx| {
-                let cancel = ctx.cancel_flag();
-                let (outcome, result) = run_job(profile, &payload, ctx.job_id(), &cancel);
+                let (outcome, result) = run_job(profile, &payload, ctx);
                 ran = outcome;
                 result
             })?;
@@ -457,8 +487,30 @@ mod tests {
             dir.path(),
             Duration::from_millis(timeout_ms),
             &AtomicBool::new(false),
+            &mut |_| {},
         )
         .unwrap()
+    }
+
+    #[test]
+    fn a_running_command_reports_its_elapsed_time_every_250_ms() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut reports = Vec::new();
+        let o = run_command(
+            &argv(&["sleep", "0.8"]),
+            dir.path(),
+            Duration::from_secs(10),
+            &AtomicBool::new(false),
+            &mut |elapsed| reports.push(elapsed),
+        )
+        .unwrap();
+        assert_eq!(o.exit_code, Some(0));
+        assert!(reports.len() >= 2, "{reports:?}");
+        assert!(reports.windows(2).all(|w| w[0] < w[1]), "{reports:?}");
+        assert!(
+            reports[0] >= PROGRESS_EVERY && reports[0] < Duration::from_millis(400),
+            "{reports:?}"
+        );
     }
 
     #[test]
@@ -516,6 +568,7 @@ mod tests {
             dir.path(),
             Duration::from_secs(1),
             &AtomicBool::new(false),
+            &mut |_| {},
         )
         .unwrap_err();
         assert_eq!(e.code(), ErrorCode::Io);
