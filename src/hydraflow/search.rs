@@ -3,10 +3,10 @@
 //! scope / thread pre-filters. Returned memories get `last_accessed_at`.
 
 use super::memory::{EmbeddingInput, Filters, Memory, Scope, COLUMNS, FROM};
-use super::vectors::{self, VectorSet};
 use crate::db::ConnExt;
 use crate::error::{Error, Result};
 use crate::profile::Profile;
+use crate::search::vectors::{self, VectorSet};
 use crate::types::{now_ms, Bounded, Id};
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};

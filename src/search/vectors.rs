@@ -18,10 +18,11 @@
 //! [`MAX_CACHED_BYTES`].
 
 use crate::db::ConnExt;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
 use rusqlite::Connection;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -221,8 +222,13 @@ impl CoarseQuery {
 
     /// Bounds `(low, high)` of the exact score of vector `i` of `set`.
     pub fn bounds(&self, set: &VectorSet, i: usize) -> (f32, f32) {
-        let s = set.scales[i];
-        let approx = int_dot(set.codes(i), &self.codes) as f32 * s * self.scale;
+        self.bounds_of(set.codes(i), set.scales[i])
+    }
+
+    /// Bounds `(low, high)` of the exact score of the unit vector with
+    /// `codes` and scale `s`.
+    pub fn bounds_of(&self, codes: &[i8], s: f32) -> (f32, f32) {
+        let approx = int_dot(codes, &self.codes) as f32 * s * self.scale;
         // Widened by a relative 1e-6 for the rounding of `approx` itself.
         let error = self.per_scale * s + self.fixed + approx.abs() * 1e-6;
         (approx - error, approx + error)
@@ -250,6 +256,263 @@ fn int_dot(a: &[i8], b: &[i8]) -> i32 {
         }
     }
     sums.iter().sum::<i32>() + tail
+}
+
+/// An embedding in a request: `{model, vector}`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddingInput {
+    pub model: String,
+    pub vector: Vec<f64>,
+}
+
+/// The largest embedding dimension accepted.
+pub const MAX_DIM: usize = 4096;
+
+impl EmbeddingInput {
+    /// The vector as f32, validated: 1..4096 finite numbers (also finite as
+    /// f32), not all zero (cosine similarity needs a direction); a
+    /// non-empty model name. `field` names the request field.
+    pub fn to_f32(&self, field: &str) -> Result<Vec<f32>> {
+        if self.model.trim().is_empty() {
+            return Err(Error::invalid(
+                format!("{field}.model"),
+                "must not be empty",
+            ));
+        }
+        let vector_field = format!("{field}.vector");
+        if !(1..=MAX_DIM).contains(&self.vector.len()) {
+            return Err(Error::invalid(vector_field, "must have 1..4096 numbers"));
+        }
+        let vector: Vec<f32> = self.vector.iter().map(|&x| x as f32).collect();
+        if vector.iter().any(|x| !x.is_finite()) {
+            return Err(Error::invalid(
+                vector_field,
+                "numbers must be finite f32 values",
+            ));
+        }
+        if vector.iter().all(|&x| x == 0.0) {
+            return Err(Error::invalid(vector_field, "must not be all zeros"));
+        }
+        Ok(vector)
+    }
+}
+
+/// A vector as stored: little-endian f32.
+pub(crate) fn vector_blob(vector: &[f32]) -> Vec<u8> {
+    vector.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Where a family of embeddings lives: the SQL the engine runs, all
+/// constants of the owning domain. Keys are the rows' integer keys (a
+/// memory `seq`, a chunk `seq`); one key has at most one vector per model.
+pub struct VectorSource {
+    /// Names the source in the cache key.
+    pub name: &'static str,
+    /// One integer that changes whenever any vector of the source changes.
+    pub token_sql: &'static str,
+    /// `(key, vector)` of every vector with model `?1` and dimension `?2`,
+    /// in the order that breaks score ties (first = preferred).
+    pub scan_sql: &'static str,
+    /// The vector of key `?1` and model `?2`.
+    pub fetch_sql: &'static str,
+}
+
+/// The compact codes of every vector of one model and dimension of a
+/// source, in tie order: 8-bit codes with one scale per (unit) vector.
+/// The f32 vectors stay in the database; [`top_k`] rescores the few
+/// candidates the codes cannot rule out from there.
+pub struct CodeSet {
+    /// The key of each vector, in tie order.
+    pub keys: Vec<i64>,
+    /// `keys.len() * dim` codes: number `j` of unit vector `i` is about
+    /// `codes[i*dim+j] * scales[i]`, within `scales[i] / 2`.
+    pub codes: Vec<i8>,
+    pub scales: Vec<f32>,
+    pub dim: usize,
+}
+
+impl CodeSet {
+    fn codes(&self, i: usize) -> &[i8] {
+        &self.codes[i * self.dim..(i + 1) * self.dim]
+    }
+
+    fn bytes(&self) -> usize {
+        self.codes.len() + self.keys.len() * 12
+    }
+}
+
+type CodeKey = (PathBuf, &'static str, String, usize);
+
+struct CodeEntry {
+    token: i64,
+    set: Arc<CodeSet>,
+    last_used: u64,
+}
+
+#[derive(Default)]
+struct CodeCache {
+    entries: HashMap<CodeKey, CodeEntry>,
+    clock: u64,
+}
+
+static CODE_CACHE: Lazy<Mutex<CodeCache>> = Lazy::new(Default::default);
+
+/// The most code bytes kept in memory across all profiles and sources
+/// (200,000 vectors of 384 numbers take 79 MB).
+pub const MAX_CODE_BYTES: usize = 256 << 20;
+
+/// One exact vector search (see [`top_k`]).
+#[derive(Clone, Copy)]
+pub struct VectorSearch<'a> {
+    pub source: &'a VectorSource,
+    pub model: &'a str,
+    pub query: &'a [f32],
+    pub allowed: Option<&'a dyn Fn(i64) -> bool>,
+    pub k: usize,
+    pub min_score: f64,
+}
+
+/// The exact top `k` of `source`'s vectors of `model` by cosine similarity
+/// with `query` (any non-zero vector of dimension `dim`), best first as
+/// `(key, score)`; equal scores keep tie order. `allowed`, when given,
+/// says which keys may be returned. Scores below `min_score` are dropped.
+///
+/// Must run inside a read transaction of `conn` (the codes and the rescored
+/// vectors are then the same snapshot). Exact in two passes: the codes give
+/// each vector bounds `low <= exact <= high`; with `floor` the k-th best
+/// `low`, only vectors with `high >= floor` can be in the top k, and only
+/// those are read from the database and scored with f32 arithmetic on the
+/// normalised stored vector, as a full exact scan would.
+pub fn top_k(conn: &Connection, db: &Path, search: &VectorSearch<'_>) -> Result<Vec<(i64, f64)>> {
+    let VectorSearch {
+        source,
+        model,
+        query,
+        allowed,
+        k,
+        min_score,
+    } = *search;
+    let mut unit = query.to_vec();
+    normalise(&mut unit);
+    let set = load_codes(conn, db, source, model, unit.len())?;
+    let considered: Vec<usize> = match allowed {
+        None => (0..set.keys.len()).collect(),
+        Some(allowed) => (0..set.keys.len())
+            .filter(|&i| allowed(set.keys[i]))
+            .collect(),
+    };
+    let coarse = CoarseQuery::new(&unit);
+    let bounds: Vec<(f32, f32)> = considered
+        .iter()
+        .map(|&i| coarse.bounds_of(set.codes(i), set.scales[i]))
+        .collect();
+    let kth_low = if bounds.len() > k && k > 0 {
+        let mut lows: Vec<f32> = bounds.iter().map(|b| b.0).collect();
+        let (_, kth, _) = lows.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+        *kth
+    } else {
+        f32::NEG_INFINITY
+    };
+    let floor = kth_low.max(min_score as f32 - f32::EPSILON);
+    let mut best: Vec<(f32, usize)> = Vec::new();
+    let mut stmt = conn.prepare_cached(source.fetch_sql)?;
+    let mut vector = Vec::with_capacity(unit.len());
+    for (&i, &(_, high)) in considered.iter().zip(&bounds) {
+        if high < floor {
+            continue;
+        }
+        let blob: Vec<u8> = stmt.query_row(rusqlite::params![set.keys[i], model], |r| r.get(0))?;
+        vector.clear();
+        vector.extend(
+            blob.chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        );
+        normalise(&mut vector);
+        let score = dot(&vector, &unit);
+        if (score as f64) >= min_score {
+            best.push((score, i));
+        }
+    }
+    best.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    best.truncate(k);
+    Ok(best
+        .into_iter()
+        .map(|(score, i)| (set.keys[i], (score as f64).clamp(-1.0, 1.0)))
+        .collect())
+}
+
+/// The codes of `model`/`dim` as `conn`'s snapshot sees them: cached while
+/// the source's token is unchanged, else read and cached.
+fn load_codes(
+    conn: &Connection,
+    db: &Path,
+    source: &VectorSource,
+    model: &str,
+    dim: usize,
+) -> Result<Arc<CodeSet>> {
+    let key: CodeKey = (db.to_owned(), source.name, model.to_owned(), dim);
+    let token = conn.query_i64(source.token_sql, [])?;
+    {
+        let mut cache = CODE_CACHE.lock();
+        cache.clock += 1;
+        let clock = cache.clock;
+        if let Some(entry) = cache.entries.get_mut(&key).filter(|e| e.token == token) {
+            entry.last_used = clock;
+            return Ok(entry.set.clone());
+        }
+    }
+    let mut set = CodeSet {
+        keys: Vec::new(),
+        codes: Vec::new(),
+        scales: Vec::new(),
+        dim,
+    };
+    let mut stmt = conn.prepare_cached(source.scan_sql)?;
+    let mut rows = stmt.query(rusqlite::params![model, dim as i64])?;
+    let mut unit = Vec::with_capacity(dim);
+    while let Some(row) = rows.next()? {
+        let blob = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+        if blob.len() != dim * 4 {
+            continue; // the schemas' CHECK makes this unreachable
+        }
+        unit.clear();
+        unit.extend(
+            blob.chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        );
+        normalise(&mut unit);
+        set.keys.push(row.get(0)?);
+        let scale = quantise(&unit, &mut set.codes);
+        set.scales.push(scale);
+    }
+    let set = Arc::new(set);
+    let mut cache = CODE_CACHE.lock();
+    cache.clock += 1;
+    let last_used = cache.clock;
+    cache.entries.insert(
+        key,
+        CodeEntry {
+            token,
+            set: set.clone(),
+            last_used,
+        },
+    );
+    loop {
+        let total: usize = cache.entries.values().map(|e| e.set.bytes()).sum();
+        if total <= MAX_CODE_BYTES || cache.entries.len() <= 1 {
+            break;
+        }
+        let oldest = cache
+            .entries
+            .iter()
+            .min_by_key(|(_, e)| e.last_used)
+            .map(|(k, _)| k.clone());
+        if let Some(oldest) = oldest {
+            cache.entries.remove(&oldest);
+        }
+    }
+    Ok(set)
 }
 
 /// Scales a vector to unit length (a zero vector stays zero).
