@@ -431,7 +431,7 @@ fn store_site(t: &TestProfile, host: &str, n: usize) {
             .map(|c| json!({"text": format!("{SECRET} {host} {i} {c} {}", "filler words ".repeat(20)), "embedding": {"model": "m", "vector": [1.0 + i as f64, c as f64, 0.5]}}))
             .collect();
         upsert(
-            &t,
+            t,
             json!({"url": format!("https://{host}/p{i}"), "text": format!("{SECRET} {host} body {i}"), "title": format!("{SECRET} title"), "chunks": chunks}),
         );
     }

@@ -350,17 +350,27 @@ pub fn upsert(profile: &Profile, req: UpsertRequest) -> Result<UpsertResponse> {
         chunk_chars: stored_chunk_chars,
     };
     // Cut outside the write lock: the chunker is the costly part.
-    let existing_id =
-        |conn: &Connection| -> Result<Option<(i64, String, String, Option<String>, Option<i64>)>> {
-            conn.query_opt(
-                "SELECT seq, id, content_sha256, title, chunk_chars FROM documents WHERE url = ?1",
-                [&req.url],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-            )
-        };
+    let existing_id = |conn: &Connection| -> Result<Option<StoredRow>> {
+        conn.query_opt(
+            "SELECT seq, id, content_sha256, title, chunk_chars FROM documents WHERE url = ?1",
+            [&req.url],
+            |r| {
+                Ok(StoredRow {
+                    seq: r.get(0)?,
+                    id: r.get(1)?,
+                    sha: r.get(2)?,
+                    title: r.get(3)?,
+                    chunk_chars: r.get(4)?,
+                })
+            },
+        )
+    };
     let before = profile.db().read(existing_id)?;
-    let same_content = |row: &(i64, String, String, Option<String>, Option<i64>)| {
-        caller_chunks.is_none() && row.2 == sha && row.3 == req.title && row.4 == stored_chunk_chars
+    let same_content = |row: &StoredRow| {
+        caller_chunks.is_none()
+            && row.sha == sha
+            && row.title == req.title
+            && row.chunk_chars == stored_chunk_chars
     };
     let precut = match (&caller_chunks, &before) {
         (None, Some(row)) if same_content(row) => None,
@@ -389,13 +399,13 @@ pub fn upsert(profile: &Profile, req: UpsertRequest) -> Result<UpsertResponse> {
             }
             Some(row) => {
                 if let Some(id) = &new_id {
-                    if id.as_str() != row.1 {
+                    if id.as_str() != row.id {
                         return Err(Error::conflict(
                             "the url is stored under another document id",
                         ));
                     }
                 }
-                let seq = row.0;
+                let seq = row.seq;
                 if same_content(&row) {
                     let changed = update_extra(tx, seq, &extra, now)?;
                     return Ok((seq, false, changed));
@@ -420,6 +430,15 @@ pub fn upsert(profile: &Profile, req: UpsertRequest) -> Result<UpsertResponse> {
         created,
         changed,
     })
+}
+
+/// What an upsert compares with the stored document of its url.
+struct StoredRow {
+    seq: i64,
+    id: String,
+    sha: String,
+    title: Option<String>,
+    chunk_chars: Option<i64>,
 }
 
 /// The stored form of a document's content fields.

@@ -7,7 +7,7 @@
 //! - [`search`]: `documents.search` (BM25 text, exact cosine, rank fusion).
 //! - [`embed`]: `documents.embed`, the `documents_embed` job that feeds
 //!   chunks to the host's embedder.
-//! - [`forget`]: `privacy.forget_site`.
+//! - [`forget`] holds `privacy.forget_site`.
 //!
 //! Storage is the migration `0010_knowledge.sql`: `documents`,
 //! `document_chunks`, `chunk_embeddings`. Deletes go through

@@ -210,6 +210,10 @@ struct Ranked {
     score: f64,
 }
 
+/// A matching chunk before scoring: `(chunk_seq, order, tf per term,
+/// length in tokens)`.
+type TextHit = (i64, (i64, i64), Vec<u32>, u32);
+
 /// The best `depth` chunks by BM25, best first, ties in insertion order.
 fn text_ranked(
     conn: &Connection,
@@ -227,7 +231,7 @@ fn text_ranked(
     let mut total_len = 0u64;
     let mut units = 0u64;
     // (chunk_seq, order, tf per term, length) of admitted chunks with a hit.
-    let mut hits: Vec<(i64, (i64, i64), Vec<u32>, u32)> = Vec::new();
+    let mut hits: Vec<TextHit> = Vec::new();
     let mut title_doc = i64::MIN;
     let mut title_tf = vec![0u32; terms.len()];
     let mut title_len = 0u32;
