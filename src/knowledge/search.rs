@@ -162,6 +162,48 @@ pub(crate) fn run(
     })
 }
 
+/// `chat`'s `retrieve`: a `documents.search` run for the turn.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retrieve {
+    /// Defaults to the user's message.
+    #[serde(default)]
+    pub query: Option<String>,
+    #[serde(default)]
+    pub embedding: Option<EmbeddingInput>,
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub include_subdomains: Option<bool>,
+    #[serde(default)]
+    pub limit: Bounded<5, 20>,
+}
+
+/// The chunks `retrieve` describes for a turn whose user message is
+/// `message`: its query (or the message) matched with `any`, hybrid when
+/// an embedding is given too. A query without any word searches by the
+/// embedding alone, or finds nothing.
+pub fn retrieve(profile: &Profile, r: &Retrieve, message: &str) -> Result<Vec<SearchItem>> {
+    if let Some(e) = &r.embedding {
+        e.to_f32("retrieve.embedding")?;
+    }
+    let terms = text::query_terms(r.query.as_deref().unwrap_or(message));
+    let terms = (!terms.is_empty()).then_some(terms);
+    if terms.is_none() && r.embedding.is_none() {
+        return Ok(Vec::new());
+    }
+    let req = SearchRequest {
+        query: r.query.clone().or_else(|| Some(message.to_owned())),
+        embedding: r.embedding.clone(),
+        match_: Match::Any,
+        host: r.host.clone(),
+        include_subdomains: r.include_subdomains,
+        source: None,
+        limit: Bounded::new("retrieve.limit", r.limit.get() as u32)?,
+    };
+    run(profile, &req, terms.as_deref())
+}
+
 /// The filters of a search, checked in Rust against each chunk's document.
 struct Filter {
     host: Option<HostMatch>,
