@@ -44,7 +44,7 @@ impl Source {
         }
     }
 
-    pub(crate) fn parse(text: &str) -> Option<Source> {
+    pub fn parse(text: &str) -> Option<Source> {
         [Source::Crawl, Source::Visit, Source::Import, Source::User]
             .into_iter()
             .find(|s| s.as_str() == text)
@@ -632,17 +632,8 @@ fn update_extra(conn: &Connection, seq: i64, extra: &Extra, now: Millis) -> Resu
 pub(crate) fn store_chunks(conn: &Connection, seq: i64, chunks: Vec<ChunkRef<'_>>) -> Result<()> {
     let mut checked: std::collections::HashSet<&str> = Default::default();
     for (i, c) in chunks.into_iter().enumerate() {
-        conn.run(
-            "INSERT INTO document_chunks (document_seq, idx, text, start, end)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![
-                seq,
-                i as i64,
-                c.text,
-                c.span.map(|s| s.start as i64),
-                c.span.map(|s| s.end as i64)
-            ],
-        )?;
+        let span = c.span.map(|s| (s.start as i64, s.end as i64));
+        let chunk_seq = insert_chunk(conn, seq, i as i64, c.text, span)?;
         if let Some((model, vector)) = c.embedding {
             if checked.insert(model) {
                 require_dimension(
@@ -652,10 +643,27 @@ pub(crate) fn store_chunks(conn: &Connection, seq: i64, chunks: Vec<ChunkRef<'_>
                     &format!("chunks[{i}].embedding.vector"),
                 )?;
             }
-            store_embedding(conn, conn.last_insert_rowid(), model, vector)?;
+            store_embedding(conn, chunk_seq, model, vector)?;
         }
     }
     Ok(())
+}
+
+/// Inserts chunk `idx` of document `seq` (with its `(start, end)` span when
+/// the library cut it); returns the chunk's `seq`.
+pub(crate) fn insert_chunk(
+    conn: &Connection,
+    seq: i64,
+    idx: i64,
+    text: &str,
+    span: Option<(i64, i64)>,
+) -> Result<i64> {
+    conn.run(
+        "INSERT INTO document_chunks (document_seq, idx, text, start, end)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![seq, idx, text, span.map(|s| s.0), span.map(|s| s.1)],
+    )?;
+    Ok(conn.last_insert_rowid())
 }
 
 /// `invalid_argument` (naming `field`) when `model` is stored for chunks
