@@ -137,6 +137,13 @@ class Profile {
     this.register('hydra_register_model', [], fn, jsonCallback);
   }
 
+  /** fn({model, texts}) -> {vectors} (one vector per text); embeds chunks
+   * for `documents_embed` jobs (called from a library worker thread,
+   * marshalled by koffi to the JS thread). null unregisters. */
+  registerEmbedder(fn) {
+    this.register('hydra_register_embedder', [], fn, jsonCallback);
+  }
+
   /** fn(job) -> result; runs jobs of `jobType` (called from a library worker
    * thread, marshalled by koffi to the JS thread). null unregisters. */
   registerJobHandler(jobType, fn) {
