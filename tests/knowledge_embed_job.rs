@@ -23,6 +23,9 @@ fn store(t: &TestProfile, docs: usize, chunks: usize) {
     }
 }
 
+/// The texts of one embedder call and the job's progress it saw.
+type EmbedCall = (Vec<String>, Value);
+
 fn vector_for(text: &str) -> Vec<f64> {
     vec![1.0, text.len() as f64, 0.5]
 }
@@ -50,7 +53,7 @@ fn without_an_embedder_there_is_no_job() {
 fn batches_report_progress_count_failures_and_may_call_back() {
     let t = TestProfile::new();
     store(&t, 3, 3); // 9 chunks: batches of 4, 4, 1
-    let calls: Arc<Mutex<Vec<(Vec<String>, Value)>>> = Arc::default();
+    let calls: Arc<Mutex<Vec<EmbedCall>>> = Arc::default();
     let profile = t.profile.clone();
     let seen = calls.clone();
     t.profile.set_embedder(Some(Arc::new(move |input: &Value| {

@@ -106,6 +106,9 @@ fn build(seed: u64) -> (TestProfile, Vec<Doc>) {
     (t, docs)
 }
 
+/// `((doc index, chunk index), text rank, vector rank)` of a fused item.
+type FusedRef = ((usize, usize), Option<usize>, Option<usize>);
+
 /// `(doc index, chunk index, score)`, best first.
 type Ranked = Vec<(usize, usize, f64)>;
 
@@ -327,7 +330,7 @@ fn text_vector_and_hybrid_match_the_reference() {
             let k = 50usize.max(5 * limit);
             let text_list = text_reference(&docs, &query, false, filter, k);
             let vector_list = vector_reference(&docs, &vector, filter, k);
-            let mut fused: Vec<((usize, usize), Option<usize>, Option<usize>)> = Vec::new();
+            let mut fused: Vec<FusedRef> = Vec::new();
             for (i, e) in text_list.iter().enumerate() {
                 fused.push(((e.0, e.1), Some(i + 1), None));
             }

@@ -175,11 +175,11 @@ fn demo(profile: &Profile) -> ExitCode {
         run(
             "documents.upsert",
             json!({"url": "https://www.lyon-france.example/food", "title": "Eating in Lyon",
-                   "text": "Bouchons serve quenelles and praline tart.\n\nThe Halles Paul Bocuse market opens early.",
-                   "chunks": [
-                       {"text": "Bouchons serve quenelles and praline tart.", "embedding": {"model": "demo-3d", "vector": [0.8, 0.3, 0.1]}},
-                       {"text": "The Halles Paul Bocuse market opens early.", "embedding": {"model": "demo-3d", "vector": [0.2, 0.9, 0.1]}}
-                   ]}),
+            "text": "Bouchons serve quenelles and praline tart.\n\nThe Halles Paul Bocuse market opens early.",
+            "chunks": [
+                {"text": "Bouchons serve quenelles and praline tart.", "embedding": {"model": "demo-3d", "vector": [0.8, 0.3, 0.1]}},
+                {"text": "The Halles Paul Bocuse market opens early.", "embedding": {"model": "demo-3d", "vector": [0.2, 0.9, 0.1]}}
+            ]}),
             "a page kept for retrieval: chunks with embeddings",
         )?;
         run(

@@ -1,21 +1,19 @@
-//! An in-memory copy of the stored embeddings of one model and dimension,
-//! normalised to unit length and laid out contiguously, so `memory.search`
-//! scores 100,000 vectors in a few milliseconds instead of re-reading and
-//! decoding 150 MB of SQLite pages on every call.
+//! The one vector engine of the library: exact cosine top-k over stored
+//! f32 embeddings (`memory.search`, `documents.search`).
 //!
-//! Each vector is kept twice: exactly (f32), and coarsely as 8-bit codes
-//! with one scale per vector, a quarter of the memory a full scan streams
-//! through (the scan is bound by memory bandwidth, not arithmetic). A
-//! [`CoarseQuery`] bounds how far each coarse score can be from the exact
-//! one, which lets the search rank exactly while reading the exact vectors
-//! of only a few candidates (see `search.rs`).
+//! Scanning f32 vectors means reading and decoding every stored vector (307
+//! MB for 200,000 x 384) on each search; keeping them in memory costs as
+//! much RAM. Instead each vector is kept in memory only as 8-bit codes with
+//! one scale (a quarter of the f32 size). A [`CoarseQuery`] bounds how far
+//! each coarse score can be from the exact one, so [`top_k`] ranks exactly
+//! while reading the f32 vectors of only the few candidates the codes cannot
+//! rule out, from the database, in the caller's read transaction.
 //!
-//! Correctness does not depend on who wrote: every transaction that changes
-//! `memory_embeddings` replaces `memory_vectors_version.token` (triggers in
-//! the migration), and a copy is used only while the database still holds
-//! the token it was read with. Copies are keyed by database file, model and
-//! dimension, and the least recently used are dropped beyond
-//! [`MAX_CACHED_BYTES`].
+//! Correctness does not depend on who wrote: each source names a token that
+//! every change of its vectors replaces (triggers in the migrations), and
+//! cached codes are used only while the database still holds the token they
+//! were read with. Codes are keyed by database file, source, model and
+//! dimension; the least recently used are dropped beyond [`MAX_CODE_BYTES`].
 
 use crate::db::ConnExt;
 use crate::error::{Error, Result};
@@ -26,157 +24,6 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-/// The most vector data kept in memory across all profiles.
-pub const MAX_CACHED_BYTES: usize = 1 << 30;
-
-/// The unit-length vectors of one model and dimension, in `seq` order.
-pub struct VectorSet {
-    /// The memory `seq` of each vector, ascending.
-    pub seqs: Vec<i64>,
-    /// `seqs.len() * dim` numbers: vector `i` is `data[i*dim..(i+1)*dim]`.
-    pub data: Vec<f32>,
-    /// The same vectors as 8-bit codes, same layout: number `j` of vector
-    /// `i` is about `codes[i*dim+j] * scales[i]`, within `scales[i] / 2`.
-    pub codes: Vec<i8>,
-    /// One scale per vector (its largest magnitude / 127).
-    pub scales: Vec<f32>,
-    /// The dimension.
-    pub dim: usize,
-}
-
-impl VectorSet {
-    /// Vector `i`.
-    pub fn vector(&self, i: usize) -> &[f32] {
-        &self.data[i * self.dim..(i + 1) * self.dim]
-    }
-
-    /// The codes of vector `i`.
-    pub fn codes(&self, i: usize) -> &[i8] {
-        &self.codes[i * self.dim..(i + 1) * self.dim]
-    }
-
-    /// Builds a set from unit vectors (`data`, `dim` numbers each).
-    pub fn new(seqs: Vec<i64>, data: Vec<f32>, dim: usize) -> VectorSet {
-        let mut codes = Vec::with_capacity(data.len());
-        let mut scales = Vec::with_capacity(seqs.len());
-        for v in data.chunks_exact(dim) {
-            let scale = quantise(v, &mut codes);
-            scales.push(scale);
-        }
-        VectorSet {
-            seqs,
-            data,
-            codes,
-            scales,
-            dim,
-        }
-    }
-
-    fn bytes(&self) -> usize {
-        self.data.len() * 5 + self.seqs.len() * 12
-    }
-}
-
-type Key = (PathBuf, String, usize);
-
-struct Entry {
-    token: i64,
-    set: Arc<VectorSet>,
-    last_used: u64,
-}
-
-#[derive(Default)]
-struct Cache {
-    entries: HashMap<Key, Entry>,
-    clock: u64,
-}
-
-static CACHE: Lazy<Mutex<Cache>> = Lazy::new(Default::default);
-
-/// The vectors of `model` and `dim` as `conn` sees them, from the cache
-/// when it is current, else read (in one read transaction, so the token and
-/// the rows are the same snapshot) and cached.
-pub fn load(conn: &Connection, db: &Path, model: &str, dim: usize) -> Result<Arc<VectorSet>> {
-    let key: Key = (db.to_owned(), model.to_owned(), dim);
-    conn.execute_batch("BEGIN")?;
-    let outcome = load_in_snapshot(conn, key);
-    conn.execute_batch("COMMIT")?;
-    outcome
-}
-
-fn load_in_snapshot(conn: &Connection, key: Key) -> Result<Arc<VectorSet>> {
-    let token = conn.query_i64("SELECT token FROM memory_vectors_version WHERE id = 1", [])?;
-    {
-        let mut cache = CACHE.lock();
-        cache.clock += 1;
-        let clock = cache.clock;
-        if let Some(entry) = cache.entries.get_mut(&key).filter(|e| e.token == token) {
-            entry.last_used = clock;
-            return Ok(entry.set.clone());
-        }
-    }
-    let set = Arc::new(read_vectors(conn, &key.1, key.2)?);
-    let mut cache = CACHE.lock();
-    cache.clock += 1;
-    let last_used = cache.clock;
-    cache.entries.insert(
-        key,
-        Entry {
-            token,
-            set: set.clone(),
-            last_used,
-        },
-    );
-    evict(&mut cache);
-    Ok(set)
-}
-
-/// Drops the least recently used copies until the total fits.
-fn evict(cache: &mut Cache) {
-    loop {
-        let total: usize = cache.entries.values().map(|e| e.set.bytes()).sum();
-        if total <= MAX_CACHED_BYTES || cache.entries.len() <= 1 {
-            return;
-        }
-        let oldest = cache
-            .entries
-            .iter()
-            .min_by_key(|(_, e)| e.last_used)
-            .map(|(k, _)| k.clone());
-        if let Some(key) = oldest {
-            cache.entries.remove(&key);
-        }
-    }
-}
-
-fn read_vectors(conn: &Connection, model: &str, dim: usize) -> Result<VectorSet> {
-    let count = conn.query_i64(
-        "SELECT count(*) FROM memory_embeddings WHERE model = ?1 AND dim = ?2",
-        rusqlite::params![model, dim as i64],
-    )? as usize;
-    let mut seqs = Vec::with_capacity(count);
-    let mut data = Vec::with_capacity(count * dim);
-    let mut stmt = conn.prepare_cached(
-        "SELECT memory_seq, vector FROM memory_embeddings
-         WHERE model = ?1 AND dim = ?2 ORDER BY memory_seq",
-    )?;
-    let mut rows = stmt.query(rusqlite::params![model, dim as i64])?;
-    while let Some(row) = rows.next()? {
-        let blob = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
-        if blob.len() != dim * 4 {
-            continue; // the schema's CHECK makes this unreachable
-        }
-        seqs.push(row.get(0)?);
-        let start = data.len();
-        data.extend(
-            blob.chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-        );
-        normalise(&mut data[start..]);
-    }
-    Ok(VectorSet::new(seqs, data, dim))
-}
 
 /// Appends the 8-bit codes of `v` to `codes`; returns the scale
 /// (largest magnitude / 127, so every code is in -127..=127).
@@ -218,11 +65,6 @@ impl CoarseQuery {
             per_scale: l1 / 2.0 + dim * scale / 4.0,
             fixed: dim.sqrt() * scale / 2.0 + dim * 4.0 * f32::EPSILON + 1e-6,
         }
-    }
-
-    /// Bounds `(low, high)` of the exact score of vector `i` of `set`.
-    pub fn bounds(&self, set: &VectorSet, i: usize) -> (f32, f32) {
-        self.bounds_of(set.codes(i), set.scales[i])
     }
 
     /// Bounds `(low, high)` of the exact score of the unit vector with
@@ -579,13 +421,16 @@ mod tests {
                 seqs.push(i);
                 data.extend(v);
             }
-            let set = VectorSet::new(seqs, data, dim);
+            let _ = seqs;
+            let vector = |i: usize| &data[i * dim..(i + 1) * dim];
+            let mut codes = Vec::new();
+            let scales: Vec<f32> = (0..20).map(|i| quantise(vector(i), &mut codes)).collect();
             for qi in 0..3 {
-                let q = set.vector(qi).to_vec();
+                let q = vector(qi).to_vec();
                 let cq = CoarseQuery::new(&q);
                 for i in 0..20 {
-                    let exact = dot(set.vector(i), &q);
-                    let (low, high) = cq.bounds(&set, i);
+                    let exact = dot(vector(i), &q);
+                    let (low, high) = cq.bounds_of(&codes[i * dim..(i + 1) * dim], scales[i]);
                     assert!(
                         low <= exact && exact <= high,
                         "dim {dim} q {qi} v {i}: {low} {exact} {high}"
@@ -598,6 +443,171 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A source over a plain table `v (key, vector)`, keys in tie order.
+    const TEST_SOURCE: VectorSource = VectorSource {
+        name: "test_vectors",
+        token_sql: "SELECT token FROM version",
+        scan_sql: "SELECT key, vector FROM v WHERE ?1 = ?1 AND ?2 = ?2 ORDER BY key",
+        fetch_sql: "SELECT vector FROM v WHERE key = ?1 AND ?2 = ?2",
+    };
+
+    fn database(vectors: &[Vec<f32>], keys: &[i64]) -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE v (key INTEGER PRIMARY KEY, vector BLOB);
+             CREATE TABLE version (token INTEGER); INSERT INTO version VALUES (random());",
+        )
+        .unwrap();
+        for (v, k) in vectors.iter().zip(keys) {
+            conn.execute(
+                "INSERT INTO v VALUES (?1, ?2)",
+                rusqlite::params![k, vector_blob(v)],
+            )
+            .unwrap();
+        }
+        conn
+    }
+
+    fn search(
+        conn: &Connection,
+        db: &str,
+        query: &[f32],
+        allowed: Option<&[i64]>,
+        k: usize,
+        min_score: f64,
+    ) -> Vec<(i64, f64)> {
+        let admits = |key: i64| allowed.is_none_or(|a| a.contains(&key));
+        top_k(
+            conn,
+            Path::new(db),
+            &VectorSearch {
+                source: &TEST_SOURCE,
+                model: "m",
+                query,
+                allowed: allowed.map(|_| &admits as &dyn Fn(i64) -> bool),
+                k,
+                min_score,
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn top_k_is_best_first_with_ties_in_insertion_order() {
+        let vs: Vec<Vec<f32>> = [[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [-1.0, 0.0]]
+            .iter()
+            .map(|v| v.to_vec())
+            .collect();
+        let conn = database(&vs, &[1, 2, 3, 4]);
+        let q = [2.0, 0.0];
+        let keys = |hits: Vec<(i64, f64)>| hits.into_iter().map(|h| h.0).collect::<Vec<_>>();
+        let db = "mem:ties";
+        assert_eq!(
+            keys(search(&conn, db, &q, None, 10, f64::NEG_INFINITY)),
+            [1, 3, 2, 4]
+        );
+        assert_eq!(
+            keys(search(&conn, db, &q, None, 2, f64::NEG_INFINITY)),
+            [1, 3]
+        );
+        assert_eq!(keys(search(&conn, db, &q, None, 10, 0.5)), [1, 3]);
+        assert_eq!(
+            keys(search(
+                &conn,
+                db,
+                &q,
+                Some(&[2, 3, 9]),
+                10,
+                f64::NEG_INFINITY
+            )),
+            [3, 2]
+        );
+        assert!(search(&conn, db, &q, Some(&[]), 10, f64::NEG_INFINITY).is_empty());
+        // A change of the token is seen: the codes are re-read.
+        conn.execute_batch("DELETE FROM v WHERE key = 1; UPDATE version SET token = token + 1")
+            .unwrap();
+        assert_eq!(
+            keys(search(&conn, db, &q, None, 10, f64::NEG_INFINITY)),
+            [3, 2, 4]
+        );
+    }
+
+    /// The brute-force reference: the engine's results equal a full exact
+    /// scan (same f32 arithmetic on the normalised stored vectors).
+    #[test]
+    fn two_pass_ranking_equals_a_full_exact_scan() {
+        let dim = 48;
+        let n = 5_000;
+        let mut x = 7u32;
+        let mut data: Vec<Vec<f32>> = (0..n)
+            .map(|_| {
+                (0..dim)
+                    .map(|_| {
+                        x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                        (x >> 16) as f32 / 65_536.0 - 0.5
+                    })
+                    .collect()
+            })
+            .collect();
+        // Near-duplicates of the query so the top scores differ by less
+        // than the coarse error, and exact duplicates for ties.
+        let query: Vec<f32> = data[0].clone();
+        for (copy, i) in [10, 20, 30, 40].into_iter().enumerate() {
+            let mut v = query.clone();
+            v[copy] += 1e-4 * copy as f32;
+            data[i] = v;
+        }
+        data[50] = query.clone();
+        let keys: Vec<i64> = (0..n as i64).map(|i| i * 2).collect();
+        let conn = database(&data, &keys);
+        let mut unit_query = query.clone();
+        normalise(&mut unit_query);
+        let exact = |allowed: Option<&[i64]>, k: usize, min: f64| {
+            let mut all: Vec<(i64, f32)> = (0..n)
+                .filter(|&i| allowed.is_none_or(|a| a.contains(&keys[i])))
+                .map(|i| {
+                    let mut v = data[i].clone();
+                    normalise(&mut v);
+                    (keys[i], dot(&v, &unit_query))
+                })
+                .filter(|p| p.1 as f64 >= min)
+                .collect();
+            all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            all.truncate(k);
+            all.into_iter()
+                .map(|(key, score)| (key, (score as f64).clamp(-1.0, 1.0)))
+                .collect::<Vec<_>>()
+        };
+        let allowed: Vec<i64> = keys.iter().copied().filter(|s| s % 3 == 0).collect();
+        let db = "mem:brute";
+        for k in [1, 5, 20, 200] {
+            assert_eq!(
+                search(&conn, db, &query, None, k, f64::NEG_INFINITY),
+                exact(None, k, f64::NEG_INFINITY)
+            );
+            assert_eq!(
+                search(&conn, db, &query, Some(&allowed), k, f64::NEG_INFINITY),
+                exact(Some(&allowed), k, f64::NEG_INFINITY)
+            );
+            assert_eq!(search(&conn, db, &query, None, k, 0.1), exact(None, k, 0.1));
+        }
+        // Index 10 got a zero offset: it and index 50 equal the query, so
+        // keys 0, 20 and 100 score the same and keep insertion order.
+        let top = search(&conn, db, &query, None, 10, f64::NEG_INFINITY);
+        let copies: Vec<(i64, f64)> = top
+            .iter()
+            .copied()
+            .filter(|(k, _)| [0, 20, 100].contains(k))
+            .collect();
+        assert_eq!(copies.len(), 3);
+        assert!(copies.iter().all(|c| c.1 == copies[0].1));
+        assert_eq!(
+            copies.iter().map(|c| c.0).collect::<Vec<_>>(),
+            [0, 20, 100],
+            "exact ties keep insertion order"
+        );
     }
 
     #[test]
