@@ -443,6 +443,16 @@ fn main() {
         "MB",
     );
 
+    // --- documents.delete of one host's documents alone (1%), then
+    // privacy.forget_site: one host = 1% of documents and visits.
+    let t0 = Instant::now();
+    let out = call(&profile, "documents.delete", r#"{"host":"site99.example"}"#);
+    assert_eq!(out["deleted"].as_u64().unwrap() as usize, docs / 100);
+    println!(
+        "{:<58} {:>10.3} ms",
+        "documents.delete {host} (1% of documents, checkpoint incl.)",
+        t0.elapsed().as_secs_f64() * 1e3
+    );
     // --- privacy.forget_site: one host = 1% of documents and visits.
     let mut forget = Vec::new();
     for h in 0..3 {

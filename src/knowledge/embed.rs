@@ -184,9 +184,13 @@ fn vectors_of(reply: &Value, model: &str, count: usize) -> Result<Vec<Vec<f32>>>
     }
     let mut out: Vec<Vec<f32>> = Vec::with_capacity(count);
     for v in vectors {
+        let numbers = v.as_array().ok_or_else(bad)?;
         let input = EmbeddingInput {
             model: model.to_owned(),
-            vector: serde_json::from_value(v.clone()).map_err(|_| bad())?,
+            vector: numbers
+                .iter()
+                .map(|x| x.as_f64().ok_or_else(bad))
+                .collect::<Result<Vec<f64>>>()?,
         };
         let vector = input.to_f32("vectors")?;
         if out.first().is_some_and(|first| first.len() != vector.len()) {
