@@ -144,15 +144,19 @@ pub fn embed_missing(
     let mut done = 0u64;
     progress(done, total)?;
     for seqs in pending.chunks(batch.max(1)) {
-        let ids = serde_json::to_string(seqs).map_err(|e| Error::internal(e.to_string()))?;
         // Chunks deleted since the listing are simply skipped.
         let chunks: Vec<(i64, String)> = profile.db().read(|conn| {
-            conn.query_all(
-                "SELECT c.seq, c.text FROM document_chunks c
-                 JOIN json_each(?1) j ON j.value = c.seq ORDER BY j.key",
-                [ids],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            let mut found = Vec::with_capacity(seqs.len());
+            for &seq in seqs {
+                if let Some(text) = conn.query_opt(
+                    "SELECT text FROM document_chunks WHERE seq = ?1",
+                    [seq],
+                    |r| r.get::<_, String>(0),
+                )? {
+                    found.push((seq, text));
+                }
+            }
+            Ok(found)
         })?;
         if !chunks.is_empty() {
             let texts: Vec<&str> = chunks.iter().map(|(_, t)| t.as_str()).collect();
