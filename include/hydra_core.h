@@ -546,6 +546,83 @@ char *hydra_bookmarks_create_folder(uint64_t handle, const char *request_json);
 // `request_json` is NULL or points to a NUL-terminated string.
 char *hydra_bookmarks_delete_folder(uint64_t handle, const char *request_json);
 
+// `documents.upsert` (writes): Store a page's text by url, cut into chunks (with optional embeddings).
+//
+// Same as `hydra_call(handle, "documents.upsert", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+// Error codes beyond the universal ones: not_found, conflict. Fields: docs/operations.md.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_documents_upsert(uint64_t handle, const char *request_json);
+
+// `documents.get` (read-only): One document by id or url, with its text and optionally its chunks.
+//
+// Same as `hydra_call(handle, "documents.get", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+// Error codes beyond the universal ones: not_found. Fields: docs/operations.md.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_documents_get(uint64_t handle, const char *request_json);
+
+// `documents.list` (read-only): Documents newest updated first, filtered by host or source.
+//
+// Same as `hydra_call(handle, "documents.list", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+// Error codes beyond the universal ones: none. Fields: docs/operations.md.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_documents_list(uint64_t handle, const char *request_json);
+
+// `documents.delete` (writes): Delete documents by id, url, host or all, leaving no trace.
+//
+// Same as `hydra_call(handle, "documents.delete", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+// Error codes beyond the universal ones: filter_required, not_found. Fields: docs/operations.md.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_documents_delete(uint64_t handle, const char *request_json);
+
+// `documents.search` (read-only): Search chunks by words (BM25), embedding (cosine) or both (rank fusion).
+//
+// Same as `hydra_call(handle, "documents.search", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+// Error codes beyond the universal ones: none. Fields: docs/operations.md.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_documents_search(uint64_t handle, const char *request_json);
+
+// `documents.embed` (writes): Embed every chunk lacking a model's embedding through the host's embedder, as a job.
+//
+// Same as `hydra_call(handle, "documents.embed", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+// Error codes beyond the universal ones: not_found, no_handler, cancelled, interrupted. Fields: docs/operations.md.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_documents_embed(uint64_t handle, const char *request_json);
+
+// `privacy.forget_site` (writes): Forget a site: its visits, documents, chunks and embeddings; clear its tabs, keep bookmarks.
+//
+// Same as `hydra_call(handle, "privacy.forget_site", request_json)`: takes a profile
+// handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
+// returns a JSON envelope the caller frees with `hydra_string_free`.
+// Error codes beyond the universal ones: none. Fields: docs/operations.md.
+//
+// # Safety
+// `request_json` is NULL or points to a NUL-terminated string.
+char *hydra_privacy_forget_site(uint64_t handle, const char *request_json);
+
 // `bundle.export` (writes): Export components of the profile to a verifiable bundle file, as a job.
 //
 // Same as `hydra_call(handle, "bundle.export", request_json)`: takes a profile
@@ -853,6 +930,19 @@ char *hydra_set_event_callback(uint64_t handle, hydra_event_fn fn, void *user_da
 // `fn`, when not NULL, must be callable from any thread for as long as it
 // stays registered, and `user_data` must stay valid for it that long.
 char *hydra_register_model(uint64_t handle, hydra_json_fn fn, void *user_data);
+
+// Registers the embedder of a profile handle (spec §9), replacing any
+// previous one; a NULL `fn` unregisters it. `documents_embed` jobs call it
+// on a worker thread with `{model, texts}`; it returns `{vectors}` (one
+// vector per text, in order), or NULL or `{"error":{code,message}}` for a
+// failure of that batch. It may call back into the library. Returns an
+// envelope (`{"registered":bool}`, or `closed` for a handle that is not
+// open) the caller frees with `hydra_string_free`.
+//
+// # Safety
+// `fn`, when not NULL, must be callable from any thread for as long as it
+// stays registered, and `user_data` must stay valid for it that long.
+char *hydra_register_embedder(uint64_t handle, hydra_json_fn fn, void *user_data);
 
 #ifdef __cplusplus
 }  // extern "C"

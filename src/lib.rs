@@ -43,12 +43,14 @@ pub mod ffi;
 pub mod fsutil;
 pub mod hydraflow;
 pub mod jobs;
+pub mod knowledge;
 pub mod meta;
 pub mod ops;
 pub mod overview;
 pub mod privacy;
 pub mod profile;
 pub mod repo;
+pub mod search;
 pub mod types;
 
 pub use error::{Error, ErrorCode, PublicError, Result};

@@ -201,6 +201,13 @@ macro_rules! operation_table {
             "bookmarks.delete" => bookmarks_delete(crate::browser::bookmarks::IdRequest) -> crate::privacy::Purged<crate::browser::bookmarks::DeleteResponse> = crate::browser::bookmarks::delete, write, "Delete a bookmark, leaving no trace.", errors[not_found];
             "bookmarks.create_folder" => bookmarks_create_folder(crate::browser::bookmarks::CreateFolderRequest) -> crate::browser::bookmarks::FolderResponse = crate::browser::bookmarks::create_folder, write, "Create a bookmark folder.", errors[not_found];
             "bookmarks.delete_folder" => bookmarks_delete_folder(crate::browser::bookmarks::IdRequest) -> crate::privacy::Purged<crate::browser::bookmarks::DeleteFolderResponse> = crate::browser::bookmarks::delete_folder, write, "Delete a folder with its subfolders and bookmarks.", errors[not_found];
+            "documents.upsert" => documents_upsert(crate::knowledge::documents::UpsertRequest) -> crate::knowledge::documents::UpsertResponse = crate::knowledge::documents::upsert, write, "Store a page's text by url, cut into chunks (with optional embeddings).", errors[not_found, conflict];
+            "documents.get" => documents_get(crate::knowledge::documents::GetRequest) -> crate::knowledge::documents::GetResponse = crate::knowledge::documents::get, read, "One document by id or url, with its text and optionally its chunks.", errors[not_found];
+            "documents.list" => documents_list(crate::knowledge::documents::ListRequest) -> crate::types::Page<crate::knowledge::documents::Document> = crate::knowledge::documents::list, read, "Documents newest updated first, filtered by host or source.", errors[];
+            "documents.delete" => documents_delete(crate::knowledge::documents::DeleteRequest) -> crate::privacy::Purged<crate::knowledge::documents::DeleteResponse> = crate::knowledge::documents::delete, write, "Delete documents by id, url, host or all, leaving no trace.", errors[filter_required, not_found];
+            "documents.search" => documents_search(crate::knowledge::search::SearchRequest) -> crate::knowledge::search::SearchResponse = crate::knowledge::search::search, read, "Search chunks by words (BM25), embedding (cosine) or both (rank fusion).", errors[];
+            "documents.embed" => documents_embed(crate::knowledge::embed::EmbedRequest) -> crate::knowledge::embed::EmbedResponse = crate::knowledge::embed::embed, write, "Embed every chunk lacking a model's embedding through the host's embedder, as a job.", errors[not_found, no_handler, cancelled, interrupted];
+            "privacy.forget_site" => privacy_forget_site(crate::knowledge::forget::ForgetSiteRequest) -> crate::privacy::Purged<crate::knowledge::forget::ForgetSiteResponse> = crate::knowledge::forget::forget_site, write, "Forget a site: its visits, documents, chunks and embeddings; clear its tabs, keep bookmarks.", errors[];
             "bundle.export" => bundle_export(crate::bundle::ExportRequest) -> crate::bundle::JobSubmitted = crate::bundle::export, write, "Export components of the profile to a verifiable bundle file, as a job.", errors[not_found, cancelled, interrupted];
             "bundle.import" => bundle_import(crate::bundle::ImportRequest) -> crate::bundle::JobSubmitted = crate::bundle::import, write, "Verify a bundle, then import it in one transaction, as a job.", errors[not_found, corrupt, incompatible_version, conflict, cancelled, interrupted];
             "bundle.list" => bundle_list(crate::bundle::ListRequest) -> crate::bundle::BundleList = crate::bundle::list, read, "The bundles in the profile's bundles folder with their manifests.", errors[];
@@ -247,6 +254,11 @@ pub const JOB_TYPES: &[crate::jobs::JobType] = &[
         name: crate::bundle::IMPORT_JOB,
         rerun_after_crash: false,
         run: crate::bundle::run_import,
+    },
+    crate::jobs::JobType {
+        name: crate::knowledge::embed::JOB_TYPE,
+        rerun_after_crash: false,
+        run: crate::knowledge::embed::run_job,
     },
     crate::jobs::JobType {
         name: crate::repo::checks::CHECKS_JOB_TYPE,

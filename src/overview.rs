@@ -31,9 +31,6 @@ pub const STORAGE_CACHE_TTL_MS: Millis = 300_000;
 /// The label of the profile directory among the storage roots.
 pub const PROFILE_ROOT_LABEL: &str = "profile";
 
-/// The storage root whose files `knowledge.documents` counts.
-pub const DOCS_ROOT_LABEL: &str = "docs";
-
 /// Request of `overview`.
 #[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -104,8 +101,12 @@ pub struct JobCounts {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct KnowledgeCounts {
-    /// Files under the `docs` storage root, 0 when there is none.
-    pub documents: u64,
+    /// Stored documents (spec §10).
+    pub documents: i64,
+    /// Their chunks.
+    pub chunks: i64,
+    /// Chunks with at least one embedding.
+    pub embedded_chunks: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
@@ -140,21 +141,31 @@ const JOB_STATUSES: &[&str] = &["queued", "running", "succeeded", "failed", "can
 
 /// `overview`.
 pub fn overview(profile: &Profile, req: OverviewRequest) -> Result<Overview> {
-    let counts = profile.db().read(|conn| {
+    let (counts, knowledge) = profile.db().read(|conn| {
         let tx = conn.unchecked_transaction()?; // one snapshot for every count
         let counts = read_counts(&tx)?;
+        let knowledge = knowledge_counts(&tx)?;
         tx.finish()?;
-        Ok(counts)
+        Ok((counts, knowledge))
     })?;
     let storage = storage(profile, req.refresh_storage)?;
-    let documents = storage.roots.get(DOCS_ROOT_LABEL).map_or(0, |r| r.files);
     Ok(Overview {
         browser: counts.browser,
         llm: counts.llm,
         tasks: counts.tasks,
         jobs: counts.jobs,
-        knowledge: KnowledgeCounts { documents },
+        knowledge,
         storage,
+    })
+}
+
+/// The knowledge store's counts (documents, chunks, embedded chunks).
+fn knowledge_counts(conn: &Connection) -> Result<KnowledgeCounts> {
+    Ok(KnowledgeCounts {
+        documents: conn.query_i64("SELECT count(*) FROM documents", [])?,
+        chunks: conn.query_i64("SELECT count(*) FROM document_chunks", [])?,
+        embedded_chunks: conn
+            .query_i64("SELECT count(DISTINCT chunk_seq) FROM chunk_embeddings", [])?,
     })
 }
 

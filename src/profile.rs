@@ -137,6 +137,8 @@ struct ProfileInner {
     jobs: Jobs,
     /// The host's chat model (`hydra_register_model`), if one is registered.
     model: parking_lot::RwLock<Option<HostJsonFn>>,
+    /// The host's embedder (`hydra_register_embedder`), if one is registered.
+    embedder: parking_lot::RwLock<Option<HostJsonFn>>,
 }
 
 /// Per profile directory, a number bumped by every change that alters file
@@ -204,6 +206,7 @@ impl Profile {
                 state: AtomicU8::new(OPEN),
                 jobs,
                 model: parking_lot::RwLock::new(None),
+                embedder: parking_lot::RwLock::new(None),
             }),
         };
         profile.inner.jobs.start(&profile)?;
@@ -350,6 +353,18 @@ impl Profile {
     /// The registered chat model, if any.
     pub fn model(&self) -> Option<HostJsonFn> {
         self.inner.model.read().clone()
+    }
+
+    /// Registers the embedder `documents_embed` jobs call (replacing any
+    /// previous one); `None` unregisters it. Rust callers may pass any
+    /// closure; the C ABI wraps `hydra_register_embedder`'s function.
+    pub fn set_embedder(&self, embedder: Option<HostJsonFn>) {
+        *self.inner.embedder.write() = embedder;
+    }
+
+    /// The registered embedder, if any.
+    pub fn embedder(&self) -> Option<HostJsonFn> {
+        self.inner.embedder.read().clone()
     }
 }
 

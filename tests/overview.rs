@@ -121,7 +121,11 @@ fn extra_roots_are_walked_without_following_symlinks_or_double_counting_links() 
     let o = common::call(&p, "overview", json!({})).unwrap();
     assert_eq!(o["storage"]["roots"]["docs"]["bytes"], 8);
     assert_eq!(o["storage"]["roots"]["docs"]["files"], 2);
-    assert_eq!(o["knowledge"]["documents"], 2);
+    // knowledge counts the documents store (spec §10), never files of a root.
+    assert_eq!(
+        o["knowledge"],
+        json!({"documents": 0, "chunks": 0, "embedded_chunks": 0})
+    );
     p.close(CloseOptions::default()).unwrap();
 
     let mut bad = OpenOptions::new(profile_dir.path());

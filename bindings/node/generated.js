@@ -279,6 +279,48 @@ exports.OPERATIONS = [
     "summary": "Delete a folder with its subfolders and bookmarks."
   },
   {
+    "name": "documents.upsert",
+    "method": "documents_upsert",
+    "paged": false,
+    "summary": "Store a page's text by url, cut into chunks (with optional embeddings)."
+  },
+  {
+    "name": "documents.get",
+    "method": "documents_get",
+    "paged": false,
+    "summary": "One document by id or url, with its text and optionally its chunks."
+  },
+  {
+    "name": "documents.list",
+    "method": "documents_list",
+    "paged": true,
+    "summary": "Documents newest updated first, filtered by host or source."
+  },
+  {
+    "name": "documents.delete",
+    "method": "documents_delete",
+    "paged": false,
+    "summary": "Delete documents by id, url, host or all, leaving no trace."
+  },
+  {
+    "name": "documents.search",
+    "method": "documents_search",
+    "paged": false,
+    "summary": "Search chunks by words (BM25), embedding (cosine) or both (rank fusion)."
+  },
+  {
+    "name": "documents.embed",
+    "method": "documents_embed",
+    "paged": false,
+    "summary": "Embed every chunk lacking a model's embedding through the host's embedder, as a job."
+  },
+  {
+    "name": "privacy.forget_site",
+    "method": "privacy_forget_site",
+    "paged": false,
+    "summary": "Forget a site: its visits, documents, chunks and embeddings; clear its tabs, keep bookmarks."
+  },
+  {
     "name": "bundle.export",
     "method": "bundle_export",
     "paged": false,

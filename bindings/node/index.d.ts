@@ -81,8 +81,12 @@ export interface JobCounts {
 }
 
 export interface KnowledgeCounts {
-  /** Files under the `docs` storage root, 0 when there is none. */
+  /** Their chunks. */
+  chunks: number;
+  /** Stored documents (spec §10). */
   documents: number;
+  /** Chunks with at least one embedding. */
+  embedded_chunks: number;
 }
 
 export interface LlmCounts {
@@ -277,6 +281,20 @@ export interface MessagesDeleteResponse {
   erased: boolean;
 }
 
+export interface EmbeddingInput {
+  model: string;
+  vector: Array<number>;
+}
+
+export interface Retrieve {
+  embedding?: EmbeddingInput | null;
+  host?: string | null;
+  include_subdomains?: boolean | null;
+  limit?: number;
+  /** Defaults to the user's message. */
+  query?: string | null;
+}
+
 export interface ChatRequest {
   context_messages?: number;
   memory_ids?: Array<string>;
@@ -285,9 +303,35 @@ export interface ChatRequest {
   metadata?: Record<string, unknown>;
   model?: string | null;
   reply?: string | null;
+  /** Documents to retrieve into `context.documents` (spec §10). */
+  retrieve?: Retrieve | null;
   tab_id?: string | null;
   task_ids?: Array<string>;
   thread_id?: string | null;
+}
+
+export interface HitChunk {
+  end: number | null;
+  index: number;
+  start: number | null;
+  text: string;
+}
+
+export interface HitDocument {
+  host: string | null;
+  id: string;
+  title: string | null;
+  url: string;
+}
+
+export interface SearchItem {
+  /** The chunk of a hit. */
+  chunk: HitChunk;
+  /** The document of a hit. */
+  document: HitDocument;
+  score: number;
+  text_rank: number | null;
+  vector_rank: number | null;
 }
 
 export interface EmbeddingInfo {
@@ -325,6 +369,9 @@ export interface Tab {
 }
 
 export interface ChatContext {
+  /** The retrieved chunks (`documents.search` items); `[]` without
+`retrieve`. */
+  documents: Array<SearchItem>;
   memories: Array<Memory>;
   messages: Array<Message>;
   tab: Tab | null;
@@ -474,11 +521,6 @@ export interface TasksEventsRequest {
 export interface TasksEventsResponse {
   items: Array<TaskEvent>;
   next_cursor: string | null;
-}
-
-export interface EmbeddingInput {
-  model: string;
-  vector: Array<number>;
 }
 
 export interface MemoryUpsertRequest {
@@ -858,9 +900,157 @@ export interface BookmarksDeleteFolderResponse {
   stats: FolderDeleteStats;
 }
 
+export interface ChunkInput {
+  embedding?: EmbeddingInput | null;
+  text: string;
+}
+
+export interface DocumentsUpsertRequest {
+  chunk_chars?: number | null;
+  chunks?: Array<ChunkInput> | null;
+  content_type?: string | null;
+  fetched_at?: number | null;
+  /** The id of a new document (generated when omitted). */
+  id?: string | null;
+  job_id?: string | null;
+  metadata?: Record<string, unknown> | null;
+  source?: "crawl" | "visit" | "import" | "user" | null;
+  text: string;
+  thread_id?: string | null;
+  /** Replaced on every upsert (omitted: none). */
+  title?: string | null;
+  url: string;
+}
+
+export interface Document {
+  chunks: number;
+  content_sha256: string;
+  content_type: string | null;
+  created_at: number;
+  embedded_chunks: number;
+  fetched_at: number | null;
+  host: string | null;
+  id: string;
+  job_id: string | null;
+  metadata: Record<string, unknown>;
+  /** Where a document came from. */
+  source: "crawl" | "visit" | "import" | "user";
+  text_chars: number;
+  thread_id: string | null;
+  title: string | null;
+  updated_at: number;
+  url: string;
+}
+
+export interface DocumentsUpsertResponse {
+  changed: boolean;
+  created: boolean;
+  /** A document as the contract shows it. */
+  document: Document;
+}
+
+export interface DocumentsGetRequest {
+  id?: string | null;
+  include_chunks?: boolean;
+  url?: string | null;
+}
+
+export interface ChunkEmbedding {
+  dim: number;
+  model: string;
+}
+
+export interface Chunk {
+  document_id: string;
+  embeddings: Array<ChunkEmbedding>;
+  end: number | null;
+  index: number;
+  start: number | null;
+  text: string;
+}
+
+export interface DocumentsGetResponse {
+  chunks: Array<Chunk> | null;
+  /** A document as the contract shows it. */
+  document: Document;
+  text: string;
+}
+
+export interface DocumentsListRequest {
+  cursor?: string | null;
+  host?: string | null;
+  include_subdomains?: boolean | null;
+  limit?: number;
+  source?: "crawl" | "visit" | "import" | "user" | null;
+}
+
+export interface DocumentsListResponse {
+  items: Array<Document>;
+  next_cursor: string | null;
+}
+
+export interface DocumentsDeleteRequest {
+  all?: boolean | null;
+  host?: string | null;
+  id?: string | null;
+  include_subdomains?: boolean | null;
+  url?: string | null;
+}
+
+export interface DocumentsDeleteResponse {
+  chunks_deleted: number;
+  deleted: number;
+  erased: boolean;
+}
+
+export interface DocumentsSearchRequest {
+  embedding?: EmbeddingInput | null;
+  host?: string | null;
+  include_subdomains?: boolean | null;
+  limit?: number;
+  /** `match`: whether every query term must occur, or any. */
+  match?: "all" | "any";
+  query?: string | null;
+  source?: "crawl" | "visit" | "import" | "user" | null;
+}
+
+export interface DocumentsSearchResponse {
+  items: Array<SearchItem>;
+}
+
+export interface DocumentsEmbedRequest {
+  batch?: number;
+  model: string;
+  task_id?: string | null;
+  thread_id?: string | null;
+  wait?: boolean;
+}
+
+export interface DocumentsEmbedResponse {
+  /** Chunks given an embedding. */
+  embedded?: number;
+  /** Chunks of batches the embedder failed. */
+  failed?: number;
+  job_id: string;
+}
+
+export interface PrivacyForgetSiteRequest {
+  host: string;
+  include_subdomains?: boolean | null;
+}
+
+export interface PrivacyForgetSiteResponse {
+  bookmarks_kept: number;
+  chunks_deleted: number;
+  documents_deleted: number;
+  erased: boolean;
+  history_deleted: number;
+  tabs_cleared: number;
+}
+
 export interface BundleExportRequest {
   /** Components to export (default: all). */
-  components?: Array<"threads" | "messages" | "tasks" | "task_events" | "memories" | "browser_history" | "bookmarks" | "tabs"> | null;
+  components?: Array<"threads" | "messages" | "tasks" | "task_events" | "memories" | "browser_history" | "bookmarks" | "tabs" | "documents"> | null;
   /** Absolute path of the bundle to write (default:
 `<profile>/bundles/bundle-<created_at>-<random>.hydra`). */
   path?: string | null;
@@ -876,7 +1066,7 @@ export interface BundleExportResponse {
 
 export interface BundleImportRequest {
   /** Components to import (default: every component of the bundle). */
-  components?: Array<"threads" | "messages" | "tasks" | "task_events" | "memories" | "browser_history" | "bookmarks" | "tabs"> | null;
+  components?: Array<"threads" | "messages" | "tasks" | "task_events" | "memories" | "browser_history" | "bookmarks" | "tabs" | "documents"> | null;
   /** Verify and report what the import would do, writing nothing. */
   dry_run?: boolean;
   path: string;
@@ -902,6 +1092,8 @@ export interface ManifestComponents {
   bookmarks?: ComponentSummary;
   /** One component's entry in the manifest. */
   browser_history?: ComponentSummary;
+  /** One component's entry in the manifest. */
+  documents?: ComponentSummary;
   /** One component's entry in the manifest. */
   memories?: ComponentSummary;
   /** One component's entry in the manifest. */
@@ -1418,6 +1610,21 @@ export declare class Profile {
   bookmarks_create_folder(request?: BookmarksCreateFolderRequest): BookmarksCreateFolderResponse;
   /** `bookmarks.delete_folder`: Delete a folder with its subfolders and bookmarks. */
   bookmarks_delete_folder(request?: BookmarksDeleteFolderRequest): BookmarksDeleteFolderResponse;
+  /** `documents.upsert`: Store a page's text by url, cut into chunks (with optional embeddings). */
+  documents_upsert(request?: DocumentsUpsertRequest): DocumentsUpsertResponse;
+  /** `documents.get`: One document by id or url, with its text and optionally its chunks. */
+  documents_get(request?: DocumentsGetRequest): DocumentsGetResponse;
+  /** `documents.list`: Documents newest updated first, filtered by host or source. */
+  documents_list(request?: DocumentsListRequest): DocumentsListResponse;
+  iter_documents_list(request?: DocumentsListRequest): Generator<Document>;
+  /** `documents.delete`: Delete documents by id, url, host or all, leaving no trace. */
+  documents_delete(request?: DocumentsDeleteRequest): DocumentsDeleteResponse;
+  /** `documents.search`: Search chunks by words (BM25), embedding (cosine) or both (rank fusion). */
+  documents_search(request?: DocumentsSearchRequest): DocumentsSearchResponse;
+  /** `documents.embed`: Embed every chunk lacking a model's embedding through the host's embedder, as a job. */
+  documents_embed(request?: DocumentsEmbedRequest): DocumentsEmbedResponse;
+  /** `privacy.forget_site`: Forget a site: its visits, documents, chunks and embeddings; clear its tabs, keep bookmarks. */
+  privacy_forget_site(request?: PrivacyForgetSiteRequest): PrivacyForgetSiteResponse;
   /** `bundle.export`: Export components of the profile to a verifiable bundle file, as a job. */
   bundle_export(request?: BundleExportRequest): BundleExportResponse;
   /** `bundle.import`: Verify a bundle, then import it in one transaction, as a job. */

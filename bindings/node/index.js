@@ -203,6 +203,13 @@ class Profile {
     this._register('hydra_register_model', [], fn && jsonCallback(fn, 'model callback'), JsonFn);
   }
 
+  /** fn({model, texts}) -> {vectors} (one vector per text); embeds chunks
+   * for `documents_embed` jobs (on this thread, handed over by koffi from a
+   * library worker). null unregisters. */
+  registerEmbedder(fn) {
+    this._register('hydra_register_embedder', [], fn && jsonCallback(fn, 'embedder'), JsonFn);
+  }
+
   /** fn(job) -> result; runs jobs of `jobType` (on this thread, handed over
    * by koffi from a library worker). null unregisters. */
   registerJobHandler(jobType, fn) {

@@ -63,6 +63,14 @@ async function jobsThroughWorkerThreads() {
   check('events', () => assert.ok(events.some((e) => e.type === 'job.updated' && e.job.status === 'succeeded')));
   profile.registerJobHandler('focused_crawl', null);
   profile.setEventCallback(null);
+  // The embedder also runs on a worker thread: documents.embed waits async.
+  profile.documents_upsert({ url: 'https://node.example/', text: 'Electric trains.' });
+  profile.registerEmbedder((req) => ({ vectors: req.texts.map((t) => [1, t.length]) }));
+  const embedded = await profile.callAsync('documents.embed', { model: 'node', wait: true });
+  check('embedder', () => assert.deepStrictEqual([embedded.embedded, embedded.failed], [1, 0]));
+  const hits = profile.documents_search({ query: 'trains', embedding: { model: 'node', vector: [1, 16] } });
+  check('document search', () => assert.strictEqual(hits.items[0].vector_rank, 1));
+  profile.registerEmbedder(null);
 }
 
 async function main() {

@@ -54,6 +54,17 @@ with tempfile.TemporaryDirectory() as tmp:
     profile.register_model(None)
     check("no model", profile.chat({"message": "quiet"})["assistant_message"] is None)
 
+    # Knowledge: store a page, embed it through the embedder callback (on a
+    # worker thread), search it by words and by vector.
+    profile.documents_upsert({"url": "https://py.example/", "title": "Trains", "text": "Steam trains run on rails."})
+    profile.register_embedder(lambda req: {"vectors": [[1.0, float(len(t))] for t in req["texts"]]})
+    embedded = profile.documents_embed({"model": "py", "wait": True})
+    check("embedder ran", embedded["embedded"] == 1 and embedded["failed"] == 0)
+    hits = profile.documents_search({"query": "RAILS", "embedding": {"model": "py", "vector": [1.0, 26.0]}})["items"]
+    check("document found", hits[0]["document"]["url"] == "https://py.example/" and hits[0]["vector_rank"] == 1)
+    profile.register_embedder(None)
+    check("no embedder", error_code(profile.documents_embed, {"model": "py"}) == "no_handler")
+
     # A host job handler and the event callback, both on worker threads.
     events = []
     profile.set_event_callback(events.append)

@@ -435,6 +435,37 @@ fn demo(profile: &Profile) -> ExitCode {
             "a privacy purge: the rows leave every file",
         )?;
         run(
+            "documents.upsert",
+            json!({"url": "https://www.lyon-france.example/food", "title": "Eating in Lyon",
+            "text": "Bouchons serve quenelles and praline tart.\n\nThe Halles Paul Bocuse market opens early.",
+            "chunks": [
+                {"text": "Bouchons serve quenelles and praline tart.", "embedding": {"model": "demo-3d", "vector": [0.8, 0.3, 0.1]}},
+                {"text": "The Halles Paul Bocuse market opens early.", "embedding": {"model": "demo-3d", "vector": [0.2, 0.9, 0.1]}}
+            ]}),
+            "a page kept for retrieval: chunks with embeddings",
+        )?;
+        run(
+            "documents.upsert",
+            json!({"url": "https://tracker.example/offers", "title": "Offers", "text": "Cheap trains to Lyon this weekend."}),
+            "a second page, cut into chunks by the library",
+        )?;
+        run(
+            "documents.search",
+            json!({"query": "market Lyon", "match": "any", "embedding": {"model": "demo-3d", "vector": [0.1, 1.0, 0.0]}, "limit": 3}),
+            "hybrid search: words and embedding fused by rank",
+        )?;
+        run(
+            "chat",
+            json!({"message": "Where should we eat?", "thread_id": thread_id, "reply": "Try a bouchon.",
+                   "retrieve": {"query": "quenelles bouchons", "limit": 2}}),
+            "a chat turn with the retrieved chunks in context.documents",
+        )?;
+        run(
+            "privacy.forget_site",
+            json!({"host": "tracker.example"}),
+            "forget a site: its visits, pages, chunks and embeddings; bookmarks are kept",
+        )?;
+        run(
             "hydraflow.context",
             json!({"thread_id": thread_id}),
             "what the shell shows beside the conversation",

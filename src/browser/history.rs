@@ -432,6 +432,22 @@ pub fn purge(profile: &Profile, req: PurgeRequest) -> Result<Purged<PurgeRespons
     })
 }
 
+/// Deletes every visit of `host` (and its subdomains, per the match) and
+/// clears the tabs that showed one, inside the caller's transaction (the
+/// caller runs it through [`crate::privacy::purge`]); returns
+/// `(visits deleted, tabs cleared)`. `privacy.forget_site` uses it.
+pub(crate) fn purge_host_in(conn: &Connection, host: HostMatch, now: Millis) -> Result<(u64, u64)> {
+    let filters = Filters {
+        host: Some(host),
+        ..Filters::default()
+    };
+    let mut w = Where::default();
+    filters.push_host_range(&mut w);
+    let tabs_cleared = clear_tabs(conn, &w, now)?;
+    let deleted = delete_rows(conn, &w)?;
+    Ok((deleted, tabs_cleared))
+}
+
 /// Clears the pointer and cached url/title/time of every tab that points at
 /// a visit matching `w` (before those visits are deleted).
 fn clear_tabs(conn: &Connection, w: &Where, now: Millis) -> Result<u64> {

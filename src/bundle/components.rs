@@ -7,13 +7,17 @@
 //! - a memory's `embedding` is `{model, vector}` instead of `{model, dim}`;
 //! - a bookmark carries `folder_path`, the folder names from the top;
 //! - a tab carries `current_visit`, `{url, visited_at}` of its current visit,
-//!   re-resolved to a local history row on import.
+//!   re-resolved to a local history row on import;
+//! - a document is its own record shape ([`DocumentRecord`]): its text and
+//!   chunks with their embeddings (`{model, vector}`); host, digest and
+//!   counts are derived again on import.
 //!
 //! Import stores records as exported and triggers none of the side effects
 //! of the ordinary operations (no task events, no thread or tab touches, no
 //! audit entries). String ids are kept; history, bookmark and folder ids are
 //! local numbers, so imported ones get new ids. Dedupe: string-id records by
-//! id, visits by `(url, visited_at)`, bookmarks by `(url, folder path)`.
+//! id, visits by `(url, visited_at)`, bookmarks by `(url, folder path)`,
+//! documents by `url`.
 
 use super::format::{BundleWriter, Component};
 use super::{Outcome, Policy};
@@ -27,12 +31,14 @@ use crate::hydraflow::memory::{self, EmbeddingInput, Memory};
 use crate::hydraflow::messages::{self, Message};
 use crate::hydraflow::tasks::{self, Task, TaskEvent};
 use crate::hydraflow::threads::{self, Thread};
+use crate::knowledge::{self, Source};
 use crate::types::{now_ms, Millis};
 use rusqlite::{params, Connection, OptionalExtension, ToSql};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
+use sha2::Digest;
 use std::collections::HashSet;
 
 /// A tab's current visit, by the natural key of history rows.
@@ -159,6 +165,7 @@ pub(super) fn export(
                 )?)
             },
         ),
+        Component::Documents => export_documents(conn, w),
     }
 }
 
@@ -571,6 +578,7 @@ pub(super) fn import(
                 ],
             )
         }
+        Component::Documents => import_document(conn, parse_raw(component, raw)?, policy),
     }
 }
 
@@ -688,4 +696,202 @@ mod tests {
         assert_eq!(decide(Some(5), 4, Policy::NewerWins), Outcome::Skipped);
         assert_eq!(decide(Some(5), 9, Policy::SkipExisting), Outcome::Skipped);
     }
+}
+
+/// A document as a bundle carries it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DocumentRecord {
+    id: String,
+    url: String,
+    title: Option<String>,
+    source: Source,
+    content_type: Option<String>,
+    text: String,
+    chunk_chars: Option<i64>,
+    fetched_at: Option<Millis>,
+    created_at: Millis,
+    updated_at: Millis,
+    metadata: serde_json::Map<String, Value>,
+    job_id: Option<String>,
+    thread_id: Option<String>,
+    chunks: Vec<ChunkRecord>,
+}
+
+/// A chunk of a [`DocumentRecord`], with its embeddings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChunkRecord {
+    text: String,
+    start: Option<i64>,
+    end: Option<i64>,
+    embeddings: Vec<EmbeddingInput>,
+}
+
+/// Every document, oldest `updated_at` first, with chunks and vectors.
+fn export_documents(conn: &Connection, w: &mut BundleWriter) -> Result<()> {
+    conn.for_each_row(
+        "SELECT seq, id, url, title, source, content_type, text, chunk_chars, fetched_at,
+                created_at, updated_at, metadata, job_id, thread_id
+         FROM documents ORDER BY updated_at, seq",
+        [],
+        |r| {
+            let source: String = r.get(4)?;
+            let metadata: String = r.get(11)?;
+            Ok((
+                r.get::<_, i64>(0)?,
+                DocumentRecord {
+                    id: r.get(1)?,
+                    url: r.get(2)?,
+                    title: r.get(3)?,
+                    source: Source::parse(&source).unwrap_or(Source::User),
+                    content_type: r.get(5)?,
+                    text: r.get(6)?,
+                    chunk_chars: r.get(7)?,
+                    fetched_at: r.get(8)?,
+                    created_at: r.get(9)?,
+                    updated_at: r.get(10)?,
+                    metadata: match serde_json::from_str(&metadata) {
+                        Ok(Value::Object(m)) => m,
+                        _ => Default::default(),
+                    },
+                    job_id: r.get(12)?,
+                    thread_id: r.get(13)?,
+                    chunks: Vec::new(),
+                },
+            ))
+        },
+        |(seq, mut record)| {
+            record.chunks = conn
+                .query_all(
+                    "SELECT seq, text, start, end FROM document_chunks
+                 WHERE document_seq = ?1 ORDER BY idx",
+                    [seq],
+                    |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            ChunkRecord {
+                                text: r.get(1)?,
+                                start: r.get(2)?,
+                                end: r.get(3)?,
+                                embeddings: Vec::new(),
+                            },
+                        ))
+                    },
+                )?
+                .into_iter()
+                .map(|(chunk_seq, mut chunk)| {
+                    chunk.embeddings = conn.query_all(
+                    "SELECT model, vector FROM chunk_embeddings WHERE chunk_seq = ?1 ORDER BY seq",
+                    [chunk_seq],
+                    |r| {
+                        let blob: Vec<u8> = r.get(1)?;
+                        Ok(EmbeddingInput {
+                            model: r.get(0)?,
+                            vector: blob
+                                .chunks_exact(4)
+                                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64)
+                                .collect(),
+                        })
+                    },
+                )?;
+                    Ok(chunk)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            w.record(&record)
+        },
+    )
+}
+
+/// Imports one document: deduplicated by `url` (`newer_wins` by
+/// `updated_at`); a replaced document loses its old chunks. Links to jobs
+/// and threads in neither bundle nor profile become null; an id already
+/// used by another url is replaced by a fresh one.
+fn import_document(conn: &Connection, d: DocumentRecord, policy: Policy) -> Result<Outcome> {
+    let facts = crate::browser::urls::parse_url("record.url", &d.url)?;
+    if d.text.is_empty() || d.chunks.is_empty() {
+        return Err(Error::invalid(
+            "record.text",
+            "a document has text and chunks",
+        ));
+    }
+    let stored: Option<(i64, Millis)> = conn.query_opt(
+        "SELECT seq, updated_at FROM documents WHERE url = ?1",
+        [&d.url],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let outcome = decide(stored.map(|s| s.1), d.updated_at, policy);
+    if outcome == Outcome::Skipped {
+        return Ok(outcome);
+    }
+    let job_id = kept_link(conn, "jobs", d.job_id.clone(), None)?;
+    let thread_id = kept_link(conn, "llm_threads", d.thread_id.clone(), None)?;
+    let sha = crate::types::hex(&sha2::Sha256::digest(d.text.as_bytes()));
+    let text_chars = d.text.chars().count() as i64;
+    let metadata = Value::Object(d.metadata.clone()).to_string();
+    let seq = match stored {
+        Some((seq, _)) => {
+            conn.run("DELETE FROM document_chunks WHERE document_seq = ?1", [seq])?;
+            conn.run(
+                "UPDATE documents SET title = ?2, source = ?3, content_type = ?4, text = ?5,
+                     text_chars = ?6, content_sha256 = ?7, chunk_chars = ?8, fetched_at = ?9,
+                     metadata = ?10, job_id = ?11, thread_id = ?12, created_at = ?13,
+                     updated_at = ?14
+                 WHERE seq = ?1",
+                params![
+                    seq,
+                    d.title,
+                    d.source.as_str(),
+                    d.content_type,
+                    d.text,
+                    text_chars,
+                    sha,
+                    d.chunk_chars,
+                    d.fetched_at,
+                    metadata,
+                    job_id,
+                    thread_id,
+                    d.created_at,
+                    d.updated_at
+                ],
+            )?;
+            seq
+        }
+        None => {
+            let id = if exists(conn, "documents", &d.id)? {
+                crate::types::new_id()
+            } else {
+                d.id.clone()
+            };
+            conn.run(
+                "INSERT INTO documents (id, url, host, rev_host, title, source, content_type, text,
+                     text_chars, content_sha256, chunk_chars, fetched_at, metadata, job_id,
+                     thread_id, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                params![
+                    id, d.url, facts.host, facts.rev_host(), d.title, d.source.as_str(),
+                    d.content_type, d.text, text_chars, sha, d.chunk_chars, d.fetched_at,
+                    metadata, job_id, thread_id, d.created_at, d.updated_at
+                ],
+            )?;
+            conn.last_insert_rowid()
+        }
+    };
+    for (i, chunk) in d.chunks.iter().enumerate() {
+        if chunk.text.is_empty() {
+            return Err(Error::invalid(
+                format!("record.chunks[{i}].text"),
+                "must not be empty",
+            ));
+        }
+        let span = chunk.start.zip(chunk.end);
+        let chunk_seq = knowledge::documents::insert_chunk(conn, seq, i as i64, &chunk.text, span)?;
+        for e in &chunk.embeddings {
+            let field = format!("record.chunks[{i}].embedding");
+            let vector = e.to_f32(&field)?;
+            knowledge::documents::require_dimension(conn, &e.model, vector.len(), &field)?;
+            knowledge::documents::store_embedding(conn, chunk_seq, &e.model, &vector)?;
+        }
+    }
+    Ok(outcome)
 }

@@ -57,11 +57,12 @@ pub enum Component {
     BrowserHistory,
     Bookmarks,
     Tabs,
+    Documents,
 }
 
 impl Component {
     /// Every component, in write and import order.
-    pub const ALL: [Component; 8] = [
+    pub const ALL: [Component; 9] = [
         Component::Threads,
         Component::Messages,
         Component::Tasks,
@@ -70,6 +71,7 @@ impl Component {
         Component::BrowserHistory,
         Component::Bookmarks,
         Component::Tabs,
+        Component::Documents,
     ];
 }
 

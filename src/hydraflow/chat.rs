@@ -43,6 +43,9 @@ pub struct ChatRequest {
     pub context_messages: Bounded<20, 500>,
     #[serde(default)]
     pub metadata: Metadata,
+    /// Documents to retrieve into `context.documents` (spec §10).
+    #[serde(default)]
+    pub retrieve: Option<crate::knowledge::search::Retrieve>,
 }
 
 /// What the turn saw: the latest messages (ending with the user message),
@@ -52,6 +55,10 @@ pub struct ChatContext {
     pub messages: Vec<Message>,
     pub memories: Vec<memory::Memory>,
     pub tab: Option<Tab>,
+    /// The retrieved chunks (`documents.search` items); `[]` without
+    /// `retrieve`.
+    #[serde(default)]
+    pub documents: Vec<crate::knowledge::search::SearchItem>,
 }
 
 /// `{thread_id, tab_id, user_message, assistant_message, context}`.
@@ -100,6 +107,10 @@ pub fn chat(profile: &Profile, req: ChatRequest) -> Result<ChatResponse> {
         new_thread_id: Id::generate(),
         started_at: now_ms(),
     };
+    let documents = match &turn.req.retrieve {
+        Some(retrieve) => crate::knowledge::search::retrieve(profile, retrieve, &turn.req.message)?,
+        None => Vec::new(),
+    };
     let assistant = match (&turn.req.reply, profile.model()) {
         (Some(reply), _) => Some(Assistant {
             content: reply.clone(),
@@ -107,12 +118,16 @@ pub fn chat(profile: &Profile, req: ChatRequest) -> Result<ChatResponse> {
             tokens: None,
         }),
         (None, Some(model)) => {
-            let input = profile.db().read(|conn| turn.model_input(conn))?;
+            let input = profile
+                .db()
+                .read(|conn| turn.model_input(conn, &documents))?;
             Some(parse_reply(model(&input)?, &turn.req.model)?)
         }
         (None, None) => None,
     };
-    profile.db().write(|tx| turn.write(tx, assistant))
+    profile
+        .db()
+        .write(|tx| turn.write(tx, assistant, documents))
 }
 
 impl Turn {
@@ -160,7 +175,11 @@ impl Turn {
     /// What the model receives, `{thread_id, message, context}` (plus
     /// `model` when the caller named one), read before the user message is
     /// written: the context is the one the turn will return.
-    fn model_input(&self, conn: &Connection) -> Result<Value> {
+    fn model_input(
+        &self,
+        conn: &Connection,
+        documents: &[crate::knowledge::search::SearchItem],
+    ) -> Result<Value> {
         self.check_links(conn)?;
         let existing = self.resolve(conn)?;
         let thread_id = existing
@@ -194,6 +213,7 @@ impl Turn {
                 Some(tab) => tabs::get(conn, tab.as_str())?,
                 None => None,
             },
+            documents: documents.to_vec(),
         };
         let mut input = json!({
             "thread_id": thread_id,
@@ -207,7 +227,12 @@ impl Turn {
     }
 
     /// Writes the turn in the caller's transaction.
-    fn write(&self, tx: &Connection, assistant: Option<Assistant>) -> Result<ChatResponse> {
+    fn write(
+        &self,
+        tx: &Connection,
+        assistant: Option<Assistant>,
+        documents: Vec<crate::knowledge::search::SearchItem>,
+    ) -> Result<ChatResponse> {
         self.check_links(tx)?;
         let now = now_ms();
         let thread_id = match self.resolve(tx)? {
@@ -274,6 +299,7 @@ impl Turn {
                 messages: context_messages,
                 memories,
                 tab,
+                documents,
             },
         })
     }

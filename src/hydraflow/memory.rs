@@ -178,51 +178,8 @@ pub fn link_to_thread(conn: &Connection, id: &str, thread_id: &str, now: Millis)
     Ok(())
 }
 
-/// An embedding in a request: `{model, vector}`.
-#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EmbeddingInput {
-    pub model: String,
-    #[schemars(length(min = 1, max = MAX_DIM))]
-    pub vector: Vec<f64>,
-}
-
-/// The largest embedding dimension accepted.
-pub const MAX_DIM: usize = 4096;
-
-impl EmbeddingInput {
-    /// The vector as f32, validated: 1..4096 finite numbers (also finite as
-    /// f32), not all zero (cosine similarity needs a direction); a
-    /// non-empty model name. `field` names the request field.
-    pub fn to_f32(&self, field: &str) -> Result<Vec<f32>> {
-        if self.model.trim().is_empty() {
-            return Err(Error::invalid(
-                format!("{field}.model"),
-                "must not be empty",
-            ));
-        }
-        let vector_field = format!("{field}.vector");
-        if !(1..=MAX_DIM).contains(&self.vector.len()) {
-            return Err(Error::invalid(vector_field, "must have 1..4096 numbers"));
-        }
-        let vector: Vec<f32> = self.vector.iter().map(|&x| x as f32).collect();
-        if vector.iter().any(|x| !x.is_finite()) {
-            return Err(Error::invalid(
-                vector_field,
-                "numbers must be finite f32 values",
-            ));
-        }
-        if vector.iter().all(|&x| x == 0.0) {
-            return Err(Error::invalid(vector_field, "must not be all zeros"));
-        }
-        Ok(vector)
-    }
-}
-
-/// A vector as stored: little-endian f32.
-pub(crate) fn vector_blob(vector: &[f32]) -> Vec<u8> {
-    vector.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
+pub(crate) use crate::search::vectors::vector_blob;
+pub use crate::search::vectors::{EmbeddingInput, MAX_DIM};
 
 /// `memory.upsert`. Without `id` (or with an unknown one) it inserts;
 /// with a stored id it updates `value` and `scope` and every optional field

@@ -36,7 +36,6 @@ pub mod search;
 pub mod tab_binding;
 pub mod tasks;
 pub mod threads;
-mod vectors;
 
 use crate::db::ConnExt;
 use crate::error::{Error, Result};

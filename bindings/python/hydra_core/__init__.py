@@ -216,6 +216,14 @@ class Profile(Operations):
         _take(native(self.handle, cb, None))
         self._callbacks.append(cb)
 
+    def register_embedder(self, fn: Optional[Callable[[Any], Any]]) -> None:
+        """Registers ``fn({model, texts}) -> {vectors}`` (one vector per text)
+        for ``documents_embed`` jobs (on a worker thread); None unregisters."""
+        native = _native.registration("hydra_register_embedder", [ctypes.c_uint64, JSON_FN, ctypes.c_void_p])
+        cb = _json_callback(fn, "embedder") if fn else JSON_FN()
+        _take(native(self.handle, cb, None))
+        self._callbacks.append(cb)
+
     def register_job_handler(self, job_type: str, fn: Optional[Callable[[Any], Any]]) -> None:
         """Registers ``fn(job) -> result`` to run jobs of ``job_type`` on a
         worker thread (it may call ``jobs_progress``); None unregisters."""

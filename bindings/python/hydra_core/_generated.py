@@ -206,7 +206,9 @@ class JobCounts(TypedDict):
 
 
 class KnowledgeCounts(TypedDict):
+    chunks: int
     documents: int
+    embedded_chunks: int
 
 
 class LlmCounts(TypedDict):
@@ -420,6 +422,21 @@ forget (or invent) the field; it derefs to the inner response."""
     erased: bool
 
 
+class EmbeddingInput(TypedDict):
+    """An embedding in a request: `{model, vector}`."""
+    model: str
+    vector: List[float]
+
+
+class Retrieve(TypedDict, total=False):
+    """`chat`'s `retrieve`: a `documents.search` run for the turn."""
+    embedding: Optional[EmbeddingInput]
+    host: Optional[str]
+    include_subdomains: Optional[bool]
+    limit: int
+    query: Optional[str]
+
+
 class _ChatRequestRequired(TypedDict):
     message: str
 
@@ -431,9 +448,35 @@ class ChatRequest(_ChatRequestRequired, total=False):
     metadata: Dict[str, Any]
     model: Optional[str]
     reply: Optional[str]
+    retrieve: Optional[Retrieve]
     tab_id: Optional[str]
     task_ids: List[str]
     thread_id: Optional[str]
+
+
+class HitChunk(TypedDict):
+    """The chunk of a hit."""
+    end: Optional[int]
+    index: int
+    start: Optional[int]
+    text: str
+
+
+class HitDocument(TypedDict):
+    """The document of a hit."""
+    host: Optional[str]
+    id: str
+    title: Optional[str]
+    url: str
+
+
+class SearchItem(TypedDict):
+    """One result: a chunk with its document and ranks."""
+    chunk: HitChunk
+    document: HitDocument
+    score: float
+    text_rank: Optional[int]
+    vector_rank: Optional[int]
 
 
 class EmbeddingInfo(TypedDict):
@@ -475,6 +518,7 @@ class Tab(TypedDict):
 class ChatContext(TypedDict):
     """What the turn saw: the latest messages (ending with the user message),
 the thread's memories and the tab."""
+    documents: List[SearchItem]
     memories: List[Memory]
     messages: List[Message]
     tab: Optional[Tab]
@@ -649,12 +693,6 @@ class TasksEventsResponse(TypedDict):
     """One page of a list: `{items, next_cursor}`."""
     items: List[TaskEvent]
     next_cursor: Optional[str]
-
-
-class EmbeddingInput(TypedDict):
-    """An embedding in a request: `{model, vector}`."""
-    model: str
-    vector: List[float]
 
 
 class _MemoryUpsertRequestRequired(TypedDict):
@@ -1081,10 +1119,189 @@ forget (or invent) the field; it derefs to the inner response."""
     stats: FolderDeleteStats
 
 
+class _ChunkInputRequired(TypedDict):
+    text: str
+
+
+class ChunkInput(_ChunkInputRequired, total=False):
+    """A chunk the caller cut itself."""
+    embedding: Optional[EmbeddingInput]
+
+
+class _DocumentsUpsertRequestRequired(TypedDict):
+    text: str
+    url: str
+
+
+class DocumentsUpsertRequest(_DocumentsUpsertRequestRequired, total=False):
+    """Request of `documents.upsert`."""
+    chunk_chars: Optional[int]
+    chunks: Optional[List[ChunkInput]]
+    content_type: Optional[str]
+    fetched_at: Optional[int]
+    id: Optional[str]
+    job_id: Optional[str]
+    metadata: Optional[Dict[str, Any]]
+    source: Optional[Literal["crawl", "visit", "import", "user"]]
+    thread_id: Optional[str]
+    title: Optional[str]
+
+
+class Document(TypedDict):
+    """A document as the contract shows it."""
+    chunks: int
+    content_sha256: str
+    content_type: Optional[str]
+    created_at: int
+    embedded_chunks: int
+    fetched_at: Optional[int]
+    host: Optional[str]
+    id: str
+    job_id: Optional[str]
+    metadata: Dict[str, Any]
+    source: Literal["crawl", "visit", "import", "user"]
+    text_chars: int
+    thread_id: Optional[str]
+    title: Optional[str]
+    updated_at: int
+    url: str
+
+
+class DocumentsUpsertResponse(TypedDict):
+    """Response of `documents.upsert`."""
+    changed: bool
+    created: bool
+    document: Document
+
+
+class DocumentsGetRequest(TypedDict, total=False):
+    """Request of `documents.get`: exactly one of `id` and `url`."""
+    id: Optional[str]
+    include_chunks: bool
+    url: Optional[str]
+
+
+class ChunkEmbedding(TypedDict):
+    """A model and dimension a chunk is embedded with."""
+    dim: int
+    model: str
+
+
+class Chunk(TypedDict):
+    """A chunk as the contract shows it (never with its vectors)."""
+    document_id: str
+    embeddings: List[ChunkEmbedding]
+    end: Optional[int]
+    index: int
+    start: Optional[int]
+    text: str
+
+
+class DocumentsGetResponse(TypedDict):
+    """Response of `documents.get`."""
+    chunks: Optional[List[Chunk]]
+    document: Document
+    text: str
+
+
+class DocumentsListRequest(TypedDict, total=False):
+    """Request of `documents.list`."""
+    cursor: Optional[str]
+    host: Optional[str]
+    include_subdomains: Optional[bool]
+    limit: int
+    source: Optional[Literal["crawl", "visit", "import", "user"]]
+
+
+class DocumentsListResponse(TypedDict):
+    """One page of a list: `{items, next_cursor}`."""
+    items: List[Document]
+    next_cursor: Optional[str]
+
+
+class DocumentsDeleteRequest(TypedDict, total=False):
+    """Request of `documents.delete`: exactly one of `id`, `url`, `host`,
+`all: true`."""
+    all: Optional[bool]
+    host: Optional[str]
+    id: Optional[str]
+    include_subdomains: Optional[bool]
+    url: Optional[str]
+
+
+class DocumentsDeleteResponse(TypedDict):
+    """The response of a privacy delete: the delete's own fields, flattened,
+plus `erased`. Only [`purge`] makes one, so a privacy delete cannot
+forget (or invent) the field; it derefs to the inner response."""
+    chunks_deleted: int
+    deleted: int
+    erased: bool
+
+
+class DocumentsSearchRequest(TypedDict, total=False):
+    """Request of `documents.search`."""
+    embedding: Optional[EmbeddingInput]
+    host: Optional[str]
+    include_subdomains: Optional[bool]
+    limit: int
+    match: Literal["all", "any"]
+    query: Optional[str]
+    source: Optional[Literal["crawl", "visit", "import", "user"]]
+
+
+class DocumentsSearchResponse(TypedDict):
+    """Response of `documents.search`."""
+    items: List[SearchItem]
+
+
+class _DocumentsEmbedRequestRequired(TypedDict):
+    model: str
+
+
+class DocumentsEmbedRequest(_DocumentsEmbedRequestRequired, total=False):
+    """Request of `documents.embed`."""
+    batch: int
+    task_id: Optional[str]
+    thread_id: Optional[str]
+    wait: bool
+
+
+class _DocumentsEmbedResponseRequired(TypedDict):
+    job_id: str
+
+
+class DocumentsEmbedResponse(_DocumentsEmbedResponseRequired, total=False):
+    """Response of `documents.embed`: `{job_id}`, plus the outcome when the
+call waited."""
+    embedded: int
+    failed: int
+
+
+class _PrivacyForgetSiteRequestRequired(TypedDict):
+    host: str
+
+
+class PrivacyForgetSiteRequest(_PrivacyForgetSiteRequestRequired, total=False):
+    """Request of `privacy.forget_site`."""
+    include_subdomains: Optional[bool]
+
+
+class PrivacyForgetSiteResponse(TypedDict):
+    """The response of a privacy delete: the delete's own fields, flattened,
+plus `erased`. Only [`purge`] makes one, so a privacy delete cannot
+forget (or invent) the field; it derefs to the inner response."""
+    bookmarks_kept: int
+    chunks_deleted: int
+    documents_deleted: int
+    erased: bool
+    history_deleted: int
+    tabs_cleared: int
+
+
 class BundleExportRequest(TypedDict, total=False):
     """Request of `bundle.export`; stored as the job's payload with `path`
 resolved."""
-    components: Optional[List[Literal["threads", "messages", "tasks", "task_events", "memories", "browser_history", "bookmarks", "tabs"]]]
+    components: Optional[List[Literal["threads", "messages", "tasks", "task_events", "memories", "browser_history", "bookmarks", "tabs", "documents"]]]
     path: Optional[str]
     task_id: Optional[str]
     thread_id: Optional[str]
@@ -1103,7 +1320,7 @@ class _BundleImportRequestRequired(TypedDict):
 
 class BundleImportRequest(_BundleImportRequestRequired, total=False):
     """Request of `bundle.import`."""
-    components: Optional[List[Literal["threads", "messages", "tasks", "task_events", "memories", "browser_history", "bookmarks", "tabs"]]]
+    components: Optional[List[Literal["threads", "messages", "tasks", "task_events", "memories", "browser_history", "bookmarks", "tabs", "documents"]]]
     dry_run: bool
     policy: Union[Literal["newer_wins"], Literal["skip_existing"]]
     task_id: Optional[str]
@@ -1126,6 +1343,7 @@ class ComponentSummary(TypedDict):
 class ManifestComponents(TypedDict, total=False):
     bookmarks: ComponentSummary
     browser_history: ComponentSummary
+    documents: ComponentSummary
     memories: ComponentSummary
     messages: ComponentSummary
     tabs: ComponentSummary
@@ -1748,6 +1966,38 @@ class Operations:
         """``bookmarks.delete_folder``: Delete a folder with its subfolders and bookmarks."""
         return self._op("bookmarks.delete_folder", request, **fields)
 
+    def documents_upsert(self, request: Optional[DocumentsUpsertRequest] = None, /, **fields: Any) -> DocumentsUpsertResponse:
+        """``documents.upsert``: Store a page's text by url, cut into chunks (with optional embeddings)."""
+        return self._op("documents.upsert", request, **fields)
+
+    def documents_get(self, request: Optional[DocumentsGetRequest] = None, /, **fields: Any) -> DocumentsGetResponse:
+        """``documents.get``: One document by id or url, with its text and optionally its chunks."""
+        return self._op("documents.get", request, **fields)
+
+    def documents_list(self, request: Optional[DocumentsListRequest] = None, /, **fields: Any) -> DocumentsListResponse:
+        """``documents.list``: Documents newest updated first, filtered by host or source."""
+        return self._op("documents.list", request, **fields)
+
+    def iter_documents_list(self, request: Optional[DocumentsListRequest] = None, /, **fields: Any) -> Iterator[Document]:
+        """Every item of ``documents.list``, page after page (follows ``next_cursor``)."""
+        return self._iter("documents.list", request, **fields)
+
+    def documents_delete(self, request: Optional[DocumentsDeleteRequest] = None, /, **fields: Any) -> DocumentsDeleteResponse:
+        """``documents.delete``: Delete documents by id, url, host or all, leaving no trace."""
+        return self._op("documents.delete", request, **fields)
+
+    def documents_search(self, request: Optional[DocumentsSearchRequest] = None, /, **fields: Any) -> DocumentsSearchResponse:
+        """``documents.search``: Search chunks by words (BM25), embedding (cosine) or both (rank fusion)."""
+        return self._op("documents.search", request, **fields)
+
+    def documents_embed(self, request: Optional[DocumentsEmbedRequest] = None, /, **fields: Any) -> DocumentsEmbedResponse:
+        """``documents.embed``: Embed every chunk lacking a model's embedding through the host's embedder, as a job."""
+        return self._op("documents.embed", request, **fields)
+
+    def privacy_forget_site(self, request: Optional[PrivacyForgetSiteRequest] = None, /, **fields: Any) -> PrivacyForgetSiteResponse:
+        """``privacy.forget_site``: Forget a site: its visits, documents, chunks and embeddings; clear its tabs, keep bookmarks."""
+        return self._op("privacy.forget_site", request, **fields)
+
     def bundle_export(self, request: Optional[BundleExportRequest] = None, /, **fields: Any) -> BundleExportResponse:
         """``bundle.export``: Export components of the profile to a verifiable bundle file, as a job."""
         return self._op("bundle.export", request, **fields)
@@ -1833,4 +2083,4 @@ class Operations:
         return self._op("repo.run_checks", request, **fields)
 
 
-__all__ = ["AppliedFile", "Bookmark", "BookmarksAddRequest", "BookmarksAddResponse", "BookmarksCreateFolderRequest", "BookmarksCreateFolderResponse", "BookmarksDeleteFolderRequest", "BookmarksDeleteFolderResponse", "BookmarksDeleteRequest", "BookmarksDeleteResponse", "BookmarksListRequest", "BookmarksListResponse", "BookmarksUpdateRequest", "BookmarksUpdateResponse", "BrowserCounts", "BudgetExceededError", "BudgetReport", "Budgets", "BudgetsRequest", "BundleExportRequest", "BundleExportResponse", "BundleImportRequest", "BundleImportResponse", "BundleInfo", "BundleListResponse", "BusyError", "CancelledError", "Change", "ChangeStats", "ChatContext", "ChatRequest", "ChatResponse", "CheckFailedError", "ChecksDone", "ClosedError", "CommandNotAllowedError", "ComponentSummary", "ConflictError", "CorruptError", "DeleteStats", "ERROR_CLASSES", "EmbeddingInfo", "EmbeddingInput", "FileEdit", "FileReport", "FilterRequiredError", "Folder", "FolderDeleteStats", "ForbiddenError", "HistoryCounts", "HistoryDeleteRequest", "HistoryDeleteResponse", "HistoryImportRequest", "HistoryImportResponse", "HistoryListRequest", "HistoryListResponse", "HistoryPurgeRequest", "HistoryPurgeResponse", "HistoryVisitedRequest", "HistoryVisitedResponse", "HydraflowContextRequest", "HydraflowContextResponse", "IncompatibleVersionError", "InternalError", "InterruptedError", "InvalidArgumentError", "InvalidJsonError", "IoError", "Job", "JobCounts", "JobError", "JobsCancelRequest", "JobsCancelResponse", "JobsGetRequest", "JobsGetResponse", "JobsListRequest", "JobsListResponse", "JobsProgressRequest", "JobsProgressResponse", "JobsPruneRequest", "JobsPruneResponse", "JobsStatusRequest", "JobsStatusResponse", "JobsWaitRequest", "JobsWaitResponse", "KnowledgeCounts", "LlmCounts", "Manifest", "ManifestComponents", "Memory", "MemoryDeleteRequest", "MemoryDeleteResponse", "MemoryGetRequest", "MemoryGetResponse", "MemoryListRequest", "MemoryListResponse", "MemorySearchRequest", "MemorySearchResponse", "MemoryUpsertRequest", "MemoryUpsertResponse", "Message", "MessagesAppendRequest", "MessagesAppendResponse", "MessagesDeleteRequest", "MessagesDeleteResponse", "MessagesListRequest", "MessagesListResponse", "MetaOperationsResponse", "MetaVersionResponse", "NoCheckCommandError", "NoHandlerError", "NotFoundError", "OperationInfo", "Operations", "OverviewRequest", "OverviewResponse", "PathChange", "PathEscapeError", "PayloadTooLargeError", "PendingErasure", "ProfileInfoResponse", "ProfileLockedError", "ProfileMaintenanceRequest", "ProfileMaintenanceResponse", "Progress", "PurgeFilters", "RefreshFocusedCrawlRequest", "RefreshFocusedCrawlResponse", "Repo", "RepoApplyPatchRequest", "RepoApplyPatchResponse", "RepoChangesRequest", "RepoChangesResponse", "RepoListResponse", "RepoProposePatchRequest", "RepoProposePatchResponse", "RepoRegisterRequest", "RepoRegisterResponse", "RepoRunChecksRequest", "RepoRunChecksResponse1", "RepoStatusRequest", "RepoStatusResponse", "RepoUnregisterRequest", "RepoUnregisterResponse", "RootUsage", "SearchHit", "StatusCounts", "Storage", "Tab", "TabCounts", "TabsBindThreadRequest", "TabsBindThreadResponse", "TabsCloseRequest", "TabsCloseResponse", "TabsGetRequest", "TabsGetResponse", "TabsListRequest", "TabsListResponse", "TabsUnbindThreadRequest", "TabsUnbindThreadResponse", "TabsUpsertRequest", "TabsUpsertResponse", "Task", "TaskEvent", "TasksAddEventRequest", "TasksAddEventResponse", "TasksCreateRequest", "TasksCreateResponse", "TasksDeleteRequest", "TasksDeleteResponse", "TasksEventsRequest", "TasksEventsResponse", "TasksGetRequest", "TasksGetResponse", "TasksListRequest", "TasksListResponse", "TasksUpdateRequest", "TasksUpdateResponse", "Thread", "ThreadsCreateRequest", "ThreadsCreateResponse", "ThreadsDeleteRequest", "ThreadsDeleteResponse", "ThreadsGetRequest", "ThreadsGetResponse", "ThreadsListRequest", "ThreadsListResponse", "ThreadsUpdateRequest", "ThreadsUpdateResponse", "TimeoutError", "Total", "UnknownOperationError", "Visit", "VisitInput", "VisitsRecordBatchRequest", "VisitsRecordBatchResponse", "VisitsRecordRequest", "VisitsRecordResponse"]
+__all__ = ["AppliedFile", "Bookmark", "BookmarksAddRequest", "BookmarksAddResponse", "BookmarksCreateFolderRequest", "BookmarksCreateFolderResponse", "BookmarksDeleteFolderRequest", "BookmarksDeleteFolderResponse", "BookmarksDeleteRequest", "BookmarksDeleteResponse", "BookmarksListRequest", "BookmarksListResponse", "BookmarksUpdateRequest", "BookmarksUpdateResponse", "BrowserCounts", "BudgetExceededError", "BudgetReport", "Budgets", "BudgetsRequest", "BundleExportRequest", "BundleExportResponse", "BundleImportRequest", "BundleImportResponse", "BundleInfo", "BundleListResponse", "BusyError", "CancelledError", "Change", "ChangeStats", "ChatContext", "ChatRequest", "ChatResponse", "CheckFailedError", "ChecksDone", "Chunk", "ChunkEmbedding", "ChunkInput", "ClosedError", "CommandNotAllowedError", "ComponentSummary", "ConflictError", "CorruptError", "DeleteStats", "Document", "DocumentsDeleteRequest", "DocumentsDeleteResponse", "DocumentsEmbedRequest", "DocumentsEmbedResponse", "DocumentsGetRequest", "DocumentsGetResponse", "DocumentsListRequest", "DocumentsListResponse", "DocumentsSearchRequest", "DocumentsSearchResponse", "DocumentsUpsertRequest", "DocumentsUpsertResponse", "ERROR_CLASSES", "EmbeddingInfo", "EmbeddingInput", "FileEdit", "FileReport", "FilterRequiredError", "Folder", "FolderDeleteStats", "ForbiddenError", "HistoryCounts", "HistoryDeleteRequest", "HistoryDeleteResponse", "HistoryImportRequest", "HistoryImportResponse", "HistoryListRequest", "HistoryListResponse", "HistoryPurgeRequest", "HistoryPurgeResponse", "HistoryVisitedRequest", "HistoryVisitedResponse", "HitChunk", "HitDocument", "HydraflowContextRequest", "HydraflowContextResponse", "IncompatibleVersionError", "InternalError", "InterruptedError", "InvalidArgumentError", "InvalidJsonError", "IoError", "Job", "JobCounts", "JobError", "JobsCancelRequest", "JobsCancelResponse", "JobsGetRequest", "JobsGetResponse", "JobsListRequest", "JobsListResponse", "JobsProgressRequest", "JobsProgressResponse", "JobsPruneRequest", "JobsPruneResponse", "JobsStatusRequest", "JobsStatusResponse", "JobsWaitRequest", "JobsWaitResponse", "KnowledgeCounts", "LlmCounts", "Manifest", "ManifestComponents", "Memory", "MemoryDeleteRequest", "MemoryDeleteResponse", "MemoryGetRequest", "MemoryGetResponse", "MemoryListRequest", "MemoryListResponse", "MemorySearchRequest", "MemorySearchResponse", "MemoryUpsertRequest", "MemoryUpsertResponse", "Message", "MessagesAppendRequest", "MessagesAppendResponse", "MessagesDeleteRequest", "MessagesDeleteResponse", "MessagesListRequest", "MessagesListResponse", "MetaOperationsResponse", "MetaVersionResponse", "NoCheckCommandError", "NoHandlerError", "NotFoundError", "OperationInfo", "Operations", "OverviewRequest", "OverviewResponse", "PathChange", "PathEscapeError", "PayloadTooLargeError", "PendingErasure", "PrivacyForgetSiteRequest", "PrivacyForgetSiteResponse", "ProfileInfoResponse", "ProfileLockedError", "ProfileMaintenanceRequest", "ProfileMaintenanceResponse", "Progress", "PurgeFilters", "RefreshFocusedCrawlRequest", "RefreshFocusedCrawlResponse", "Repo", "RepoApplyPatchRequest", "RepoApplyPatchResponse", "RepoChangesRequest", "RepoChangesResponse", "RepoListResponse", "RepoProposePatchRequest", "RepoProposePatchResponse", "RepoRegisterRequest", "RepoRegisterResponse", "RepoRunChecksRequest", "RepoRunChecksResponse1", "RepoStatusRequest", "RepoStatusResponse", "RepoUnregisterRequest", "RepoUnregisterResponse", "Retrieve", "RootUsage", "SearchHit", "SearchItem", "StatusCounts", "Storage", "Tab", "TabCounts", "TabsBindThreadRequest", "TabsBindThreadResponse", "TabsCloseRequest", "TabsCloseResponse", "TabsGetRequest", "TabsGetResponse", "TabsListRequest", "TabsListResponse", "TabsUnbindThreadRequest", "TabsUnbindThreadResponse", "TabsUpsertRequest", "TabsUpsertResponse", "Task", "TaskEvent", "TasksAddEventRequest", "TasksAddEventResponse", "TasksCreateRequest", "TasksCreateResponse", "TasksDeleteRequest", "TasksDeleteResponse", "TasksEventsRequest", "TasksEventsResponse", "TasksGetRequest", "TasksGetResponse", "TasksListRequest", "TasksListResponse", "TasksUpdateRequest", "TasksUpdateResponse", "Thread", "ThreadsCreateRequest", "ThreadsCreateResponse", "ThreadsDeleteRequest", "ThreadsDeleteResponse", "ThreadsGetRequest", "ThreadsGetResponse", "ThreadsListRequest", "ThreadsListResponse", "ThreadsUpdateRequest", "ThreadsUpdateResponse", "TimeoutError", "Total", "UnknownOperationError", "Visit", "VisitInput", "VisitsRecordBatchRequest", "VisitsRecordBatchResponse", "VisitsRecordRequest", "VisitsRecordResponse"]

@@ -1,0 +1,231 @@
+//! `documents.embed`: the `documents_embed` job that passes every chunk
+//! lacking an embedding of a model to the host's embedder callback
+//! (`hydra_register_embedder`, spec §9) and stores the vectors it returns.
+//!
+//! Batches run one at a time in insertion order (document, then chunk
+//! index). The embedder is called with no database lock held, so it may
+//! call back into the library. Each batch's vectors are stored in one
+//! short write transaction; a batch the embedder fails (an error, a wrong
+//! count, a wrong or inconsistent dimension, an unusable number) counts
+//! its chunks in `failed` and the job goes on. Progress is reported after
+//! every batch (steps = chunks); cancellation is honoured between batches.
+
+use super::documents::{require_dimension, store_embedding};
+use crate::db::ConnExt;
+use crate::error::{Error, ErrorCode, Result};
+use crate::jobs::{JobContext, JobLinks, ProgressUpdate};
+use crate::profile::Profile;
+use crate::search::vectors::EmbeddingInput;
+use crate::types::{Bounded, Id};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// The job type of `documents.embed`.
+pub const JOB_TYPE: &str = "documents_embed";
+
+/// Request of `documents.embed`.
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmbedRequest {
+    pub model: String,
+    #[serde(default)]
+    pub batch: Bounded<32, 512>,
+    #[serde(default)]
+    pub wait: bool,
+    #[serde(default)]
+    pub thread_id: Option<Id>,
+    #[serde(default)]
+    pub task_id: Option<Id>,
+}
+
+/// The result of a `documents_embed` job.
+#[derive(
+    Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema,
+)]
+pub struct EmbedOutcome {
+    /// Chunks given an embedding.
+    pub embedded: u64,
+    /// Chunks of batches the embedder failed.
+    pub failed: u64,
+}
+
+/// Response of `documents.embed`: `{job_id}`, plus the outcome when the
+/// call waited.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+pub struct EmbedResponse {
+    pub job_id: String,
+    #[serde(flatten)]
+    pub outcome: Option<EmbedOutcome>,
+}
+
+/// `documents.embed`: checks the request and that an embedder is
+/// registered before any job exists, then queues the job.
+pub fn embed(profile: &Profile, req: EmbedRequest) -> Result<EmbedResponse> {
+    if req.model.trim().is_empty() {
+        return Err(Error::invalid("model", "must not be empty"));
+    }
+    if profile.embedder().is_none() {
+        return Err(no_embedder());
+    }
+    let links = JobLinks {
+        thread_id: req.thread_id.clone().map(Id::into_string),
+        task_id: req.task_id.clone().map(Id::into_string),
+    };
+    profile.db().read(|conn| links.check(conn))?;
+    let payload =
+        serde_json::to_value(&req).map_err(|_| Error::internal("request encoding failed"))?;
+    if !req.wait {
+        let job_id = profile.jobs().submit(JOB_TYPE, payload, links)?;
+        return Ok(EmbedResponse {
+            job_id,
+            outcome: None,
+        });
+    }
+    let (job_id, result) = profile.jobs().submit_and_wait(JOB_TYPE, payload, links)?;
+    let outcome = serde_json::from_value(result)
+        .map_err(|_| Error::internal("unexpected documents_embed result"))?;
+    Ok(EmbedResponse {
+        job_id,
+        outcome: Some(outcome),
+    })
+}
+
+fn no_embedder() -> Error {
+    Error::new(
+        ErrorCode::NoHandler,
+        "no embedder is registered (hydra_register_embedder)",
+    )
+}
+
+/// The `documents_embed` job.
+pub fn run_job(ctx: &JobContext) -> Result<Value> {
+    let req: EmbedRequest = serde_json::from_value(ctx.payload().clone())
+        .map_err(|_| Error::invalid("payload", "not a documents.embed request"))?;
+    let outcome = embed_missing(
+        ctx.profile(),
+        &req.model,
+        req.batch.get(),
+        &mut |done, total| {
+            if ctx.is_cancelled() {
+                return Err(Error::new(ErrorCode::Cancelled, "the job was cancelled"));
+            }
+            ctx.progress(&ProgressUpdate {
+                phase: Some("embedding".to_owned()),
+                steps_total: Some(total),
+                steps_completed: Some(done),
+                message: None,
+                eta_s: None,
+            })
+        },
+    )?;
+    serde_json::to_value(outcome).map_err(|_| Error::internal("result encoding failed"))
+}
+
+/// Embeds every chunk lacking `model`, `batch` at a time; `progress(done,
+/// total)` runs before the first batch and after each one, and stops the
+/// work when it fails.
+pub fn embed_missing(
+    profile: &Profile,
+    model: &str,
+    batch: usize,
+    progress: &mut dyn FnMut(u64, u64) -> Result<()>,
+) -> Result<EmbedOutcome> {
+    let embedder = profile.embedder().ok_or_else(no_embedder)?;
+    let pending: Vec<i64> = profile.db().read(|conn| {
+        conn.query_all(
+            "SELECT c.seq FROM document_chunks c
+             WHERE NOT EXISTS (SELECT 1 FROM chunk_embeddings e
+                               WHERE e.chunk_seq = c.seq AND e.model = ?1)
+             ORDER BY c.document_seq, c.idx",
+            [model],
+            |r| r.get(0),
+        )
+    })?;
+    let total = pending.len() as u64;
+    let mut outcome = EmbedOutcome::default();
+    let mut done = 0u64;
+    progress(done, total)?;
+    for seqs in pending.chunks(batch.max(1)) {
+        // Chunks deleted since the listing are simply skipped.
+        let chunks: Vec<(i64, String)> = profile.db().read(|conn| {
+            let mut found = Vec::with_capacity(seqs.len());
+            for &seq in seqs {
+                if let Some(text) = conn.query_opt(
+                    "SELECT text FROM document_chunks WHERE seq = ?1",
+                    [seq],
+                    |r| r.get::<_, String>(0),
+                )? {
+                    found.push((seq, text));
+                }
+            }
+            Ok(found)
+        })?;
+        if !chunks.is_empty() {
+            let texts: Vec<&str> = chunks.iter().map(|(_, t)| t.as_str()).collect();
+            let reply = embedder(&json!({"model": model, "texts": texts}));
+            let stored = reply
+                .and_then(|reply| vectors_of(&reply, model, chunks.len()))
+                .and_then(|vectors| store_batch(profile, model, &chunks, &vectors));
+            match stored {
+                Ok(n) => outcome.embedded += n,
+                Err(_) => outcome.failed += chunks.len() as u64,
+            }
+        }
+        done += seqs.len() as u64;
+        progress(done, total)?;
+    }
+    Ok(outcome)
+}
+
+/// The embedder's `{vectors}` as f32 vectors: one per text, each valid as
+/// an embedding, all of one dimension.
+fn vectors_of(reply: &Value, model: &str, count: usize) -> Result<Vec<Vec<f32>>> {
+    let bad = || Error::internal("the embedder's reply does not fit the batch");
+    let vectors = reply
+        .get("vectors")
+        .and_then(Value::as_array)
+        .ok_or_else(bad)?;
+    if vectors.len() != count {
+        return Err(bad());
+    }
+    let mut out: Vec<Vec<f32>> = Vec::with_capacity(count);
+    for v in vectors {
+        let numbers = v.as_array().ok_or_else(bad)?;
+        let input = EmbeddingInput {
+            model: model.to_owned(),
+            vector: numbers
+                .iter()
+                .map(|x| x.as_f64().ok_or_else(bad))
+                .collect::<Result<Vec<f64>>>()?,
+        };
+        let vector = input.to_f32("vectors")?;
+        if out.first().is_some_and(|first| first.len() != vector.len()) {
+            return Err(bad());
+        }
+        out.push(vector);
+    }
+    Ok(out)
+}
+
+/// Stores one batch in one transaction; returns how many chunks got a
+/// vector (a chunk deleted meanwhile gets none).
+fn store_batch(
+    profile: &Profile,
+    model: &str,
+    chunks: &[(i64, String)],
+    vectors: &[Vec<f32>],
+) -> Result<u64> {
+    profile.db().write(|tx| {
+        if let Some(first) = vectors.first() {
+            require_dimension(tx, model, first.len(), "vectors")?;
+        }
+        let mut stored = 0;
+        for ((seq, _), vector) in chunks.iter().zip(vectors) {
+            if tx.exists("SELECT 1 FROM document_chunks WHERE seq = ?1", [seq])? {
+                store_embedding(tx, *seq, model, vector)?;
+                stored += 1;
+            }
+        }
+        Ok(stored)
+    })
+}

@@ -1,0 +1,539 @@
+//! `documents.search`: BM25 over chunk text and title, exact cosine over
+//! chunk embeddings, or both fused by reciprocal rank (spec §10).
+//!
+//! Ordering is total and the same everywhere: a higher score first, then
+//! (hybrid only) the better vector rank, then the better text rank, then
+//! insertion order (the older document, then the lower chunk index).
+//!
+//! Text relevance: a chunk's words are its document's title plus its own
+//! text (see [`crate::search::text`]); `idf` counts chunks over the whole
+//! store (filters narrow the results, not the statistics, as in FTS5).
+//! The ranking reads every chunk in one read transaction: exact by
+//! construction, with nothing on disk but the chunks themselves.
+
+use super::documents::{host_condition, require_dimension, Source};
+use crate::browser::urls::HostMatch;
+use crate::db::ConnExt;
+use crate::error::{Error, Result};
+use crate::profile::Profile;
+use crate::search::text;
+use crate::search::vectors::{self, EmbeddingInput, VectorSearch, VectorSource};
+use crate::types::Bounded;
+use rusqlite::{params_from_iter, Connection};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+
+/// `match`: whether every query term must occur, or any.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Match {
+    #[default]
+    All,
+    Any,
+}
+
+/// Request of `documents.search`.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SearchRequest {
+    #[serde(default)]
+    pub query: Option<String>,
+    #[serde(default)]
+    pub embedding: Option<EmbeddingInput>,
+    #[serde(default, rename = "match")]
+    pub match_: Match,
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub include_subdomains: Option<bool>,
+    #[serde(default)]
+    pub source: Option<Source>,
+    #[serde(default)]
+    pub limit: Bounded<10, 100>,
+}
+
+/// The document of a hit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct HitDocument {
+    pub id: String,
+    pub url: String,
+    pub host: Option<String>,
+    pub title: Option<String>,
+}
+
+/// The chunk of a hit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct HitChunk {
+    pub index: i64,
+    pub text: String,
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+}
+
+/// One result: a chunk with its document and ranks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SearchItem {
+    pub document: HitDocument,
+    pub chunk: HitChunk,
+    pub score: f64,
+    pub text_rank: Option<u64>,
+    pub vector_rank: Option<u64>,
+}
+
+/// Response of `documents.search`.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SearchResponse {
+    pub items: Vec<SearchItem>,
+}
+
+/// The RRF constant of the contract.
+pub const RRF_K: f64 = 60.0;
+
+/// The depth each list is taken to in a hybrid search.
+pub fn hybrid_depth(limit: usize) -> usize {
+    50.max(5 * limit)
+}
+
+/// Where chunk embeddings live, for the shared vector engine. Ties follow
+/// insertion order: document, then chunk index.
+pub(crate) const CHUNK_VECTORS: VectorSource = VectorSource {
+    name: "chunk_embeddings",
+    token_sql: "SELECT token FROM chunk_vectors_version WHERE id = 1",
+    scan_sql: "SELECT e.chunk_seq, e.vector FROM chunk_embeddings e
+               JOIN document_chunks c ON c.seq = e.chunk_seq
+               WHERE e.model = ?1 AND e.dim = ?2 ORDER BY c.document_seq, c.idx",
+    fetch_sql: "SELECT vector FROM chunk_embeddings WHERE chunk_seq = ?1 AND model = ?2",
+};
+
+/// `documents.search`.
+pub fn search(profile: &Profile, req: SearchRequest) -> Result<SearchResponse> {
+    if req.query.is_none() && req.embedding.is_none() {
+        return Err(Error::invalid(
+            "query",
+            "give a query, an embedding, or both",
+        ));
+    }
+    let terms = match &req.query {
+        Some(q) => {
+            let terms = text::query_terms(q);
+            if terms.is_empty() {
+                return Err(Error::invalid("query", "must contain at least one word"));
+            }
+            Some(terms)
+        }
+        None => None,
+    };
+    let items = run(profile, &req, terms.as_deref())?;
+    Ok(SearchResponse { items })
+}
+
+/// Runs a search whose request is already checked (`terms` are the query's
+/// words, if it has a query). Also used by `chat`'s `retrieve`.
+pub(crate) fn run(
+    profile: &Profile,
+    req: &SearchRequest,
+    terms: Option<&[String]>,
+) -> Result<Vec<SearchItem>> {
+    let vector = req
+        .embedding
+        .as_ref()
+        .map(|e| e.to_f32("embedding").map(|v| (e.model.as_str(), v)))
+        .transpose()?;
+    let filter = Filter::new(req)?;
+    let limit = req.limit.get();
+    profile.db().read(|conn| {
+        conn.execute_batch("BEGIN")?;
+        let outcome = (|| {
+            let hybrid = terms.is_some() && vector.is_some();
+            let depth = if hybrid { hybrid_depth(limit) } else { limit };
+            let text_list = match terms {
+                Some(terms) => Some(text_ranked(conn, terms, req.match_, &filter, depth)?),
+                None => None,
+            };
+            let vector_list = match &vector {
+                Some((model, v)) => Some(vector_ranked(profile, conn, model, v, &filter, depth)?),
+                None => None,
+            };
+            let fused = fuse(text_list, vector_list, limit);
+            load_items(conn, fused)
+        })();
+        conn.execute_batch("COMMIT")?;
+        outcome
+    })
+}
+
+/// `chat`'s `retrieve`: a `documents.search` run for the turn.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Retrieve {
+    /// Defaults to the user's message.
+    #[serde(default)]
+    pub query: Option<String>,
+    #[serde(default)]
+    pub embedding: Option<EmbeddingInput>,
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub include_subdomains: Option<bool>,
+    #[serde(default)]
+    pub limit: Bounded<5, 20>,
+}
+
+/// The chunks `retrieve` describes for a turn whose user message is
+/// `message`: its query (or the message) matched with `any`, hybrid when
+/// an embedding is given too. A query without any word searches by the
+/// embedding alone, or finds nothing.
+pub fn retrieve(profile: &Profile, r: &Retrieve, message: &str) -> Result<Vec<SearchItem>> {
+    if let Some(e) = &r.embedding {
+        e.to_f32("retrieve.embedding")?;
+    }
+    let terms = text::query_terms(r.query.as_deref().unwrap_or(message));
+    let terms = (!terms.is_empty()).then_some(terms);
+    if terms.is_none() && r.embedding.is_none() {
+        return Ok(Vec::new());
+    }
+    let req = SearchRequest {
+        query: r.query.clone().or_else(|| Some(message.to_owned())),
+        embedding: r.embedding.clone(),
+        match_: Match::Any,
+        host: r.host.clone(),
+        include_subdomains: r.include_subdomains,
+        source: None,
+        limit: Bounded::new("retrieve.limit", r.limit.get() as u32)?,
+    };
+    run(profile, &req, terms.as_deref())
+}
+
+/// The filters of a search, checked in Rust against each chunk's document.
+struct Filter {
+    host: Option<HostMatch>,
+    source: Option<Source>,
+    /// SQL over `documents d` with its values, for the vector pre-filter.
+    sql: (String, Vec<rusqlite::types::Value>),
+}
+
+impl Filter {
+    fn new(req: &SearchRequest) -> Result<Filter> {
+        let host = req
+            .host
+            .as_deref()
+            .map(|h| HostMatch::new(h, req.include_subdomains.unwrap_or(true)))
+            .transpose()?;
+        let (mut sql, mut values) = host_condition(req.host.as_deref(), req.include_subdomains, 1)?;
+        if let Some(s) = req.source {
+            values.push(s.as_str().to_owned().into());
+            sql = format!("{sql} AND d.source = ?{}", values.len());
+        }
+        Ok(Filter {
+            host,
+            source: req.source,
+            sql: (sql, values),
+        })
+    }
+
+    fn is_empty(&self) -> bool {
+        self.host.is_none() && self.source.is_none()
+    }
+
+    fn admits(&self, rev_host: Option<&str>, source: &str) -> bool {
+        let host_ok = match &self.host {
+            None => true,
+            Some(h) => rev_host.is_some_and(|r| h.matches_rev(r)),
+        };
+        host_ok && self.source.is_none_or(|s| s.as_str() == source)
+    }
+}
+
+/// A ranked chunk: its `seq`, tie order `(document_seq, idx)` and score.
+#[derive(Debug, Clone, Copy)]
+struct Ranked {
+    chunk_seq: i64,
+    order: (i64, i64),
+    score: f64,
+}
+
+/// A matching chunk before scoring: `(chunk_seq, order, tf per term,
+/// length in tokens)`.
+type TextHit = (i64, (i64, i64), Vec<u32>, u32);
+
+/// The best `depth` chunks by BM25, best first, ties in insertion order.
+fn text_ranked(
+    conn: &Connection,
+    terms: &[String],
+    match_: Match,
+    filter: &Filter,
+    depth: usize,
+) -> Result<Vec<Ranked>> {
+    let index: HashMap<&str, usize> = terms
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.as_str(), i))
+        .collect();
+    let mut df = vec![0u64; terms.len()];
+    let mut total_len = 0u64;
+    let mut units = 0u64;
+    // (chunk_seq, order, tf per term, length) of admitted chunks with a hit.
+    let mut hits: Vec<TextHit> = Vec::new();
+    let mut title_doc = i64::MIN;
+    let mut title_tf = vec![0u32; terms.len()];
+    let mut title_len = 0u32;
+    let mut tf = vec![0u32; terms.len()];
+    conn.for_each_row(
+        "SELECT c.seq, c.document_seq, c.idx, c.text, d.title, d.rev_host, d.source
+         FROM document_chunks c JOIN documents d ON d.seq = c.document_seq
+         ORDER BY c.document_seq, c.idx",
+        [],
+        |r| {
+            let doc: i64 = r.get(1)?;
+            if doc != title_doc {
+                title_doc = doc;
+                title_tf.iter_mut().for_each(|x| *x = 0);
+                title_len = 0;
+                if let Some(title) = r.get_ref(4)?.as_str_or_null()? {
+                    text::for_each_token(title, |t| {
+                        title_len += 1;
+                        if let Some(&i) = index.get(t) {
+                            title_tf[i] += 1;
+                        }
+                    });
+                }
+            }
+            tf.copy_from_slice(&title_tf);
+            let mut len = title_len;
+            text::for_each_token(r.get_ref(3)?.as_str()?, |t| {
+                len += 1;
+                if let Some(&i) = index.get(t) {
+                    tf[i] += 1;
+                }
+            });
+            units += 1;
+            total_len += len as u64;
+            let mut present = 0;
+            for (i, &n) in tf.iter().enumerate() {
+                if n > 0 {
+                    df[i] += 1;
+                    present += 1;
+                }
+            }
+            let matched = match match_ {
+                Match::All => present == terms.len(),
+                Match::Any => present > 0,
+            };
+            if matched && filter.admits(r.get_ref(5)?.as_str_or_null()?, r.get_ref(6)?.as_str()?) {
+                hits.push((r.get(0)?, (doc, r.get(2)?), tf.clone(), len));
+            }
+            Ok(())
+        },
+        |()| Ok(()),
+    )?;
+    let avg_len = if units > 0 {
+        total_len as f64 / units as f64
+    } else {
+        0.0
+    };
+    let idf: Vec<f64> = df.iter().map(|&d| text::idf(units, d)).collect();
+    let mut ranked: Vec<Ranked> = hits
+        .into_iter()
+        .map(|(chunk_seq, order, tf, len)| Ranked {
+            chunk_seq,
+            order,
+            score: tf
+                .iter()
+                .zip(&idf)
+                .filter(|(&n, _)| n > 0)
+                .map(|(&n, &idf)| text::term_score(idf, n, len, avg_len))
+                .sum(),
+        })
+        .collect();
+    ranked.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.order.cmp(&b.order)));
+    ranked.truncate(depth);
+    Ok(ranked)
+}
+
+/// The best `depth` chunks by cosine with `vector` among those embedded
+/// with `model`, best first, ties in insertion order.
+fn vector_ranked(
+    profile: &Profile,
+    conn: &Connection,
+    model: &str,
+    vector: &[f32],
+    filter: &Filter,
+    depth: usize,
+) -> Result<Vec<Ranked>> {
+    require_dimension(conn, model, vector.len(), "embedding.vector")?;
+    let allowed: Option<HashSet<i64>> = if filter.is_empty() {
+        None
+    } else {
+        let (sql, values) = &filter.sql;
+        Some(
+            conn.query_all(
+                &format!(
+                    "SELECT c.seq FROM document_chunks c JOIN documents d ON d.seq = c.document_seq
+                     WHERE {sql}"
+                ),
+                params_from_iter(values.iter()),
+                |r| r.get(0),
+            )?
+            .into_iter()
+            .collect(),
+        )
+    };
+    let admits = |key: i64| allowed.as_ref().is_none_or(|a| a.contains(&key));
+    let found = vectors::top_k(
+        conn,
+        profile.db().path(),
+        &VectorSearch {
+            source: &CHUNK_VECTORS,
+            model,
+            query: vector,
+            allowed: allowed.as_ref().map(|_| &admits as &dyn Fn(i64) -> bool),
+            k: depth,
+            min_score: f64::NEG_INFINITY,
+        },
+    )?;
+    let mut out = Vec::with_capacity(found.len());
+    for (chunk_seq, score) in found {
+        let order = conn
+            .query_opt(
+                "SELECT document_seq, idx FROM document_chunks WHERE seq = ?1",
+                [chunk_seq],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?
+            .ok_or_else(|| Error::internal("a ranked chunk vanished"))?;
+        out.push(Ranked {
+            chunk_seq,
+            order,
+            score,
+        });
+    }
+    Ok(out)
+}
+
+/// A fused result before its texts are loaded.
+#[derive(Debug, Clone, Copy)]
+struct Fused {
+    chunk_seq: i64,
+    score: f64,
+    text_rank: Option<u64>,
+    vector_rank: Option<u64>,
+}
+
+/// One list alone keeps its order and scores; both are fused by
+/// reciprocal rank (`1 / (60 + rank)` summed over the lists holding a
+/// chunk), ties by vector rank, then text rank (absent ranks last), then
+/// insertion order.
+fn fuse(text: Option<Vec<Ranked>>, vector: Option<Vec<Ranked>>, limit: usize) -> Vec<Fused> {
+    let rank = |i: usize| i as u64 + 1;
+    match (text, vector) {
+        (Some(list), None) => list
+            .iter()
+            .take(limit)
+            .enumerate()
+            .map(|(i, r)| Fused {
+                chunk_seq: r.chunk_seq,
+                score: r.score,
+                text_rank: Some(rank(i)),
+                vector_rank: None,
+            })
+            .collect(),
+        (None, Some(list)) => list
+            .iter()
+            .take(limit)
+            .enumerate()
+            .map(|(i, r)| Fused {
+                chunk_seq: r.chunk_seq,
+                score: r.score,
+                text_rank: None,
+                vector_rank: Some(rank(i)),
+            })
+            .collect(),
+        (Some(text), Some(vector)) => {
+            let mut all: HashMap<i64, (Fused, (i64, i64))> = HashMap::new();
+            for (list, is_text) in [(&text, true), (&vector, false)] {
+                for (i, r) in list.iter().enumerate() {
+                    let entry = all.entry(r.chunk_seq).or_insert((
+                        Fused {
+                            chunk_seq: r.chunk_seq,
+                            score: 0.0,
+                            text_rank: None,
+                            vector_rank: None,
+                        },
+                        r.order,
+                    ));
+                    if is_text {
+                        entry.0.text_rank = Some(rank(i));
+                    } else {
+                        entry.0.vector_rank = Some(rank(i));
+                    }
+                }
+            }
+            let mut fused: Vec<(Fused, (i64, i64))> = all
+                .into_values()
+                .map(|(mut f, order)| {
+                    f.score = rrf_score(f.text_rank, f.vector_rank);
+                    (f, order)
+                })
+                .collect();
+            fused.sort_by(|(a, ao), (b, bo)| {
+                b.score
+                    .total_cmp(&a.score)
+                    .then(
+                        a.vector_rank
+                            .unwrap_or(u64::MAX)
+                            .cmp(&b.vector_rank.unwrap_or(u64::MAX)),
+                    )
+                    .then(
+                        a.text_rank
+                            .unwrap_or(u64::MAX)
+                            .cmp(&b.text_rank.unwrap_or(u64::MAX)),
+                    )
+                    .then(ao.cmp(bo))
+            });
+            fused.into_iter().take(limit).map(|(f, _)| f).collect()
+        }
+        (None, None) => Vec::new(),
+    }
+}
+
+/// The fusion score of a chunk with these ranks: the text term is added
+/// first, then the vector term (the order fixes the f64 rounding).
+pub fn rrf_score(text_rank: Option<u64>, vector_rank: Option<u64>) -> f64 {
+    let term = |r: Option<u64>| r.map_or(0.0, |r| 1.0 / (RRF_K + r as f64));
+    term(text_rank) + term(vector_rank)
+}
+
+fn load_items(conn: &Connection, fused: Vec<Fused>) -> Result<Vec<SearchItem>> {
+    fused
+        .into_iter()
+        .map(|f| {
+            conn.query_opt(
+                "SELECT d.id, d.url, d.host, d.title, c.idx, c.text, c.start, c.end
+                 FROM document_chunks c JOIN documents d ON d.seq = c.document_seq
+                 WHERE c.seq = ?1",
+                [f.chunk_seq],
+                |r| {
+                    Ok(SearchItem {
+                        document: HitDocument {
+                            id: r.get(0)?,
+                            url: r.get(1)?,
+                            host: r.get(2)?,
+                            title: r.get(3)?,
+                        },
+                        chunk: HitChunk {
+                            index: r.get(4)?,
+                            text: r.get(5)?,
+                            start: r.get(6)?,
+                            end: r.get(7)?,
+                        },
+                        score: f.score,
+                        text_rank: f.text_rank,
+                        vector_rank: f.vector_rank,
+                    })
+                },
+            )?
+            .ok_or_else(|| Error::internal("a ranked chunk vanished"))
+        })
+        .collect()
+}

@@ -1,0 +1,9 @@
+//! The search engines the domains share (a service layer: it knows tables
+//! only through the queries its callers hand it).
+//!
+//! - [`text`]: the tokenizer and BM25 relevance.
+//! - [`vectors`]: exact cosine top-k over stored f32 embeddings, with
+//!   compact in-memory codes to find the candidates.
+
+pub mod text;
+pub mod vectors;
