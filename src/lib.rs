@@ -49,6 +49,7 @@ pub mod overview;
 pub mod privacy;
 pub mod profile;
 pub mod repo;
+pub mod search;
 pub mod types;
 
 pub use error::{Error, ErrorCode, PublicError, Result};

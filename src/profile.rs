@@ -120,6 +120,9 @@ struct ProfileInner {
     jobs: Jobs,
     /// The host's chat model (`hydra_register_model`), if one is registered.
     model: parking_lot::RwLock<Option<HostJsonFn>>,
+    /// The in-memory text index of history (fed by `browser::history_index`;
+    /// empty at open, nothing of it on disk).
+    history_text: crate::search::substring::SubstringIndex,
 }
 
 /// Per profile directory, a number bumped by every change that alters file
@@ -168,6 +171,7 @@ impl Profile {
                 state: AtomicU8::new(OPEN),
                 jobs,
                 model: parking_lot::RwLock::new(None),
+                history_text: Default::default(),
             }),
         };
         profile.inner.jobs.start(&profile)?;
@@ -247,6 +251,11 @@ impl Profile {
     /// The database.
     pub fn db(&self) -> &Db {
         &self.inner.db
+    }
+
+    /// The in-memory text index of history (see `browser::history_index`).
+    pub fn history_text_index(&self) -> &crate::search::substring::SubstringIndex {
+        &self.inner.history_text
     }
 
     /// Marks cached storage sizes as stale.

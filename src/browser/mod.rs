@@ -3,6 +3,7 @@
 
 pub mod bookmarks;
 pub mod history;
+pub mod history_index;
 pub mod import;
 pub mod tabs;
 pub mod urls;

@@ -9,6 +9,7 @@
 mod conn_ext;
 mod migrate;
 pub mod paging;
+pub mod text_match;
 
 pub use conn_ext::ConnExt;
 pub use migrate::{migrate, probe_existing, LATEST_SCHEMA_VERSION};
@@ -55,6 +56,7 @@ impl Db {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         apply_pragmas(&writer, synchronous)?;
+        text_match::register(&writer)?;
         migrate(&writer)?;
         Ok(Db {
             path: path.to_owned(),
@@ -106,6 +108,8 @@ impl Db {
         )?;
         conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS as u64))?;
         conn.execute_batch("PRAGMA query_only = ON;")?;
+        text_match::register(&conn)?;
+        rusqlite::vtab::array::load_module(&conn)?;
         Ok(conn)
     }
 
