@@ -300,7 +300,7 @@ pub fn run_import(ctx: &JobContext) -> Result<Value> {
         }
         Ok(())
     })?;
-    let mut apply = |tx: &rusqlite::Transaction<'_>| -> Result<()> {
+    let mut apply = |tx: &rusqlite::Connection| -> Result<()> {
         format::for_each_record(&request.path, |line, component, record| {
             let Some(counts) = imported.get_mut(&component) else {
                 return Ok(());
