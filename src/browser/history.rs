@@ -6,8 +6,17 @@
 //! id)` index: each matching host is read newest first and the pages are
 //! merged, so "newest 200 of one host" never sorts the host's whole history.
 //!
+//! A `query` asks the in-memory index (`browser::history_index`) which
+//! visits match. Few matches: they are fetched by id, together with the
+//! rows the index does not cover yet (`id > watermark`), every other filter
+//! in SQL. Many: the table is walked newest first and each row's own text
+//! tested in SQL (a 10%-matching query finds 200 rows within ~2,000). Both
+//! test the row's text with the same fold, so the answer never depends on
+//! the index's state.
+//!
 //! Every delete goes through [`crate::privacy::purge`] (one transaction, then
-//! a WAL checkpoint) and clears the tabs that pointed at a deleted visit.
+//! a WAL checkpoint), drops its rows from the index inside that transaction
+//! ([`Removal`]), and clears the tabs that pointed at a deleted visit.
 
 use crate::browser::history_index::{self, Removal};
 use crate::browser::urls::HostMatch;
