@@ -278,10 +278,12 @@ fn rows_by_id(
         ks.condition("visited_at", "id", first)
     );
     let sql = format!(
-        "SELECT {VISIT_COLUMNS} FROM rarray({ids}) AS found CROSS JOIN history
+        // NOT INDEXED: both arms go by rowid (the ids found, then the
+        // uncovered tail), never by walking a time or host index.
+        "SELECT {VISIT_COLUMNS} FROM rarray({ids}) AS found CROSS JOIN history NOT INDEXED
            ON history.id = found.value WHERE {filter}
          UNION ALL
-         SELECT {VISIT_COLUMNS} FROM history WHERE id > {top} AND {filter}
+         SELECT {VISIT_COLUMNS} FROM history NOT INDEXED WHERE id > {top} AND {filter}
          {}",
         ks.order_and_limit("visited_at", "id"),
     );
