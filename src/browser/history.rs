@@ -214,11 +214,11 @@ pub fn list(profile: &Profile, req: ListRequest) -> Result<Page<Visit>> {
         if let Some(q) = &filters.query {
             history_index::catch_up_for_search(profile, conn)?;
             let wanted = req.limit.get() + 1;
-            if let Lookup::Found { ids, watermark } = profile
+            if let Lookup::Found { hits, watermark } = profile
                 .history_text_index()
                 .search(&fold_case(q), index_lookup_limit(profile, wanted))
             {
-                let rows = rows_by_id(conn, &filters, &ks, ids, watermark)?;
+                let rows = rows_by_id(conn, &filters, &ks, hits, watermark)?;
                 return Ok(ks.finish(rows));
             }
         }
@@ -253,14 +253,16 @@ fn index_lookup_limit(profile: &Profile, wanted: usize) -> usize {
     (((wanted * total) as f64).sqrt() as usize).clamp(1_000, 50_000)
 }
 
-/// One page of the visits the index found (`ids`, all `<= watermark`) plus
-/// the rows it does not cover yet (`id > watermark`), every filter applied
-/// in SQL; the query term re-checks each row's own text.
+/// One page of the visits the index found (`hits`, `(visited_at, id)`, all
+/// `id <= watermark`) plus the rows it does not cover yet (`id >
+/// watermark`), every other filter applied in SQL; the query term
+/// re-checks each row's own text. The hits are taken newest first in
+/// chunks, so a page reads about `limit` rows, not every match.
 fn rows_by_id(
     conn: &Connection,
     filters: &Filters,
     ks: &Keyset,
-    found_ids: Vec<i64>,
+    mut hits: Vec<(i64, i64)>,
     watermark: i64,
 ) -> Result<Vec<(Visit, i64, i64)>> {
     let mut w = Where::default();
@@ -277,32 +279,55 @@ fn rows_by_id(
         w.sql(),
         ks.condition("visited_at", "id", first)
     );
-    let sql = format!(
-        // NOT INDEXED: both arms go by rowid (the ids found, then the
-        // uncovered tail), never by walking a time or host index.
-        "SELECT {VISIT_COLUMNS} FROM rarray({ids}) AS found CROSS JOIN history NOT INDEXED
-           ON history.id = found.value WHERE {filter}
-         UNION ALL
-         SELECT {VISIT_COLUMNS} FROM history NOT INDEXED WHERE id > {top} AND {filter}
-         {}",
+    let page = format!(
+        "{} {}",
+        // NOT INDEXED: by rowid only, never by walking a time or host index.
+        format_args!(
+            "SELECT {VISIT_COLUMNS} FROM rarray({ids}) AS found CROSS JOIN history NOT INDEXED
+               ON history.id = found.value WHERE {filter}"
+        ),
         ks.order_and_limit("visited_at", "id"),
     );
-    let array: rusqlite::vtab::array::Array =
-        std::rc::Rc::new(found_ids.into_iter().map(SqlValue::Integer).collect());
-    let mut params: Vec<&dyn rusqlite::ToSql> = w.params.iter().map(|v| v as _).collect();
+    let tail = format!(
+        "SELECT {VISIT_COLUMNS} FROM history NOT INDEXED WHERE id > {top} AND {filter} {}",
+        ks.order_and_limit("visited_at", "id"),
+    );
     let slot = ids
         .trim_start_matches('?')
         .parse::<usize>()
         .expect("placeholder")
         - 1;
-    params[slot] = &array;
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params.as_slice(), |r| {
-        let v = Visit::from_row(r)?;
-        let (key, seq) = (v.visited_at, v.id);
-        Ok((v, key, seq))
-    })?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    let run = |sql: &str, chunk: &[(i64, i64)]| -> Result<Vec<(Visit, i64, i64)>> {
+        let array: rusqlite::vtab::array::Array =
+            std::rc::Rc::new(chunk.iter().map(|h| SqlValue::Integer(h.1)).collect());
+        let mut params: Vec<&dyn rusqlite::ToSql> = w.params.iter().map(|v| v as _).collect();
+        params[slot] = &array;
+        let mut stmt = conn.prepare_cached(sql)?;
+        let rows = stmt.query_map(params.as_slice(), |r| {
+            let v = Visit::from_row(r)?;
+            let (key, seq) = (v.visited_at, v.id);
+            Ok((v, key, seq))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    };
+    let wanted = ks.order_and_limit_rows();
+    hits.retain(|hit| *hit < (key, seq));
+    hits.sort_unstable_by(|a, b| b.cmp(a));
+    let mut rows = run(&tail, &[])?;
+    let mut taken = 0;
+    let mut chunk = wanted;
+    let mut found = 0;
+    while found < wanted && taken < hits.len() {
+        let end = (taken + chunk).min(hits.len());
+        let got = run(&page, &hits[taken..end])?;
+        found += got.len();
+        rows.extend(got);
+        taken = end;
+        chunk *= 2;
+    }
+    rows.sort_by_key(|row| std::cmp::Reverse((row.1, row.2)));
+    rows.truncate(wanted);
+    Ok(rows)
 }
 
 /// The distinct stored `rev_host`s inside a subdomain range, found by

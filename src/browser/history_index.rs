@@ -46,9 +46,10 @@ pub(crate) fn catch_up_for_search(profile: &Profile, conn: &Connection) -> Resul
 /// the id up to which they cover the snapshot, and whether that was all.
 fn read_chunk(conn: &Connection, from: CatchUp, limit: usize) -> Result<(Vec<Doc>, i64, bool)> {
     let docs = conn.query_all(
-        "SELECT id, url, title FROM history WHERE id > ?1 AND id <= ?2 ORDER BY id LIMIT ?3",
+        "SELECT id, visited_at, url, title FROM history WHERE id > ?1 AND id <= ?2
+         ORDER BY id LIMIT ?3",
         rusqlite::params![from.after, from.until, limit as i64],
-        |r| Ok((r.get::<_, i64>(0)?, vec![r.get(1)?, r.get(2)?])),
+        |r| Ok((r.get::<_, i64>(0)?, r.get(1)?, vec![r.get(2)?, r.get(3)?])),
     )?;
     let covered_to = docs.last().map_or(from.after, |d| d.0);
     let complete = docs.len() < limit;

@@ -28,8 +28,9 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
-/// One document to index: its id and its texts (e.g. url and title).
-pub type Doc = (i64, Vec<Option<String>>);
+/// One document to index: its id, its sort key (e.g. visit time) and its
+/// texts (e.g. url and title).
+pub type Doc = (i64, i64, Vec<Option<String>>);
 
 /// The index; every method takes `&self` (one internal lock).
 #[derive(Default)]
@@ -56,6 +57,7 @@ struct State {
     place_by_hash: HashMap<u64, u32>,
     /// Document ids, ascending, and their places.
     doc_ids: Vec<i64>,
+    doc_keys: Vec<i64>,
     doc_places: Vec<u32>,
     /// Every document with `id <= watermark` is indexed.
     watermark: i64,
@@ -83,9 +85,13 @@ pub struct CatchUp {
 /// The answer of [`SubstringIndex::search`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
-    /// Exactly the indexed documents whose texts contain the query,
-    /// ascending; documents with `id > watermark` are not covered.
-    Found { ids: Vec<i64>, watermark: i64 },
+    /// Exactly the indexed documents whose texts contain the query, as
+    /// `(key, id)` in id order; documents with `id > watermark` are not
+    /// covered.
+    Found {
+        hits: Vec<(i64, i64)>,
+        watermark: i64,
+    },
     /// More than the caller's limit of documents match.
     TooMany { watermark: i64 },
 }
@@ -137,9 +143,9 @@ impl SubstringIndex {
         if s.removing || s.epoch != from.epoch {
             return false;
         }
-        for (id, texts) in docs {
+        for (id, key, texts) in docs {
             if id > s.watermark {
-                s.add(id, &texts);
+                s.add(id, key, &texts);
             }
         }
         s.watermark = s.watermark.max(covered_to.min(from.until));
@@ -224,19 +230,16 @@ impl SubstringIndex {
                 }
             }
         }
-        let ids = if total == 0 {
-            Vec::new()
-        } else {
-            let mut ids = Vec::with_capacity(total);
-            for (id, place) in s.doc_ids.iter().zip(&s.doc_places) {
+        let mut hits = Vec::with_capacity(total);
+        if total > 0 {
+            for (i, place) in s.doc_places.iter().enumerate() {
                 if matched[*place as usize] {
-                    ids.push(*id);
+                    hits.push((s.doc_keys[i], s.doc_ids[i]));
                 }
             }
-            ids
-        };
+        }
         Lookup::Found {
-            ids,
+            hits,
             watermark: s.watermark,
         }
     }
@@ -271,7 +274,7 @@ impl SubstringIndex {
 }
 
 impl State {
-    fn add(&mut self, id: i64, texts: &[Option<String>]) {
+    fn add(&mut self, id: i64, key: i64, texts: &[Option<String>]) {
         let folded: Vec<std::borrow::Cow<'_, str>> = texts
             .iter()
             .map(|t| fold_case(t.as_deref().unwrap_or("")))
@@ -296,6 +299,7 @@ impl State {
         };
         self.place_docs[place as usize] += 1;
         self.doc_ids.push(id);
+        self.doc_keys.push(key);
         self.doc_places.push(place);
     }
 
@@ -332,6 +336,7 @@ impl State {
         }
         let mut keep_ids = Vec::with_capacity(self.doc_ids.len().saturating_sub(ids.len()));
         let mut keep_places = Vec::with_capacity(keep_ids.capacity());
+        let mut keep_keys = Vec::with_capacity(keep_ids.capacity());
         let mut next = 0usize;
         for i in 0..self.doc_ids.len() {
             let id = self.doc_ids[i];
@@ -343,10 +348,12 @@ impl State {
                 self.release_place(place);
             } else {
                 keep_ids.push(id);
+                keep_keys.push(self.doc_keys[i]);
                 keep_places.push(place);
             }
         }
         self.doc_ids = keep_ids;
+        self.doc_keys = keep_keys;
         self.doc_places = keep_places;
     }
 
@@ -391,12 +398,12 @@ impl State {
             hold_at: old.hold_at,
             ..State::default()
         };
-        for (id, place) in old.doc_ids.iter().zip(&old.doc_places) {
+        for (i, (id, place)) in old.doc_ids.iter().zip(&old.doc_places).enumerate() {
             let texts: Vec<Option<String>> = old
                 .place_texts(*place)
                 .map(|t| Some(String::from_utf8_lossy(&old.arena[old.text_range(t)]).into_owned()))
                 .collect();
-            self.add(*id, &texts);
+            self.add(*id, old.doc_keys[i], &texts);
         }
     }
 }
@@ -406,7 +413,11 @@ mod tests {
     use super::*;
 
     fn doc(id: i64, url: &str, title: Option<&str>) -> Doc {
-        (id, vec![Some(url.to_owned()), title.map(str::to_owned)])
+        (
+            id,
+            id * 10,
+            vec![Some(url.to_owned()), title.map(str::to_owned)],
+        )
     }
 
     fn index(docs: Vec<Doc>) -> SubstringIndex {
@@ -419,7 +430,7 @@ mod tests {
 
     fn found(index: &SubstringIndex, q: &str) -> Vec<i64> {
         match index.search(&fold_case(q), usize::MAX) {
-            Lookup::Found { ids, .. } => ids,
+            Lookup::Found { hits, .. } => hits.into_iter().map(|(_, id)| id).collect(),
             other => panic!("{other:?}"),
         }
     }
