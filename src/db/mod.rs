@@ -71,9 +71,6 @@ struct Writer {
     conn: Connection,
     batch: Option<Batch>,
     next_batch: u64,
-    /// Callers of the last committed batch (more than one: writes are
-    /// concurrent right now).
-    last_batch_callers: usize,
 }
 
 /// A shared transaction waiting for more callers.
@@ -115,7 +112,6 @@ impl Db {
                 conn: writer,
                 batch: None,
                 next_batch: 1,
-                last_batch_callers: 0,
             }),
             queued: AtomicUsize::new(0),
             commits: Mutex::new(CommitLog::default()),
@@ -162,21 +158,9 @@ impl Db {
             return Err(e.into());
         }
         let open = writer.batch.as_ref().expect("joined batch is open");
-        let room = open.callers < MAX_BATCH_CALLERS && open.started.elapsed() < MAX_BATCH_AGE;
-        let mut queued = self.queued.load(Ordering::SeqCst) > 0;
-        if !queued && room && writer.last_batch_callers > 1 {
-            // Writers were concurrent a moment ago: the callers of the last
-            // batch are waking up to queue again. Give them the CPU briefly
-            // rather than commit alone.
-            for _ in 0..3 {
-                std::thread::yield_now();
-                if self.queued.load(Ordering::SeqCst) > 0 {
-                    queued = true;
-                    break;
-                }
-            }
-        }
-        let more_coming = queued && room;
+        let more_coming = self.queued.load(Ordering::SeqCst) > 0
+            && open.callers < MAX_BATCH_CALLERS
+            && open.started.elapsed() < MAX_BATCH_AGE;
         match outcome {
             Err(panic) => {
                 if !more_coming {
@@ -211,7 +195,6 @@ impl Db {
         let Some(batch) = writer.batch.take() else {
             return Ok(());
         };
-        writer.last_batch_callers = batch.callers;
         let commit = writer.conn.execute_batch("COMMIT").map_err(Error::from);
         if commit.is_err() && !writer.conn.is_autocommit() {
             let _ = writer.conn.execute_batch("ROLLBACK");
