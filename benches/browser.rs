@@ -1,7 +1,6 @@
 //! Browser benchmarks with the targets of issue 5, each printed as a median
 //! and, where the target is relative, as a ratio against raw rusqlite doing
-//! the same storage work in the same run (same schema, so the FTS triggers
-//! fire for the baseline too; same pragmas):
+//! the same storage work in the same run (same schema, same pragmas):
 //! - `visits.record` one call at a time through `hydra_call` >= 70% of the
 //!   rate of a raw single-row autocommit insert;
 //! - `visits.record_batch` (1,000 visits) >= 40% of the rate of a raw
@@ -108,16 +107,6 @@ fn record_benches(c: &mut Criterion, m: &Medians) {
     let raw_dir = tempfile::tempdir().unwrap();
     let handle = Handle::open(ours_dir.path());
     let raw = raw_connection(raw_dir.path());
-    // For information only: the same table without its full-text triggers,
-    // to show what keeping the FTS index in the same transaction costs.
-    let plain_dir = tempfile::tempdir().unwrap();
-    let plain = raw_connection(plain_dir.path());
-    plain
-        .execute_batch(
-            "DROP TRIGGER history_fts_after_insert; DROP TRIGGER history_fts_after_delete;
-             DROP TRIGGER history_fts_after_update;",
-        )
-        .unwrap();
     let op = c"visits.record";
     let batch_op = c"visits.record_batch";
     let mut group = c.benchmark_group("visits");
@@ -151,16 +140,10 @@ fn record_benches(c: &mut Criterion, m: &Medians) {
         })
     });
     let (host, rev) = host_of("rec");
-    // Raw single-row autocommit inserts on the same schema, and for
-    // information on the table without its FTS triggers.
-    for (name, conn, metric) in [
-        ("raw autocommit insert", &raw, "record_raw"),
-        (
-            "raw autocommit insert without FTS (info)",
-            &plain,
-            "record_plain",
-        ),
-    ] {
+    // Raw single-row autocommit inserts on the same schema (since migration
+    // 0008 it has no full-text index: see benches/history_scale.rs).
+    {
+        let (name, conn, metric) = ("raw autocommit insert", &raw, "record_raw");
         group.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 let rows: Vec<(String, u64)> = (0..iters)
@@ -370,11 +353,6 @@ fn report(m: &Medians) {
         ),
         ">= 70%",
         r >= 0.70,
-    );
-    println!(
-        "{:<52} {:>24}  (information: the cost of the FTS triggers)",
-        "raw autocommit insert without FTS",
-        format!("{:.1} us", ms("record_plain") * 1e3)
     );
     let r = ratio("batch_ours", "batch_raw");
     line(

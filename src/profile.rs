@@ -139,6 +139,9 @@ struct ProfileInner {
     model: parking_lot::RwLock<Option<HostJsonFn>>,
     /// The host's embedder (`hydra_register_embedder`), if one is registered.
     embedder: parking_lot::RwLock<Option<HostJsonFn>>,
+    /// The in-memory text index of history (fed by `browser::history_index`;
+    /// empty at open, nothing of it on disk).
+    history_text: crate::search::substring::SubstringIndex,
 }
 
 /// Per profile directory, a number bumped by every change that alters file
@@ -207,6 +210,7 @@ impl Profile {
                 jobs,
                 model: parking_lot::RwLock::new(None),
                 embedder: parking_lot::RwLock::new(None),
+                history_text: Default::default(),
             }),
         };
         profile.inner.jobs.start(&profile)?;
@@ -334,6 +338,11 @@ impl Profile {
     /// The database.
     pub fn db(&self) -> &Db {
         &self.inner.db
+    }
+
+    /// The in-memory text index of history (see `browser::history_index`).
+    pub fn history_text_index(&self) -> &crate::search::substring::SubstringIndex {
+        &self.inner.history_text
     }
 
     /// Marks cached storage sizes as stale.

@@ -92,6 +92,46 @@ fn time_purge_leaves_no_trace() {
     assert_gone(&t, &[SECRET_URL, SECRET_TITLE]);
 }
 
+/// At scale, with the in-memory search index holding the secret: a large
+/// host purge (thousands of rows over many pages, the old FTS's merge case)
+/// leaves the text in no file, and searches no longer find it.
+#[test]
+fn large_host_purge_with_a_warm_index_leaves_no_trace() {
+    let t = TestProfile::new();
+    filler(&t);
+    for chunk in 0..4 {
+        let visits: Vec<Value> = (0..2_000)
+            .map(|i| json!({"url": format!("{SECRET_URL}/{chunk}/{i}"), "title": SECRET_TITLE, "visited_at": 1_000 + chunk * 2_000 + i}))
+            .collect();
+        t.ok("visits.record_batch", json!({ "visits": visits }));
+    }
+    // The first search starts the background builder; wait until it has
+    // indexed every row.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while t.profile.history_text_index().stats().docs < 8_300 {
+        let found = t.ok(
+            "history.list",
+            json!({"query": "marmalade confession", "limit": 5}),
+        );
+        assert_eq!(found["items"].as_array().unwrap().len(), 5);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "index never caught up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_present(&t, SECRET_TITLE);
+    let r = t.ok(
+        "history.purge",
+        json!({"host": "zebra-quokka-4821.example"}),
+    );
+    assert_eq!(r["deleted_count"], json!(8_000));
+    let found = t.ok("history.list", json!({"query": "marmalade confession"}));
+    assert!(found["items"].as_array().unwrap().is_empty());
+    assert_eq!(t.profile.history_text_index().stats().docs, 300);
+    assert_gone(&t, &[SECRET_URL, SECRET_TITLE]);
+}
+
 #[test]
 fn purge_all_leaves_no_trace() {
     let t = TestProfile::new();

@@ -187,3 +187,94 @@ fn a_version_seven_profile_with_data_gains_exact_counts_and_loses_the_message_in
     assert_eq!(open_code(fresh.path()), "ok");
     assert_eq!(schema(&db), schema(&fresh.path().join("hydra.sqlite3")));
 }
+
+/// Every migration up to schema 7 (the last release before the history
+/// text index left the database), frozen as those files are.
+const SCHEMA_7: &[&str] = &[
+    include_str!("../src/db/migrations/0001_profile.sql"),
+    include_str!("../src/db/migrations/0002_tabs.sql"),
+    include_str!("../src/db/migrations/0003_threads.sql"),
+    include_str!("../src/db/migrations/0004_jobs.sql"),
+    include_str!("../src/db/migrations/0005_hydraflow.sql"),
+    include_str!("../src/db/migrations/0006_browser.sql"),
+    include_str!("../src/db/migrations/0007_repo.sql"),
+];
+
+fn table_rows(path: &std::path::Path, sql: &str) -> Vec<Vec<rusqlite::types::Value>> {
+    let conn = Connection::open(path).unwrap();
+    let mut stmt = conn.prepare(sql).unwrap();
+    let n = stmt.column_count();
+    let rows = stmt
+        .query_map([], |r| (0..n).map(|i| r.get(i)).collect())
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    rows
+}
+
+#[test]
+fn a_version_seven_profile_with_history_upgrades_to_the_fresh_schema_with_its_data() {
+    let old = tempfile::tempdir().unwrap();
+    let db = old.path().join("hydra.sqlite3");
+    {
+        let conn = Connection::open(&db).unwrap();
+        for sql in SCHEMA_7 {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch(
+            "PRAGMA user_version = 7;
+             INSERT INTO tabs (id, current_history_id, current_url, current_title,
+                               last_visited_at, created_at, updated_at)
+             VALUES ('tab-1', 2, 'https://b.example/page', 'Bêta Page', 20, 1, 20);
+             INSERT INTO history (url, host, rev_host, title, visited_at, tab_id)
+             VALUES ('https://a.example/', 'a.example', 'elpmaxe.a.', 'Alpha', 10, NULL),
+                    ('https://b.example/page', 'b.example', 'elpmaxe.b.', 'Bêta Page', 20, 'tab-1'),
+                    ('https://c.example/x', 'c.example', 'elpmaxe.c.', NULL, 30, NULL);
+             INSERT INTO bookmarks (url, title, created_at, updated_at)
+             VALUES ('https://a.example/', 'Alpha mark', 5, 5);",
+        )
+        .unwrap();
+        let fts: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM history_fts WHERE history_fts MATCH 'page'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(fts, 1, "the frozen fixture has the old trigram index");
+    }
+    let history_before = table_rows(&db, "SELECT * FROM history ORDER BY id");
+    let tabs_before = table_rows(&db, "SELECT * FROM tabs ORDER BY id");
+
+    let profile = Profile::open(OpenOptions::new(old.path())).unwrap();
+    let found = hydra_core::browser::history::list(
+        &profile,
+        serde_json::from_value(serde_json::json!({"query": "BÊTA"})).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        found.items.iter().map(|v| v.id).collect::<Vec<_>>(),
+        vec![2]
+    );
+    profile.close(CloseOptions::default()).unwrap();
+
+    let fresh = tempfile::tempdir().unwrap();
+    assert_eq!(open_code(fresh.path()), "ok");
+    assert_eq!(schema(&db), schema(&fresh.path().join("hydra.sqlite3")));
+    assert!(!schema(&db)
+        .iter()
+        .any(|(name, _)| name.starts_with("history_fts")));
+    assert_eq!(
+        table_rows(&db, "SELECT * FROM history ORDER BY id"),
+        history_before
+    );
+    assert_eq!(
+        table_rows(&db, "SELECT * FROM tabs ORDER BY id"),
+        tabs_before
+    );
+    let version: u32 = Connection::open(&db)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, hydra_core::db::LATEST_SCHEMA_VERSION);
+}

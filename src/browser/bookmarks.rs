@@ -5,8 +5,9 @@
 //! and every bookmark in them (foreign-key cascades), through the privacy
 //! purge. History purges never touch bookmarks.
 
-use crate::browser::urls::{like_substring, parse_url};
+use crate::browser::urls::parse_url;
 use crate::db::paging::{Keyset, Order};
+use crate::db::text_match::{fold_case, url_or_title_contains};
 use crate::db::ConnExt;
 use crate::error::{Error, Result};
 use crate::privacy::Purged;
@@ -178,11 +179,10 @@ pub fn list(profile: &Profile, req: ListRequest) -> Result<Page<Bookmark>> {
         terms.push(format!("folder_id = ?{}", values.len()));
     }
     if let Some(q) = &query {
-        values.push(like_substring(q).into());
-        let p = values.len();
-        terms.push(format!(
-            "(url LIKE ?{p} ESCAPE '\\' OR title LIKE ?{p} ESCAPE '\\')"
-        ));
+        // As in history.list: one Unicode fold, no wildcards (a scan is
+        // fine, bookmarks are few).
+        values.push(fold_case(q).into_owned().into());
+        terms.push(url_or_title_contains(&format!("?{}", values.len())));
     }
     let (key, seq) = ks.bounds();
     let first = values.len() + 1;

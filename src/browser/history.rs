@@ -6,15 +6,27 @@
 //! id)` index: each matching host is read newest first and the pages are
 //! merged, so "newest 200 of one host" never sorts the host's whole history.
 //!
+//! A `query` asks the in-memory index (`browser::history_index`) which
+//! visits match. Few matches: they are fetched by id, together with the
+//! rows the index does not cover yet (`id > watermark`), every other filter
+//! in SQL. Many: the table is walked newest first and each row's own text
+//! tested in SQL (a 10%-matching query finds 200 rows within ~2,000). Both
+//! test the row's text with the same fold, so the answer never depends on
+//! the index's state.
+//!
 //! Every delete goes through [`crate::privacy::purge`] (one transaction, then
-//! a WAL checkpoint) and clears the tabs that pointed at a deleted visit.
+//! a WAL checkpoint), drops its rows from the index inside that transaction
+//! ([`Removal`]), and clears the tabs that pointed at a deleted visit.
 
-use crate::browser::urls::{like_substring, HostMatch};
+use crate::browser::history_index::{self, Removal};
+use crate::browser::urls::HostMatch;
 use crate::db::paging::{Keyset, Order};
+use crate::db::text_match::{fold_case, url_or_title_contains};
 use crate::db::ConnExt;
 use crate::error::{Error, ErrorCode, Result};
 use crate::privacy::Purged;
 use crate::profile::Profile;
+use crate::search::substring::Lookup;
 use crate::types::{now_ms, Bounded, Id, Millis, Page, Timestamp};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params_from_iter, Connection};
@@ -141,7 +153,7 @@ impl Filters {
             w.terms.push(format!("tab_id = {p}"));
         }
         if let Some(q) = &self.query {
-            let term = query_term(w, q);
+            let term = query_term(w, &fold_case(q));
             w.terms.push(term);
         }
     }
@@ -168,19 +180,11 @@ impl Filters {
     }
 }
 
-/// The `query` term: case-insensitive substring of url or title. Three or
-/// more characters use the trigram index (a quoted FTS5 phrase of trigrams
-/// is exactly a substring match); shorter text scans with an escaped `LIKE`
-/// (SQLite's `LIKE` folds ASCII case only; the trigram index folds Unicode).
-fn query_term(w: &mut Where, q: &str) -> String {
-    if q.chars().count() >= 3 {
-        let phrase = format!("\"{}\"", q.replace('"', "\"\""));
-        let p = w.bind(phrase);
-        format!("id IN (SELECT rowid FROM history_fts WHERE history_fts MATCH {p})")
-    } else {
-        let p = w.bind(like_substring(q));
-        format!("(url LIKE {p} ESCAPE '\\' OR title LIKE {p} ESCAPE '\\')")
-    }
+/// The `query` term: the folded url or title contains the folded query
+/// (see `db::text_match`: one Unicode fold for every length, no wildcard).
+fn query_term(w: &mut Where, folded: &str) -> String {
+    let p = w.bind(folded.to_owned());
+    url_or_title_contains(&p)
 }
 
 /// How many distinct hosts a subdomain filter may expand to before the list
@@ -208,6 +212,17 @@ pub fn list(profile: &Profile, req: ListRequest) -> Result<Page<Visit>> {
         req.cursor.as_deref(),
     )?;
     profile.db().read(|conn| {
+        if let Some(q) = &filters.query {
+            history_index::catch_up_for_search(profile, conn)?;
+            let wanted = req.limit.get() + 1;
+            if let Lookup::Found { hits, watermark } = profile
+                .history_text_index()
+                .search(&fold_case(q), index_lookup_limit(profile, wanted))
+            {
+                let rows = rows_by_id(conn, &filters, &ks, hits, watermark)?;
+                return Ok(ks.finish(rows));
+            }
+        }
         let rows = match &filters.host {
             Some(h) if h.include_subdomains => match matching_hosts(conn, h)? {
                 Some(hosts) => {
@@ -228,6 +243,92 @@ pub fn list(profile: &Profile, req: ListRequest) -> Result<Page<Visit>> {
         };
         Ok(ks.finish(rows))
     })
+}
+
+/// Up to how many matching visits the index hands over by id; beyond it a
+/// walk of the table newest first, testing each row, finds the page sooner.
+/// Fetching `m` matches by id costs about `m` row reads; the walk reads
+/// about `wanted * total / m`; they cross at `m = sqrt(wanted * total)`.
+fn index_lookup_limit(profile: &Profile, wanted: usize) -> usize {
+    let total = profile.history_text_index().stats().docs.max(1);
+    (((wanted * total) as f64).sqrt() as usize).clamp(1_000, 50_000)
+}
+
+/// One page of the visits the index found (`hits`, `(visited_at, id)`, all
+/// `id <= watermark`) plus the rows it does not cover yet (`id >
+/// watermark`), every other filter applied in SQL; the query term
+/// re-checks each row's own text. The hits are taken newest first in
+/// chunks, so a page reads about `limit` rows, not every match.
+fn rows_by_id(
+    conn: &Connection,
+    filters: &Filters,
+    ks: &Keyset,
+    mut hits: Vec<(i64, i64)>,
+    watermark: i64,
+) -> Result<Vec<(Visit, i64, i64)>> {
+    let mut w = Where::default();
+    filters.push_host_range(&mut w);
+    filters.push_common(&mut w);
+    let ids = w.bind(SqlValue::Null);
+    let top = w.bind(watermark);
+    let (key, seq) = ks.bounds();
+    let first = w.params.len() + 1;
+    w.params.push(key.into());
+    w.params.push(seq.into());
+    let filter = format!(
+        "{} AND {}",
+        w.sql(),
+        ks.condition("visited_at", "id", first)
+    );
+    let page = format!(
+        "{} {}",
+        // NOT INDEXED: by rowid only, never by walking a time or host index.
+        format_args!(
+            "SELECT {VISIT_COLUMNS} FROM rarray({ids}) AS found CROSS JOIN history NOT INDEXED
+               ON history.id = found.value WHERE {filter}"
+        ),
+        ks.order_and_limit("visited_at", "id"),
+    );
+    let tail = format!(
+        "SELECT {VISIT_COLUMNS} FROM history NOT INDEXED WHERE id > {top} AND {filter} {}",
+        ks.order_and_limit("visited_at", "id"),
+    );
+    let slot = ids
+        .trim_start_matches('?')
+        .parse::<usize>()
+        .expect("placeholder")
+        - 1;
+    let run = |sql: &str, chunk: &[(i64, i64)]| -> Result<Vec<(Visit, i64, i64)>> {
+        let array: rusqlite::vtab::array::Array =
+            std::rc::Rc::new(chunk.iter().map(|h| SqlValue::Integer(h.1)).collect());
+        let mut params: Vec<&dyn rusqlite::ToSql> = w.params.iter().map(|v| v as _).collect();
+        params[slot] = &array;
+        let mut stmt = conn.prepare_cached(sql)?;
+        let rows = stmt.query_map(params.as_slice(), |r| {
+            let v = Visit::from_row(r)?;
+            let (key, seq) = (v.visited_at, v.id);
+            Ok((v, key, seq))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    };
+    let wanted = ks.order_and_limit_rows();
+    hits.retain(|hit| *hit < (key, seq));
+    hits.sort_unstable_by(|a, b| b.cmp(a));
+    let mut rows = run(&tail, &[])?;
+    let mut taken = 0;
+    let mut chunk = wanted;
+    let mut found = 0;
+    while found < wanted && taken < hits.len() {
+        let end = (taken + chunk).min(hits.len());
+        let got = run(&page, &hits[taken..end])?;
+        found += got.len();
+        rows.extend(got);
+        taken = end;
+        chunk *= 2;
+    }
+    rows.sort_by_key(|row| std::cmp::Reverse((row.1, row.2)));
+    rows.truncate(wanted);
+    Ok(rows)
 }
 
 /// The distinct stored `rev_host`s inside a subdomain range, found by
@@ -329,12 +430,13 @@ pub struct DeleteResponse {
 
 /// `history.delete`.
 pub fn delete(profile: &Profile, req: DeleteRequest) -> Result<Purged<DeleteResponse>> {
-    crate::privacy::purge(profile, |tx| {
+    let removal = Removal::begin(profile);
+    let response = crate::privacy::purge(profile, |tx| {
         let mut w = Where::default();
         let p = w.bind(req.id);
         w.terms.push(format!("id = {p}"));
         let tabs_cleared = clear_tabs(tx, &w, now_ms())?;
-        let deleted = delete_rows(tx, &w)?;
+        let deleted = delete_rows(tx, &w, &removal)?;
         if deleted == 0 {
             return Err(Error::not_found("visit", "id"));
         }
@@ -343,7 +445,9 @@ pub fn delete(profile: &Profile, req: DeleteRequest) -> Result<Purged<DeleteResp
             deleted_id: req.id,
             tabs_cleared,
         })
-    })
+    })?;
+    removal.confirm();
+    Ok(response)
 }
 
 /// Request of `history.purge`.
@@ -421,22 +525,31 @@ pub fn purge(profile: &Profile, req: PurgeRequest) -> Result<Purged<PurgeRespons
         to: filters.to,
         all,
     };
-    crate::privacy::purge(profile, |tx| {
+    let removal = Removal::begin(profile);
+    let response = crate::privacy::purge(profile, |tx| {
         let tabs_cleared = clear_tabs(tx, &w, now_ms())?;
-        let deleted_count = delete_rows(tx, &w)?;
+        let deleted_count = delete_rows(tx, &w, &removal)?;
         Ok(PurgeResponse {
             deleted_count,
             tabs_cleared,
             filters: echo,
         })
-    })
+    })?;
+    removal.confirm();
+    Ok(response)
 }
 
 /// Deletes every visit of `host` (and its subdomains, per the match) and
 /// clears the tabs that showed one, inside the caller's transaction (the
 /// caller runs it through [`crate::privacy::purge`]); returns
-/// `(visits deleted, tabs cleared)`. `privacy.forget_site` uses it.
-pub(crate) fn purge_host_in(conn: &Connection, host: HostMatch, now: Millis) -> Result<(u64, u64)> {
+/// `(visits deleted, tabs cleared)`. `privacy.forget_site` uses it, with a
+/// [`Removal`] begun before the transaction and confirmed after it commits.
+pub(crate) fn purge_host_in(
+    conn: &Connection,
+    host: HostMatch,
+    now: Millis,
+    removal: &Removal<'_>,
+) -> Result<(u64, u64)> {
     let filters = Filters {
         host: Some(host),
         ..Filters::default()
@@ -444,7 +557,7 @@ pub(crate) fn purge_host_in(conn: &Connection, host: HostMatch, now: Millis) -> 
     let mut w = Where::default();
     filters.push_host_range(&mut w);
     let tabs_cleared = clear_tabs(conn, &w, now)?;
-    let deleted = delete_rows(conn, &w)?;
+    let deleted = delete_rows(conn, &w, removal)?;
     Ok((deleted, tabs_cleared))
 }
 
@@ -470,45 +583,21 @@ fn clear_tabs(conn: &Connection, w: &Where, now: Millis) -> Result<u64> {
     Ok(conn.run(&sql, params_from_iter(params.iter()))? as u64)
 }
 
-/// Deletes the visits matching `w` and their full-text entries; returns how
-/// many.
-///
-/// Normally each row's tokens leave the index through the delete trigger
-/// (with FTS5 `secure-delete`, one page edit per token: fine for a few
-/// rows, slow for many). When a purge removes at least
-/// 1/[`REINDEX_SHARE`] of the history, re-indexing what remains is cheaper:
-/// the trigger is set aside inside this transaction, the rows deleted, and
-/// the index rebuilt from the remaining rows (its old pages freed and, with
-/// `secure_delete`, zeroed). Either way the change is one transaction.
-fn delete_rows(conn: &Connection, w: &Where) -> Result<u64> {
-    let params = || params_from_iter(w.params.iter());
-    let matching = conn.query_i64(
-        &format!("SELECT count(*) FROM history WHERE {}", w.sql()),
-        params(),
-    )?;
-    if matching == 0 {
-        return Ok(0);
+/// Deletes the visits matching `w` and drops them from the text index;
+/// returns how many. With no filter (`all`) the table is emptied by one
+/// `DELETE` without `WHERE`, which SQLite does page by page instead of row
+/// by row.
+fn delete_rows(conn: &Connection, w: &Where, removal: &Removal<'_>) -> Result<u64> {
+    if w.terms.is_empty() {
+        let deleted = conn.run("DELETE FROM history", [])? as u64;
+        removal.remove_all();
+        return Ok(deleted);
     }
-    let total = conn.query_i64("SELECT count(*) FROM history", [])?;
-    let delete = format!("DELETE FROM history WHERE {}", w.sql());
-    if matching * REINDEX_SHARE < total {
-        return Ok(conn.run(&delete, params())? as u64);
-    }
-    let trigger_sql: String = conn.query_row(
-        "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'history_fts_after_delete'",
-        [],
-        |r| r.get(0),
+    let mut ids = conn.query_all(
+        &format!("DELETE FROM history WHERE {} RETURNING id", w.sql()),
+        params_from_iter(w.params.iter()),
+        |r| r.get::<_, i64>(0),
     )?;
-    conn.execute_batch("DROP TRIGGER history_fts_after_delete")?;
-    // Not through the statement cache: the schema just changed.
-    let deleted = conn.execute(&delete, params())?;
-    conn.execute_batch("INSERT INTO history_fts (history_fts) VALUES ('rebuild')")?;
-    conn.execute_batch(&trigger_sql)?;
-    Ok(deleted as u64)
+    removal.remove(conn, &mut ids)?;
+    Ok(ids.len() as u64)
 }
-
-/// A purge deleting at least 1/`REINDEX_SHARE` of all visits rebuilds the
-/// full-text index instead of deleting row by row (measured on trigram
-/// history: one row's secure delete costs about as much as re-indexing
-/// fifteen rows).
-const REINDEX_SHARE: i64 = 10;

@@ -1,8 +1,9 @@
-//! Browser state: tabs, visits and history (with its full-text index and
-//! privacy purges), bookmarks, and history imports from other browsers.
+//! Browser state: tabs, visits and history (with its in-memory text index
+//! and privacy purges), bookmarks, and history imports from other browsers.
 
 pub mod bookmarks;
 pub mod history;
+pub mod history_index;
 pub mod import;
 pub mod tabs;
 pub mod urls;

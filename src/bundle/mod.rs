@@ -374,7 +374,7 @@ pub fn run_import(ctx: &JobContext) -> Result<Value> {
         .collect();
     step(ctx, "import", 1, 2)?;
     let profile = ctx.profile();
-    let mut apply = |tx: &rusqlite::Transaction<'_>| -> Result<()> {
+    let mut apply = |tx: &rusqlite::Connection| -> Result<()> {
         with_import_cache(tx, || {
             format::for_each_record(&request.path, |line, component, record| {
                 let Some(counts) = imported.get_mut(&component) else {

@@ -127,18 +127,10 @@ pub fn migrate(conn: &Connection) -> Result<()> {
 mod tests {
     use super::*;
 
-    /// Versions taken by migrations of branches developed in parallel and
-    /// merged together (0008 scale-history, 0009 scale-hydraflow beside
-    /// 0010 knowledge). merge: empty this list once they are all merged.
-    const RESERVED_ELSEWHERE: &[u32] = &[8, 9];
-
     #[test]
     fn versions_are_consecutive_from_one() {
         let mut expected = 1;
         for m in MIGRATIONS {
-            while m.0 != expected && RESERVED_ELSEWHERE.contains(&expected) {
-                expected += 1;
-            }
             assert_eq!(m.0, expected, "migration {} is out of order", m.1);
             expected += 1;
         }

@@ -1,10 +1,18 @@
 //! The profile database: one writer connection, a small pool of readers, the
 //! pragma block and schema migrations.
 //!
-//! Every write operation runs as one `BEGIN IMMEDIATE` transaction on the
-//! writer (so concurrent calls on one handle queue on a mutex instead of
-//! failing with `SQLITE_BUSY`); read-only operations take a pooled read-only
-//! connection, which WAL lets run beside the writer.
+//! Writes queue on one mutex around the writer (so concurrent calls on one
+//! handle never fail with `SQLITE_BUSY`) and share commits: see
+//! [`Db::write`]. Read-only operations take a pooled read-only connection,
+//! which WAL lets run beside the writer.
+//!
+//! Group commit: a commit (WAL append, page writes) costs far more than one
+//! small insert, so when callers are queued behind the writer, the
+//! transaction stays open for them. Each caller runs its own closure on its
+//! own thread inside its own `SAVEPOINT` (its error or panic rolls back its
+//! savepoint only); the last caller in line (or the one that reaches the
+//! batch caps) commits, and every caller of the batch returns only after
+//! that `COMMIT`: an acknowledged write is a committed write.
 //!
 //! **Lock order (enforced):** a code path that holds a read snapshot never
 //! waits for the writer. The writer may wait for readers (a truncating
@@ -26,15 +34,19 @@ mod conn_ext;
 mod migrate;
 pub mod paging;
 pub mod snapshot;
+pub mod text_match;
 
 pub use conn_ext::ConnExt;
 pub use migrate::{migrate, probe_existing, LATEST_SCHEMA_VERSION};
 pub use snapshot::{ErasureGate, PendingErasure, Snapshot};
 
-use crate::error::Result;
-use parking_lot::{Mutex, MutexGuard};
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use crate::error::{Error, ErrorCode, Result};
+use parking_lot::{Condvar, MappedMutexGuard, Mutex, MutexGuard};
+use rusqlite::{Connection, OpenFlags};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 /// How hard SQLite works to make a commit durable (`PRAGMA synchronous`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
@@ -55,14 +67,51 @@ const IDLE_READERS: usize = 4;
 const BUSY_TIMEOUT_MS: u32 = 5_000;
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(BUSY_TIMEOUT_MS as u64);
 
+/// The most callers one shared commit holds.
+const MAX_BATCH_CALLERS: usize = 64;
+
+/// The longest a shared transaction stays open for more callers.
+const MAX_BATCH_AGE: Duration = Duration::from_millis(20);
+
 /// The connections of one profile database.
 pub struct Db {
     path: PathBuf,
-    writer: Mutex<Connection>,
+    writer: Mutex<Writer>,
+    /// Callers of [`Db::write`] waiting for the writer mutex.
+    queued: AtomicUsize,
+    /// Which shared transactions have finished, and how.
+    commits: Mutex<CommitLog>,
+    committed: Condvar,
     readers: Mutex<Vec<Connection>>,
     /// Privacy deletes versus read snapshots ([`snapshot`]).
     erasure: ErasureGate,
 }
+
+/// The writer connection and the shared transaction open on it, if any.
+struct Writer {
+    conn: Connection,
+    batch: Option<Batch>,
+    next_batch: u64,
+}
+
+/// A shared transaction waiting for more callers.
+struct Batch {
+    id: u64,
+    callers: usize,
+    started: Instant,
+}
+
+/// Batches finish in id order (one is open at a time).
+#[derive(Default)]
+struct CommitLog {
+    finished_through: u64,
+    /// Recent batches whose `COMMIT` failed, with the public error.
+    failed: std::collections::VecDeque<(u64, ErrorCode, String)>,
+}
+
+/// How many failed batches the log remembers (callers wake within
+/// microseconds; this only bounds memory).
+const FAILED_BATCHES_KEPT: usize = 64;
 
 impl Db {
     /// Opens (creating if needed) the database at `path` and migrates it to
@@ -76,10 +125,18 @@ impl Db {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         apply_pragmas(&writer, synchronous)?;
+        text_match::register(&writer)?;
         migrate(&writer)?;
         Ok(Db {
             path: path.to_owned(),
-            writer: Mutex::new(writer),
+            writer: Mutex::new(Writer {
+                conn: writer,
+                batch: None,
+                next_batch: 1,
+            }),
+            queued: AtomicUsize::new(0),
+            commits: Mutex::new(CommitLog::default()),
+            committed: Condvar::new(),
             readers: Mutex::new(Vec::new()),
             erasure: ErasureGate::default(),
         })
@@ -90,26 +147,126 @@ impl Db {
         &self.path
     }
 
-    /// Runs `f` in one `IMMEDIATE` transaction on the writer; commits when it
-    /// returns `Ok`, rolls back otherwise.
-    pub fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
-        let mut conn = self.writer.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let value = f(&tx)?;
-        tx.commit()?;
-        Ok(value)
+    /// Runs `f` inside a transaction on the writer and returns once that
+    /// transaction has committed (or `f`'s error, with `f`'s changes rolled
+    /// back). Concurrent callers share one transaction and one commit (see
+    /// the module docs); `f` runs in its own savepoint, so its failure or
+    /// panic undoes only its own changes. A failed shared `COMMIT` fails
+    /// every caller of the batch.
+    pub fn write<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        let mut writer = self.writer.lock();
+        self.queued.fetch_sub(1, Ordering::SeqCst);
+        let batch = writer.join_batch()?;
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            writer
+                .conn
+                .execute_batch("SAVEPOINT hydra_write")
+                .map_err(Error::from)
+                .and_then(|()| f(&writer.conn))
+        }));
+        let own_ok = matches!(outcome, Ok(Ok(_)));
+        let savepoint = if own_ok {
+            writer.conn.execute_batch("RELEASE hydra_write")
+        } else {
+            writer
+                .conn
+                .execute_batch("ROLLBACK TO hydra_write; RELEASE hydra_write")
+        };
+        if let Err(e) = savepoint {
+            // The savepoint is unusable: end the batch (its COMMIT reports
+            // to its other callers) and fail this one.
+            let _ = self.finish_batch(&mut writer);
+            return Err(e.into());
+        }
+        let open = writer.batch.as_ref().expect("joined batch is open");
+        let more_coming = self.queued.load(Ordering::SeqCst) > 0
+            && open.callers < MAX_BATCH_CALLERS
+            && open.started.elapsed() < MAX_BATCH_AGE;
+        match outcome {
+            Err(panic) => {
+                if !more_coming {
+                    // Its outcome goes to the batch's other callers.
+                    let _ = self.finish_batch(&mut writer);
+                }
+                drop(writer);
+                resume_unwind(panic)
+            }
+            Ok(Err(e)) => {
+                // Nothing of this caller is in the batch: no commit to wait for.
+                if !more_coming {
+                    let _ = self.finish_batch(&mut writer);
+                }
+                Err(e)
+            }
+            Ok(Ok(value)) => {
+                if more_coming {
+                    drop(writer);
+                    self.wait_for_commit(batch)?;
+                } else {
+                    self.finish_batch(&mut writer)?;
+                }
+                Ok(value)
+            }
+        }
     }
 
-    /// The writer connection itself, for work that is not one transaction
-    /// (checkpoints, `VACUUM`, migrations in tests).
-    pub fn writer(&self) -> MutexGuard<'_, Connection> {
-        self.writer.lock()
+    /// Commits the open batch (if any), records how it went and wakes its
+    /// callers; returns the commit's own result.
+    fn finish_batch(&self, writer: &mut Writer) -> Result<()> {
+        let Some(batch) = writer.batch.take() else {
+            return Ok(());
+        };
+        let commit = writer.conn.execute_batch("COMMIT").map_err(Error::from);
+        if commit.is_err() && !writer.conn.is_autocommit() {
+            let _ = writer.conn.execute_batch("ROLLBACK");
+        }
+        let mut log = self.commits.lock();
+        log.finished_through = batch.id;
+        if let Err(e) = &commit {
+            let public = e.to_public();
+            log.failed
+                .push_back((batch.id, public.code, public.message));
+            if log.failed.len() > FAILED_BATCHES_KEPT {
+                log.failed.pop_front();
+            }
+        }
+        drop(log);
+        self.committed.notify_all();
+        commit
+    }
+
+    /// Waits until batch `id` has finished; its commit's outcome.
+    fn wait_for_commit(&self, id: u64) -> Result<()> {
+        let mut log = self.commits.lock();
+        while log.finished_through < id {
+            self.committed.wait(&mut log);
+        }
+        match log.failed.iter().find(|(batch, _, _)| *batch == id) {
+            Some((_, code, message)) => Err(Error::new(*code, message.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// The writer connection itself, with no shared transaction open (one
+    /// waiting for more callers is committed first), for work that is not
+    /// one [`Db::write`]: its own transaction that must commit before
+    /// something else happens (`privacy::purge` commits, then
+    /// checkpoints), checkpoints, `VACUUM`, migrations in tests.
+    pub fn writer(&self) -> MappedMutexGuard<'_, Connection> {
+        let mut writer = self.writer.lock();
+        // A failed shared commit is reported to its own callers.
+        let _ = self.finish_batch(&mut writer);
+        MutexGuard::map(writer, |w| &mut w.conn)
     }
 
     /// The writer, if no one holds it right now (for work that must never
     /// wait for it, see the lock order above).
-    pub fn try_writer(&self) -> Option<MutexGuard<'_, Connection>> {
-        self.writer.try_lock()
+    pub fn try_writer(&self) -> Option<MappedMutexGuard<'_, Connection>> {
+        let mut writer = self.writer.try_lock()?;
+        // A failed shared commit is reported to its own callers.
+        let _ = self.finish_batch(&mut writer);
+        Some(MutexGuard::map(writer, |w| &mut w.conn))
     }
 
     /// Privacy deletes versus read snapshots ([`snapshot`]).
@@ -170,13 +327,15 @@ impl Db {
         )?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.execute_batch("PRAGMA query_only = ON;")?;
+        text_match::register(&conn)?;
+        rusqlite::vtab::array::load_module(&conn)?;
         Ok(conn)
     }
 
     /// Copies the WAL into the database and truncates the WAL file to zero
     /// bytes, so that no deleted page image survives in it.
     pub fn checkpoint_truncate(&self) -> Result<()> {
-        let conn = self.writer.lock();
+        let conn = self.writer();
         checkpoint_truncate(&conn)
     }
 
@@ -184,6 +343,25 @@ impl Db {
     /// and at close).
     pub fn drop_idle_readers(&self) {
         self.readers.lock().clear();
+    }
+}
+
+impl Writer {
+    /// Opens a batch (`BEGIN IMMEDIATE`) unless one is open, counts this
+    /// caller in it, and returns its id.
+    fn join_batch(&mut self) -> Result<u64> {
+        if self.batch.is_none() {
+            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+            self.batch = Some(Batch {
+                id: self.next_batch,
+                callers: 0,
+                started: Instant::now(),
+            });
+            self.next_batch += 1;
+        }
+        let batch = self.batch.as_mut().expect("just opened");
+        batch.callers += 1;
+        Ok(batch.id)
     }
 }
 
@@ -217,6 +395,11 @@ fn apply_pragmas(conn: &Connection, synchronous: Synchronous) -> Result<()> {
         -- Temporary b-trees (sorts, FTS merges) stay in memory, never in a
         -- temp file outside the profile directory.
         PRAGMA temp_store = MEMORY;
+        -- 64 MiB of page cache for the writer (the default is 2 MiB): a
+        -- visit updates four history indexes at random places, and at 1M
+        -- visits their hot pages no longer fit in 2 MiB, so every insert
+        -- re-read pages. Readers keep the default.
+        PRAGMA cache_size = -65536;
         "
     ))?;
     Ok(())

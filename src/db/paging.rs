@@ -93,6 +93,11 @@ impl Keyset {
         )
     }
 
+    /// How many rows [`Keyset::order_and_limit`] fetches (the page plus one).
+    pub fn order_and_limit_rows(&self) -> usize {
+        self.limit + 1
+    }
+
     /// Builds the page from rows fetched with [`Keyset::order_and_limit`],
     /// each with its `(key, seq)`.
     pub fn finish<T>(&self, mut rows: Vec<(T, i64, i64)>) -> Page<T> {

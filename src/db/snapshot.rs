@@ -259,7 +259,7 @@ impl super::Db {
     pub fn erase_pending(&self, deadline: Instant) -> Result<bool> {
         let truncated = self
             .erasure
-            .draining(|| truncate_until(|| self.writer.lock(), ATTEMPT_WAIT, deadline))?;
+            .draining(|| truncate_until(|| self.writer(), ATTEMPT_WAIT, deadline))?;
         if truncated {
             self.erasure.clear_pending();
         }
@@ -269,7 +269,7 @@ impl super::Db {
     /// One attempt of the background eraser: waits at most `wait` for
     /// readers. True (and the pending erasure cleared) once truncated.
     pub fn retry_erasure(&self, wait: Duration) -> Result<bool> {
-        let truncated = checkpoint_truncate_within(&self.writer.lock(), wait)?.truncated();
+        let truncated = checkpoint_truncate_within(&self.writer(), wait)?.truncated();
         if truncated {
             self.erasure.clear_pending();
         }

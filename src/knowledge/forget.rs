@@ -6,6 +6,7 @@
 //! deletion physical before the call returns.
 
 use super::documents::{delete_where, host_condition};
+use crate::browser::history_index::Removal;
 use crate::browser::urls::{parse_url, reverse_host, HostMatch};
 use crate::db::ConnExt;
 use crate::error::Result;
@@ -43,9 +44,10 @@ pub fn forget_site(
     let host = HostMatch::new(&req.host, include_subdomains)?;
     let (documents_sql, documents_values) =
         host_condition(Some(&req.host), Some(include_subdomains), 1)?;
-    crate::privacy::purge(profile, |tx| {
+    let removal = Removal::begin(profile);
+    let response = crate::privacy::purge(profile, |tx| {
         let (history_deleted, tabs_cleared) =
-            crate::browser::history::purge_host_in(tx, host.clone(), now_ms())?;
+            crate::browser::history::purge_host_in(tx, host.clone(), now_ms(), &removal)?;
         let (documents_deleted, chunks_deleted) =
             delete_where(tx, &documents_sql, &documents_values)?;
         Ok(ForgetSiteResponse {
@@ -55,7 +57,9 @@ pub fn forget_site(
             tabs_cleared,
             bookmarks_kept: bookmarks_of(tx, &host)?,
         })
-    })
+    })?;
+    removal.confirm();
+    Ok(response)
 }
 
 /// How many bookmarks point at the host (kept, as a browser does).

@@ -1,3 +1,0 @@
--- Placeholder that keeps migration versions consecutive on the
--- `scale-hydraflow` branch: version 8 belongs to the `scale-history` branch
--- (its 0008 migration). Delete this file when both branches are merged.
