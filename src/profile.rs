@@ -197,7 +197,7 @@ impl Profile {
         // delete whose erasure was pending when it ended: finish it first.
         let leftover_erasure = !db.erase_pending(Instant::now() + OPEN_ERASE_WAIT)?;
         remove_leftover_temp_files(&dir)?;
-        db.write(|tx| crate::browser::urls::repair_trailing_dot_hosts(tx))?;
+        db.write(crate::browser::urls::repair_trailing_dot_hosts)?;
         Jobs::recover(&db)?;
         let jobs = Jobs::new(options.workers.get());
         let profile = Profile {
