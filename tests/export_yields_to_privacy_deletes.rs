@@ -45,7 +45,7 @@ fn an_export_overlapping_a_purge_restarts_and_never_writes_the_purged_rows() {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let job = t.ok("bundle.export", json!({"path": path}))["job_id"].clone();
 
-    // Wait until the export reads history (component 6 of 8 begun).
+    // Wait until the export has written some history (the only records).
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let status = t.ok("jobs.get", json!({"id": job}))["job"].clone();

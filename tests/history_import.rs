@@ -318,6 +318,35 @@ fn import_runs_as_a_job_with_progress_and_links() {
 }
 
 #[test]
+fn a_long_import_reports_every_percent_with_an_eta() {
+    // Issue 13: progress at least every 1% of the source's rows (or 250 ms),
+    // not once per chunk of 2,000 visits.
+    let t = TestProfile::new();
+    let src = tempfile::tempdir().unwrap();
+    let path = src.path().join("History");
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch(CHROME_SCHEMA).unwrap();
+    conn.execute_batch(
+        "INSERT INTO urls (id, url, title, visit_count, last_visit_time)
+         VALUES (1, 'https://example.com/', 'Example', 1, 0);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+         INSERT INTO visits (url, visit_time, transition, visit_duration)
+         SELECT 1, (1700000000000 + i) * 1000 + 11644473600000000, 0, 0 FROM n;",
+    )
+    .unwrap();
+    drop(conn);
+    let updates = common::progress::Updates::collect(&t.profile);
+    let r = t.ok(
+        "history.import",
+        json!({"browser": "chrome", "path": path, "wait": true}),
+    );
+    assert_eq!(r["imported"], json!(3000));
+    let job = updates.of_finished_job(&r["job_id"]);
+    let reports = common::progress::reports(&job, "importing");
+    assert_eq!(common::progress::assert_every_percent(&reports, 0), 3000);
+}
+
+#[test]
 fn bad_import_requests_create_no_job_and_bad_files_fail_the_job() {
     let t = TestProfile::new();
     let src = tempfile::tempdir().unwrap();

@@ -31,7 +31,7 @@
 use crate::browser::urls;
 use crate::browser::visits::{self, NewVisit};
 use crate::error::{Error, ErrorCode, Result};
-use crate::jobs::{JobContext, JobLinks, ProgressUpdate};
+use crate::jobs::{Channel, JobContext, JobLinks, ProgressMeter};
 use crate::profile::Profile;
 use crate::types::{now_ms, Id, Millis};
 use rusqlite::types::ValueRef;
@@ -101,8 +101,9 @@ struct SourceVisit {
     duration_ms: Option<Millis>,
 }
 
-/// Imports every visit of `path` into `profile`. `progress` is called after
-/// each chunk; an error from it (a cancelled job) stops the import after
+/// Imports every visit of `path` into `profile`. `progress` is called
+/// before the first row and after every row read (the caller decides when
+/// to report); an error from it (a cancelled job) stops the import after
 /// the chunks already committed.
 pub fn import_file(
     profile: &Profile,
@@ -299,8 +300,11 @@ fn import_from(
         if chunk.len() >= CHUNK {
             record_chunk(profile, &chunk, &mut outcome)?;
             chunk.clear();
-            progress(ImportProgress { done, total })?;
         }
+        progress(ImportProgress {
+            done,
+            total: total.max(done),
+        })?;
     }
     if !chunk.is_empty() {
         record_chunk(profile, &chunk, &mut outcome)?;
@@ -456,18 +460,32 @@ pub fn import(profile: &Profile, mut req: ImportRequest) -> Result<ImportRespons
 }
 
 /// The `history_import` job: imports the payload's file, reporting
-/// progress as visits handled out of the file's total.
+/// progress (phase `importing`) as source rows handled out of the file's
+/// total, every 1% or 250 ms.
 pub fn run_job(ctx: &JobContext) -> Result<serde_json::Value> {
     let req: ImportRequest = serde_json::from_value(ctx.payload().clone())
         .map_err(|_| Error::invalid("payload", "not a history.import request"))?;
-    let outcome = import_file(ctx.profile(), req.browser, Path::new(&req.path), &mut |p| {
-        ctx.progress(&ProgressUpdate {
-            phase: Some("importing".to_owned()),
-            steps_total: Some(p.total),
-            steps_completed: Some(p.done),
-            message: None,
-            eta_s: None,
-        })
-    })?;
+    let mut meter: Option<ProgressMeter> = None;
+    let outcome =
+        import_file(
+            ctx.profile(),
+            req.browser,
+            Path::new(&req.path),
+            &mut |p| match &mut meter {
+                Some(meter) => meter.advance_to(p.done),
+                None => {
+                    meter = Some(ProgressMeter::start(
+                        ctx,
+                        "importing",
+                        p.total,
+                        Channel::Direct,
+                    )?);
+                    Ok(())
+                }
+            },
+        )?;
+    if let Some(meter) = meter {
+        meter.finish(Channel::Direct)?;
+    }
     serde_json::to_value(outcome).map_err(|_| Error::internal("result encoding failed"))
 }

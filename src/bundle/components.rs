@@ -59,6 +59,24 @@ pub(super) struct ImportState {
     known_threads: HashSet<String>,
 }
 
+/// How many records [`export`] writes for `component` from `conn` (one
+/// per row of its table), for the export's progress.
+pub(super) fn count(conn: &Connection, component: Component) -> Result<u64> {
+    let from = match component {
+        Component::Threads => "llm_threads",
+        Component::Messages => "llm_messages",
+        Component::Tasks => "tasks",
+        Component::TaskEvents => "task_events",
+        Component::Memories => memory::FROM,
+        Component::BrowserHistory => "history",
+        Component::Bookmarks => "bookmarks",
+        Component::Tabs => "tabs",
+        Component::Documents => "documents",
+    };
+    let n: i64 = conn.query_row(&format!("SELECT count(*) FROM {from}"), [], |r| r.get(0))?;
+    Ok(n.max(0) as u64)
+}
+
 /// Writes every record of `component` from the snapshot `conn`.
 pub(super) fn export(
     conn: &Connection,

@@ -117,6 +117,9 @@ pub struct BundleWriter<'a> {
     /// Checked before every record: when it says stop, writing fails (an
     /// export overtaken by a privacy delete drops what it wrote).
     stop: Option<&'a dyn Fn() -> bool>,
+    /// Called after every record written (progress); its error stops the
+    /// writing.
+    written: Option<&'a mut dyn FnMut() -> Result<()>>,
 }
 
 impl<'a> BundleWriter<'a> {
@@ -129,6 +132,7 @@ impl<'a> BundleWriter<'a> {
             summaries: BTreeMap::new(),
             current: None,
             stop: None,
+            written: None,
         })
     }
 
@@ -136,6 +140,12 @@ impl<'a> BundleWriter<'a> {
     /// `stop` returns true.
     pub fn stop_when(mut self, stop: &'a dyn Fn() -> bool) -> BundleWriter<'a> {
         self.stop = Some(stop);
+        self
+    }
+
+    /// Calls `written` after every record (a failure fails that record).
+    pub fn on_record(mut self, written: &'a mut dyn FnMut() -> Result<()>) -> BundleWriter<'a> {
+        self.written = Some(written);
         self
     }
 
@@ -166,7 +176,10 @@ impl<'a> BundleWriter<'a> {
         hasher.update(&line);
         *count += 1;
         self.body.write_all(&line)?;
-        Ok(())
+        match &mut self.written {
+            Some(written) => written(),
+            None => Ok(()),
+        }
     }
 
     fn end_component(&mut self) {
@@ -250,7 +263,9 @@ fn next_line(reader: &mut impl BufRead, buf: &mut Vec<u8>, line_no: u64) -> Resu
     Ok(true)
 }
 
-fn open_with_manifest(path: &Path) -> Result<(BufReader<File>, Manifest)> {
+/// The bundle at `path` open after its manifest line: the reader, the
+/// manifest, and the bytes read so far (the manifest line's).
+fn open_with_manifest(path: &Path) -> Result<(BufReader<File>, Manifest, u64)> {
     let file = File::open(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::not_found("bundle", "path"),
         _ => Error::Io(e),
@@ -275,37 +290,39 @@ fn open_with_manifest(path: &Path) -> Result<(BufReader<File>, Manifest)> {
             ),
         ));
     }
-    Ok((reader, manifest))
+    let read = buf.len() as u64;
+    Ok((reader, manifest, read))
 }
 
 /// The manifest of a bundle, checked for format and version only.
 pub fn read_manifest(path: &Path) -> Result<Manifest> {
-    open_with_manifest(path).map(|(_, m)| m)
+    open_with_manifest(path).map(|(_, m, _)| m)
 }
 
 /// Reads the whole bundle once: every line must parse, name a component of
 /// the manifest, and each component's count and checksum must match.
 /// Nothing is written.
 pub fn verify(path: &Path) -> Result<Manifest> {
-    verify_with(path, |_, _| Ok(()))
+    verify_with(path, |_, _, _| Ok(()))
 }
 
 /// [`verify`], also showing `look` every record as it passes (an importer
-/// learns what it must know before it writes in this same pass).
+/// learns what it must know before it writes in this same pass) with the
+/// bytes of the file read through it (for progress).
 pub fn verify_with(
     path: &Path,
-    mut look: impl FnMut(Component, &RawValue) -> Result<()>,
+    mut look: impl FnMut(Component, &RawValue, u64) -> Result<()>,
 ) -> Result<Manifest> {
-    let (reader, manifest) = open_with_manifest(path)?;
+    let (reader, manifest, read) = open_with_manifest(path)?;
     let mut seen: BTreeMap<Component, (Sha256, u64)> = BTreeMap::new();
-    each_line(reader, |line_no, bytes, line| {
+    each_line(reader, read, |line_no, bytes, line, read| {
         if !manifest.components.contains_key(&line.c) {
             return Err(corrupt(
                 "a record's component is not in the manifest",
                 line_no,
             ));
         }
-        look(line.c, line.r).map_err(|e| e.with_detail("line", line_no))?;
+        look(line.c, line.r, read).map_err(|e| e.with_detail("line", line_no))?;
         let (hasher, count) = seen.entry(line.c).or_insert_with(|| (Sha256::new(), 0));
         hasher.update(bytes);
         *count += 1;
@@ -327,21 +344,26 @@ pub fn verify_with(
     Ok(manifest)
 }
 
-/// Calls `f` for every record (its exact JSON) in file order (run
-/// [`verify`] first).
+/// Calls `f` for every record in file order (run [`verify`] first): its
+/// line number, component, exact JSON, and the bytes of the file read
+/// through it (for progress).
 pub fn for_each_record(
     path: &Path,
-    mut f: impl FnMut(u64, Component, &RawValue) -> Result<()>,
+    mut f: impl FnMut(u64, Component, &RawValue, u64) -> Result<()>,
 ) -> Result<()> {
-    let (reader, _) = open_with_manifest(path)?;
-    each_line(reader, |line_no, _, line| f(line_no, line.c, line.r))
+    let (reader, _, read) = open_with_manifest(path)?;
+    each_line(reader, read, |line_no, _, line, read| {
+        f(line_no, line.c, line.r, read)
+    })
 }
 
-/// Calls `f` with every record line after the manifest: its number, its
-/// exact bytes (newline included) and its parsed form.
+/// Calls `f` with every record line after the manifest (`read` bytes in):
+/// its number, its exact bytes (newline included), its parsed form, and
+/// the bytes of the file read through it.
 fn each_line(
     mut reader: BufReader<File>,
-    mut f: impl FnMut(u64, &[u8], LineIn<'_>) -> Result<()>,
+    mut read: u64,
+    mut f: impl FnMut(u64, &[u8], LineIn<'_>, u64) -> Result<()>,
 ) -> Result<()> {
     let mut buf = Vec::new();
     let mut line_no = 1;
@@ -352,7 +374,8 @@ fn each_line(
         }
         let line: LineIn = serde_json::from_slice(&buf)
             .map_err(|_| corrupt("a line is not a bundle record", line_no))?;
-        f(line_no, &buf, line)?;
+        read += buf.len() as u64;
+        f(line_no, &buf, line, read)?;
     }
 }
 
@@ -381,7 +404,7 @@ mod tests {
         assert_eq!(manifest.components[&Component::Tabs].count, 0);
         assert_eq!(manifest.created_at, 7);
         let mut ids = Vec::new();
-        for_each_record(&path, |_, c, r| {
+        for_each_record(&path, |_, c, r, _| {
             assert_eq!(c, Component::Threads);
             let r: serde_json::Value = serde_json::from_str(r.get()).unwrap();
             ids.push(r["id"].as_str().unwrap().to_owned());

@@ -13,7 +13,7 @@ pub mod format;
 pub use format::{Component, Manifest};
 
 use crate::error::{Error, Result};
-use crate::jobs::{JobContext, JobLinks, ProgressUpdate};
+use crate::jobs::{Channel, JobContext, JobLinks, ProgressMeter};
 use crate::profile::Profile;
 use crate::types::{new_id, now_ms, Id};
 use serde::{Deserialize, Serialize};
@@ -242,10 +242,6 @@ fn job_request<T: serde::de::DeserializeOwned>(ctx: &JobContext) -> Result<T> {
         .map_err(|_| Error::internal("job payload is not a bundle request"))
 }
 
-fn step(ctx: &JobContext, phase: &str, done: usize, total: usize) -> Result<()> {
-    ctx.progress(&progress_update(phase, done, total))
-}
-
 /// How often a running export may be overtaken by privacy deletes and
 /// start over before it gives up (`conflict`: run it again later).
 const MAX_EXPORT_RESTARTS: u32 = 100;
@@ -257,7 +253,9 @@ const MAX_EXPORT_RESTARTS: u32 = 100;
 /// notices (the privacy epoch, see [`crate::db::snapshot`]) between two
 /// records or before its rename, drops its snapshot and partial file, and
 /// starts again on a fresh snapshot; `restarts` counts how often. Progress
-/// is reported without waiting for the writer (the snapshot is held).
+/// (phase `export`) counts records, out of the rows counted in the snapshot
+/// first; it is reported without waiting for the writer while the snapshot
+/// is held.
 pub fn run_export(ctx: &JobContext) -> Result<Value> {
     let request: ExportRequest = job_request(ctx)?;
     let components = selected(request.components.as_deref(), "components")?;
@@ -269,12 +267,12 @@ pub fn run_export(ctx: &JobContext) -> Result<Value> {
     }
     let profile = ctx.profile();
     let mut restarts = 0;
-    let manifest = loop {
+    let (manifest, meter) = loop {
         let attempt = profile
             .db()
             .read_snapshot(|snapshot| export_snapshot(ctx, snapshot, &components, &path));
         match attempt {
-            Ok(Some(manifest)) => break manifest,
+            Ok(Some(done)) => break done,
             Ok(None) if restarts < MAX_EXPORT_RESTARTS => restarts += 1,
             Ok(None) => {
                 return Err(Error::conflict(
@@ -284,7 +282,7 @@ pub fn run_export(ctx: &JobContext) -> Result<Value> {
             Err(e) => return Err(e),
         }
     };
-    step(ctx, "export", components.len(), components.len())?;
+    meter.finish(Channel::Direct)?;
     profile.invalidate_storage_cache();
     Ok(serde_json::json!({
         "path": path.to_string_lossy(),
@@ -293,19 +291,27 @@ pub fn run_export(ctx: &JobContext) -> Result<Value> {
     }))
 }
 
-/// One export attempt on `snapshot`; `None` when a privacy delete overtook
-/// it (nothing was published; the partial file is gone with the writer).
-fn export_snapshot(
-    ctx: &JobContext,
+/// One export attempt on `snapshot`: the manifest and the meter (to report
+/// the end once the snapshot is let go); `None` when a privacy delete
+/// overtook it (nothing was published; the partial file is gone with the
+/// writer).
+fn export_snapshot<'c>(
+    ctx: &'c JobContext,
     snapshot: &crate::db::Snapshot<'_>,
     components: &[Component],
     path: &std::path::Path,
-) -> Result<Option<Manifest>> {
+) -> Result<Option<(Manifest, ProgressMeter<'c>)>> {
+    let total = components
+        .iter()
+        .map(|c| components::count(snapshot.conn(), *c))
+        .sum::<Result<u64>>()?;
+    let mut meter = ProgressMeter::start(ctx, "export", total, Channel::Queued)?;
     let overtaken = || snapshot.overtaken();
-    let mut writer =
-        format::BundleWriter::new(crate::fsutil::parent_dir(path))?.stop_when(&overtaken);
-    for (done, component) in components.iter().enumerate() {
-        ctx.progress_queued(&progress_update("export", done, components.len()))?;
+    let mut written = || meter.advance(1);
+    let mut writer = format::BundleWriter::new(crate::fsutil::parent_dir(path))?
+        .stop_when(&overtaken)
+        .on_record(&mut written);
+    for component in components {
         writer.begin(*component);
         match components::export(snapshot.conn(), *component, &mut writer) {
             Err(_) if snapshot.overtaken() => return Ok(None),
@@ -316,17 +322,7 @@ fn export_snapshot(
     let (manifest, staged) = writer.stage(path, now_ms())?;
     Ok(snapshot
         .publish_unless_overtaken(|| staged.commit())?
-        .map(|()| manifest))
-}
-
-fn progress_update(phase: &str, done: usize, total: usize) -> ProgressUpdate {
-    ProgressUpdate {
-        phase: Some(phase.to_owned()),
-        steps_total: Some(total as u64),
-        steps_completed: Some(done as u64),
-        message: None,
-        eta_s: None,
-    }
+        .map(|()| (manifest, meter)))
 }
 
 /// The page cache of the writer while an import runs, in KiB. One import is
@@ -354,12 +350,22 @@ struct RecordId {
 /// The `bundle_import` job: verify everything (learning the bundle's tab
 /// ids in the same pass), then one transaction (rolled
 /// back for `dry_run`). Result: `{imported: {<component>: counts}, dry_run}`.
+/// Progress: phases `verify` then `import`, each counting the bytes of the
+/// file read.
 pub fn run_import(ctx: &JobContext) -> Result<Value> {
     let request: ImportRequest = job_request(ctx)?;
     let wanted = selected(request.components.as_deref(), "components")?;
-    step(ctx, "verify", 0, 2)?;
+    let size = match std::fs::metadata(&request.path) {
+        Ok(meta) => meta.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::not_found("bundle", "path"))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut verifying = ProgressMeter::start(ctx, "verify", size, Channel::Direct)?;
     let mut state = components::ImportState::default();
-    let manifest = format::verify_with(&request.path, |component, record| {
+    let manifest = format::verify_with(&request.path, |component, record, read| {
+        verifying.advance_to(read)?;
         if component == Component::Tabs {
             if let Ok(tab) = serde_json::from_str::<RecordId>(record.get()) {
                 state.bundle_tabs.insert(tab.id);
@@ -372,11 +378,15 @@ pub fn run_import(ctx: &JobContext) -> Result<Value> {
         .filter(|c| manifest.components.contains_key(c))
         .map(|c| (*c, ImportCounts::default()))
         .collect();
-    step(ctx, "import", 1, 2)?;
+    verifying.finish(Channel::Direct)?;
+    // The import pass holds the writer: its reports queue (see `jobs`) and
+    // are committed after its transaction.
+    let mut importing = ProgressMeter::start(ctx, "import", size, Channel::Queued)?;
     let profile = ctx.profile();
     let mut apply = |tx: &rusqlite::Connection| -> Result<()> {
         with_import_cache(tx, || {
-            format::for_each_record(&request.path, |line, component, record| {
+            format::for_each_record(&request.path, |line, component, record, read| {
+                importing.advance_to(read)?;
                 let Some(counts) = imported.get_mut(&component) else {
                     return Ok(());
                 };
@@ -400,6 +410,6 @@ pub fn run_import(ctx: &JobContext) -> Result<Value> {
         profile.db().write(|tx| apply(tx))?;
         profile.invalidate_storage_cache();
     }
-    step(ctx, "import", 2, 2)?;
+    importing.finish(Channel::Direct)?;
     Ok(serde_json::json!({ "imported": imported, "dry_run": request.dry_run }))
 }

@@ -199,6 +199,10 @@ impl LedgerWriter {
             }
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let alone = batch.len() == 1;
+            let wants_events = self.event_fn.read().is_some();
+            // Each change's jobs are read right after it, so a batch of
+            // several progress reports of one job gives one event each.
+            let mut events: Vec<Job> = Vec::new();
             for change in batch {
                 states.push(change.state);
                 let mut mine = Touched::default();
@@ -216,18 +220,16 @@ impl LedgerWriter {
                         continue;
                     }
                 }
+                if wants_events {
+                    events.extend(
+                        mine.ids
+                            .iter()
+                            .filter_map(|id| ledger::get(&tx, id).ok().flatten()),
+                    );
+                }
                 touched.ids.extend(mine.ids);
                 touched.finished |= mine.finished;
             }
-            let events: Vec<Job> = if self.event_fn.read().is_some() {
-                touched
-                    .ids
-                    .iter()
-                    .filter_map(|id| ledger::get(&tx, id).ok().flatten())
-                    .collect()
-            } else {
-                Vec::new()
-            };
             tx.commit()?;
             if let Some(sender) = &*self.events.lock() {
                 for job in events {

@@ -61,9 +61,14 @@ impl JobContext {
     /// `cancelled` once cancellation was requested: the work should stop and
     /// return that error.
     pub fn progress(&self, update: &ProgressUpdate) -> Result<()> {
+        self.report(&patch_of(update))
+    }
+
+    /// [`JobContext::progress`] of a patch (a field may be cleared).
+    pub(crate) fn report(&self, patch: &ProgressPatch) -> Result<()> {
         self.profile
             .jobs()
-            .report_progress(&self.job.id, &patch_of(update))
+            .report_progress(&self.job.id, patch)
             .map(|_| ())
     }
 
@@ -74,9 +79,14 @@ impl JobContext {
     /// order, see `db`). Fails with `cancelled` once cancellation was
     /// requested.
     pub fn progress_queued(&self, update: &ProgressUpdate) -> Result<()> {
+        self.report_queued(&patch_of(update))
+    }
+
+    /// [`JobContext::progress_queued`] of a patch (a field may be cleared).
+    pub(crate) fn report_queued(&self, patch: &ProgressPatch) -> Result<()> {
         self.profile
             .jobs()
-            .report_progress_queued(&self.job.id, &patch_of(update))
+            .report_progress_queued(&self.job.id, patch)
     }
 
     /// True once cancellation of this job was requested.

@@ -12,6 +12,8 @@
 //!   ledger says, host job handlers, cancellation tokens, `job.updated`
 //!   events, crash recovery at open and the close protocol.
 //! - [`JobContext`]: what a running job sees (payload, progress, cancel).
+//! - [`ProgressMeter`]: how a built-in job reports a long phase (every 1%
+//!   or 250 ms, with an ETA).
 //! - the operation handlers `jobs.*` and `refresh.focused_crawl`.
 //!
 //! Job types: the built-in ones (run by the library) are listed in
@@ -24,11 +26,13 @@
 mod commit;
 mod context;
 pub mod ledger;
+mod meter;
 mod model;
 mod requests;
 mod runtime;
 
 pub use context::JobContext;
+pub use meter::{Channel, ProgressMeter, REPORT_INTERVAL};
 pub use model::{
     builtin_type, Job, JobError, JobLinks, JobStatus, JobType, Progress, ProgressUpdate,
 };

@@ -7,13 +7,14 @@
 //! call back into the library. Each batch's vectors are stored in one
 //! short write transaction; a batch the embedder fails (an error, a wrong
 //! count, a wrong or inconsistent dimension, an unusable number) counts
-//! its chunks in `failed` and the job goes on. Progress is reported after
-//! every batch (steps = chunks); cancellation is honoured between batches.
+//! its chunks in `failed` and the job goes on. Progress (steps = chunks,
+//! with an ETA) is reported after a batch that completes 1% more or ends
+//! 250 ms after the last report; cancellation is honoured between batches.
 
 use super::documents::{require_dimension, store_embedding};
 use crate::db::ConnExt;
 use crate::error::{Error, ErrorCode, Result};
-use crate::jobs::{JobContext, JobLinks, ProgressUpdate};
+use crate::jobs::{Channel, JobContext, JobLinks, ProgressMeter};
 use crate::profile::Profile;
 use crate::search::vectors::EmbeddingInput;
 use crate::types::{Bounded, Id};
@@ -101,6 +102,7 @@ fn no_embedder() -> Error {
 pub fn run_job(ctx: &JobContext) -> Result<Value> {
     let req: EmbedRequest = serde_json::from_value(ctx.payload().clone())
         .map_err(|_| Error::invalid("payload", "not a documents.embed request"))?;
+    let mut meter: Option<ProgressMeter> = None;
     let outcome = embed_missing(
         ctx.profile(),
         &req.model,
@@ -109,15 +111,23 @@ pub fn run_job(ctx: &JobContext) -> Result<Value> {
             if ctx.is_cancelled() {
                 return Err(Error::new(ErrorCode::Cancelled, "the job was cancelled"));
             }
-            ctx.progress(&ProgressUpdate {
-                phase: Some("embedding".to_owned()),
-                steps_total: Some(total),
-                steps_completed: Some(done),
-                message: None,
-                eta_s: None,
-            })
+            match &mut meter {
+                Some(meter) => meter.advance_to(done),
+                None => {
+                    meter = Some(ProgressMeter::start(
+                        ctx,
+                        "embedding",
+                        total,
+                        Channel::Direct,
+                    )?);
+                    Ok(())
+                }
+            }
         },
     )?;
+    if let Some(meter) = meter {
+        meter.finish(Channel::Direct)?;
+    }
     serde_json::to_value(outcome).map_err(|_| Error::internal("result encoding failed"))
 }
 

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fuzz;
+pub mod progress;
 
 use hydra_core::{ops, CloseOptions, OpenOptions, Profile, PublicError};
 use serde_json::Value;
