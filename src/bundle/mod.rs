@@ -374,6 +374,12 @@ pub fn run_import(ctx: &JobContext) -> Result<Value> {
         .collect();
     step(ctx, "import", 1, 2)?;
     let profile = ctx.profile();
+    // Imported documents may replace indexed chunks: the chunk text index
+    // starts over (the next search rebuilds it; see knowledge::text_index).
+    let chunk_removal = crate::knowledge::text_index::ChunkRemoval::new(profile);
+    if imported.contains_key(&Component::Documents) && !request.dry_run {
+        chunk_removal.remove_all();
+    }
     let mut apply = |tx: &rusqlite::Connection| -> Result<()> {
         with_import_cache(tx, || {
             format::for_each_record(&request.path, |line, component, record| {
@@ -399,6 +405,7 @@ pub fn run_import(ctx: &JobContext) -> Result<Value> {
     } else {
         profile.db().write(|tx| apply(tx))?;
         profile.invalidate_storage_cache();
+        chunk_removal.confirm();
     }
     step(ctx, "import", 2, 2)?;
     Ok(serde_json::json!({ "imported": imported, "dry_run": request.dry_run }))

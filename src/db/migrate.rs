@@ -129,10 +129,8 @@ mod tests {
 
     #[test]
     fn versions_are_consecutive_from_one() {
-        let mut expected = 1;
-        for m in MIGRATIONS {
+        for (expected, m) in (1..).zip(MIGRATIONS.iter()) {
             assert_eq!(m.0, expected, "migration {} is out of order", m.1);
-            expected += 1;
         }
     }
 
