@@ -310,23 +310,38 @@ fn text_ranked(
     depth: usize,
 ) -> Result<Vec<Ranked>> {
     let index = profile.chunk_text_index();
-    let (scanned, lookup) = loop {
+    let admitted = filter.admitted_documents(conn)?;
+    loop {
         let watermark = index.watermark();
         let scanned = scan_uncovered(conn, terms, match_, filter, watermark)?;
+        let ranked = index.with_postings(terms, watermark, |view| {
+            rank_text(view, scanned, terms.len(), match_, admitted.as_ref(), depth)
+        });
         // A catch-up moved the watermark meanwhile: read the tail again.
-        if let Some(lookup) = index.lookup(terms, watermark) {
-            break (scanned, lookup);
+        if let Some(ranked) = ranked {
+            return Ok(ranked);
         }
-    };
-    let admitted = filter.admitted_documents(conn)?;
-    let units = lookup.units + scanned.units;
-    let total_len = lookup.total_len + scanned.total_len;
+    }
+}
+
+/// BM25 over the index's postings and the exact scan's hits, with
+/// statistics over both: the best `depth`, best first.
+fn rank_text(
+    view: &text_index::View<'_>,
+    scanned: Scanned,
+    term_count: usize,
+    match_: Match,
+    admitted: Option<&HashSet<i64>>,
+    depth: usize,
+) -> Vec<Ranked> {
+    let units = view.units + scanned.units;
+    let total_len = view.total_len + scanned.total_len;
     let avg_len = if units > 0 {
         total_len as f64 / units as f64
     } else {
         0.0
     };
-    let idf: Vec<f64> = lookup
+    let idf: Vec<f64> = view
         .postings
         .iter()
         .zip(&scanned.df)
@@ -342,36 +357,37 @@ fn text_ranked(
     let matched = |tf: &[u32]| {
         let present = tf.iter().filter(|&&n| n > 0).count();
         match match_ {
-            Match::All => present == terms.len(),
+            Match::All => present == term_count,
             Match::Any => present > 0,
         }
     };
     let mut best = TopK::new(depth);
     // Merge the terms' postings (each ascending by slot) chunk by chunk.
-    let lists = &lookup.postings;
+    let lists = &view.postings;
     let mut cursor = vec![0usize; lists.len()];
     let mut tf = vec![0u32; lists.len()];
     while let Some(slot) = lists
         .iter()
         .zip(&cursor)
-        .filter_map(|(l, &c)| l.get(c).map(|p| p.slot))
+        .filter_map(|(l, &c)| l.get(c).map(|p| p.0))
         .min()
     {
-        let mut chunk = None;
         for (i, list) in lists.iter().enumerate() {
             tf[i] = 0;
-            if let Some(p) = list.get(cursor[i]).filter(|p| p.slot == slot) {
-                tf[i] = p.tf;
-                chunk = Some(*p);
+            if let Some(&(_, n)) = list.get(cursor[i]).filter(|p| p.0 == slot) {
+                tf[i] = n;
                 cursor[i] += 1;
             }
         }
-        let Some(p) = chunk else { break };
-        if matched(&tf) && admitted.as_ref().is_none_or(|a| a.contains(&p.order.0)) {
+        if !matched(&tf) {
+            continue;
+        }
+        let (chunk_seq, order, len) = view.chunk(slot);
+        if admitted.is_none_or(|a| a.contains(&order.0)) {
             best.offer(Ranked {
-                chunk_seq: p.seq,
-                order: p.order,
-                score: score(&tf, p.len),
+                chunk_seq,
+                order,
+                score: score(&tf, len),
             });
         }
     }
@@ -382,7 +398,7 @@ fn text_ranked(
             score: score(&tf, len),
         });
     }
-    Ok(best.into_sorted())
+    best.into_sorted()
 }
 
 /// Reads and tokenizes every chunk with `seq > after` (all of them when

@@ -34,7 +34,7 @@ use std::cell::Cell;
 use std::collections::HashMap;
 
 /// Rows a catch-up reads per snapshot (and applies under the lock at once).
-const CATCH_UP_ROWS: usize = 20_000;
+const CATCH_UP_ROWS: usize = 5_000;
 
 /// One chunk to index: `seq`, `document_seq`, `idx`, the document's title
 /// and the chunk's text.
@@ -143,25 +143,26 @@ pub struct CatchUp {
     pub until: i64,
 }
 
-/// What the index holds for a query's terms, taken at one watermark.
-pub struct Lookup {
-    pub watermark: i64,
+/// What the index holds for a query's terms, seen under its lock.
+pub struct View<'a> {
     /// Live indexed chunks and their total length in tokens.
     pub units: u64,
     pub total_len: u64,
-    /// Per query term, `(chunk seq, order, tf, len)` of each chunk holding
-    /// it, in slot order.
-    pub postings: Vec<Vec<Posting>>,
+    /// Per query term, `(slot, tf)` of each chunk holding it, by slot.
+    pub postings: Vec<Vec<(u32, u32)>>,
+    state: &'a State,
 }
 
-/// A chunk holding a term: `seq`, tie order, tf, and its length in tokens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Posting {
-    pub slot: u32,
-    pub seq: i64,
-    pub order: (i64, i64),
-    pub tf: u32,
-    pub len: u32,
+impl View<'_> {
+    /// `(seq, (document_seq, idx), length in tokens)` of the chunk in `slot`.
+    pub fn chunk(&self, slot: u32) -> (i64, (i64, i64), u32) {
+        let s = slot as usize;
+        (
+            self.state.slot_seq[s],
+            self.state.slot_order[s],
+            self.state.slot_len[s],
+        )
+    }
 }
 
 /// Figures for benchmarks and reports.
@@ -211,8 +212,14 @@ impl ChunkTextIndex {
         self.state.lock().watermark
     }
 
-    /// The postings of `terms`, if the watermark is still `watermark`.
-    pub fn lookup(&self, terms: &[String], watermark: i64) -> Option<Lookup> {
+    /// Runs `rank` over the postings of `terms` under the index's lock, if
+    /// the watermark is still `watermark`.
+    pub fn with_postings<R>(
+        &self,
+        terms: &[String],
+        watermark: i64,
+        rank: impl FnOnce(&View<'_>) -> R,
+    ) -> Option<R> {
         let s = self.state.lock();
         if s.watermark != watermark {
             return None;
@@ -221,26 +228,15 @@ impl ChunkTextIndex {
             .iter()
             .map(|t| match s.terms.get(t.as_str()) {
                 None => Vec::new(),
-                Some(&id) => s.postings[id as usize]
-                    .decode()
-                    .into_iter()
-                    .filter(|&(slot, _)| s.slot_len[slot as usize] != DEAD)
-                    .map(|(slot, tf)| Posting {
-                        slot,
-                        seq: s.slot_seq[slot as usize],
-                        order: s.slot_order[slot as usize],
-                        tf,
-                        len: s.slot_len[slot as usize],
-                    })
-                    .collect(),
+                Some(&id) => s.postings[id as usize].decode(),
             })
             .collect();
-        Some(Lookup {
-            watermark,
+        Some(rank(&View {
             units: s.units,
             total_len: s.total_len,
             postings,
-        })
+            state: &s,
+        }))
     }
 
     /// Sizes and coverage.
@@ -335,7 +331,7 @@ impl State {
     /// each): their postings go, and a term left with none is forgotten.
     fn remove(&mut self, removed: &[(i64, Vec<String>)]) {
         let mut touched: HashMap<u32, ()> = HashMap::new();
-        let mut dead = std::collections::HashSet::new();
+        let mut dead = vec![false; self.slot_seq.len()];
         for (seq, words) in removed {
             let Some(slot) = self.slot_of_seq.remove(seq) else {
                 continue;
@@ -348,7 +344,7 @@ impl State {
             self.total_len -= u64::from(*len);
             *len = DEAD;
             self.slot_order[slot as usize] = (0, 0);
-            dead.insert(slot);
+            dead[slot as usize] = true;
             for w in words {
                 if let Some(&id) = self.terms.get(w.as_str()) {
                     touched.insert(id, ());
@@ -359,7 +355,7 @@ impl State {
             let old = std::mem::take(&mut self.postings[id as usize]);
             let mut kept = Postings::default();
             for (slot, tf) in old.decode() {
-                if !dead.contains(&slot) {
+                if !dead[slot as usize] {
                     kept.push(slot, tf);
                 }
             }
@@ -540,8 +536,14 @@ mod tests {
         assert!(!s.terms.contains_key("title"));
         assert_eq!((s.units, s.total_len), (1, 2));
         drop(s);
-        let l = index.lookup(&["words".into()], 2).unwrap();
-        assert_eq!(l.postings[0].len(), 1);
-        assert_eq!(l.postings[0][0].seq, 2);
+        let seqs = index
+            .with_postings(&["words".into()], 2, |v| {
+                v.postings[0]
+                    .iter()
+                    .map(|p| v.chunk(p.0).0)
+                    .collect::<Vec<_>>()
+            })
+            .unwrap();
+        assert_eq!(seqs, [2]);
     }
 }
