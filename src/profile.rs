@@ -142,6 +142,9 @@ struct ProfileInner {
     /// The in-memory text index of history (fed by `browser::history_index`;
     /// empty at open, nothing of it on disk).
     history_text: crate::search::substring::SubstringIndex,
+    /// The in-memory text index of document chunks (see
+    /// `knowledge::text_index`; empty at open, nothing of it on disk).
+    chunk_text: crate::knowledge::text_index::ChunkTextIndex,
 }
 
 /// Per profile directory, a number bumped by every change that alters file
@@ -211,6 +214,7 @@ impl Profile {
                 model: parking_lot::RwLock::new(None),
                 embedder: parking_lot::RwLock::new(None),
                 history_text: Default::default(),
+                chunk_text: Default::default(),
             }),
         };
         profile.inner.jobs.start(&profile)?;
@@ -343,6 +347,12 @@ impl Profile {
     /// The in-memory text index of history (see `browser::history_index`).
     pub fn history_text_index(&self) -> &crate::search::substring::SubstringIndex {
         &self.inner.history_text
+    }
+
+    /// The in-memory text index of document chunks (see
+    /// `knowledge::text_index`).
+    pub fn chunk_text_index(&self) -> &crate::knowledge::text_index::ChunkTextIndex {
+        &self.inner.chunk_text
     }
 
     /// Marks cached storage sizes as stale.

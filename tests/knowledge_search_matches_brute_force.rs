@@ -462,3 +462,129 @@ fn text_search_matches_titles_case_insensitively_and_all_requires_every_term() {
     let none = t.ok("documents.search", json!({"query": "absent"}));
     assert_eq!(none["items"], json!([]));
 }
+
+/// Checks text searches (every filter, `all` and `any`) against the
+/// reference over `docs`.
+fn check_text(t: &TestProfile, docs: &[Doc], rng: &mut Rng, label: &str) {
+    for round in 0..10 {
+        let filter = FILTERS[round % FILTERS.len()];
+        let query: String = (0..1 + rng.below(3))
+            .map(|_| WORDS[rng.below(WORDS.len())])
+            .collect::<Vec<_>>()
+            .join(" ");
+        let all = rng.below(2) == 0;
+        let limit = 1 + rng.below(30);
+        let mut req = json!({"query": query, "match": if all {"all"} else {"any"}, "limit": limit});
+        filter_json(&mut req, filter);
+        let got = t.ok("documents.search", req);
+        let expected = text_reference(docs, &query, all, filter, limit);
+        let items = got["items"].as_array().unwrap();
+        assert_eq!(items.len(), expected.len(), "{label} round {round} count");
+        for (i, (item, e)) in items.iter().zip(&expected).enumerate() {
+            assert_eq!(
+                position(docs, item),
+                (e.0, e.1),
+                "{label} round {round} #{i}"
+            );
+            assert_close(&item["score"], e.2);
+        }
+    }
+}
+
+/// Upserts `doc` (its chunks as caller chunks, its title if any).
+fn upsert(t: &TestProfile, doc: &Doc) {
+    let chunks: Vec<Value> = doc.chunks.iter().map(|c| json!({"text": c.text})).collect();
+    let mut req = json!({"url": doc.url, "text": "body", "source": doc.source, "chunks": chunks});
+    if !doc.title.is_empty() {
+        req["title"] = json!(doc.title);
+    }
+    t.ok("documents.upsert", req);
+}
+
+/// The in-memory text index (caught up, partial, or empty) never changes
+/// an answer, including after replacing upserts, deletes and forget_site
+/// made while it held the changed chunks.
+#[test]
+fn text_search_is_exact_whatever_the_index_state_and_after_changes() {
+    for seed in [11u64, 4242] {
+        let (t, mut docs) = build(seed);
+        let mut rng = Rng(seed ^ 0x5eed);
+        let index = t.profile.chunk_text_index();
+        check_text(&t, &docs, &mut rng, "built");
+        assert!(
+            index.stats().chunks > 0,
+            "the first search builds the index"
+        );
+
+        // Changes while the index holds every chunk.
+        for round in 0..3 {
+            // Replace a document's chunks and title (same url keeps its
+            // place in insertion order).
+            let d = rng.below(docs.len());
+            docs[d].title = WORDS[rng.below(WORDS.len())].to_owned();
+            docs[d].chunks = (0..1 + rng.below(3))
+                .map(|_| Chunk {
+                    text: format!(
+                        "{} {} zulu{round}",
+                        WORDS[rng.below(WORDS.len())],
+                        WORDS[rng.below(WORDS.len())]
+                    ),
+                    vector: None,
+                })
+                .collect();
+            upsert(&t, &docs[d]);
+            // Delete one document by url.
+            let d = rng.below(docs.len());
+            t.ok("documents.delete", json!({"url": docs[d].url}));
+            docs.remove(d);
+            // A new document at the end.
+            let doc = Doc {
+                url: format!("https://new.example/{seed}/{round}"),
+                host: "new.example".to_owned(),
+                title: String::new(),
+                source: "user",
+                chunks: vec![Chunk {
+                    text: format!("apple zulu{round} fox"),
+                    vector: None,
+                }],
+            };
+            upsert(&t, &doc);
+            docs.push(doc);
+            check_text(&t, &docs, &mut rng, &format!("seed {seed} change {round}"));
+        }
+        let zulu = t.ok("documents.search", json!({"query": "zulu0", "limit": 100}));
+        let expected = text_reference(&docs, "zulu0", true, (None, true, None), 100);
+        assert_eq!(zulu["items"].as_array().unwrap().len(), expected.len());
+
+        // forget_site and a host delete while the index is caught up.
+        t.ok("privacy.forget_site", json!({"host": "other.example"}));
+        docs.retain(|d| d.host != "other.example");
+        t.ok(
+            "documents.delete",
+            json!({"host": "site.example", "include_subdomains": false}),
+        );
+        docs.retain(|d| d.host != "site.example");
+        check_text(&t, &docs, &mut rng, &format!("seed {seed} forgotten"));
+
+        // Partial and empty index, then caught up again.
+        let total = docs_chunks(&docs);
+        index.hold_at(Some(total / 2));
+        check_text(&t, &docs, &mut rng, &format!("seed {seed} partial"));
+        index.hold_at(Some(0));
+        check_text(&t, &docs, &mut rng, &format!("seed {seed} empty"));
+        assert_eq!(index.stats().chunks, 0);
+        index.hold_at(None);
+        check_text(&t, &docs, &mut rng, &format!("seed {seed} caught up"));
+        assert_eq!(index.stats().chunks as i64, docs_chunks(&docs));
+
+        // Deleting everything leaves nothing indexed.
+        t.ok("documents.delete", json!({"all": true}));
+        let stats = index.stats();
+        assert_eq!((stats.chunks, stats.terms, stats.postings), (0, 0, 0));
+        check_text(&t, &[], &mut rng, &format!("seed {seed} emptied"));
+    }
+}
+
+fn docs_chunks(docs: &[Doc]) -> i64 {
+    docs.iter().map(|d| d.chunks.len() as i64).sum()
+}

@@ -383,6 +383,12 @@ pub fn run_import(ctx: &JobContext) -> Result<Value> {
     // are committed after its transaction.
     let mut importing = ProgressMeter::start(ctx, "import", size, Channel::Queued)?;
     let profile = ctx.profile();
+    // Imported documents may replace indexed chunks: the chunk text index
+    // starts over (the next search rebuilds it; see knowledge::text_index).
+    let chunk_removal = crate::knowledge::text_index::ChunkRemoval::new(profile);
+    if imported.contains_key(&Component::Documents) && !request.dry_run {
+        chunk_removal.remove_all();
+    }
     let mut apply = |tx: &rusqlite::Connection| -> Result<()> {
         with_import_cache(tx, || {
             format::for_each_record(&request.path, |line, component, record, read| {
@@ -409,6 +415,7 @@ pub fn run_import(ctx: &JobContext) -> Result<Value> {
     } else {
         profile.db().write(|tx| apply(tx))?;
         profile.invalidate_storage_cache();
+        chunk_removal.confirm();
     }
     importing.finish(Channel::Direct)?;
     Ok(serde_json::json!({ "imported": imported, "dry_run": request.dry_run }))

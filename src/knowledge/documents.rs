@@ -9,6 +9,7 @@
 //! ([`crate::privacy::purge`]).
 
 use super::chunker;
+use super::text_index::ChunkRemoval;
 use crate::browser::urls::{parse_url, HostMatch};
 use crate::db::paging::{Keyset, Order};
 use crate::db::ConnExt;
@@ -379,6 +380,7 @@ pub fn upsert(profile: &Profile, req: UpsertRequest) -> Result<UpsertResponse> {
         _ => None,
     };
     let new_id = req.id.clone();
+    let removal = ChunkRemoval::new(profile);
     let (seq, created, changed) = profile.db().write(|tx| {
         check_links(tx, &extra)?;
         let now = now_ms();
@@ -411,13 +413,14 @@ pub fn upsert(profile: &Profile, req: UpsertRequest) -> Result<UpsertResponse> {
                     let changed = update_extra(tx, seq, &extra, now)?;
                     return Ok((seq, false, changed));
                 }
-                replace_content(tx, seq, &content, &extra, now)?;
+                replace_content(tx, &removal, seq, &content, &extra, now)?;
                 let spans = spans_to_store(&caller_chunks, &precut, &req.text, chunk_chars);
                 store_chunks(tx, seq, owned_chunks(&caller_chunks, &spans, &req.text))?;
                 Ok((seq, false, true))
             }
         }
     })?;
+    removal.confirm();
     let document = profile.db().read(|conn| {
         conn.query_opt(
             &format!("SELECT {COLUMNS} FROM documents d WHERE d.seq = ?1"),
@@ -560,11 +563,13 @@ fn insert_document(
 /// drops its chunks (their embeddings go with them).
 fn replace_content(
     conn: &Connection,
+    removal: &ChunkRemoval<'_>,
     seq: i64,
     c: &Content<'_>,
     extra: &Extra,
     now: Millis,
 ) -> Result<()> {
+    removal.remove_documents(conn, "d.seq = ?1", &[seq.into()])?;
     conn.run("DELETE FROM document_chunks WHERE document_seq = ?1", [seq])?;
     conn.run(
         "UPDATE documents SET title = ?2, text = ?3, text_chars = ?4, content_sha256 = ?5,
@@ -885,8 +890,9 @@ pub fn delete(profile: &Profile, req: DeleteRequest) -> Result<Purged<DeleteResp
         let (sql, values) = host_condition(req.host.as_deref(), req.include_subdomains, 1)?;
         (sql, values, None)
     };
-    crate::privacy::purge(profile, |tx| {
-        let (deleted, chunks_deleted) = delete_where(tx, &condition, &values)?;
+    let removal = ChunkRemoval::new(profile);
+    let response = crate::privacy::purge(profile, |tx| {
+        let (deleted, chunks_deleted) = delete_where(tx, &removal, &condition, &values)?;
         if deleted == 0 {
             if let Some(field) = must_exist {
                 return Err(Error::not_found("document", field));
@@ -896,13 +902,16 @@ pub fn delete(profile: &Profile, req: DeleteRequest) -> Result<Purged<DeleteResp
             deleted,
             chunks_deleted,
         })
-    })
+    })?;
+    removal.confirm();
+    Ok(response)
 }
 
 /// Deletes the documents of `documents d` matching `condition` (with their
 /// chunks and embeddings); returns `(documents, chunks)` deleted.
 pub(crate) fn delete_where(
     conn: &Connection,
+    removal: &ChunkRemoval<'_>,
     condition: &str,
     values: &[SqlValue],
 ) -> Result<(u64, u64)> {
@@ -913,6 +922,7 @@ pub(crate) fn delete_where(
         ),
         params_from_iter(values.iter()),
     )? as u64;
+    removal.remove_documents(conn, condition, values)?;
     let deleted = conn.run(
         &format!(
             "DELETE FROM documents WHERE seq IN (SELECT d.seq FROM documents d WHERE {condition})"

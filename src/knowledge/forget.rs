@@ -6,6 +6,7 @@
 //! deletion physical before the call returns.
 
 use super::documents::{delete_where, host_condition};
+use super::text_index::ChunkRemoval;
 use crate::browser::history_index::Removal;
 use crate::browser::urls::{parse_url, reverse_host, HostMatch};
 use crate::db::ConnExt;
@@ -45,11 +46,12 @@ pub fn forget_site(
     let (documents_sql, documents_values) =
         host_condition(Some(&req.host), Some(include_subdomains), 1)?;
     let removal = Removal::begin(profile);
+    let chunk_removal = ChunkRemoval::new(profile);
     let response = crate::privacy::purge(profile, |tx| {
         let (history_deleted, tabs_cleared) =
             crate::browser::history::purge_host_in(tx, host.clone(), now_ms(), &removal)?;
         let (documents_deleted, chunks_deleted) =
-            delete_where(tx, &documents_sql, &documents_values)?;
+            delete_where(tx, &chunk_removal, &documents_sql, &documents_values)?;
         Ok(ForgetSiteResponse {
             history_deleted,
             documents_deleted,
@@ -59,6 +61,7 @@ pub fn forget_site(
         })
     })?;
     removal.confirm();
+    chunk_removal.confirm();
     Ok(response)
 }
 

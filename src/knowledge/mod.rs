@@ -7,6 +7,8 @@
 //! - [`search`]: `documents.search` (BM25 text, exact cosine, rank fusion).
 //! - [`embed`]: `documents.embed`, the `documents_embed` job that feeds
 //!   chunks to the host's embedder.
+//! - [`text_index`]: the in-memory inverted index text search ranks with
+//!   (rebuilt by the first search after an open, kept exact by deletes).
 //! - [`forget`] holds `privacy.forget_site`.
 //!
 //! Storage is the migration `0010_knowledge.sql`: `documents`,
@@ -19,5 +21,6 @@ pub mod documents;
 pub mod embed;
 pub mod forget;
 pub mod search;
+pub mod text_index;
 
 pub use documents::{Chunk, Document, Source};

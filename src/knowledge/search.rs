@@ -8,10 +8,13 @@
 //! Text relevance: a chunk's words are its document's title plus its own
 //! text (see [`crate::search::text`]); `idf` counts chunks over the whole
 //! store (filters narrow the results, not the statistics, as in FTS5).
-//! The ranking reads every chunk in one read transaction: exact by
-//! construction, with nothing on disk but the chunks themselves.
+//! The ranking reads the postings of the in-memory index
+//! ([`super::text_index`]) and scans exactly the chunks it does not cover
+//! yet: the same scores as a scan of every chunk, with nothing on disk but
+//! the chunks themselves.
 
 use super::documents::{host_condition, require_dimension, Source};
+use super::text_index;
 use crate::browser::urls::HostMatch;
 use crate::db::ConnExt;
 use crate::error::{Error, Result};
@@ -143,13 +146,19 @@ pub(crate) fn run(
         .transpose()?;
     let filter = Filter::new(req)?;
     let limit = req.limit.get();
+    if terms.is_some() {
+        // Before the read transaction: the index never gets ahead of it.
+        text_index::catch_up(profile)?;
+    }
     profile.db().read(|conn| {
         conn.execute_batch("BEGIN")?;
         let outcome = (|| {
             let hybrid = terms.is_some() && vector.is_some();
             let depth = if hybrid { hybrid_depth(limit) } else { limit };
             let text_list = match terms {
-                Some(terms) => Some(text_ranked(conn, terms, req.match_, &filter, depth)?),
+                Some(terms) => Some(text_ranked(
+                    profile, conn, terms, req.match_, &filter, depth,
+                )?),
                 None => None,
             };
             let vector_list = match &vector {
@@ -237,6 +246,28 @@ impl Filter {
         self.host.is_none() && self.source.is_none()
     }
 
+    /// The documents the filter admits, or `None` without a filter.
+    fn admitted_documents(&self, conn: &Connection) -> Result<Option<HashSet<i64>>> {
+        if self.is_empty() {
+            return Ok(None);
+        }
+        let mut admitted = HashSet::new();
+        conn.for_each_row(
+            "SELECT seq, rev_host, source FROM documents",
+            [],
+            |r| {
+                Ok(self
+                    .admits(r.get_ref(1)?.as_str_or_null()?, r.get_ref(2)?.as_str()?)
+                    .then_some(r.get::<_, i64>(0)?))
+            },
+            |seq| {
+                admitted.extend(seq);
+                Ok(())
+            },
+        )?;
+        Ok(Some(admitted))
+    }
+
     fn admits(&self, rev_host: Option<&str>, source: &str) -> bool {
         let host_ok = match &self.host {
             None => true,
@@ -258,24 +289,138 @@ struct Ranked {
 /// length in tokens)`.
 type TextHit = (i64, (i64, i64), Vec<u32>, u32);
 
-/// The best `depth` chunks by BM25, best first, ties in insertion order.
+/// What an exact scan of the chunks the index does not cover found: the
+/// statistics BM25 needs and the admitted matching chunks.
+struct Scanned {
+    df: Vec<u64>,
+    units: u64,
+    total_len: u64,
+    hits: Vec<TextHit>,
+}
+
+/// The best `depth` chunks by BM25, best first, ties in insertion order:
+/// the index's postings for the chunks up to its watermark, an exact scan
+/// for the rest (normally none), statistics over both.
 fn text_ranked(
+    profile: &Profile,
     conn: &Connection,
     terms: &[String],
     match_: Match,
     filter: &Filter,
     depth: usize,
 ) -> Result<Vec<Ranked>> {
+    let index = profile.chunk_text_index();
+    let admitted = filter.admitted_documents(conn)?;
+    loop {
+        let watermark = index.watermark();
+        let scanned = scan_uncovered(conn, terms, match_, filter, watermark)?;
+        let ranked = index.with_postings(terms, watermark, |view| {
+            rank_text(view, scanned, terms.len(), match_, admitted.as_ref(), depth)
+        });
+        // A catch-up moved the watermark meanwhile: read the tail again.
+        if let Some(ranked) = ranked {
+            return Ok(ranked);
+        }
+    }
+}
+
+/// BM25 over the index's postings and the exact scan's hits, with
+/// statistics over both: the best `depth`, best first.
+fn rank_text(
+    view: &text_index::View<'_>,
+    scanned: Scanned,
+    term_count: usize,
+    match_: Match,
+    admitted: Option<&HashSet<i64>>,
+    depth: usize,
+) -> Vec<Ranked> {
+    let units = view.units + scanned.units;
+    let total_len = view.total_len + scanned.total_len;
+    let avg_len = if units > 0 {
+        total_len as f64 / units as f64
+    } else {
+        0.0
+    };
+    let idf: Vec<f64> = view
+        .postings
+        .iter()
+        .zip(&scanned.df)
+        .map(|(p, &df)| text::idf(units, p.len() as u64 + df))
+        .collect();
+    let score = |tf: &[u32], len: u32| -> f64 {
+        tf.iter()
+            .zip(&idf)
+            .filter(|(&n, _)| n > 0)
+            .map(|(&n, &idf)| text::term_score(idf, n, len, avg_len))
+            .sum()
+    };
+    let matched = |tf: &[u32]| {
+        let present = tf.iter().filter(|&&n| n > 0).count();
+        match match_ {
+            Match::All => present == term_count,
+            Match::Any => present > 0,
+        }
+    };
+    let mut best = TopK::new(depth);
+    // Merge the terms' postings (each ascending by slot) chunk by chunk.
+    let lists = &view.postings;
+    let mut cursor = vec![0usize; lists.len()];
+    let mut tf = vec![0u32; lists.len()];
+    while let Some(slot) = lists
+        .iter()
+        .zip(&cursor)
+        .filter_map(|(l, &c)| l.get(c).map(|p| p.0))
+        .min()
+    {
+        for (i, list) in lists.iter().enumerate() {
+            tf[i] = 0;
+            if let Some(&(_, n)) = list.get(cursor[i]).filter(|p| p.0 == slot) {
+                tf[i] = n;
+                cursor[i] += 1;
+            }
+        }
+        if !matched(&tf) {
+            continue;
+        }
+        let (chunk_seq, order, len) = view.chunk(slot);
+        if admitted.is_none_or(|a| a.contains(&order.0)) {
+            best.offer(Ranked {
+                chunk_seq,
+                order,
+                score: score(&tf, len),
+            });
+        }
+    }
+    for (chunk_seq, order, tf, len) in scanned.hits {
+        best.offer(Ranked {
+            chunk_seq,
+            order,
+            score: score(&tf, len),
+        });
+    }
+    best.into_sorted()
+}
+
+/// Reads and tokenizes every chunk with `seq > after` (all of them when
+/// the index is empty) in insertion order.
+fn scan_uncovered(
+    conn: &Connection,
+    terms: &[String],
+    match_: Match,
+    filter: &Filter,
+    after: i64,
+) -> Result<Scanned> {
     let index: HashMap<&str, usize> = terms
         .iter()
         .enumerate()
         .map(|(i, t)| (t.as_str(), i))
         .collect();
-    let mut df = vec![0u64; terms.len()];
-    let mut total_len = 0u64;
-    let mut units = 0u64;
-    // (chunk_seq, order, tf per term, length) of admitted chunks with a hit.
-    let mut hits: Vec<TextHit> = Vec::new();
+    let mut out = Scanned {
+        df: vec![0u64; terms.len()],
+        units: 0,
+        total_len: 0,
+        hits: Vec::new(),
+    };
     let mut title_doc = i64::MIN;
     let mut title_tf = vec![0u32; terms.len()];
     let mut title_len = 0u32;
@@ -283,8 +428,8 @@ fn text_ranked(
     conn.for_each_row(
         "SELECT c.seq, c.document_seq, c.idx, c.text, d.title, d.rev_host, d.source
          FROM document_chunks c JOIN documents d ON d.seq = c.document_seq
-         ORDER BY c.document_seq, c.idx",
-        [],
+         WHERE c.seq > ?1 ORDER BY c.document_seq, c.idx",
+        [after],
         |r| {
             let doc: i64 = r.get(1)?;
             if doc != title_doc {
@@ -308,12 +453,12 @@ fn text_ranked(
                     tf[i] += 1;
                 }
             });
-            units += 1;
-            total_len += len as u64;
+            out.units += 1;
+            out.total_len += len as u64;
             let mut present = 0;
             for (i, &n) in tf.iter().enumerate() {
                 if n > 0 {
-                    df[i] += 1;
+                    out.df[i] += 1;
                     present += 1;
                 }
             }
@@ -322,34 +467,74 @@ fn text_ranked(
                 Match::Any => present > 0,
             };
             if matched && filter.admits(r.get_ref(5)?.as_str_or_null()?, r.get_ref(6)?.as_str()?) {
-                hits.push((r.get(0)?, (doc, r.get(2)?), tf.clone(), len));
+                out.hits
+                    .push((r.get(0)?, (doc, r.get(2)?), tf.clone(), len));
             }
             Ok(())
         },
         |()| Ok(()),
     )?;
-    let avg_len = if units > 0 {
-        total_len as f64 / units as f64
-    } else {
-        0.0
-    };
-    let idf: Vec<f64> = df.iter().map(|&d| text::idf(units, d)).collect();
-    let mut ranked: Vec<Ranked> = hits
-        .into_iter()
-        .map(|(chunk_seq, order, tf, len)| Ranked {
-            chunk_seq,
-            order,
-            score: tf
-                .iter()
-                .zip(&idf)
-                .filter(|(&n, _)| n > 0)
-                .map(|(&n, &idf)| text::term_score(idf, n, len, avg_len))
-                .sum(),
-        })
-        .collect();
-    ranked.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.order.cmp(&b.order)));
-    ranked.truncate(depth);
-    Ok(ranked)
+    Ok(out)
+}
+
+/// The best `k` ranked chunks seen (a bounded heap whose top is the worst
+/// kept): a higher score first, then insertion order.
+struct TopK {
+    k: usize,
+    heap: std::collections::BinaryHeap<WorstFirst>,
+}
+
+struct WorstFirst(Ranked);
+
+impl Ord for WorstFirst {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other
+            .0
+            .score
+            .total_cmp(&self.0.score)
+            .then(self.0.order.cmp(&other.0.order))
+    }
+}
+
+impl PartialOrd for WorstFirst {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for WorstFirst {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for WorstFirst {}
+
+impl TopK {
+    fn new(k: usize) -> TopK {
+        TopK {
+            k,
+            heap: std::collections::BinaryHeap::with_capacity(k + 1),
+        }
+    }
+
+    fn offer(&mut self, r: Ranked) {
+        if self.heap.len() < self.k {
+            self.heap.push(WorstFirst(r));
+        } else if self.heap.peek().is_some_and(|worst| WorstFirst(r) < *worst) {
+            self.heap.pop();
+            self.heap.push(WorstFirst(r));
+        }
+    }
+
+    /// Best first.
+    fn into_sorted(self) -> Vec<Ranked> {
+        self.heap
+            .into_sorted_vec()
+            .into_iter()
+            .map(|w| w.0)
+            .collect()
+    }
 }
 
 /// The best `depth` chunks by cosine with `vector` among those embedded
