@@ -580,13 +580,17 @@ fn vector_ranked(
     )?;
     let mut out = Vec::with_capacity(found.len());
     for (chunk_seq, score) in found {
-        let order = conn
-            .query_opt(
-                "SELECT document_seq, idx FROM document_chunks WHERE seq = ?1",
-                [chunk_seq],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?
-            .ok_or_else(|| Error::internal("a ranked chunk vanished"))?;
+        // A chunk another thread added to the in-memory codes after this
+        // read began is not in this snapshot: it was not committed before
+        // the search, so it is not an answer.
+        let Some(order) = conn.query_opt(
+            "SELECT document_seq, idx FROM document_chunks WHERE seq = ?1",
+            [chunk_seq],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?
+        else {
+            continue;
+        };
         out.push(Ranked {
             chunk_seq,
             order,
@@ -689,10 +693,13 @@ pub fn rrf_score(text_rank: Option<u64>, vector_rank: Option<u64>) -> f64 {
     term(text_rank) + term(vector_rank)
 }
 
+/// The items of the fused list, in order. A chunk an index took in after
+/// this read began (another thread's catch-up) is not in this snapshot and
+/// is left out: it was not committed before the search started.
 fn load_items(conn: &Connection, fused: Vec<Fused>) -> Result<Vec<SearchItem>> {
     fused
         .into_iter()
-        .map(|f| {
+        .filter_map(|f| {
             conn.query_opt(
                 "SELECT d.id, d.url, d.host, d.title, c.idx, c.text, c.start, c.end
                  FROM document_chunks c JOIN documents d ON d.seq = c.document_seq
@@ -717,8 +724,8 @@ fn load_items(conn: &Connection, fused: Vec<Fused>) -> Result<Vec<SearchItem>> {
                         vector_rank: f.vector_rank,
                     })
                 },
-            )?
-            .ok_or_else(|| Error::internal("a ranked chunk vanished"))
+            )
+            .transpose()
         })
         .collect()
 }
