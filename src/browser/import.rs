@@ -440,23 +440,10 @@ pub fn import(profile: &Profile, mut req: ImportRequest) -> Result<ImportRespons
         thread_id: req.thread_id.clone().map(Id::into_string),
         task_id: req.task_id.clone().map(Id::into_string),
     };
-    profile.db().read(|conn| links.check(conn))?;
-    let payload =
-        serde_json::to_value(&req).map_err(|_| Error::internal("request encoding failed"))?;
-    if !req.wait {
-        let job_id = profile.jobs().submit(JOB_TYPE, payload, links)?;
-        return Ok(ImportResponse {
-            job_id,
-            outcome: None,
-        });
-    }
-    let (job_id, result) = profile.jobs().submit_and_wait(JOB_TYPE, payload, links)?;
-    let outcome = serde_json::from_value(result)
-        .map_err(|_| Error::internal("unexpected history_import result"))?;
-    Ok(ImportResponse {
-        job_id,
-        outcome: Some(outcome),
-    })
+    let (job_id, outcome) = profile
+        .jobs()
+        .submit_request(JOB_TYPE, &req, links, req.wait)?;
+    Ok(ImportResponse { job_id, outcome })
 }
 
 /// The `history_import` job: imports the payload's file, reporting

@@ -150,33 +150,20 @@ fn links(thread_id: &Option<Id>, task_id: &Option<Id>) -> JobLinks {
     }
 }
 
-fn payload<T: Serialize>(request: &T) -> Result<Value> {
-    serde_json::to_value(request).map_err(|_| Error::internal("request encoding failed"))
-}
-
 /// Submits a job; with `wait`, waits and flattens its result.
-fn submit(
+fn submit<T: Serialize>(
     profile: &Profile,
     job_type: &str,
-    payload: Value,
+    request: &T,
     links: JobLinks,
     wait: bool,
 ) -> Result<JobSubmitted> {
-    profile.db().read(|conn| links.check(conn))?;
-    if !wait {
-        let job_id = profile.jobs().submit(job_type, payload, links)?;
-        return Ok(JobSubmitted {
-            job_id,
-            result: Map::new(),
-        });
-    }
-    let (job_id, result) = profile.jobs().submit_and_wait(job_type, payload, links)?;
+    let (job_id, result) = profile
+        .jobs()
+        .submit_request::<T, Map<String, Value>>(job_type, request, links, wait)?;
     Ok(JobSubmitted {
         job_id,
-        result: match result {
-            Value::Object(map) => map,
-            _ => Map::new(),
-        },
+        result: result.unwrap_or_default(),
     })
 }
 
@@ -201,14 +188,14 @@ pub fn export(profile: &Profile, mut request: ExportRequest) -> Result<JobSubmit
     };
     request.path = Some(path);
     let links = links(&request.thread_id, &request.task_id);
-    submit(profile, EXPORT_JOB, payload(&request)?, links, request.wait)
+    submit(profile, EXPORT_JOB, &request, links, request.wait)
 }
 
 /// `bundle.import`.
 pub fn import(profile: &Profile, request: ImportRequest) -> Result<JobSubmitted> {
     selected(request.components.as_deref(), "components")?;
     let links = links(&request.thread_id, &request.task_id);
-    submit(profile, IMPORT_JOB, payload(&request)?, links, request.wait)
+    submit(profile, IMPORT_JOB, &request, links, request.wait)
 }
 
 /// `bundle.list`: every readable bundle in `<profile>/bundles`, by name.

@@ -552,6 +552,30 @@ impl Jobs {
         }
     }
 
+    /// The one path of a job-backed operation: queues a job of `job_type`
+    /// whose payload is `request` (its links checked in the same
+    /// transaction as the insert, so a bad link writes nothing); with
+    /// `wait`, waits for it and decodes its result as `Out` (a failed job
+    /// returns its own error). Returns the job id and, with `wait`, the
+    /// result.
+    pub fn submit_request<Req: serde::Serialize, Out: serde::de::DeserializeOwned>(
+        &self,
+        job_type: &str,
+        request: &Req,
+        links: JobLinks,
+        wait: bool,
+    ) -> Result<(String, Option<Out>)> {
+        let payload = serde_json::to_value(request)
+            .map_err(|_| Error::internal("request encoding failed"))?;
+        if !wait {
+            return Ok((self.submit(job_type, payload, links)?, None));
+        }
+        let (id, result) = self.submit_and_wait(job_type, payload, links)?;
+        let result = serde_json::from_value(result)
+            .map_err(|_| Error::internal("a job result did not decode"))?;
+        Ok((id, Some(result)))
+    }
+
     /// For `wait: true` operations: submits, waits without limit, and
     /// returns the job id and its result, or the job's error (with the
     /// job's code) if it failed or was cancelled. The job stays in the
