@@ -99,11 +99,12 @@ fn load(conn: &Connection, n: u64) {
 }
 
 /// The bare schema: the library's `history` table and its indexes, copied
-/// from a fresh profile (nothing else).
+/// from a fresh profile (nothing else: no trigger, no other table).
 fn bare_schema(profile_db: &Path, bare_db: &Path) -> Connection {
     let src = Connection::open(profile_db).unwrap();
     let ddl: Vec<String> = src
-        .prepare("SELECT sql FROM sqlite_master WHERE tbl_name = 'history' AND sql IS NOT NULL")
+        .prepare("SELECT sql FROM sqlite_master
+             WHERE tbl_name = 'history' AND type IN ('table', 'index') AND sql IS NOT NULL")
         .unwrap()
         .query_map([], |r| r.get(0))
         .unwrap()
