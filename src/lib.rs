@@ -30,10 +30,25 @@
 //! # }
 //! ```
 //!
-//! Layers (each uses only those below it): faces (`ffi`, the `hydra` CLI,
-//! this API) -> registry ([`ops`]) -> domains -> services ([`meta`], [`jobs`]) -> core
-//! ([`profile`]) -> storage ([`db`], [`fsutil`]) -> base ([`error`],
-//! [`types`]).
+//! Layers, lowest first (a module uses only its own layer and those below
+//! it, with no import circle; `tests/layering.rs` reads this list and checks
+//! it):
+//!
+//! - base: `error`, `types`
+//! - storage: `db`, `fsutil`, `sys`
+//! - core: `profile`, `privacy`
+//! - services: `search`, `jobs`, `meta`, `overview`
+//! - domains: `browser`, `knowledge`, `hydraflow`, `repo`, `bundle`
+//! - registry: `ops`
+//! - faces: `ffi`
+//!
+//! (The faces also include this crate root and the `hydra` CLI.) The core
+//! never imports a service or a domain: what the profile must do for them
+//! at open and close (recovery steps, folders whose temp files a killed
+//! write left, per-profile state such as the jobs runtime and the text
+//! indexes) they declare as a `profile::Domain`, and the registry hands the
+//! list to the profile. One module writes each table the others share: the
+//! jobs ledger only through `jobs`, the tabs only through `browser::tabs`.
 
 pub mod browser;
 pub mod bundle;
@@ -51,6 +66,7 @@ pub mod privacy;
 pub mod profile;
 pub mod repo;
 pub mod search;
+mod sys;
 pub mod types;
 
 pub use error::{Error, ErrorCode, PublicError, Result};

@@ -19,7 +19,7 @@
 //! `scripts/generate`.
 
 use crate::error::{Error, ErrorCode, Result};
-use crate::profile::Profile;
+use crate::profile::{Domain, OpenOptions, Profile};
 use once_cell::sync::Lazy;
 use schemars::generate::SchemaSettings;
 use schemars::JsonSchema;
@@ -266,6 +266,44 @@ pub const JOB_TYPES: &[crate::jobs::JobType] = &[
         run: crate::repo::checks::run_queued_job,
     },
 ];
+
+/// What each layer above the core asks of the profile at open and close
+/// (recovery, temp-file folders, per-profile state, start and close hooks),
+/// in the order the profile runs them: the repo journal's recovery finishes
+/// the patches whose swaps were durable before the jobs ledger fails the
+/// other running jobs as interrupted.
+pub(crate) const DOMAINS: &[Domain] = &[
+    Domain {
+        name: "repo",
+        recover: Some(crate::repo::patch::recover),
+        temp_dirs: &[crate::repo::journal::JOURNAL_DIR],
+        ..Domain::NONE
+    },
+    crate::browser::DOMAIN,
+    Domain {
+        name: "bundle",
+        temp_dirs: &[crate::bundle::BUNDLES_DIR],
+        ..Domain::NONE
+    },
+    crate::knowledge::DOMAIN,
+    Domain {
+        name: "jobs",
+        repair: Some(|db| crate::jobs::Jobs::recover(db, JOB_TYPES).map(drop)),
+        state: Some(|options| crate::jobs::state(options, JOB_TYPES)),
+        start: Some(crate::jobs::start),
+        close: Some(crate::jobs::close),
+        ..Domain::NONE
+    },
+];
+
+impl Profile {
+    /// Opens (creating or migrating) the profile in `options.profile_dir`:
+    /// takes its lock, migrates the database, recovers what a crash
+    /// interrupted and starts the job workers.
+    pub fn open(options: OpenOptions) -> Result<Profile> {
+        Profile::open_with(options, DOMAINS)
+    }
+}
 
 /// The job types the library queues but only a host handler runs
 /// (`hydra_register_job_handler`). Their jobs never re-run after a crash;

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 pub const STORAGE_CACHE_TTL_MS: Millis = 300_000;
 
 /// The label of the profile directory among the storage roots.
-pub const PROFILE_ROOT_LABEL: &str = "profile";
+pub use crate::profile::PROFILE_ROOT_LABEL;
 
 /// Request of `overview`.
 #[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]

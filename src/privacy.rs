@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 pub const PURGE_ERASE_WAIT: Duration = Duration::from_millis(800);
 
 /// How often the background eraser retries a pending erasure.
-pub const ERASER_INTERVAL: Duration = Duration::from_millis(20);
+pub use crate::profile::ERASER_INTERVAL;
 
 /// The response of a privacy delete: the delete's own fields, flattened,
 /// plus `erased`. Only [`purge`] makes one, so a privacy delete cannot

@@ -4,9 +4,15 @@
 //! life of the handle, so a second open in this or any other process gets
 //! `profile_locked`), refuses a database it must not touch (`corrupt`,
 //! `incompatible_version`) before writing anything, then opens and migrates
-//! `<dir>/hydra.sqlite3`, recovers jobs interrupted by a crash and starts
-//! the job workers. A [`Profile`] is a cheap, cloneable, `Send + Sync`
+//! `<dir>/hydra.sqlite3`, then runs what the layers above registered (see
+//! [`Domain`]: recovery steps, storage roots whose temp files a killed write
+//! left, per-profile state such as the jobs runtime and the text indexes,
+//! start and close hooks). A [`Profile`] is a cheap, cloneable, `Send + Sync`
 //! handle: any thread may call any operation at any time.
+//!
+//! This is the core: it never imports a domain or a service. The list of
+//! [`Domain`]s is assembled by the registry (`ops`) and handed to
+//! [`Profile::open_with`].
 //!
 //! Closing stops new calls at once, except those made by a job that is still
 //! running on its own thread (so a job close waits for can report progress),
@@ -16,11 +22,12 @@
 
 use crate::db::{self, Db, Synchronous};
 use crate::error::{Error, ErrorCode, Result};
-use crate::jobs::Jobs;
-use crate::types::{Bounded, HostEventFn, HostJsonFn};
+use crate::types::{Bounded, HostJsonFn};
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
+use std::any::{Any, TypeId};
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
@@ -33,6 +40,92 @@ pub const DB_FILE_NAME: &str = "hydra.sqlite3";
 
 /// The lock file inside a profile directory.
 pub const LOCK_FILE_NAME: &str = ".lock";
+
+/// The `overview` label of the profile directory itself; no
+/// `storage_roots` entry may take it.
+pub const PROFILE_ROOT_LABEL: &str = "profile";
+
+/// How often the background eraser retries a pending erasure (see
+/// `privacy`).
+pub const ERASER_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Per-profile state a layer above the core keeps in the profile (the jobs
+/// runtime, the in-memory text indexes), found again by its type with
+/// [`Profile::extension`].
+pub(crate) type Extension = Box<dyn Any + Send + Sync>;
+
+/// What a layer above the core needs from [`Profile::open_with`] and
+/// [`Profile::close`]. The registry lists one per domain or service; the
+/// profile runs each step for every entry, in list order:
+///
+/// 1. `recover` (right after the database opens and migrates, before
+///    anything else writes: e.g. finishing a patch whose swaps were
+///    durable),
+/// 2. the pending erasure an earlier session left, then the `.hydra-tmp-*`
+///    files of every `temp_dirs` folder are removed,
+/// 3. `repair` (fixes of stored data, the jobs ledger's crash recovery),
+/// 4. `state` builds the entry's [`Extension`], then `start` runs with the
+///    profile built (workers start),
+/// 5. at close, `close` (jobs drain or are cancelled) before the WAL is
+///    checkpointed.
+#[derive(Clone, Copy)]
+pub(crate) struct Domain {
+    /// The layer's name (`Debug`).
+    pub name: &'static str,
+    pub recover: Option<fn(&Path, &Db) -> Result<()>>,
+    /// Folders of the profile directory (relative) holding temp files of
+    /// atomic writes.
+    pub temp_dirs: &'static [&'static str],
+    pub repair: Option<fn(&Db) -> Result<()>>,
+    pub state: Option<fn(&OpenOptions) -> Extension>,
+    pub start: Option<fn(&Profile) -> Result<()>>,
+    pub close: Option<fn(&Profile, &CloseOptions)>,
+}
+
+impl std::fmt::Debug for Domain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Domain")
+            .field("name", &self.name)
+            .field("temp_dirs", &self.temp_dirs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Domain {
+    /// An entry that asks for nothing (fill in what it needs).
+    pub const NONE: Domain = Domain {
+        name: "",
+        recover: None,
+        temp_dirs: &[],
+        repair: None,
+        state: None,
+        start: None,
+        close: None,
+    };
+}
+
+thread_local! {
+    /// True while this thread runs work a closing profile waits for (a job
+    /// on a worker, or a caller running one inline).
+    static SERVES_WHILE_CLOSING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the current thread, until dropped, as running work that close
+/// waits for: [`Profile::ensure_open`] still serves it while closing, so
+/// such work can report progress.
+pub(crate) struct ClosingExemption(bool);
+
+impl ClosingExemption {
+    pub(crate) fn enter() -> ClosingExemption {
+        ClosingExemption(SERVES_WHILE_CLOSING.with(|c| c.replace(true)))
+    }
+}
+
+impl Drop for ClosingExemption {
+    fn drop(&mut self) {
+        SERVES_WHILE_CLOSING.with(|c| c.set(self.0));
+    }
+}
 
 /// Options of `hydra_open` / [`Profile::open`].
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -134,17 +227,14 @@ struct ProfileInner {
     lock: parking_lot::Mutex<Option<File>>,
     /// [`OPEN`], [`CLOSING`] or [`CLOSED`].
     state: AtomicU8,
-    jobs: Jobs,
+    /// What the layers above registered, in order.
+    domains: &'static [Domain],
+    /// Their per-profile state, by type.
+    extensions: Vec<(TypeId, Extension)>,
     /// The host's chat model (`hydra_register_model`), if one is registered.
     model: parking_lot::RwLock<Option<HostJsonFn>>,
     /// The host's embedder (`hydra_register_embedder`), if one is registered.
     embedder: parking_lot::RwLock<Option<HostJsonFn>>,
-    /// The in-memory text index of history (fed by `browser::history_index`;
-    /// empty at open, nothing of it on disk).
-    history_text: crate::search::substring::SubstringIndex,
-    /// The in-memory text index of document chunks (see
-    /// `knowledge::text_index`; empty at open, nothing of it on disk).
-    chunk_text: crate::knowledge::text_index::ChunkTextIndex,
 }
 
 /// Per profile directory, a number bumped by every change that alters file
@@ -162,13 +252,14 @@ pub fn storage_epoch(dir: &Path) -> u64 {
 }
 
 impl Profile {
-    /// Opens (creating or migrating) the profile in `options.profile_dir`.
-    pub fn open(options: OpenOptions) -> Result<Profile> {
+    /// Opens (creating or migrating) the profile in `options.profile_dir`,
+    /// doing at open and close what `domains` ask (see [`Domain`]).
+    pub(crate) fn open_with(options: OpenOptions, domains: &'static [Domain]) -> Result<Profile> {
         if options.profile_dir.as_os_str().is_empty() {
             return Err(Error::invalid("profile_dir", "must not be empty"));
         }
         for label in options.storage_roots.keys() {
-            if label.is_empty() || label == crate::overview::PROFILE_ROOT_LABEL {
+            if label.is_empty() || label == PROFILE_ROOT_LABEL {
                 return Err(Error::invalid(
                     format!("storage_roots.{label}"),
                     "labels are non-empty and `profile` is the profile directory's own",
@@ -179,7 +270,7 @@ impl Profile {
         let dir = options.profile_dir.canonicalize()?;
         let found = FoundFiles::note(&dir);
         let lock = lock_profile_dir(&dir)?;
-        let opened = Self::open_locked(dir, options, lock.try_clone()?);
+        let opened = Self::open_locked(dir, options, domains, lock.try_clone()?);
         if opened.is_err() {
             // Still holding the lock: no other open sees the removal.
             found.remove_created();
@@ -188,21 +279,35 @@ impl Profile {
     }
 
     /// The rest of [`Profile::open`], once the directory is locked.
-    fn open_locked(dir: PathBuf, options: OpenOptions, lock: File) -> Result<Profile> {
+    fn open_locked(
+        dir: PathBuf,
+        options: OpenOptions,
+        domains: &'static [Domain],
+        lock: File,
+    ) -> Result<Profile> {
         let db_path = dir.join(DB_FILE_NAME);
         db::probe_existing(&db_path)?;
         let db = Db::open(&db_path, options.synchronous)?;
-        // Patches first: one whose swaps were durable finishes its job as
-        // succeeded before the rest are failed as interrupted.
-        crate::repo::patch::recover(&dir, &db)?;
-        crate::browser::import::remove_copies_left_by_a_crash(&dir);
+        // Recovery first: a patch whose swaps were durable finishes its job
+        // as succeeded before the jobs ledger fails the rest as interrupted.
+        for recover in domains.iter().filter_map(|d| d.recover) {
+            recover(&dir, &db)?;
+        }
         // A WAL left by an earlier session may hold the pages of a privacy
         // delete whose erasure was pending when it ended: finish it first.
         let leftover_erasure = !db.erase_pending(Instant::now() + OPEN_ERASE_WAIT)?;
-        remove_leftover_temp_files(&dir)?;
-        db.write(crate::browser::urls::repair_trailing_dot_hosts)?;
-        Jobs::recover(&db)?;
-        let jobs = Jobs::new(options.workers.get());
+        remove_leftover_temp_files(&dir, domains)?;
+        for repair in domains.iter().filter_map(|d| d.repair) {
+            repair(&db)?;
+        }
+        let extensions = domains
+            .iter()
+            .filter_map(|d| d.state)
+            .map(|state| {
+                let extension = state(&options);
+                ((*extension).type_id(), extension)
+            })
+            .collect();
         let profile = Profile {
             inner: Arc::new(ProfileInner {
                 dir,
@@ -210,14 +315,15 @@ impl Profile {
                 db,
                 lock: parking_lot::Mutex::new(Some(lock)),
                 state: AtomicU8::new(OPEN),
-                jobs,
+                domains,
+                extensions,
                 model: parking_lot::RwLock::new(None),
                 embedder: parking_lot::RwLock::new(None),
-                history_text: Default::default(),
-                chunk_text: Default::default(),
             }),
         };
-        profile.inner.jobs.start(&profile)?;
+        for start in domains.iter().filter_map(|d| d.start) {
+            start(&profile)?;
+        }
         if leftover_erasure && profile.db().erasure().add_pending(crate::types::now_ms()) {
             profile.start_eraser();
         }
@@ -225,7 +331,7 @@ impl Profile {
     }
 
     /// Starts the background eraser: a thread that retries the pending
-    /// erasure every [`crate::privacy::ERASER_INTERVAL`] (taking the writer
+    /// erasure every [`ERASER_INTERVAL`] (taking the writer
     /// only for one short checkpoint attempt) until it succeeds or the
     /// profile closes (close then makes its own bounded attempt).
     pub(crate) fn start_eraser(&self) {
@@ -233,7 +339,7 @@ impl Profile {
         let spawned = std::thread::Builder::new()
             .name("hydra-eraser".to_owned())
             .spawn(move || loop {
-                std::thread::sleep(crate::privacy::ERASER_INTERVAL);
+                std::thread::sleep(ERASER_INTERVAL);
                 let Some(profile) = weak.upgrade() else {
                     return;
                 };
@@ -271,11 +377,9 @@ impl Profile {
         {
             return Err(closed());
         }
-        self.inner.jobs.shutdown(
-            &self.inner.db,
-            options.cancel_running,
-            Duration::from_millis(options.cancel_timeout_ms),
-        );
+        for close in self.inner.domains.iter().filter_map(|d| d.close) {
+            close(self, &options);
+        }
         self.inner.state.store(CLOSED, Ordering::SeqCst);
         self.inner.db.drop_idle_readers();
         let db = &self.inner.db;
@@ -307,21 +411,22 @@ impl Profile {
     pub fn ensure_open(&self) -> Result<()> {
         match self.inner.state.load(Ordering::Acquire) {
             OPEN => Ok(()),
-            CLOSING if crate::jobs::on_job_thread() => Ok(()),
+            CLOSING if SERVES_WHILE_CLOSING.with(Cell::get) => Ok(()),
             _ => Err(closed()),
         }
     }
 
-    /// The jobs service: ledger, worker pool, host job handlers.
-    pub fn jobs(&self) -> &Jobs {
-        &self.inner.jobs
-    }
-
-    /// Sets (or with `None` clears) the host callback that receives
-    /// `{"type":"job.updated","job":{...}}` on every job change, from the
-    /// library's event thread, never while a database lock is held.
-    pub fn set_event_callback(&self, callback: Option<HostEventFn>) {
-        self.inner.jobs.set_event_callback(callback);
+    /// The per-profile state of type `T` a [`Domain`] registered. Every
+    /// profile is opened with the registry's full list, so a missing one is
+    /// a bug of that list (a panic, caught at the C boundary).
+    pub(crate) fn extension<T: Any>(&self) -> &T {
+        let wanted = TypeId::of::<T>();
+        self.inner
+            .extensions
+            .iter()
+            .find(|(id, _)| *id == wanted)
+            .and_then(|(_, extension)| extension.downcast_ref())
+            .unwrap_or_else(|| panic!("no domain registered {}", std::any::type_name::<T>()))
     }
 
     /// A handle that does not keep the profile alive (held by job workers).
@@ -342,17 +447,6 @@ impl Profile {
     /// The database.
     pub fn db(&self) -> &Db {
         &self.inner.db
-    }
-
-    /// The in-memory text index of history (see `browser::history_index`).
-    pub fn history_text_index(&self) -> &crate::search::substring::SubstringIndex {
-        &self.inner.history_text
-    }
-
-    /// The in-memory text index of document chunks (see
-    /// `knowledge::text_index`).
-    pub fn chunk_text_index(&self) -> &crate::knowledge::text_index::ChunkTextIndex {
-        &self.inner.chunk_text
     }
 
     /// Marks cached storage sizes as stale.
@@ -403,11 +497,8 @@ impl WeakProfile {
 /// recovery, which needs only the journals themselves (a journal's temp
 /// file was never renamed into place, so no recovery refers to it); the
 /// temp files staged inside repositories are the journal's to clean.
-fn remove_leftover_temp_files(dir: &Path) -> Result<()> {
-    for folder in [
-        crate::bundle::BUNDLES_DIR,
-        crate::repo::journal::JOURNAL_DIR,
-    ] {
+fn remove_leftover_temp_files(dir: &Path, domains: &[Domain]) -> Result<()> {
+    for folder in domains.iter().flat_map(|d| d.temp_dirs) {
         crate::fsutil::remove_temp_files(&dir.join(folder))?;
     }
     Ok(())

@@ -1461,8 +1461,10 @@ export interface ChecksDone {
   duration_ms: number;
   exit_code: number | null;
   job_id: string;
-  /** The job's final status: `succeeded`, `failed` or `cancelled`. */
-  status: string;
+  /** Where a job is in its life. Transitions: `queued -> running ->
+succeeded | failed | cancelled`, or `queued -> cancelled`
+([`JobStatus::can_move_to`]). */
+  status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
   stderr: string;
   stdout: string;
   timed_out: boolean;

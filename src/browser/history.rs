@@ -564,23 +564,8 @@ pub(crate) fn purge_host_in(
 /// Clears the pointer and cached url/title/time of every tab that points at
 /// a visit matching `w` (before those visits are deleted).
 fn clear_tabs(conn: &Connection, w: &Where, now: Millis) -> Result<u64> {
-    let mut params = w.params.clone();
-    params.push(now.into());
-    let pointing = if w.terms.is_empty() {
-        "current_history_id IS NOT NULL".to_owned()
-    } else {
-        format!(
-            "current_history_id IN (SELECT id FROM history WHERE {})",
-            w.sql()
-        )
-    };
-    let sql = format!(
-        "UPDATE tabs SET current_history_id = NULL, current_url = NULL, current_title = NULL,
-                         last_visited_at = NULL, updated_at = ?{}
-         WHERE {pointing}",
-        params.len(),
-    );
-    Ok(conn.run(&sql, params_from_iter(params.iter()))? as u64)
+    let filter = (!w.terms.is_empty()).then(|| w.sql());
+    crate::browser::tabs::clear_visit_pointers(conn, filter.as_deref(), w.params.clone(), now)
 }
 
 /// Deletes the visits matching `w` and drops them from the text index;

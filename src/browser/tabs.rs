@@ -72,6 +72,74 @@ pub fn set_thread(conn: &Connection, id: &str, thread_id: Option<&str>, now: Mil
     Ok(())
 }
 
+/// Points the tab at visit `visit_id` (its URL, title and time) unless the
+/// tab has a later visit (an equal time counts as newer for the later
+/// insert). `visits.add` calls this.
+pub(crate) fn point_at_visit_if_newest(
+    conn: &Connection,
+    tab_id: &str,
+    visit: (i64, &str, Option<&str>, Millis),
+    now: Millis,
+) -> Result<()> {
+    let (visit_id, url, title, visited_at) = visit;
+    conn.run(
+        "UPDATE tabs SET current_history_id = ?2, current_url = ?3, current_title = ?4,
+                         last_visited_at = ?5, updated_at = ?6
+         WHERE id = ?1
+           AND NOT EXISTS (SELECT 1 FROM history
+                           WHERE tab_id = ?1 AND visited_at > ?5)",
+        params![tab_id, visit_id, url, title, visited_at, now],
+    )?;
+    Ok(())
+}
+
+/// Clears the current-visit pointer of the tabs that point at a visit
+/// matching `history_filter` (an SQL condition over `history` binding
+/// `params`; `None`: every pointer), before those visits are deleted.
+/// `now` is bound after `params`. Returns how many tabs changed.
+pub(crate) fn clear_visit_pointers(
+    conn: &Connection,
+    history_filter: Option<&str>,
+    mut params: Vec<rusqlite::types::Value>,
+    now: Millis,
+) -> Result<u64> {
+    params.push(now.into());
+    let pointing = match history_filter {
+        None => "current_history_id IS NOT NULL".to_owned(),
+        Some(filter) => format!("current_history_id IN (SELECT id FROM history WHERE {filter})"),
+    };
+    let sql = format!(
+        "UPDATE tabs SET current_history_id = NULL, current_url = NULL, current_title = NULL,
+                         last_visited_at = NULL, updated_at = ?{}
+         WHERE {pointing}",
+        params.len(),
+    );
+    Ok(conn.run(&sql, rusqlite::params_from_iter(params.iter()))? as u64)
+}
+
+/// Unbinds every tab bound to thread `thread_id` (the thread is being
+/// deleted); returns how many.
+pub(crate) fn unbind_thread(conn: &Connection, thread_id: &str, now: Millis) -> Result<usize> {
+    conn.run(
+        "UPDATE tabs SET thread_id = NULL, updated_at = ?2 WHERE thread_id = ?1",
+        params![thread_id, now],
+    )
+}
+
+/// The statements a bundle import writes a tab record with: insert if new,
+/// and update (when the import policy says so) the one already stored.
+pub(crate) const BUNDLE_INSERT: &str =
+    "INSERT INTO tabs (id, thread_id, current_history_id, current_url, current_title,
+                       last_visited_at, created_at, updated_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (id) DO NOTHING";
+pub(crate) const BUNDLE_UPSERT: &str =
+    "INSERT INTO tabs (id, thread_id, current_history_id, current_url, current_title,
+                       last_visited_at, created_at, updated_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (id) DO UPDATE SET thread_id = excluded.thread_id,
+     current_history_id = excluded.current_history_id, current_url = excluded.current_url,
+     current_title = excluded.current_title, last_visited_at = excluded.last_visited_at,
+     created_at = excluded.created_at, updated_at = excluded.updated_at";
+
 /// Request of `tabs.upsert`.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -195,7 +195,8 @@ pub fn insert(conn: &Connection, v: &NewVisit, now: Millis) -> Result<(i64, bool
         return Ok((existing, true));
     };
     if let Some(tab_id) = &v.tab_id {
-        point_tab_if_newest(conn, tab_id, id, v, now)?;
+        let visit = (id, v.url.as_str(), v.title.as_deref(), v.visited_at);
+        tabs::point_at_visit_if_newest(conn, tab_id, visit, now)?;
     }
     Ok((id, false))
 }
@@ -224,24 +225,4 @@ pub fn insert_row(conn: &Connection, v: &NewVisit) -> Result<Option<i64>> {
         ],
         |r| r.get::<_, i64>(0),
     )
-}
-
-/// Moves the tab's pointer to visit `id` unless the tab has a later visit
-/// (an equal time counts as newer for the later insert).
-fn point_tab_if_newest(
-    conn: &Connection,
-    tab_id: &str,
-    id: i64,
-    v: &NewVisit,
-    now: Millis,
-) -> Result<()> {
-    conn.run(
-        "UPDATE tabs SET current_history_id = ?2, current_url = ?3, current_title = ?4,
-                         last_visited_at = ?5, updated_at = ?6
-         WHERE id = ?1
-           AND NOT EXISTS (SELECT 1 FROM history
-                           WHERE tab_id = ?1 AND visited_at > ?5)",
-        params![tab_id, id, v.url, v.title, v.visited_at, now],
-    )?;
-    Ok(())
 }

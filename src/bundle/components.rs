@@ -391,15 +391,10 @@ const TASK_EVENTS: ById = by_id!(
      payload = excluded.payload, created_at = excluded.created_at"
 );
 
-const TABS: ById = by_id!(
-    "INSERT INTO tabs (id, thread_id, current_history_id, current_url, current_title,
-                       last_visited_at, created_at, updated_at)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    "thread_id = excluded.thread_id,
-     current_history_id = excluded.current_history_id, current_url = excluded.current_url,
-     current_title = excluded.current_title, last_visited_at = excluded.last_visited_at,
-     created_at = excluded.created_at, updated_at = excluded.updated_at"
-);
+const TABS: ById = ById {
+    insert: crate::browser::tabs::BUNDLE_INSERT,
+    upsert: crate::browser::tabs::BUNDLE_UPSERT,
+};
 
 /// Imports one record inside the caller's transaction.
 pub(super) fn import(

@@ -14,7 +14,6 @@
 
 pub mod callbacks;
 pub mod model;
-pub mod os;
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::ops;

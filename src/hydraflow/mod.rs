@@ -104,13 +104,3 @@ pub(crate) fn not_null<T>(field: &str, patch: crate::types::Patch<T>) -> Result<
         crate::types::Patch::Value(v) => Ok(Some(v)),
     }
 }
-
-/// Clears the `column` (`thread_id` or `task_id`) link of the jobs that
-/// point at `id`; the jobs ledger keeps the jobs. Returns how many changed.
-pub(crate) fn detach_jobs(conn: &Connection, column: &str, id: &str) -> Result<usize> {
-    debug_assert!(column == "thread_id" || column == "task_id");
-    conn.run(
-        &format!("UPDATE jobs SET {column} = NULL WHERE {column} = ?1"),
-        [id],
-    )
-}

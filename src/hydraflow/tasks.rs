@@ -425,7 +425,7 @@ pub fn list(profile: &Profile, req: ListRequest) -> Result<Page<Task>> {
 /// the task keep existing with `task_id` null.
 pub fn delete(profile: &Profile, req: IdRequest) -> Result<Purged<DeletedResponse>> {
     crate::privacy::purge(profile, |tx| {
-        super::detach_jobs(tx, "task_id", req.id.as_str())?;
+        crate::jobs::ledger::detach(tx, crate::jobs::ledger::Link::Task, req.id.as_str())?;
         match tx.run("DELETE FROM tasks WHERE id = ?1", [req.id.as_str()])? {
             0 => Err(Error::not_found("task", "id")),
             n => Ok(DeletedResponse { deleted: n as u64 }),

@@ -1,10 +1,11 @@
 //! Threads: the conversations everything else in HydraFlow hangs from, and
 //! the one delete that removes a conversation and all it holds.
 
-use super::{detach_jobs, metadata_of, IdRequest};
+use super::{metadata_of, IdRequest};
 use crate::db::paging::{Keyset, Order};
 use crate::db::ConnExt;
 use crate::error::{Error, Result};
+use crate::jobs::ledger::{detach as detach_jobs, Link};
 use crate::privacy::Purged;
 use crate::profile::Profile;
 use crate::types::{now_ms, Id, ListLimit, Metadata, Millis, Page, Patch};
@@ -262,16 +263,13 @@ pub fn delete(profile: &Profile, req: IdRequest) -> Result<Purged<DeleteResponse
                 for task in tx.query_all("SELECT id FROM tasks WHERE thread_id = ?1", [id], |r| {
                     r.get::<_, String>(0)
                 })? {
-                    detach_jobs(tx, "task_id", &task)?;
+                    detach_jobs(tx, Link::Task, &task)?;
                 }
                 count(tx.run("DELETE FROM tasks WHERE thread_id = ?1", [id])?)
             },
             task_events,
-            tabs_detached: count(tx.run(
-                "UPDATE tabs SET thread_id = NULL, updated_at = ?2 WHERE thread_id = ?1",
-                params![id, now_ms()],
-            )?),
-            jobs_detached: count(detach_jobs(tx, "thread_id", id)?),
+            tabs_detached: count(crate::browser::tabs::unbind_thread(tx, id, now_ms())?),
+            jobs_detached: count(detach_jobs(tx, Link::Thread, id)?),
         };
         tx.run("DELETE FROM llm_threads WHERE id = ?1", [id])?;
         Ok(stats)

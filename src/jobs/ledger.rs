@@ -310,6 +310,23 @@ fn named<T>(patch: &Patch<T>) -> (bool, Option<&T>) {
     (patch.is_present(), patch.as_value())
 }
 
+/// What a job may be linked to besides a repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    Thread,
+    Task,
+}
+
+/// Clears the `link` of the jobs that point at `id` (the thread or task is
+/// being deleted); the ledger keeps the jobs. Returns how many changed.
+pub fn detach(conn: &Connection, link: Link, id: &str) -> Result<usize> {
+    let sql = match link {
+        Link::Thread => "UPDATE jobs SET thread_id = NULL WHERE thread_id = ?1",
+        Link::Task => "UPDATE jobs SET task_id = NULL WHERE task_id = ?1",
+    };
+    conn.run(sql, [id])
+}
+
 /// Crash recovery: every job left `running` by a previous process ends
 /// `failed` with `interrupted`, unless its type may re-run (`may_rerun`),
 /// which puts it back in the queue. Returns how many jobs were touched.

@@ -205,7 +205,8 @@ impl JobLinks {
 }
 
 /// A built-in job type: run by the library itself on a worker thread. The
-/// table of them is [`crate::ops::JOB_TYPES`].
+/// registry assembles the table of them and hands it to [`super::Jobs`] at
+/// open.
 #[derive(Debug, Clone, Copy)]
 pub struct JobType {
     /// The `type` of its jobs (`"bundle_export"`).
@@ -216,11 +217,6 @@ pub struct JobType {
     /// The work. Its `Ok` value is the job's `result`; an `Err` fails the job
     /// with that error's code and message.
     pub run: fn(&super::JobContext) -> Result<Value>,
-}
-
-/// The built-in type named `name`, if any.
-pub fn builtin_type(name: &str) -> Option<&'static JobType> {
-    crate::ops::JOB_TYPES.iter().find(|t| t.name == name)
 }
 
 #[cfg(test)]

@@ -14,49 +14,21 @@
 use super::commit::LedgerWriter;
 use super::context::JobContext;
 use super::ledger::{self, Move, ProgressPatch};
-use super::model::{builtin_type, Job, JobError, JobLinks, JobStatus};
+use super::model::{Job, JobError, JobLinks, JobStatus, JobType};
 use crate::db::Db;
 use crate::error::{Error, ErrorCode, Result};
-use crate::profile::{Profile, WeakProfile};
+use crate::profile::{ClosingExemption, Profile, WeakProfile};
 use crate::types::{is_valid_id, new_id, now_ms, HostEventFn, HostJsonFn, Patch};
 use crossbeam_channel::{Receiver, Sender};
 use once_cell::sync::OnceCell;
 use parking_lot::{Condvar, Mutex, RwLock};
 use serde_json::Value;
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-thread_local! {
-    /// True while this thread runs a job's work (a worker, or a caller of
-    /// [`Jobs::run_inline`]).
-    static ON_JOB_THREAD: Cell<bool> = const { Cell::new(false) };
-}
-
-/// True when the current thread is running a job. A closing profile still
-/// serves such threads, so a job that close waits for can report progress.
-pub(crate) fn on_job_thread() -> bool {
-    ON_JOB_THREAD.with(Cell::get)
-}
-
-/// Marks the current thread as running a job until dropped.
-struct JobThreadGuard(bool);
-
-impl JobThreadGuard {
-    fn enter() -> JobThreadGuard {
-        JobThreadGuard(ON_JOB_THREAD.with(|c| c.replace(true)))
-    }
-}
-
-impl Drop for JobThreadGuard {
-    fn drop(&mut self) {
-        ON_JOB_THREAD.with(|c| c.set(self.0));
-    }
-}
 
 /// A queued job handed to the workers.
 struct Dispatch {
@@ -85,19 +57,33 @@ impl Runner {
 
 /// Host handlers by job type, and the queued jobs waiting for one (a job
 /// recovered at open whose host handler is not registered yet).
-#[derive(Default)]
 struct Registry {
+    /// The built-in types the registry handed down at open.
+    builtin: &'static [JobType],
     handlers: HashMap<String, HostJsonFn>,
     parked: HashMap<String, Vec<String>>,
 }
 
 impl Registry {
+    fn new(builtin: &'static [JobType]) -> Registry {
+        Registry {
+            builtin,
+            handlers: HashMap::new(),
+            parked: HashMap::new(),
+        }
+    }
+
     fn runner(&self, job_type: &str) -> Option<Runner> {
         if let Some(handler) = self.handlers.get(job_type) {
             return Some(Runner::Host(Arc::clone(handler)));
         }
-        builtin_type(job_type).map(|t| Runner::Builtin(t.run))
+        builtin_type(self.builtin, job_type).map(|t| Runner::Builtin(t.run))
     }
+}
+
+/// The built-in type named `name` among `types`, if any.
+fn builtin_type<'a>(types: &'a [JobType], name: &str) -> Option<&'a JobType> {
+    types.iter().find(|t| t.name == name)
 }
 
 /// The state workers share with the [`Jobs`] handle.
@@ -306,7 +292,7 @@ fn worker_loop(shared: Arc<Shared>, queue: Receiver<Dispatch>) {
 /// Runs a job's work on the current thread, marked as a job thread; a panic
 /// becomes an `internal` error of the job, never of the pool.
 fn run_guarded(work: impl FnOnce() -> Result<Value>) -> Result<Value> {
-    let _job_thread = JobThreadGuard::enter();
+    let _job_thread = ClosingExemption::enter();
     catch_unwind(AssertUnwindSafe(work)).unwrap_or_else(|_| {
         Err(Error::internal(
             "the job panicked; it was stopped and marked failed",
@@ -361,13 +347,13 @@ pub struct Jobs {
 }
 
 impl Jobs {
-    /// A stopped service with room for `workers` threads; [`Jobs::start`]
-    /// starts it.
-    pub(crate) fn new(workers: usize) -> Jobs {
+    /// A stopped service with room for `workers` threads that runs the
+    /// built-in `types`; [`Jobs::start`] starts it.
+    pub(crate) fn new(workers: usize, types: &'static [JobType]) -> Jobs {
         Jobs {
             shared: Arc::new(Shared {
                 profile: OnceCell::new(),
-                registry: Mutex::new(Registry::default()),
+                registry: Mutex::new(Registry::new(types)),
                 running: Mutex::new(HashMap::new()),
                 running_changed: Condvar::new(),
                 ledger: LedgerWriter::new(),
@@ -383,11 +369,11 @@ impl Jobs {
     /// Crash recovery, run at open before any job starts: jobs left
     /// `running` become `failed` / `interrupted`, unless their built-in type
     /// may re-run (host-handled types never do).
-    pub(crate) fn recover(db: &Db) -> Result<usize> {
+    pub(crate) fn recover(db: &Db, types: &[JobType]) -> Result<usize> {
         db.write(|tx| {
             ledger::recover_interrupted(
                 tx,
-                |t| builtin_type(t).is_some_and(|t| t.rerun_after_crash),
+                |t| builtin_type(types, t).is_some_and(|t| t.rerun_after_crash),
                 now_ms(),
             )
         })
@@ -790,7 +776,9 @@ impl Jobs {
         // Drop host closures now: one that captured the profile would
         // otherwise keep it alive.
         *shared.ledger.event_slot().write() = None;
-        std::mem::take(&mut *shared.registry.lock());
+        let mut registry = shared.registry.lock();
+        let builtin = registry.builtin;
+        *registry = Registry::new(builtin);
     }
 }
 

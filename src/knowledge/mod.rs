@@ -24,3 +24,26 @@ pub mod search;
 pub mod text_index;
 
 pub use documents::{Chunk, Document, Source};
+
+use crate::profile::{Extension, OpenOptions, Profile};
+use text_index::ChunkTextIndex;
+
+/// The knowledge entry in the registry's domain list (see
+/// [`crate::profile::Domain`]): the in-memory text index of document
+/// chunks, empty at open, nothing of it on disk.
+pub(crate) const DOMAIN: crate::profile::Domain = crate::profile::Domain {
+    name: "knowledge",
+    state: Some(state),
+    ..crate::profile::Domain::NONE
+};
+
+fn state(_options: &OpenOptions) -> Extension {
+    Box::<ChunkTextIndex>::default()
+}
+
+impl Profile {
+    /// The in-memory text index of document chunks (see [`text_index`]).
+    pub fn chunk_text_index(&self) -> &ChunkTextIndex {
+        self.extension()
+    }
+}

@@ -21,9 +21,9 @@
 
 use super::registry::{self, Change, ChangeKind, Permission};
 use crate::error::{Error, ErrorCode, Result};
-use crate::ffi::os;
-use crate::jobs::{JobContext, JobLinks, ProgressUpdate};
+use crate::jobs::{JobContext, JobLinks, JobStatus, ProgressUpdate};
 use crate::profile::Profile;
+use crate::sys::os;
 use crate::types::{now_ms, Bounded, Id};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -89,7 +89,7 @@ pub struct CheckOutcome {
 pub struct ChecksDone {
     pub job_id: String,
     /// The job's final status: `succeeded`, `failed` or `cancelled`.
-    pub status: String,
+    pub status: JobStatus,
     pub exit_code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
@@ -329,11 +329,12 @@ fn outcome_error(o: &CheckOutcome) -> Option<Error> {
     }
 }
 
-fn job_status(o: &CheckOutcome) -> &'static str {
-    match outcome_error(o).map(|e| e.code()) {
-        None => "succeeded",
-        Some(ErrorCode::Cancelled) => "cancelled",
-        Some(_) => "failed",
+/// The status a job ends with after `error` (or success).
+fn final_status(error: Option<ErrorCode>) -> JobStatus {
+    match error {
+        None => JobStatus::Succeeded,
+        Some(ErrorCode::Cancelled) => JobStatus::Cancelled,
+        Some(_) => JobStatus::Failed,
     }
 }
 
@@ -402,7 +403,7 @@ pub fn run_job(
         }),
         files: json!([]),
         stats: json!({
-            "status": job_status(&outcome),
+            "status": final_status(outcome_error(&outcome).map(|e| e.code())),
             "exit_code": outcome.exit_code,
             "duration_ms": outcome.duration_ms,
             "timed_out": outcome.timed_out,
@@ -451,15 +452,11 @@ pub fn run_checks(profile: &Profile, req: ChecksRequest) -> Result<ChecksRespons
             })?;
     // The job's status as the ledger has it (a cancel that came as the
     // command ended still makes the job `cancelled`).
-    let status = match &result {
-        Ok(_) => "succeeded",
-        Err(e) if e.code() == ErrorCode::Cancelled => "cancelled",
-        Err(_) => "failed",
-    };
+    let status = final_status(result.as_ref().err().map(Error::code));
     match ran {
         Some(o) => Ok(ChecksResponse::Done(ChecksDone {
             job_id,
-            status: status.to_owned(),
+            status,
             exit_code: o.exit_code,
             stdout: o.stdout,
             stderr: o.stderr,

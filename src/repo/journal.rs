@@ -41,8 +41,8 @@
 
 use super::paths::{self, RepoPath};
 use crate::error::{Error, ErrorCode, Result};
-use crate::ffi::os::{Dir, EntryKind};
 use crate::fsutil;
+use crate::sys::os::{Dir, EntryKind};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashMap};

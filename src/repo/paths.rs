@@ -24,7 +24,7 @@
 //!   is a directory or a special file, is `invalid_argument`.
 
 use crate::error::{Error, ErrorCode, Result};
-use crate::ffi::os::{Dir, EntryKind};
+use crate::sys::os::{Dir, EntryKind};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 

@@ -1730,7 +1730,7 @@ class ChecksDone(TypedDict):
     duration_ms: int
     exit_code: Optional[int]
     job_id: str
-    status: str
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
     stderr: str
     stdout: str
     timed_out: bool
