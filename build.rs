@@ -18,27 +18,21 @@ fn main() {
     println!("cargo:rerun-if-changed=src");
     println!("cargo:rerun-if-changed=cbindgen.toml");
 
-    link_with_soname(&crate_dir);
+    link_with_soname();
     write_if_changed(&out_dir.join("migrations.rs"), &migrations(&crate_dir));
     generate_base_header(&crate_dir, &out_dir);
 }
 
-/// `ABI_VERSION` of `src/meta.rs`: the one number that names the C ABI
-/// (the SONAME, `HYDRA_ABI_VERSION` in the header, `meta.version`).
-fn abi_version(crate_dir: &Path) -> u32 {
-    let source = std::fs::read_to_string(crate_dir.join("src/meta.rs")).expect("src/meta.rs");
-    source
-        .lines()
-        .find_map(|line| line.trim().strip_prefix("pub const ABI_VERSION: u32 = "))
-        .and_then(|rest| rest.trim_end_matches(';').parse().ok())
-        .expect("src/meta.rs declares `pub const ABI_VERSION: u32 = N;`")
-}
+// `ABI_VERSION`: the one number that names the C ABI (the SONAME,
+// `HYDRA_ABI_VERSION` in the header, `meta.version`), the same file the
+// crate includes in `src/meta.rs`.
+include!("src/abi_version.rs");
 
 /// Versions the shared library the way distributions expect: programs
 /// linked against it record `libhydra_core.so.<ABI_VERSION>` (a macOS
 /// install name likewise), so an ABI bump never loads into an old program.
-fn link_with_soname(crate_dir: &Path) {
-    let abi = abi_version(crate_dir);
+fn link_with_soname() {
+    let abi = ABI_VERSION;
     match std::env::var("CARGO_CFG_TARGET_OS").as_deref() {
         Ok("macos") => println!(
             "cargo:rustc-cdylib-link-arg=-Wl,-install_name,@rpath/libhydra_core.{abi}.dylib"
@@ -84,7 +78,7 @@ fn generate_base_header(crate_dir: &Path, out_dir: &Path) {
          #define HYDRA_ABI_VERSION {abi}\n\
          /* The library version this header was generated with. */\n\
          #define HYDRA_VERSION \"{version}\"\n",
-        abi = abi_version(crate_dir),
+        abi = ABI_VERSION,
         version = std::env::var("CARGO_PKG_VERSION").unwrap(),
     ));
     let bindings = cbindgen::Builder::new()

@@ -11,8 +11,8 @@ use std::time::Instant;
 /// The library version (`hydra_version()`, `meta.version`'s `version`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// The version of the C ABI: bumped when a C signature or the envelope changes.
-pub const ABI_VERSION: u32 = 1;
+// `ABI_VERSION`, shared with `build.rs` (see the file).
+include!("abi_version.rs");
 
 /// Request of `meta.version` (no fields).
 #[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]

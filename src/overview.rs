@@ -137,7 +137,6 @@ const TASK_STATUSES: &[&str] = &[
     "failed",
     "cancelled",
 ];
-const JOB_STATUSES: &[&str] = &["queued", "running", "succeeded", "failed", "cancelled"];
 
 /// `overview`.
 pub fn overview(profile: &Profile, req: OverviewRequest) -> Result<Overview> {
@@ -200,7 +199,8 @@ fn read_counts(conn: &Connection) -> Result<Counts> {
         .query_opt("SELECT max(visited_at) FROM history", [], |r| r.get(0))?
         .flatten();
     let tasks_by_status = by_value(&stored, "tasks.status:", TASK_STATUSES);
-    let jobs_by_status = by_value(&stored, "jobs.status:", JOB_STATUSES);
+    let job_statuses = crate::jobs::JobStatus::ALL.map(crate::jobs::JobStatus::as_str);
+    let jobs_by_status = by_value(&stored, "jobs.status:", &job_statuses);
     Ok(Counts {
         browser: BrowserCounts {
             tabs: TabCounts {
