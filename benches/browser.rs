@@ -14,7 +14,7 @@
 //! samples, each on a different host of the same size.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use hydra_core::ffi::{hydra_call, hydra_close, hydra_open, hydra_string_free};
+use hydra_core::testing::ffi::{hydra_call, hydra_close, hydra_open, hydra_string_free};
 use rusqlite::Connection;
 use std::cell::RefCell;
 use std::collections::BTreeMap;

@@ -5,7 +5,7 @@
 //! `examples/c/bench_roundtrip.c` (run by `scripts/bench`).
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use hydra_core::ffi::{hydra_call, hydra_close, hydra_open, hydra_string_free};
+use hydra_core::testing::ffi::{hydra_call, hydra_close, hydra_open, hydra_string_free};
 use std::ffi::CString;
 use std::hint::black_box;
 use std::time::Duration;

@@ -11,8 +11,8 @@
 //! two inserts comes from one run), then criterion reports its own figures.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use hydra_core::ffi::{hydra_call, hydra_open, hydra_string_free};
 use hydra_core::hydraflow::messages::{insert, NewMessage, Role};
+use hydra_core::testing::ffi::{hydra_call, hydra_open, hydra_string_free};
 use hydra_core::types::{Id, Metadata, Timestamp};
 use hydra_core::{CloseOptions, OpenOptions, Profile};
 use std::ffi::CString;

@@ -18,7 +18,7 @@
 //! measurements (`import_mixed`, a bundle with 40,000 visits, is printed
 //! for information only).
 
-use hydra_core::ffi::{hydra_call, hydra_close, hydra_open, hydra_string_free};
+use hydra_core::testing::ffi::{hydra_call, hydra_close, hydra_open, hydra_string_free};
 use hydra_core::{CloseOptions, OpenOptions, Profile};
 use rusqlite::Connection;
 use serde_json::{json, Value};

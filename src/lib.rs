@@ -50,24 +50,65 @@
 //! list to the profile. One module writes each table the others share: the
 //! jobs ledger only through `jobs`, the tabs only through `browser::tabs`.
 
+#![deny(unsafe_code)]
+
+/// Declares modules that are internal: private, except with the `testing`
+/// feature (enabled only for the crate's own tests and benches, through
+/// its dev-dependency on itself), where they are public but hidden from the
+/// docs so tests and benches can reach the database and other internals.
+/// Release builds never expose them.
+macro_rules! internal_modules {
+    ($($(#[$attr:meta])* $name:ident;)*) => {$(
+        $(#[$attr])*
+        #[cfg(feature = "testing")]
+        #[doc(hidden)]
+        pub mod $name;
+        $(#[$attr])*
+        #[cfg(not(feature = "testing"))]
+        mod $name;
+    )*};
+}
+
+// The typed API: the profile's methods (declared by the registry), their
+// request and response types by family, and the error.
 pub mod browser;
 pub mod bundle;
-pub mod db;
 pub mod error;
-pub mod ffi;
-pub mod fsutil;
 pub mod hydraflow;
 pub mod jobs;
 pub mod knowledge;
 pub mod meta;
 pub mod ops;
 pub mod overview;
-pub mod privacy;
-pub mod profile;
 pub mod repo;
-pub mod search;
-mod sys;
 pub mod types;
 
+internal_modules! {
+    db;
+    fsutil;
+    privacy;
+    profile;
+    search;
+}
+
+// The C ABI (its `hydra_*` symbols are exported whatever the module's
+// visibility); declared outside the macro so cbindgen sees it.
+#[allow(unsafe_code)]
+mod ffi;
+#[allow(unsafe_code)]
+mod sys;
+
+/// The C entry points as Rust functions, for the crate's own tests (see
+/// `internal_modules!`).
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+pub mod testing {
+    pub mod ffi {
+        pub use crate::ffi::*;
+    }
+}
+
+pub use db::{PendingErasure, Synchronous};
 pub use error::{Error, ErrorCode, PublicError, Result};
-pub use profile::{CloseOptions, OpenOptions, Profile};
+pub use privacy::Purged;
+pub use profile::{CloseOptions, Closed, OpenOptions, Profile};

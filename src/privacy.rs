@@ -21,7 +21,7 @@
 //! (only a reader outside the library, e.g. another process, can cause
 //! that) the erasure is recorded as pending (in memory:
 //! `profile.info`'s `pending_erasure`), and a background eraser thread
-//! retries every [`ERASER_INTERVAL`] without blocking anyone until it
+//! retries every [`crate::profile::ERASER_INTERVAL`] without blocking anyone until it
 //! succeeds; `hydra_close` tries once more (bounded) and reports the
 //! outcome. A crash with an erasure pending loses only the in-memory note:
 //! the next open truncates the WAL before anything else (and records a
@@ -38,9 +38,6 @@ use std::time::{Duration, Instant};
 /// How long a privacy delete tries to complete its erasure before it
 /// returns `erased: false` (the contract allows 1 s plus the delete's work).
 pub const PURGE_ERASE_WAIT: Duration = Duration::from_millis(800);
-
-/// How often the background eraser retries a pending erasure.
-pub use crate::profile::ERASER_INTERVAL;
 
 /// The response of a privacy delete: the delete's own fields, flattened,
 /// plus `erased`. Only [`purge`] makes one, so a privacy delete cannot

@@ -5,8 +5,10 @@
 
 // The per-operation C functions live in `ffi::operations` under their
 // method names; their exported symbols are `hydra_<method>`.
-use hydra_core::ffi::operations::meta_version as hydra_meta_version;
-use hydra_core::ffi::{hydra_call, hydra_close, hydra_open, hydra_string_free, hydra_version};
+use hydra_core::testing::ffi::operations::meta_version as hydra_meta_version;
+use hydra_core::testing::ffi::{
+    hydra_call, hydra_close, hydra_open, hydra_string_free, hydra_version,
+};
 use serde_json::Value;
 use std::ffi::{CStr, CString};
 use std::os::raw::c_char;

@@ -10,7 +10,7 @@
 
 mod common;
 use common::fuzz::Rng;
-use hydra_core::ffi::{hydra_call, hydra_close, hydra_open, hydra_string_free};
+use hydra_core::testing::ffi::{hydra_call, hydra_close, hydra_open, hydra_string_free};
 use serde_json::{json, Value};
 use std::ffi::{CStr, CString};
 use std::ptr;

@@ -9,8 +9,8 @@
 mod common;
 use common::TestProfile;
 use hydra_core::db::ConnExt;
-use hydra_core::ffi::model::hydra_register_model;
-use hydra_core::ffi::{hydra_call, hydra_close, hydra_open, hydra_string_free};
+use hydra_core::testing::ffi::model::hydra_register_model;
+use hydra_core::testing::ffi::{hydra_call, hydra_close, hydra_open, hydra_string_free};
 use hydra_core::{Error, ErrorCode};
 use serde_json::{json, Value};
 use std::ffi::{c_void, CStr, CString};

@@ -5,8 +5,8 @@
 //! Guards against a shell (C, Python ctypes, Node koffi) whose crawler is
 //! never called, whose `user_data` is lost, or whose bad pointers crash.
 
-use hydra_core::ffi::callbacks::{hydra_register_job_handler, hydra_set_event_callback};
-use hydra_core::ffi::{hydra_call, hydra_close, hydra_open, hydra_string_free};
+use hydra_core::testing::ffi::callbacks::{hydra_register_job_handler, hydra_set_event_callback};
+use hydra_core::testing::ffi::{hydra_call, hydra_close, hydra_open, hydra_string_free};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 use std::ffi::{c_void, CStr, CString};

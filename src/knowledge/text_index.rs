@@ -254,6 +254,8 @@ impl ChunkTextIndex {
     /// Tests and benchmarks: stop indexing chunks above `seq` (`Some(0)`:
     /// index nothing) or, with `None`, resume. Searches stay exact: they
     /// scan what the index does not cover.
+    /// Exists only in tests and with the `testing` feature.
+    #[cfg(any(test, feature = "testing"))]
     #[doc(hidden)]
     pub fn hold_at(&self, seq: Option<i64>) {
         let mut s = self.state.lock();

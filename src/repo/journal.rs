@@ -147,10 +147,13 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// more after the last, once after the `applied` mark is durable, and then
 /// at each [`Applied::checkpoint`] and at [`Applied::finish`]. The kill test pauses here to SIGKILL a child
 /// process mid-apply. Never set outside tests.
+/// Exists only in tests and with the `testing` feature.
+#[cfg(any(test, feature = "testing"))]
 #[doc(hidden)]
 pub static SWAP_HOOK: parking_lot::RwLock<Option<fn(usize)>> = parking_lot::RwLock::new(None);
 
 fn hook(step: &mut usize) {
+    #[cfg(any(test, feature = "testing"))]
     if let Some(f) = *SWAP_HOOK.read() {
         f(*step);
     }

@@ -258,6 +258,8 @@ impl SubstringIndex {
     /// Tests and benchmarks: stop indexing documents above `id` (`Some(0)`:
     /// index nothing) or, with `None`, resume. Searches stay exact: the
     /// caller scans what the index does not cover.
+    /// Exists only in tests and with the `testing` feature.
+    #[cfg(any(test, feature = "testing"))]
     #[doc(hidden)]
     pub fn hold_at(&self, id: Option<i64>) {
         let mut s = self.state.lock();

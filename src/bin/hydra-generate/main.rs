@@ -76,13 +76,23 @@ fn main() -> ExitCode {
         if std::fs::read_to_string(&path).ok().as_deref() == Some(file.text.as_str()) {
             continue;
         }
-        if let Err(e) = hydra_core::fsutil::write_atomic(&path, file.text.as_bytes()) {
+        if let Err(e) = write_replacing(&path, file.text.as_bytes()) {
             eprintln!("cannot write {}: {e}", path.display());
             return ExitCode::FAILURE;
         }
         println!("wrote {}", file.path);
     }
     ExitCode::SUCCESS
+}
+
+/// Writes a temp file beside `path` and renames it over `path`, so a
+/// reader never sees half a generated file.
+fn write_replacing(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut temp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut temp, bytes)?;
+    temp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// Fails (exit 1) naming every generated file that is missing or differs.
