@@ -137,7 +137,7 @@ macro_rules! operations {
             $(
                 #[doc = concat!("`", $name, "`: ", $summary)]
                 pub fn $method(&self, request: $req) -> Result<$resp> {
-                    self.ensure_open()?;
+                    let _call = self.enter()?;
                     $handler(self, request)
                 }
             )*
@@ -357,7 +357,7 @@ fn run_json<Req: DeserializeOwned, Resp: Serialize>(
     handler: fn(&Profile, Req) -> Result<Resp>,
 ) -> Result<String> {
     let request = parse_request::<Req>(request)?;
-    profile.ensure_open()?;
+    let _call = profile.enter()?;
     let response = handler(profile, request)?;
     serde_json::to_string(&response).map_err(|e| Error::internal(format!("response encoding: {e}")))
 }

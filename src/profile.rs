@@ -22,7 +22,7 @@
 
 use crate::db::{self, Db, Synchronous};
 use crate::error::{Error, ErrorCode, Result};
-use crate::types::{Bounded, HostJsonFn};
+use crate::types::{Bounded, ClockScope, HostJsonFn};
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -142,6 +142,11 @@ pub struct OpenOptions {
     /// Extra folders counted by `overview` (label -> path).
     #[serde(default)]
     pub storage_roots: BTreeMap<String, PathBuf>,
+    /// Tests only: the clock every time of this profile is read from
+    /// (default: the system clock). Not part of the JSON options.
+    #[cfg(feature = "testing")]
+    #[serde(skip)]
+    pub clock: Option<crate::types::ManualClock>,
 }
 
 fn default_workers() -> Bounded<2, 64> {
@@ -156,7 +161,24 @@ impl OpenOptions {
             workers: default_workers(),
             synchronous: Synchronous::default(),
             storage_roots: BTreeMap::new(),
+            #[cfg(feature = "testing")]
+            clock: None,
         }
+    }
+
+    /// Tests only: these options with `clock` as the profile's clock.
+    #[cfg(feature = "testing")]
+    pub fn with_clock(mut self, clock: &crate::types::ManualClock) -> Self {
+        self.clock = Some(clock.clone());
+        self
+    }
+
+    /// The clock set for tests, if any.
+    fn manual_clock(&self) -> Option<&crate::types::ManualClock> {
+        #[cfg(feature = "testing")]
+        return self.clock.as_ref();
+        #[cfg(not(feature = "testing"))]
+        None
     }
 }
 
@@ -285,6 +307,7 @@ impl Profile {
         domains: &'static [Domain],
         lock: File,
     ) -> Result<Profile> {
+        let _clock = ClockScope::enter(options.manual_clock());
         let db_path = dir.join(DB_FILE_NAME);
         db::probe_existing(&db_path)?;
         let db = Db::open(&db_path, options.synchronous)?;
@@ -363,6 +386,7 @@ impl Profile {
     /// Closing twice is `closed`; invalid options are refused before
     /// anything stops.
     pub fn close(&self, options: CloseOptions) -> Result<Closed> {
+        let _clock = self.clock_scope();
         if options.cancel_timeout_ms > MAX_CANCEL_TIMEOUT_MS {
             return Err(Error::invalid(
                 "cancel_timeout_ms",
@@ -404,6 +428,26 @@ impl Profile {
     /// not completed yet, or `None`.
     pub fn pending_erasure(&self) -> Option<crate::db::PendingErasure> {
         self.inner.db.erasure().pending()
+    }
+
+    /// Starts serving one call: `closed` unless open (see
+    /// [`Profile::ensure_open`]); while the returned scope lives, times on
+    /// this thread are read from the profile's clock.
+    pub(crate) fn enter(&self) -> Result<ClockScope> {
+        self.ensure_open()?;
+        Ok(self.clock_scope())
+    }
+
+    /// While the returned scope lives, times on this thread are read from
+    /// the profile's clock (see [`crate::types::now_ms`]).
+    pub(crate) fn clock_scope(&self) -> ClockScope {
+        ClockScope::enter(self.inner.options.manual_clock())
+    }
+
+    /// Now, by the profile's clock.
+    pub fn now(&self) -> crate::types::Millis {
+        let _clock = self.clock_scope();
+        crate::types::now_ms()
     }
 
     /// `closed` once [`Profile::close`] has started, except for calls made

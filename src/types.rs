@@ -25,12 +25,76 @@ pub type HostEventFn = std::sync::Arc<dyn Fn(&Value) + Send + Sync>;
 /// Milliseconds since the Unix epoch, UTC.
 pub type Millis = i64;
 
-/// Now, in milliseconds since the Unix epoch.
+/// Now, in milliseconds since the Unix epoch: the clock of the profile
+/// whose call this thread is serving (see [`ClockScope`]), which is the
+/// system clock unless a test opened the profile with a [`ManualClock`].
 pub fn now_ms() -> Millis {
+    CLOCK
+        .with(|c| c.borrow().as_ref().map(ManualClock::now))
+        .unwrap_or_else(system_now_ms)
+}
+
+fn system_now_ms() -> Millis {
     let since = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     since.as_millis() as Millis
+}
+
+/// A clock a test moves by hand, so that tests never sleep to let time
+/// pass. A profile opened with one (`OpenOptions::clock`, only with the
+/// `testing` feature) reads every time from it. Clones share the time.
+#[doc(hidden)]
+#[derive(Debug, Clone)]
+pub struct ManualClock(std::sync::Arc<std::sync::atomic::AtomicI64>);
+
+impl ManualClock {
+    /// A clock showing `start`.
+    pub fn new(start: Millis) -> ManualClock {
+        ManualClock(std::sync::Arc::new(start.into()))
+    }
+
+    /// A clock showing the system time now (then moving only by hand).
+    pub fn starting_now() -> ManualClock {
+        ManualClock::new(system_now_ms())
+    }
+
+    /// The time it shows.
+    pub fn now(&self) -> Millis {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Moves it forward by `ms`.
+    pub fn advance(&self, ms: Millis) {
+        self.0.fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Sets it to `at`.
+    pub fn set(&self, at: Millis) {
+        self.0.store(at, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+thread_local! {
+    /// The clock of the profile this thread serves now, if not the system's.
+    static CLOCK: std::cell::RefCell<Option<ManualClock>> = const { std::cell::RefCell::new(None) };
+}
+
+/// While alive, [`now_ms`] on this thread reads `clock` (the system clock
+/// for `None`); the previous clock comes back when it is dropped. The
+/// profile opens one around every call and every job it runs.
+pub(crate) struct ClockScope(Option<ManualClock>);
+
+impl ClockScope {
+    pub(crate) fn enter(clock: Option<&ManualClock>) -> ClockScope {
+        ClockScope(CLOCK.with(|c| c.replace(clock.cloned())))
+    }
+}
+
+impl Drop for ClockScope {
+    fn drop(&mut self) {
+        CLOCK.with(|c| *c.borrow_mut() = self.0.take());
+    }
 }
 
 /// A fresh id: 32 lowercase hex characters from the operating system's CSPRNG.

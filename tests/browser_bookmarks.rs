@@ -174,7 +174,7 @@ fn list_query_and_paging() {
 
 #[test]
 fn update_keeps_omitted_and_clears_null() {
-    let t = TestProfile::new();
+    let t = TestProfile::ticking();
     let folder = t.ok("bookmarks.create_folder", json!({"name": "F"}))["folder"].clone();
     let b = t.ok(
         "bookmarks.add",
@@ -182,7 +182,7 @@ fn update_keeps_omitted_and_clears_null() {
     )["bookmark"]
         .clone();
     let id = b["id"].clone();
-    std::thread::sleep(std::time::Duration::from_millis(3));
+    t.tick();
     let u = t.ok("bookmarks.update", json!({"id": id, "title": "B"}))["bookmark"].clone();
     assert_eq!(u["title"], json!("B"));
     assert_eq!(u["tags"], json!(["b", "a"]));

@@ -70,12 +70,12 @@ fn upsert_creates_binds_and_keeps_omitted_fields() {
 
 #[test]
 fn list_is_newest_updated_first_and_pages() {
-    let t = TestProfile::new();
+    let t = TestProfile::ticking();
     for i in 0..7 {
         t.ok("tabs.upsert", json!({"id": format!("t{i}")}));
     }
     // Touching t0 moves it to the front.
-    std::thread::sleep(std::time::Duration::from_millis(3));
+    t.tick();
     t.ok("tabs.upsert", json!({"id": "t0"}));
     let mut seen = Vec::new();
     let mut cursor = Value::Null;

@@ -178,13 +178,13 @@ fn round_trip_keeps_every_record_and_reimport_changes_nothing() {
 
 #[test]
 fn newer_wins_updates_and_skip_existing_does_not() {
-    let a = TestProfile::new();
+    let a = TestProfile::ticking();
     a.ok("threads.create", json!({"id": "th1", "title": "old"}));
     let first = export(&a, json!({"components": ["threads"]}))["path"]
         .as_str()
         .unwrap()
         .to_owned();
-    std::thread::sleep(std::time::Duration::from_millis(5));
+    a.tick();
     a.ok("threads.update", json!({"id": "th1", "title": "new"}));
     let second = export(&a, json!({"components": ["threads"]}))["path"]
         .as_str()

@@ -23,6 +23,7 @@
 
 mod browser_fixtures;
 mod common;
+mod polling;
 
 use common::fuzz::Rng;
 use hydra_core::{CloseOptions, OpenOptions, Profile};
@@ -478,7 +479,7 @@ fn run_and_kill(base: &Path, run: u64, rng: &mut Rng) -> Vec<String> {
             std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
             panic!("run {run}: the child died on its own ({status}): {err}");
         }
-        std::thread::sleep(Duration::from_millis(2));
+        polling::pause();
     }
     child.kill().unwrap();
     child.wait().unwrap();

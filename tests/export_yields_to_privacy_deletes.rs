@@ -6,6 +6,7 @@
 //! (`.hydra-tmp-*`) are gone when the job fails and after the next open.
 
 mod common;
+mod polling;
 use common::TestProfile;
 use hydra_core::{CloseOptions, OpenOptions, Profile};
 use serde_json::{json, Value};
@@ -60,7 +61,7 @@ fn an_export_overlapping_a_purge_restarts_and_never_writes_the_purged_rows() {
             Instant::now() < deadline,
             "the export never reached history"
         );
-        std::thread::sleep(Duration::from_millis(1));
+        polling::pause();
     }
     let started = Instant::now();
     let purged = t.ok("history.purge", json!({"host": "gone.example"}));

@@ -10,6 +10,7 @@
 //! environment variable naming the profile directory.
 
 mod common;
+mod polling;
 
 use common::call;
 use hydra_core::db::text_match::fold_case;
@@ -124,9 +125,18 @@ fn acknowledged_visits_survive_sigkill_and_searches_stay_exact() {
             panic!("child ended early: {status}");
         }
         assert!(Instant::now() < deadline, "child never got going");
-        std::thread::sleep(Duration::from_millis(5));
+        polling::pause();
     }
-    std::thread::sleep(Duration::from_millis(150));
+    // Kill mid-stream: once a few more batches were acknowledged.
+    let acked = || {
+        std::fs::read_to_string(dir.path().join("acked"))
+            .map(|log| log.lines().filter(|l| l.starts_with("ids ")).count())
+            .unwrap_or(0)
+    };
+    let at_start = acked();
+    polling::until_true(Duration::from_secs(60), "more acknowledged batches", || {
+        acked() >= at_start + 6
+    });
     child.kill().unwrap(); // SIGKILL on Unix
     child.wait().unwrap();
 

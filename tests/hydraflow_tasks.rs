@@ -196,7 +196,7 @@ fn update_keeps_omitted_clears_nulls_and_refuses_bad_values() {
 
 #[test]
 fn list_filters_and_orders_by_updated() {
-    let t = TestProfile::new();
+    let t = TestProfile::ticking();
     let th = t.ok("threads.create", json!({}))["thread"]["id"].clone();
     for i in 0..6 {
         let status = if i % 2 == 0 { "pending" } else { "blocked" };
@@ -206,7 +206,7 @@ fn list_filters_and_orders_by_updated() {
             json!({"id": format!("k{i}"), "title": "t", "status": status, "thread_id": thread}),
         );
     }
-    std::thread::sleep(std::time::Duration::from_millis(2));
+    t.tick();
     t.ok("tasks.update", json!({"id": "k0", "owner": "x"}));
     let ids = |req: Value| -> Vec<String> {
         t.ok("tasks.list", req)["items"]

@@ -17,7 +17,7 @@ fn thread(t: &TestProfile) -> String {
 
 #[test]
 fn thread_create_get_update_and_their_errors() {
-    let t = TestProfile::new();
+    let t = TestProfile::ticking();
     let created = t.ok(
         "threads.create",
         json!({"id": "th-1", "title": "T", "origin": "chat", "metadata": {"a": 1}}),
@@ -71,7 +71,7 @@ fn thread_create_get_update_and_their_errors() {
     );
     t.err("threads.get", json!({"id": "nope"}), "not_found");
 
-    std::thread::sleep(std::time::Duration::from_millis(2));
+    t.tick();
     let updated =
         t.ok("threads.update", json!({"id": "th-1", "description": "D"}))["thread"].clone();
     assert_eq!(updated["title"], "T", "omitted field kept");
@@ -99,7 +99,7 @@ fn thread_create_get_update_and_their_errors() {
 
 #[test]
 fn threads_list_newest_updated_first_by_origin_with_cursor() {
-    let t = TestProfile::new();
+    let t = TestProfile::ticking();
     for i in 0..5 {
         let origin = if i % 2 == 0 { "chat" } else { "browser" };
         t.ok(
@@ -108,7 +108,7 @@ fn threads_list_newest_updated_first_by_origin_with_cursor() {
         );
     }
     // Touch t0 so it becomes the most recently updated.
-    std::thread::sleep(std::time::Duration::from_millis(2));
+    t.tick();
     t.ok("threads.update", json!({"id": "t0", "title": "x"}));
     let page = t.ok("threads.list", json!({"limit": 2}));
     assert_eq!(page["items"][0]["id"], "t0");
@@ -144,10 +144,10 @@ fn threads_list_newest_updated_first_by_origin_with_cursor() {
 
 #[test]
 fn append_validates_and_moves_the_thread_times() {
-    let t = TestProfile::new();
+    let t = TestProfile::ticking();
     let th = thread(&t);
     let before = t.ok("threads.get", json!({"id": th}))["thread"].clone();
-    std::thread::sleep(std::time::Duration::from_millis(2));
+    t.tick();
     let m = t.ok(
         "messages.append",
         json!({"thread_id": th, "role": "user", "content": "hi", "tokens": 3, "metadata": {"k": "v"}}),

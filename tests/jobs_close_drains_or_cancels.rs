@@ -7,6 +7,7 @@
 //! profile that stays locked because its own workers hold it.
 
 mod jobs_support;
+mod polling;
 
 use hydra_core::jobs::JobStatus;
 use hydra_core::{CloseOptions, ErrorCode};
@@ -51,7 +52,11 @@ fn close_waits_for_running_jobs_and_keeps_queued_ones_for_next_open() {
         let profile = profile.clone();
         std::thread::spawn(move || profile.close(CloseOptions::default()))
     };
-    std::thread::sleep(Duration::from_millis(100));
+    // Once close has begun (calls are refused), it must still be waiting:
+    // the running job cannot end before the gate opens.
+    polling::until_true(Duration::from_secs(10), "close to begin", || {
+        profile.jobs_list(Default::default()).is_err()
+    });
     assert!(!closer.is_finished(), "close must wait for the running job");
     assert_eq!(
         profile.jobs_list(Default::default()).unwrap_err().code(),
@@ -132,9 +137,17 @@ fn a_handler_that_never_returns_holds_close_only_until_the_timeout() {
     let job = again.jobs().get(&id).unwrap();
     assert_eq!(job.status, JobStatus::Cancelled);
     assert_eq!(job.error.as_ref().unwrap().code, "cancelled");
-    // When the abandoned handler finally returns, nothing is written.
+    // When the abandoned handler finally returns, nothing is written: its
+    // worker lets go of the old profile only after it tried to record the
+    // outcome, so once the old profile is gone the ledger is final.
+    let abandoned = profile.downgrade();
+    drop(profile);
     gate.open();
-    std::thread::sleep(Duration::from_millis(100));
+    polling::until_true(
+        Duration::from_secs(10),
+        "the abandoned worker to end",
+        || abandoned.upgrade().is_none(),
+    );
     assert_eq!(again.jobs().get(&id).unwrap(), job);
     again.close(CloseOptions::default()).unwrap();
 }
@@ -153,7 +166,7 @@ fn cancel_running_stops_a_cooperative_job_at_once() {
                 p.jobs_progress(
                     serde_json::from_value(json!({"id": job["id"], "steps_completed": 1})).unwrap(),
                 )?;
-                std::thread::sleep(Duration::from_millis(1));
+                polling::pause();
             }),
         )
         .unwrap();
@@ -190,7 +203,7 @@ fn dropping_every_handle_frees_the_profile_despite_idle_workers() {
     // A worker may hold the profile for the last instants of its job.
     let deadline = Instant::now() + Duration::from_secs(2);
     while weak.upgrade().is_some() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
+        polling::pause();
     }
     assert!(weak.upgrade().is_none(), "a worker kept the profile alive");
     // The lock went with it.

@@ -5,6 +5,8 @@
 //! Guards against a shell (C, Python ctypes, Node koffi) whose crawler is
 //! never called, whose `user_data` is lost, or whose bad pointers crash.
 
+mod polling;
+
 use hydra_core::testing::ffi::callbacks::{hydra_register_job_handler, hydra_set_event_callback};
 use hydra_core::testing::ffi::{hydra_call, hydra_close, hydra_open, hydra_string_free};
 use parking_lot::Mutex;
@@ -138,7 +140,7 @@ fn a_c_job_handler_and_event_callback_work_through_the_abi() {
     // Events: queued, running, progress, finished for each of the 3 jobs.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while host.events.lock().len() < 12 && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(5));
+        polling::pause();
     }
     let events = host.events.lock().clone();
     assert_eq!(events.len(), 12);

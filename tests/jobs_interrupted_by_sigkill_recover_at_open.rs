@@ -7,6 +7,7 @@
 //! environment variable naming the profile directory.
 
 mod jobs_support;
+mod polling;
 
 use hydra_core::jobs::JobStatus;
 use jobs_support::{handler, open_with_workers, wait_for_status};
@@ -24,13 +25,7 @@ fn child(dir: &Path) -> ! {
     let profile = open_with_workers(dir, 1);
     profile
         .jobs()
-        .register_host_handler(
-            "focused_crawl",
-            handler(|_| {
-                std::thread::sleep(Duration::from_secs(120));
-                Ok(json!({"too": "late"}))
-            }),
-        )
+        .register_host_handler("focused_crawl", handler(|_| polling::park_forever()))
         .unwrap();
     let submit = |query: &str| {
         let r = profile
@@ -44,8 +39,7 @@ fn child(dir: &Path) -> ! {
     let tmp = dir.join("ids.tmp");
     std::fs::write(&tmp, format!("{long}\n{queued}\n")).unwrap();
     std::fs::rename(&tmp, dir.join("ids")).unwrap();
-    std::thread::sleep(Duration::from_secs(120));
-    std::process::exit(3);
+    polling::park_forever();
 }
 
 #[test]
@@ -68,7 +62,7 @@ fn a_job_running_at_sigkill_is_interrupted_and_the_queued_one_runs() {
             panic!("child ended early: {status}");
         }
         assert!(Instant::now() < deadline, "child never started its job");
-        std::thread::sleep(Duration::from_millis(10));
+        polling::pause();
     }
     child.kill().unwrap(); // SIGKILL on Unix
     child.wait().unwrap();

@@ -6,6 +6,7 @@
 
 mod common;
 mod jobs_support;
+mod polling;
 
 use common::TestProfile;
 use hydra_core::jobs::JobStatus;
@@ -22,7 +23,11 @@ fn crawl(t: &TestProfile, request: Value) -> String {
 fn one_worker() -> TestProfile {
     let dir = tempfile::tempdir().unwrap();
     let profile = open_with_workers(dir.path(), 1);
-    TestProfile { profile, dir }
+    TestProfile {
+        profile,
+        dir,
+        clock: None,
+    }
 }
 
 #[test]
@@ -209,7 +214,7 @@ fn cancel_queued_at_once_running_cooperatively_finished_conflict() {
                         learned = Some(e.code.as_str().to_owned());
                         break;
                     }
-                    std::thread::sleep(std::time::Duration::from_millis(2));
+                    polling::pause();
                 }
                 Ok(json!({"learned": learned}))
             }),
@@ -268,7 +273,7 @@ fn the_host_learns_of_cancellation_through_progress() {
                         *slot.lock() = Some(e.code.as_str().to_owned());
                         return Err(hydra_core::Error::new(e.code, "stopped"));
                     }
-                    std::thread::sleep(std::time::Duration::from_millis(1));
+                    polling::pause();
                 }
                 Ok(json!({}))
             }),
@@ -446,7 +451,7 @@ fn events_follow_every_change_from_another_thread_outside_locks() {
     t.ok("jobs.wait", json!({"id": id, "timeout_ms": 10_000}));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while events.lock().len() < 4 && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(5));
+        polling::pause();
     }
     let events = events.lock().clone();
     let seen: Vec<(String, String)> = events

@@ -34,6 +34,7 @@ fn prune_defaults_to_old_succeeded_jobs_and_spares_unfinished_ones() {
     let t = TestProfile {
         profile: open_with_workers(dir.path(), 1),
         dir,
+        clock: None,
     };
     let gate = Gate::new();
     let g = gate.clone();

@@ -21,14 +21,15 @@ fn doc_state(t: &TestProfile, url: &str) -> Value {
 
 #[test]
 fn documents_survive_a_round_trip() {
+    let clock = hydra_core::types::ManualClock::starting_now();
     // A profile whose copy of two.example is older than the bundle's.
-    let stale = TestProfile::new();
+    let stale = TestProfile::with_clock(&clock);
     stale.ok(
         "documents.upsert",
         json!({"url": "https://two.example/", "text": "stale", "chunks": [{"text": "s"}]}),
     );
-    std::thread::sleep(std::time::Duration::from_millis(3));
-    let a = TestProfile::new();
+    clock.advance(1);
+    let a = TestProfile::with_clock(&clock);
     a.ok("documents.upsert", json!({"url": "https://one.example/", "title": "One", "text": format!("{}\n\n{}", "word ".repeat(300), "tail ".repeat(100)), "chunk_chars": 400, "metadata": {"k": "v"}, "source": "crawl", "fetched_at": 77}));
     a.ok(
         "documents.upsert",
@@ -44,7 +45,7 @@ fn documents_survive_a_round_trip() {
     assert_eq!(export["manifest"]["components"]["documents"]["count"], 2);
     let path = export["path"].as_str().unwrap().to_owned();
 
-    let b = TestProfile::new();
+    let b = TestProfile::with_clock(&clock);
     let imported = b.ok("bundle.import", json!({"path": path, "wait": true}));
     assert_eq!(
         imported["imported"]["documents"],
@@ -69,7 +70,7 @@ fn documents_survive_a_round_trip() {
         json!({"inserted": 0, "updated": 0, "skipped": 2})
     );
     // A newer local copy wins over the bundle; an older one is replaced.
-    std::thread::sleep(std::time::Duration::from_millis(3));
+    clock.advance(1);
     b.ok(
         "documents.upsert",
         json!({"url": "https://one.example/", "text": "local edit"}),
@@ -83,7 +84,7 @@ fn documents_survive_a_round_trip() {
         b.ok("documents.get", json!({"url": "https://one.example/"}))["text"],
         "local edit"
     );
-    let c = TestProfile::new();
+    let c = TestProfile::with_clock(&clock);
     c.ok(
         "documents.upsert",
         json!({"url": "https://two.example/", "text": "older", "chunks": [{"text": "x"}]}),

@@ -30,7 +30,7 @@ fn page_text(words: usize, seed: &str) -> String {
 
 #[test]
 fn upsert_creates_then_unchanged_upsert_writes_nothing() {
-    let t = TestProfile::new();
+    let t = TestProfile::ticking();
     let text = page_text(400, "w");
     let first = upsert(
         &t,
@@ -54,7 +54,7 @@ fn upsert_creates_then_unchanged_upsert_writes_nothing() {
     assert_eq!(doc["content_sha256"], hex);
     assert!(doc["chunks"].as_i64().unwrap() >= 3);
 
-    std::thread::sleep(std::time::Duration::from_millis(5));
+    t.tick();
     let info_before = t.ok("profile.info", json!({}));
     let again = upsert(
         &t,

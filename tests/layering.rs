@@ -330,6 +330,39 @@ fn one_module_writes_the_jobs_ledger_and_one_the_tabs() {
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
+/// Tests never sleep to let time pass or to wait for something not to
+/// happen: they move a `ManualClock`, or poll for the event with a deadline
+/// through the one helper, `tests/polling/mod.rs`.
+#[test]
+fn tests_sleep_only_in_the_polling_helper() {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let mut files = Vec::new();
+    walk(&tests, &mut files);
+    let helper = tests.join("polling").join("mod.rs");
+    assert!(files.contains(&helper), "the polling helper moved");
+    let needle = ["thread", "::sleep"].concat(); // (not found in this file)
+    let sleeping: Vec<String> = files
+        .iter()
+        .filter(|f| **f != helper)
+        .filter(|f| code(&fs::read_to_string(f).unwrap()).contains(&needle))
+        .map(|f| f.display().to_string())
+        .collect();
+    assert!(
+        sleeping.is_empty(),
+        "tests that sleep outside tests/polling/mod.rs: {sleeping:?}"
+    );
+}
+
 #[test]
 fn the_checks_see_what_they_look_for() {
     let found =

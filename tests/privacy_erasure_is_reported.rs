@@ -8,6 +8,7 @@
 //! in the background as soon as that reader leaves.
 
 mod common;
+mod polling;
 use common::{any_file_contains, TestProfile};
 use hydra_core::{CloseOptions, OpenOptions, Profile};
 use serde_json::{json, Value};
@@ -49,7 +50,7 @@ fn within(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
         if Instant::now() >= deadline {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(5));
+        polling::pause();
     }
 }
 

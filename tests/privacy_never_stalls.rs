@@ -7,6 +7,7 @@
 //! and reads overlap, and fails on any call slower than the bound.
 
 mod common;
+mod polling;
 use common::{call, TestProfile};
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,6 +19,24 @@ use std::time::{Duration, Instant};
 const WATCHDOG: Duration = Duration::from_secs(2);
 
 static RESTARTS: AtomicU64 = AtomicU64::new(0);
+
+/// Finished exports, purges and thread deletes, and the end of the run.
+static EXPORTS: AtomicU64 = AtomicU64::new(0);
+static PURGES: AtomicU64 = AtomicU64::new(0);
+static DELETES: AtomicU64 = AtomicU64::new(0);
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+/// Paces the `i`-th privacy delete: each makes a running export start over
+/// (the delete wins), so back-to-back deletes would starve exports by
+/// design; a user's deletes are far apart. Here one export finishes
+/// between two deletes of a kind.
+fn after_export(i: u64) {
+    polling::until_true(
+        Duration::from_secs(120),
+        "an export between deletes",
+        || EXPORTS.load(Ordering::SeqCst) >= i || STOPPING.load(Ordering::SeqCst),
+    );
+}
 
 #[test]
 fn purges_exports_writes_and_reads_never_stall_each_other() {
@@ -37,6 +56,9 @@ fn purges_exports_writes_and_reads_never_stall_each_other() {
             let mut i = 0;
             let mut worst = Duration::ZERO;
             while !stop.load(Ordering::SeqCst) {
+                if matches!(name, "purge" | "thread-delete") {
+                    after_export(i); // paced, outside the timed call
+                }
                 let started = Instant::now();
                 let restarts = body(&profile, i);
                 let allowance = WATCHDOG * (1 + restarts as u32);
@@ -60,13 +82,11 @@ fn purges_exports_writes_and_reads_never_stall_each_other() {
             let restarts = r["restarts"].as_u64().unwrap();
             RESTARTS.fetch_add(restarts, Ordering::SeqCst);
             std::fs::remove_file(r["path"].as_str().unwrap()).unwrap();
+            EXPORTS.fetch_add(1, Ordering::SeqCst);
             restarts
         }),
         worker("purge", |p, i| {
-            // Paced: each purge makes a running export start over (the
-            // purge wins), so back-to-back purges would starve exports by
-            // design; a user's purges are far apart.
-            std::thread::sleep(Duration::from_millis(150));
+            // Paced by `after_export`.
             let host = format!("purge{i}.example");
             call(
                 p,
@@ -76,6 +96,7 @@ fn purges_exports_writes_and_reads_never_stall_each_other() {
             .unwrap();
             let r = call(p, "history.purge", json!({"host": host})).unwrap();
             assert_eq!(r["erased"], true, "no outside reader here: {r}");
+            PURGES.fetch_add(1, Ordering::SeqCst);
             0
         }),
         worker("write", |p, i| {
@@ -92,14 +113,25 @@ fn purges_exports_writes_and_reads_never_stall_each_other() {
             0
         }),
         worker("thread-delete", |p, _| {
-            std::thread::sleep(Duration::from_millis(150)); // paced, as purges
             let th = call(p, "threads.create", json!({"title": "x"})).unwrap();
             let r = call(p, "threads.delete", json!({"id": th["thread"]["id"]})).unwrap();
             assert_eq!(r["erased"], true, "{r}");
+            DELETES.fetch_add(1, Ordering::SeqCst);
             0
         }),
     ];
-    std::thread::sleep(Duration::from_secs(4));
+    // The run lasts until every kind of call overlapped the others a few
+    // times (not a fixed time).
+    polling::until_true(
+        Duration::from_secs(300),
+        "enough overlapping rounds",
+        || {
+            [&EXPORTS, &PURGES, &DELETES]
+                .iter()
+                .all(|n| n.load(Ordering::SeqCst) >= 6)
+        },
+    );
+    STOPPING.store(true, Ordering::SeqCst);
     stop.store(true, Ordering::SeqCst);
     for thread in threads {
         thread.join().expect("a worker failed");

@@ -6,6 +6,7 @@
 //! that only hides rows while the text survives on disk.
 
 mod common;
+mod polling;
 use common::{any_file_contains, TestProfile};
 use serde_json::{json, Value};
 
@@ -118,7 +119,7 @@ fn large_host_purge_with_a_warm_index_leaves_no_trace() {
             std::time::Instant::now() < deadline,
             "index never caught up"
         );
-        std::thread::sleep(std::time::Duration::from_millis(10));
+        polling::pause();
     }
     assert_present(&t, SECRET_TITLE);
     let r = t.ok(

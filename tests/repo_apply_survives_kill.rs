@@ -15,6 +15,7 @@
 //! step of the apply.
 
 mod common;
+mod polling;
 mod repo_support;
 
 use hydra_core::repo::journal::SWAP_HOOK;
@@ -105,9 +106,7 @@ fn child(profile_dir: &str) {
             .unwrap();
         if step == stop {
             std::fs::write(std::env::var("HYDRA_REPO_MARKER").unwrap(), b"here").unwrap();
-            loop {
-                std::thread::sleep(Duration::from_secs(1));
-            }
+            polling::park_forever();
         }
     }
     *SWAP_HOOK.write() = Some(stop_here);
@@ -166,7 +165,7 @@ fn kill_at(stop: usize) {
             started.elapsed() < Duration::from_secs(60),
             "child never reached step {stop}"
         );
-        std::thread::sleep(Duration::from_millis(5));
+        polling::pause();
     }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();

@@ -5,6 +5,7 @@
 //! process group dies, grandchildren included.
 
 mod common;
+mod polling;
 mod repo_support;
 
 use repo_support::RepoFixture;
@@ -170,7 +171,7 @@ fn a_timeout_kills_the_whole_process_group_including_grandchildren() {
     let deadline = Instant::now() + Duration::from_secs(5);
     while !is_dead(pid) {
         assert!(Instant::now() < deadline, "grandchild {pid} still alive");
-        std::thread::sleep(Duration::from_millis(20));
+        polling::pause();
     }
     let change = &f.t.ok("repo.changes", json!({"id": "r"}))["items"][0];
     assert_eq!(change["stats"]["timed_out"], true);
@@ -196,7 +197,7 @@ fn background_children_do_not_outlive_a_finished_check() {
             Instant::now() < deadline,
             "background child {pid} still alive"
         );
-        std::thread::sleep(Duration::from_millis(20));
+        polling::pause();
     }
 }
 
@@ -217,7 +218,7 @@ fn wait_false_returns_only_the_job_id_at_once() {
         .is_empty()
     {
         assert!(Instant::now() < deadline, "the queued check never ran");
-        std::thread::sleep(Duration::from_millis(50));
+        polling::pause();
     }
     assert_eq!(f.read("finished.txt").as_deref(), Some("done\n"));
 }

@@ -6,6 +6,7 @@
 //! a call refused before the work starts records no job at all.
 
 mod common;
+mod polling;
 mod repo_support;
 
 use repo_support::{sha256_hex, RepoFixture};
@@ -160,7 +161,7 @@ fn pid_in(path: &std::path::Path) -> u32 {
             return pid;
         }
         assert!(Instant::now() < deadline, "the check never started");
-        std::thread::sleep(Duration::from_millis(20));
+        polling::pause();
     }
 }
 
@@ -180,7 +181,7 @@ fn assert_dies(pid: u32) {
             Instant::now() < deadline,
             "process {pid} survived the cancel"
         );
-        std::thread::sleep(Duration::from_millis(20));
+        polling::pause();
     }
 }
 

@@ -13,6 +13,7 @@
 
 mod browser_fixtures;
 mod common;
+mod polling;
 
 use hydra_core::{CloseOptions, OpenOptions, Profile};
 use serde_json::{json, Value};
@@ -171,7 +172,7 @@ fn watchdog(heartbeat: Arc<AtomicU64>, done: Arc<AtomicBool>, limit: Duration) {
         let mut last = heartbeat.load(Ordering::Relaxed);
         let mut since = Instant::now();
         while !done.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(200));
+            polling::pause();
             let now = heartbeat.load(Ordering::Relaxed);
             if now != last {
                 (last, since) = (now, Instant::now());

@@ -271,6 +271,7 @@ fn worker_loop(shared: Arc<Shared>, queue: Receiver<Dispatch>) {
                 let Ok(profile) = shared.profile() else {
                     break;
                 };
+                let _clock = profile.clock_scope();
                 match shared.prepare(d).and_then(|p| shared.start(&profile, p)) {
                     Some(started) => (profile, started),
                     None => continue,
@@ -278,6 +279,7 @@ fn worker_loop(shared: Arc<Shared>, queue: Receiver<Dispatch>) {
             }
         };
         let Started { job, job_ref } = started;
+        let _clock = profile.clock_scope();
         let ctx = JobContext::new(profile.clone(), job, Arc::clone(&job_ref.token));
         let outcome =
             run_guarded(|| job_ref.runner.run(&ctx)).map_err(|e| JobError::from_error(&e));

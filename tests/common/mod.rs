@@ -5,6 +5,7 @@
 pub mod fuzz;
 pub mod progress;
 
+use hydra_core::types::ManualClock;
 use hydra_core::{ops, CloseOptions, OpenOptions, Profile, PublicError};
 use serde_json::Value;
 
@@ -12,13 +13,41 @@ use serde_json::Value;
 pub struct TestProfile {
     pub profile: Profile,
     pub dir: tempfile::TempDir,
+    /// The profile's clock, when it was opened with one.
+    pub clock: Option<ManualClock>,
 }
 
 impl TestProfile {
     pub fn new() -> TestProfile {
         let dir = tempfile::tempdir().expect("temp dir");
         let profile = Profile::open(OpenOptions::new(dir.path())).expect("open profile");
-        TestProfile { profile, dir }
+        TestProfile {
+            profile,
+            dir,
+            clock: None,
+        }
+    }
+
+    /// A profile whose time moves only by [`TestProfile::tick`].
+    pub fn ticking() -> TestProfile {
+        TestProfile::with_clock(&ManualClock::starting_now())
+    }
+
+    /// A profile reading its time from `clock` (profiles may share one).
+    pub fn with_clock(clock: &ManualClock) -> TestProfile {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let options = OpenOptions::new(dir.path()).with_clock(clock);
+        let profile = Profile::open(options).expect("open profile");
+        TestProfile {
+            profile,
+            dir,
+            clock: Some(clock.clone()),
+        }
+    }
+
+    /// Moves the profile's clock forward by one millisecond.
+    pub fn tick(&self) {
+        self.clock.as_ref().expect("opened with a clock").advance(1);
     }
 
     /// Calls `op` with a JSON request; `Ok(data)` or `Err(error)`.

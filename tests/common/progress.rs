@@ -3,6 +3,9 @@
 //! (or 250 ms after the previous one), the end reported exactly, and an ETA
 //! once something was done.
 
+#[path = "../polling/mod.rs"]
+mod polling;
+
 use hydra_core::Profile;
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
@@ -44,7 +47,7 @@ impl Updates {
                 Instant::now() < deadline,
                 "job {id} never succeeded: {jobs:?}"
             );
-            std::thread::sleep(Duration::from_millis(5));
+            polling::pause();
         }
     }
 }

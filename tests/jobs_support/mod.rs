@@ -3,6 +3,9 @@
 //! holds a handler until the test lets it go.
 #![allow(dead_code)]
 
+#[path = "../polling/mod.rs"]
+mod polling;
+
 use hydra_core::jobs::{Job, JobStatus};
 use hydra_core::types::{Bounded, HostJsonFn};
 use hydra_core::{OpenOptions, Profile, Result};
@@ -65,6 +68,6 @@ pub fn wait_for_status(profile: &Profile, id: &str, status: JobStatus) -> Job {
             "job {id} stayed {:?}, expected {status:?}",
             job.status
         );
-        std::thread::sleep(Duration::from_millis(2));
+        polling::pause();
     }
 }
