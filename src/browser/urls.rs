@@ -41,10 +41,13 @@ pub fn parse_url(field: &str, text: &str) -> Result<UrlFacts> {
         (_, None) => None,
     };
     if matches!(url.scheme(), "http" | "https") {
-        // The url crate forgives `http:example.com`; the contract wants an
-        // absolute URL, so the authority must really be there.
+        // The url crate forgives `http:example.com` and `http:///example.com`
+        // (it skips missing or extra slashes); the contract wants an
+        // absolute URL, so the authority must really be there, right after
+        // `//`.
         let after_scheme = &text[url.scheme().len() + 1..];
-        if !after_scheme.starts_with("//") || host.is_none() {
+        let authority = after_scheme.strip_prefix("//").unwrap_or("");
+        if authority.is_empty() || authority.starts_with(['/', '\\']) || host.is_none() {
             return Err(bad("http(s) URLs need a host"));
         }
     }
@@ -189,6 +192,8 @@ mod tests {
             "example.com/a",
             "/a/b",
             "http:example.com",
+            "http:///example.com",
+            "https:////example.com",
             "https://",
             " https://example.com",
             "no scheme",
