@@ -187,6 +187,33 @@ impl Error {
             .with_detail("field", field)
     }
 
+    /// The same error for a field nested in `parent`: `details.field`
+    /// `embedding.vector` becomes `retrieve.embedding.vector` (and the
+    /// message's field prefix with it). Errors without a field are unchanged.
+    pub fn within(self, parent: &str) -> Self {
+        match self {
+            Error::Rule {
+                code,
+                mut message,
+                mut details,
+            } => {
+                if let Some(field) = details.get("field").and_then(Value::as_str) {
+                    let nested = format!("{parent}.{field}");
+                    if let Some(rest) = message.strip_prefix(&format!("{field}:")) {
+                        message = format!("{nested}:{rest}");
+                    }
+                    details.insert("field".into(), nested.into());
+                }
+                Error::Rule {
+                    code,
+                    message,
+                    details,
+                }
+            }
+            other => other,
+        }
+    }
+
     /// `not_found` for an object of kind `what` (`"thread"`) addressed by `field`.
     pub fn not_found(what: &str, field: &str) -> Self {
         Error::new(ErrorCode::NotFound, format!("{what} not found")).with_detail("field", field)

@@ -213,12 +213,15 @@ fn unreadable_rows_are_skipped_and_counted_and_the_job_goes_on() {
     }
     conn.execute_batch(&format!(
         "INSERT INTO visits (url, visit_time, transition) VALUES
-            (9001, {t}, 0), (9002, {t}, 0), (9004, {t2}, 0);",
+            (9001, {t}, 0), (9002, {t}, 0), (9004, {t2}, 0),
+            (9999, {t}, 0);",
         t = base + 5_000_000_000,
         t2 = base + 6_000_000_000
     ))
     .unwrap();
-    let skipped_expected = 2 + 5; // two unusable urls, five unusable times
+    // Two unusable urls, five unusable times, one visit whose url row is
+    // missing.
+    let skipped_expected = 2 + 5 + 1;
     drop(conn);
 
     let t = TestProfile::new();

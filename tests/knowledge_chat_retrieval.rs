@@ -80,3 +80,30 @@ fn retrieve_with_an_embedding_is_hybrid() {
     assert_eq!(docs[0]["vector_rank"], 1);
     assert_eq!(docs.len(), 2, "the vector list holds both chunks");
 }
+
+#[test]
+fn a_bad_retrieve_names_the_field_inside_retrieve() {
+    let t = TestProfile::new();
+    t.ok(
+        "documents.upsert",
+        json!({"url": "https://a.example/", "text": "x", "chunks": [
+            {"text": "alpha", "embedding": {"model": "m", "vector": [1.0, 0.0]}}
+        ]}),
+    );
+    let e = t.err(
+        "chat",
+        json!({"message": "x", "reply": "r", "retrieve": {"embedding": {"model": "m", "vector": [1.0, 0.0, 0.0]}}}),
+        "invalid_argument",
+    );
+    assert_eq!(e.details["field"], "retrieve.embedding.vector");
+    assert!(
+        e.message.starts_with("retrieve.embedding.vector:"),
+        "{}",
+        e.message
+    );
+    assert_eq!(
+        t.ok("overview", json!({}))["llm"]["messages"]["total"],
+        0,
+        "a refused chat stores nothing"
+    );
+}

@@ -72,14 +72,35 @@ fn upsert_creates_then_unchanged_upsert_writes_nothing() {
     // Only a metadata field differs: updated, chunks kept.
     let meta = upsert(
         &t,
-        json!({"url": "https://Example.com/a", "text": text, "title": "A page", "metadata": {"k": 1}}),
+        json!({"url": "https://Example.com/a", "text": text, "title": "A page", "source": "crawl", "metadata": {"k": 1}}),
     );
     assert_eq!(meta["changed"], true);
     assert_eq!(meta["document"]["metadata"], json!({"k": 1}));
-    assert_eq!(
-        meta["document"]["source"], "crawl",
-        "omitted fields are kept"
+    assert_eq!(meta["document"]["source"], "crawl");
+    assert_eq!(meta["document"]["chunks"], doc["chunks"]);
+
+    // An omitted `source` is the default "user" (documents.upsert is not one
+    // of the upserts that keep omitted fields): a change, chunks kept.
+    let user = upsert(
+        &t,
+        json!({"url": "https://Example.com/a", "text": text, "title": "A page", "metadata": {"k": 1}}),
     );
+    assert_eq!(user["changed"], true);
+    assert_eq!(user["document"]["source"], "user");
+    assert_eq!(user["document"]["chunks"], doc["chunks"]);
+    // Omitted metadata is {} again.
+    let plain = upsert(
+        &t,
+        json!({"url": "https://Example.com/a", "text": text, "title": "A page"}),
+    );
+    assert_eq!(plain["changed"], true);
+    assert_eq!(plain["document"]["metadata"], json!({}));
+    let same = upsert(
+        &t,
+        json!({"url": "https://Example.com/a", "text": text, "title": "A page"}),
+    );
+    assert_eq!(same["changed"], false);
+    assert_eq!(same["document"], plain["document"]);
     assert!(meta["document"]["updated_at"].as_i64() > doc["updated_at"].as_i64());
     let got = t.ok(
         "documents.get",

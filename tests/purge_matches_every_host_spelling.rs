@@ -9,10 +9,11 @@ use hydra_core::db::ConnExt;
 use hydra_core::{CloseOptions, OpenOptions, Profile};
 use serde_json::json;
 
-const SPELLINGS: [&str; 6] = [
+const SPELLINGS: [&str; 7] = [
     "https://example.com/a",
     "https://EXAMPLE.COM/b",
     "https://example.com./c",
+    "https://example.com../g",
     "https://user:secret@Example.Com:8443/d",
     "http://www.Example.com.:80/e",
     "https://deep.sub.EXAMPLE.com./f",
@@ -48,7 +49,12 @@ fn a_purge_of_a_host_removes_every_spelling_and_keeps_lookalikes() {
     let t = TestProfile::new();
     record_all(&t, &SPELLINGS);
     record_all(&t, &OTHERS);
-    for filter in ["example.com", "Example.COM.", "EXAMPLE.com"] {
+    for filter in [
+        "example.com",
+        "Example.COM.",
+        "EXAMPLE.com",
+        "example.com..",
+    ] {
         let listed = t.ok("history.list", json!({"host": filter}))["items"].clone();
         assert_eq!(
             listed.as_array().unwrap().len(),
@@ -110,7 +116,8 @@ fn rows_stored_with_a_trailing_dot_before_the_fix_are_repaired_at_open() {
         .write(|tx| {
             tx.run(
                 "INSERT INTO history (url, host, rev_host, visited_at)
-                 VALUES ('https://www.example.com./old', 'www.example.com.', '.moc.elpmaxe.www.', 7)",
+                 VALUES ('https://www.example.com./old', 'www.example.com.', '.moc.elpmaxe.www.', 7),
+                        ('https://www.example.com../older', 'www.example.com..', '..moc.elpmaxe.www.', 6)",
                 [],
             )
             .map(|_| ())
@@ -128,8 +135,29 @@ fn rows_stored_with_a_trailing_dot_before_the_fix_are_repaired_at_open() {
             )
         })
         .unwrap();
-    assert_eq!(repaired, 1);
+    assert_eq!(repaired, 2);
     let purged = common::call(&reopened, "history.purge", json!({"host": "example.com"})).unwrap();
-    assert_eq!(purged["deleted_count"], 2);
+    assert_eq!(purged["deleted_count"], 3);
     reopened.close(CloseOptions::default()).unwrap();
+}
+
+#[test]
+fn forget_site_reaches_visits_and_documents_written_with_trailing_dots() {
+    let t = TestProfile::new();
+    for (i, url) in ["https://secret.example../a", "https://secret.example./b"]
+        .iter()
+        .enumerate()
+    {
+        t.ok("visits.record", json!({"url": url, "visited_at": i}));
+        let doc = t.ok("documents.upsert", json!({"url": url, "text": "page text"}));
+        assert_eq!(doc["document"]["host"], "secret.example");
+    }
+    t.ok(
+        "visits.record",
+        json!({"url": "https://notsecret.example/", "visited_at": 9}),
+    );
+    let out = t.ok("privacy.forget_site", json!({"host": "secret.example"}));
+    assert_eq!(out["history_deleted"], 2);
+    assert_eq!(out["documents_deleted"], 2);
+    assert_eq!(urls_left(&t), vec!["https://notsecret.example/".to_owned()]);
 }

@@ -914,6 +914,8 @@ export interface DocumentsUpsertRequest {
   id?: string | null;
   job_id?: string | null;
   metadata?: Record<string, unknown> | null;
+  /** Default "user"; every omitted field takes its default (an upsert
+describes the whole document). */
   source?: "crawl" | "visit" | "import" | "user" | null;
   text: string;
   thread_id?: string | null;

@@ -247,7 +247,9 @@ fn source_sql(browser: SourceBrowser, source: &Connection) -> Option<(String, St
     let title = optional(&place_columns, "p", "title");
     let transition = optional(&visit_columns, "v", transition);
     let duration = optional(&visit_columns, "v", duration);
-    let from = format!("{visits} v JOIN {places} p ON p.id = v.{place_ref}");
+    // A visit whose url row is missing is read with a NULL url, then
+    // skipped and counted like any other unusable row.
+    let from = format!("{visits} v LEFT JOIN {places} p ON p.id = v.{place_ref}");
     Some((
         format!("SELECT count(*) FROM {from}"),
         format!(

@@ -41,10 +41,13 @@ pub fn parse_url(field: &str, text: &str) -> Result<UrlFacts> {
         (_, None) => None,
     };
     if matches!(url.scheme(), "http" | "https") {
-        // The url crate forgives `http:example.com`; the contract wants an
-        // absolute URL, so the authority must really be there.
+        // The url crate forgives `http:example.com` and `http:///example.com`
+        // (it skips missing or extra slashes); the contract wants an
+        // absolute URL, so the authority must really be there, right after
+        // `//`.
         let after_scheme = &text[url.scheme().len() + 1..];
-        if !after_scheme.starts_with("//") || host.is_none() {
+        let authority = after_scheme.strip_prefix("//").unwrap_or("");
+        if authority.is_empty() || authority.starts_with(['/', '\\']) || host.is_none() {
             return Err(bad("http(s) URLs need a host"));
         }
     }
@@ -53,9 +56,10 @@ pub fn parse_url(field: &str, text: &str) -> Result<UrlFacts> {
 
 /// The one normal form of a host, for stored hosts and host filters alike:
 /// lower-case, IDN labels in punycode, without the trailing dot of a fully
-/// qualified name (`Example.COM.` is `example.com`). `None` for no host.
+/// qualified name (`Example.COM.` is `example.com`, and so is
+/// `example.com..`). `None` for no host.
 pub fn normal_host(host: &str) -> Option<String> {
-    let host = host.strip_suffix('.').unwrap_or(host);
+    let host = host.trim_end_matches('.');
     if host.is_empty() {
         return None;
     }
@@ -69,7 +73,7 @@ pub fn normal_host(host: &str) -> Option<String> {
     })
 }
 
-/// Drops the trailing dot from hosts stored before [`normal_host`] did
+/// Drops the trailing dots from hosts stored before [`normal_host`] did
 /// (`example.com.` escaped a purge of `example.com`). Idempotent and cheap
 /// (one index range of `rev_host`: a trailing-dot host reverses to a
 /// leading dot), so it runs at every open instead of as a migration; the
@@ -77,12 +81,22 @@ pub fn normal_host(host: &str) -> Option<String> {
 /// first character gives `moc.elpmaxe.`, the one of `example.com`.
 /// Returns how many rows it fixed.
 pub fn repair_trailing_dot_hosts(conn: &rusqlite::Connection) -> Result<usize> {
-    Ok(conn.execute(
-        "UPDATE history
-            SET host = substr(host, 1, length(host) - 1), rev_host = substr(rev_host, 2)
-          WHERE rev_host >= '.' AND rev_host < '/' AND length(host) > 1",
-        [],
-    )?)
+    // Every trailing dot goes (`example.com..` too); a host of dots only
+    // is no host. Documents store hosts the same way.
+    let mut fixed = 0;
+    for table in ["history", "documents"] {
+        fixed += conn.execute(
+            &format!(
+                "UPDATE {table}
+                    SET host = nullif(rtrim(host, '.'), ''),
+                        rev_host = CASE WHEN rtrim(host, '.') = '' THEN NULL
+                                        ELSE ltrim(rev_host, '.') END
+                  WHERE rev_host >= '.' AND rev_host < '/'"
+            ),
+            [],
+        )?;
+    }
+    Ok(fixed)
 }
 
 /// `"example.com"` -> `"moc.elpmaxe."`.
@@ -178,6 +192,8 @@ mod tests {
             "example.com/a",
             "/a/b",
             "http:example.com",
+            "http:///example.com",
+            "https:////example.com",
             "https://",
             " https://example.com",
             "no scheme",

@@ -108,7 +108,8 @@ pub fn chat(profile: &Profile, req: ChatRequest) -> Result<ChatResponse> {
         started_at: now_ms(),
     };
     let documents = match &turn.req.retrieve {
-        Some(retrieve) => crate::knowledge::search::retrieve(profile, retrieve, &turn.req.message)?,
+        Some(retrieve) => crate::knowledge::search::retrieve(profile, retrieve, &turn.req.message)
+            .map_err(|e| e.within("retrieve"))?,
         None => Vec::new(),
     };
     let assistant = match (&turn.req.reply, profile.model()) {

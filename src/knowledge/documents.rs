@@ -227,6 +227,8 @@ pub struct UpsertRequest {
     /// Replaced on every upsert (omitted: none).
     #[serde(default)]
     pub title: Option<String>,
+    /// Default "user"; every omitted field takes its default (an upsert
+    /// describes the whole document).
     #[serde(default)]
     pub source: Patch<Source>,
     #[serde(default)]
@@ -261,7 +263,7 @@ pub(crate) struct NewChunk {
 }
 
 /// The fields an upsert sets besides text, title and chunks (`None`:
-/// keep the stored value).
+/// keep the stored value; `documents.upsert` sets every one).
 struct Extra {
     source: Option<Source>,
     content_type: Option<Option<String>>,
@@ -329,13 +331,18 @@ pub fn upsert(profile: &Profile, req: UpsertRequest) -> Result<UpsertResponse> {
     if !(1..=MAX_TEXT_CHARS).contains(&text_chars) {
         return Err(Error::invalid("text", "must have 1..8000000 characters"));
     }
+    // An upsert describes the whole document: an omitted field takes its
+    // default (`source` "user", `metadata` {}, the others null), as the
+    // title does; only the upserts of spec §2 keep omitted fields.
     let extra = Extra {
-        source: refuse_null("source", req.source)?,
-        content_type: req.content_type.into_update(),
-        fetched_at: req.fetched_at.into_update().map(|t| t.map(|t| t.0)),
-        metadata: refuse_null("metadata", req.metadata)?.map(|m| m.to_json()),
-        job_id: req.job_id.into_update().map(|o| o.map(Id::into_string)),
-        thread_id: req.thread_id.into_update().map(|o| o.map(Id::into_string)),
+        source: Some(refuse_null("source", req.source)?.unwrap_or(Source::User)),
+        content_type: Some(req.content_type.into_update().flatten()),
+        fetched_at: Some(req.fetched_at.into_update().flatten().map(|t| t.0)),
+        metadata: Some(
+            refuse_null("metadata", req.metadata)?.map_or_else(|| "{}".to_owned(), |m| m.to_json()),
+        ),
+        job_id: Some(req.job_id.into_update().flatten().map(Id::into_string)),
+        thread_id: Some(req.thread_id.into_update().flatten().map(Id::into_string)),
     };
     let caller_chunks = req.chunks.map(caller_chunks).transpose()?;
     let chunk_chars = req.chunk_chars.unwrap_or_default();
