@@ -438,10 +438,7 @@ pub fn import(profile: &Profile, mut req: ImportRequest) -> Result<ImportRespons
     }
     // Workers may run with another working directory than the caller's.
     req.path = path.canonicalize()?.to_string_lossy().into_owned();
-    let links = JobLinks {
-        thread_id: req.thread_id.clone().map(Id::into_string),
-        task_id: req.task_id.clone().map(Id::into_string),
-    };
+    let links = JobLinks::of(&req.thread_id, &req.task_id);
     let (job_id, outcome) = profile
         .jobs()
         .submit_request(JOB_TYPE, &req, links, req.wait)?;

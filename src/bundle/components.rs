@@ -84,42 +84,10 @@ pub(super) fn export(
     w: &mut BundleWriter<'_>,
 ) -> Result<()> {
     match component {
-        Component::Threads => conn.for_each_row(
-            &format!(
-                "SELECT {} FROM llm_threads ORDER BY updated_at, seq",
-                threads::COLUMNS
-            ),
-            [],
-            Thread::from_row,
-            |r| w.record(&r),
-        ),
-        Component::Messages => conn.for_each_row(
-            &format!(
-                "SELECT {} FROM llm_messages ORDER BY created_at, seq",
-                messages::COLUMNS
-            ),
-            [],
-            Message::from_row,
-            |r| w.record(&r),
-        ),
-        Component::Tasks => conn.for_each_row(
-            &format!(
-                "SELECT {} FROM tasks ORDER BY updated_at, seq",
-                tasks::COLUMNS
-            ),
-            [],
-            Task::from_row,
-            |r| w.record(&r),
-        ),
-        Component::TaskEvents => conn.for_each_row(
-            &format!(
-                "SELECT {} FROM task_events ORDER BY created_at, seq",
-                tasks::EVENT_COLUMNS
-            ),
-            [],
-            TaskEvent::from_row,
-            |r| w.record(&r),
-        ),
+        Component::Threads => rows(conn, w, THREAD_ROWS, Thread::from_row),
+        Component::Messages => rows(conn, w, MESSAGE_ROWS, Message::from_row),
+        Component::Tasks => rows(conn, w, TASK_ROWS, Task::from_row),
+        Component::TaskEvents => rows(conn, w, TASK_EVENT_ROWS, TaskEvent::from_row),
         Component::Memories => conn.for_each_row(
             &format!(
                 "SELECT {}, e.vector FROM {} ORDER BY m.created_at, m.seq",
@@ -130,15 +98,7 @@ pub(super) fn export(
             |row| Ok((Memory::from_row(row)?, row.get::<_, Option<Vec<u8>>>(16)?)),
             |(memory, vector)| w.record(&memory_record(memory, vector)?),
         ),
-        Component::BrowserHistory => conn.for_each_row(
-            &format!(
-                "SELECT {} FROM history ORDER BY visited_at, id",
-                history::VISIT_COLUMNS
-            ),
-            [],
-            Visit::from_row,
-            |r| w.record(&r),
-        ),
+        Component::BrowserHistory => rows(conn, w, VISIT_ROWS, Visit::from_row),
         Component::Bookmarks => conn.for_each_row(
             &format!(
                 "SELECT {} FROM bookmarks ORDER BY created_at, id",
@@ -185,6 +145,26 @@ pub(super) fn export(
         ),
         Component::Documents => export_documents(conn, w),
     }
+}
+
+/// The columns and the `FROM ... ORDER BY ...` of the records of a component
+/// exported row by row.
+type Select = (&'static str, &'static str);
+const THREAD_ROWS: Select = (threads::COLUMNS, "llm_threads ORDER BY updated_at, seq");
+const MESSAGE_ROWS: Select = (messages::COLUMNS, "llm_messages ORDER BY created_at, seq");
+const TASK_ROWS: Select = (tasks::COLUMNS, "tasks ORDER BY updated_at, seq");
+const TASK_EVENT_ROWS: Select = (tasks::EVENT_COLUMNS, "task_events ORDER BY created_at, seq");
+const VISIT_ROWS: Select = (history::VISIT_COLUMNS, "history ORDER BY visited_at, id");
+
+/// Writes every row `select` finds, each read by `from_row`, as one record.
+fn rows<T: Serialize>(
+    conn: &Connection,
+    w: &mut BundleWriter<'_>,
+    (columns, from): Select,
+    from_row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<()> {
+    let sql = format!("SELECT {columns} FROM {from}");
+    conn.for_each_row(&sql, [], from_row, |r| w.record(&r))
 }
 
 /// A record object with one more field.
@@ -246,14 +226,6 @@ fn decide(stored: Option<Millis>, incoming: Millis, policy: Policy) -> Outcome {
 }
 
 /// The stored time of the row `id` of `table` (`time` is the column).
-fn stored_time(conn: &Connection, table: &str, time: &str, id: &str) -> Result<Option<Millis>> {
-    conn.query_opt(
-        &format!("SELECT {time} FROM {table} WHERE id = ?1"),
-        [id],
-        |r| r.get(0),
-    )
-}
-
 fn exists(conn: &Connection, table: &str, id: &str) -> Result<bool> {
     conn.exists(&format!("SELECT 1 FROM {table} WHERE id = ?1"), [id])
 }
@@ -261,11 +233,14 @@ fn exists(conn: &Connection, table: &str, id: &str) -> Result<bool> {
 /// The two statements that write a record kept by id: the plain insert
 /// (`ON CONFLICT (id) DO NOTHING`) and the same insert as an upsert that
 /// overwrites every column (`DO UPDATE SET ...`).
+/// With them, the query of the stored row's time (`time` of `table`) that
+/// the import policy compares.
 macro_rules! by_id {
-    ($insert:literal, $set:literal) => {
+    ($table:literal, $time:literal, $insert:literal, $set:literal) => {
         ById {
             insert: concat!($insert, " ON CONFLICT (id) DO NOTHING"),
             upsert: concat!($insert, " ON CONFLICT (id) DO UPDATE SET ", $set),
+            stored_time: concat!("SELECT ", $time, " FROM ", $table, " WHERE id = ?1"),
         }
     };
 }
@@ -273,14 +248,7 @@ macro_rules! by_id {
 struct ById {
     insert: &'static str,
     upsert: &'static str,
-}
-
-/// The identity and time of a record kept by id.
-struct Keyed<'a> {
-    table: &'static str,
-    time_column: &'static str,
-    id: &'a str,
-    time: Millis,
+    stored_time: &'static str,
 }
 
 /// Writes a record kept by id. The insert is tried first: a new id (every
@@ -289,15 +257,15 @@ struct Keyed<'a> {
 fn write_by_id(
     conn: &Connection,
     sql: &ById,
-    key: Keyed<'_>,
+    (id, time): (&str, Millis),
     policy: Policy,
     params: &[&dyn ToSql],
 ) -> Result<Outcome> {
     if conn.run(sql.insert, params)? == 1 {
         return Ok(Outcome::Inserted);
     }
-    let stored = stored_time(conn, key.table, key.time_column, key.id)?;
-    let outcome = decide(stored, key.time, policy);
+    let stored = conn.query_opt(sql.stored_time, [id], |r| r.get(0))?;
+    let outcome = decide(stored, time, policy);
     if outcome == Outcome::Updated {
         conn.run(sql.upsert, params)?;
     }
@@ -356,6 +324,8 @@ fn json_text(value: &Value) -> Option<String> {
 }
 
 const THREADS: ById = by_id!(
+    "llm_threads",
+    "updated_at",
     "INSERT INTO llm_threads (id, title, description, origin, metadata, created_at, updated_at,
                               last_user_message_at, last_assistant_message_at)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -366,6 +336,8 @@ const THREADS: ById = by_id!(
 );
 
 const MESSAGES: ById = by_id!(
+    "llm_messages",
+    "created_at",
     "INSERT INTO llm_messages (id, thread_id, parent_id, role, content, tokens, created_at, metadata)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     "thread_id = excluded.thread_id, parent_id = excluded.parent_id,
@@ -374,6 +346,8 @@ const MESSAGES: ById = by_id!(
 );
 
 const TASKS: ById = by_id!(
+    "tasks",
+    "updated_at",
     "INSERT INTO tasks (id, thread_id, title, description, status, priority, due_at, owner,
                         created_at, updated_at, closed_at, metadata, result)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
@@ -385,6 +359,8 @@ const TASKS: ById = by_id!(
 );
 
 const TASK_EVENTS: ById = by_id!(
+    "task_events",
+    "created_at",
     "INSERT INTO task_events (id, task_id, event_type, payload, created_at)
      VALUES (?1, ?2, ?3, ?4, ?5)",
     "task_id = excluded.task_id, event_type = excluded.event_type,
@@ -394,6 +370,7 @@ const TASK_EVENTS: ById = by_id!(
 const TABS: ById = ById {
     insert: crate::browser::tabs::BUNDLE_INSERT,
     upsert: crate::browser::tabs::BUNDLE_UPSERT,
+    stored_time: "SELECT updated_at FROM tabs WHERE id = ?1",
 };
 
 /// Imports one record inside the caller's transaction.
@@ -410,12 +387,7 @@ pub(super) fn import(
             let outcome = write_by_id(
                 conn,
                 &THREADS,
-                Keyed {
-                    table: "llm_threads",
-                    time_column: "updated_at",
-                    id: &t.id,
-                    time: t.updated_at,
-                },
+                (&t.id, t.updated_at),
                 policy,
                 params![
                     t.id,
@@ -442,12 +414,7 @@ pub(super) fn import(
             write_by_id(
                 conn,
                 &MESSAGES,
-                Keyed {
-                    table: "llm_messages",
-                    time_column: "created_at",
-                    id: &m.id,
-                    time: m.created_at,
-                },
+                (&m.id, m.created_at),
                 policy,
                 params![
                     m.id,
@@ -467,12 +434,7 @@ pub(super) fn import(
             write_by_id(
                 conn,
                 &TASKS,
-                Keyed {
-                    table: "tasks",
-                    time_column: "updated_at",
-                    id: &t.id,
-                    time: t.updated_at,
-                },
+                (&t.id, t.updated_at),
                 policy,
                 params![
                     t.id,
@@ -500,12 +462,7 @@ pub(super) fn import(
             write_by_id(
                 conn,
                 &TASK_EVENTS,
-                Keyed {
-                    table: "task_events",
-                    time_column: "created_at",
-                    id: &e.id,
-                    time: e.created_at,
-                },
+                (&e.id, e.created_at),
                 policy,
                 params![
                     e.id,
@@ -572,12 +529,7 @@ pub(super) fn import(
             write_by_id(
                 conn,
                 &TABS,
-                Keyed {
-                    table: "tabs",
-                    time_column: "updated_at",
-                    id: &t.id,
-                    time: t.updated_at,
-                },
+                (&t.id, t.updated_at),
                 policy,
                 params![
                     t.id,
@@ -618,7 +570,11 @@ fn import_memory(
         return Err(Error::invalid("record.strength", "must be 0..1"));
     }
     let outcome = decide(
-        stored_time(conn, "memories", "updated_at", &m.id)?,
+        conn.query_opt(
+            "SELECT updated_at FROM memories WHERE id = ?1",
+            [&m.id],
+            |r| r.get(0),
+        )?,
         m.updated_at,
         policy,
     );

@@ -143,13 +143,6 @@ fn selected(components: Option<&[Component]>, field: &str) -> Result<Vec<Compone
     }
 }
 
-fn links(thread_id: &Option<Id>, task_id: &Option<Id>) -> JobLinks {
-    JobLinks {
-        thread_id: thread_id.clone().map(Id::into_string),
-        task_id: task_id.clone().map(Id::into_string),
-    }
-}
-
 /// Submits a job; with `wait`, waits and flattens its result.
 fn submit<T: Serialize>(
     profile: &Profile,
@@ -187,14 +180,14 @@ pub fn export(profile: &Profile, mut request: ExportRequest) -> Result<JobSubmit
         )),
     };
     request.path = Some(path);
-    let links = links(&request.thread_id, &request.task_id);
+    let links = JobLinks::of(&request.thread_id, &request.task_id);
     submit(profile, EXPORT_JOB, &request, links, request.wait)
 }
 
 /// `bundle.import`.
 pub fn import(profile: &Profile, request: ImportRequest) -> Result<JobSubmitted> {
     selected(request.components.as_deref(), "components")?;
-    let links = links(&request.thread_id, &request.task_id);
+    let links = JobLinks::of(&request.thread_id, &request.task_id);
     submit(profile, IMPORT_JOB, &request, links, request.wait)
 }
 

@@ -12,6 +12,7 @@
 
 use super::{guarded, profile_for, required_str};
 use crate::error::{Error, ErrorCode, Result};
+use crate::profile::Profile;
 use crate::types::{HostEventFn, HostJsonFn};
 use serde_json::Value;
 use std::ffi::{c_void, CStr, CString};
@@ -139,13 +140,29 @@ pub unsafe extern "C" fn hydra_set_event_callback(
     r#fn: hydra_event_fn,
     user_data: *mut c_void,
 ) -> *mut c_char {
+    register_callback(
+        handle,
+        || r#fn.map(|f| wrap_event_fn(f, user_data)),
+        Profile::set_event_callback,
+    )
+}
+
+/// The body of the entry points that register one host function on a
+/// profile (event callback, chat model, embedder): an open profile gets
+/// the function `wrap` makes (`None` unregisters); the envelope's data is
+/// `{"registered":bool}`.
+pub(super) fn register_callback<F>(
+    handle: u64,
+    wrap: impl FnOnce() -> Option<F>,
+    set: fn(&Profile, Option<F>),
+) -> *mut c_char {
     guarded(|| {
         let profile = profile_for(handle)?;
         profile.ensure_open()?;
-        let callback = r#fn.map(|f| wrap_event_fn(f, user_data));
+        let callback = wrap();
         let registered = callback.is_some();
-        profile.set_event_callback(callback);
-        Ok(serde_json::json!({"registered": registered}).to_string())
+        set(&profile, callback);
+        Ok(format!("{{\"registered\":{registered}}}"))
     })
 }
 

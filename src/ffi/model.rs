@@ -6,8 +6,8 @@
 //! `{thread_id, message, context}` and returns `{content, model?, tokens?}`
 //! (or `{"error":{code,message}}`, or NULL, for a failure).
 
-use super::callbacks::{hydra_json_fn, wrap_json_fn};
-use super::{guarded, profile_for};
+use super::callbacks::{hydra_json_fn, register_callback, wrap_json_fn};
+use crate::profile::Profile;
 use std::ffi::c_void;
 use std::os::raw::c_char;
 
@@ -25,13 +25,11 @@ pub unsafe extern "C" fn hydra_register_model(
     r#fn: hydra_json_fn,
     user_data: *mut c_void,
 ) -> *mut c_char {
-    guarded(|| {
-        let profile = profile_for(handle)?;
-        let model = r#fn.map(|f| wrap_json_fn(f, user_data));
-        let registered = model.is_some();
-        profile.set_model(model);
-        Ok(format!("{{\"registered\":{registered}}}"))
-    })
+    register_callback(
+        handle,
+        || r#fn.map(|f| wrap_json_fn(f, user_data)),
+        Profile::set_model,
+    )
 }
 
 /// Registers the embedder of a profile handle (spec §9), replacing any
@@ -51,12 +49,9 @@ pub unsafe extern "C" fn hydra_register_embedder(
     r#fn: hydra_json_fn,
     user_data: *mut c_void,
 ) -> *mut c_char {
-    guarded(|| {
-        let profile = profile_for(handle)?;
-        profile.ensure_open()?;
-        let embedder = r#fn.map(|f| wrap_json_fn(f, user_data));
-        let registered = embedder.is_some();
-        profile.set_embedder(embedder);
-        Ok(format!("{{\"registered\":{registered}}}"))
-    })
+    register_callback(
+        handle,
+        || r#fn.map(|f| wrap_json_fn(f, user_data)),
+        Profile::set_embedder,
+    )
 }

@@ -107,18 +107,10 @@ pub fn search(profile: &Profile, req: SearchRequest) -> Result<SearchResponse> {
 
 /// `invalid_argument` when `model` is stored with another dimension.
 fn check_dimension(conn: &Connection, model: &str, dim: usize) -> Result<()> {
-    if conn.exists(
-        // Two range seeks on the (model, dim) index, not a scan of the model.
+    const OTHER_DIMENSION: &str =
         "SELECT 1 WHERE EXISTS (SELECT 1 FROM memory_embeddings WHERE model = ?1 AND dim < ?2)
-                     OR EXISTS (SELECT 1 FROM memory_embeddings WHERE model = ?1 AND dim > ?2)",
-        params![model, dim as i64],
-    )? {
-        return Err(Error::invalid(
-            "embedding.vector",
-            "dimension differs from the stored vectors of this model",
-        ));
-    }
-    Ok(())
+                     OR EXISTS (SELECT 1 FROM memory_embeddings WHERE model = ?1 AND dim > ?2)";
+    crate::search::vectors::require_dimension(conn, OTHER_DIMENSION, model, dim, "embedding.vector")
 }
 
 /// The `seq`s (ascending) the filters allow, or `None` when unfiltered.

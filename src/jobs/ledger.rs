@@ -77,14 +77,16 @@ fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
 
 /// The job `id`, if it exists.
 pub fn get(conn: &Connection, id: &str) -> Result<Option<Job>> {
-    conn.query_opt(
-        &format!(
-            "SELECT {JOB_COLUMNS} FROM jobs j LEFT JOIN job_status s ON s.job_seq = j.seq
-             WHERE j.id = ?1"
-        ),
-        [id],
-        job_from_row,
-    )
+    get_where(conn, "j.id = ?1", id)
+}
+
+/// The job matching `condition` on `key` (`?1`), if any.
+fn get_where(conn: &Connection, condition: &str, key: impl rusqlite::ToSql) -> Result<Option<Job>> {
+    let sql = format!(
+        "SELECT {JOB_COLUMNS} FROM jobs j LEFT JOIN job_status s ON s.job_seq = j.seq
+         WHERE {condition}"
+    );
+    conn.query_opt(&sql, [key], job_from_row)
 }
 
 /// The job `id`, or `not_found`.
@@ -94,14 +96,7 @@ pub fn require(conn: &Connection, id: &str) -> Result<Job> {
 
 /// The job with insertion sequence `seq`.
 pub fn get_by_seq(conn: &Connection, seq: i64) -> Result<Option<Job>> {
-    conn.query_opt(
-        &format!(
-            "SELECT {JOB_COLUMNS} FROM jobs j LEFT JOIN job_status s ON s.job_seq = j.seq
-             WHERE j.seq = ?1"
-        ),
-        [seq],
-        job_from_row,
-    )
+    get_where(conn, "j.seq = ?1", seq)
 }
 
 /// The stored status of job `id`, if it exists.

@@ -4,7 +4,7 @@
 
 use crate::db::ConnExt;
 use crate::error::{Error, ErrorCode, Result};
-use crate::types::Millis;
+use crate::types::{Id, Millis};
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -190,6 +190,14 @@ impl JobLinks {
     /// No links.
     pub fn none() -> JobLinks {
         JobLinks::default()
+    }
+
+    /// The links a request names (its `thread_id` and `task_id` fields).
+    pub fn of(thread_id: &Option<Id>, task_id: &Option<Id>) -> JobLinks {
+        JobLinks {
+            thread_id: thread_id.clone().map(Id::into_string),
+            task_id: task_id.clone().map(Id::into_string),
+        }
     }
 
     /// Checks that every link names an existing thread / task (`not_found`).

@@ -316,10 +316,7 @@ impl FocusedCrawlRequest {
 /// handler; `no_handler` when none is registered.
 pub fn focused_crawl(profile: &Profile, request: FocusedCrawlRequest) -> Result<SubmittedResponse> {
     request.validate()?;
-    let links = JobLinks {
-        thread_id: request.thread_id.clone().map(Id::into_string),
-        task_id: request.task_id.clone().map(Id::into_string),
-    };
+    let links = JobLinks::of(&request.thread_id, &request.task_id);
     let payload =
         serde_json::to_value(&request).map_err(|_| Error::internal("request encoding failed"))?;
     let job_id = profile.jobs().submit(FOCUSED_CRAWL, payload, links)?;

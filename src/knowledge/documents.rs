@@ -687,17 +687,10 @@ pub(crate) fn require_dimension(
     dim: usize,
     field: &str,
 ) -> Result<()> {
-    if conn.exists(
+    const OTHER_DIMENSION: &str =
         "SELECT 1 WHERE EXISTS (SELECT 1 FROM chunk_embeddings WHERE model = ?1 AND dim < ?2)
-                     OR EXISTS (SELECT 1 FROM chunk_embeddings WHERE model = ?1 AND dim > ?2)",
-        params![model, dim as i64],
-    )? {
-        return Err(Error::invalid(
-            field,
-            "dimension differs from the stored vectors of this model",
-        ));
-    }
-    Ok(())
+                     OR EXISTS (SELECT 1 FROM chunk_embeddings WHERE model = ?1 AND dim > ?2)";
+    crate::search::vectors::require_dimension(conn, OTHER_DIMENSION, model, dim, field)
 }
 
 /// Stores (or replaces) the embedding of `model` for chunk `chunk_seq`.

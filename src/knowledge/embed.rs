@@ -68,10 +68,7 @@ pub fn embed(profile: &Profile, req: EmbedRequest) -> Result<EmbedResponse> {
     if profile.embedder().is_none() {
         return Err(no_embedder());
     }
-    let links = JobLinks {
-        thread_id: req.thread_id.clone().map(Id::into_string),
-        task_id: req.task_id.clone().map(Id::into_string),
-    };
+    let links = JobLinks::of(&req.thread_id, &req.task_id);
     let (job_id, outcome) = profile
         .jobs()
         .submit_request(JOB_TYPE, &req, links, req.wait)?;

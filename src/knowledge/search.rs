@@ -609,6 +609,25 @@ struct Fused {
     vector_rank: Option<u64>,
 }
 
+/// One ranking alone: its first `limit` with their own scores, and the
+/// (text, vector) ranks `ranks` gives each position.
+fn alone(
+    list: &[Ranked],
+    limit: usize,
+    ranks: impl Fn(usize) -> (Option<u64>, Option<u64>),
+) -> Vec<Fused> {
+    let fused = |(i, r): (usize, &Ranked)| {
+        let (text_rank, vector_rank) = ranks(i);
+        Fused {
+            chunk_seq: r.chunk_seq,
+            score: r.score,
+            text_rank,
+            vector_rank,
+        }
+    };
+    list.iter().take(limit).enumerate().map(fused).collect()
+}
+
 /// One list alone keeps its order and scores; both are fused by
 /// reciprocal rank (`1 / (60 + rank)` summed over the lists holding a
 /// chunk), ties by vector rank, then text rank (absent ranks last), then
@@ -616,28 +635,8 @@ struct Fused {
 fn fuse(text: Option<Vec<Ranked>>, vector: Option<Vec<Ranked>>, limit: usize) -> Vec<Fused> {
     let rank = |i: usize| i as u64 + 1;
     match (text, vector) {
-        (Some(list), None) => list
-            .iter()
-            .take(limit)
-            .enumerate()
-            .map(|(i, r)| Fused {
-                chunk_seq: r.chunk_seq,
-                score: r.score,
-                text_rank: Some(rank(i)),
-                vector_rank: None,
-            })
-            .collect(),
-        (None, Some(list)) => list
-            .iter()
-            .take(limit)
-            .enumerate()
-            .map(|(i, r)| Fused {
-                chunk_seq: r.chunk_seq,
-                score: r.score,
-                text_rank: None,
-                vector_rank: Some(rank(i)),
-            })
-            .collect(),
+        (Some(list), None) => alone(&list, limit, |i| (Some(rank(i)), None)),
+        (None, Some(list)) => alone(&list, limit, |i| (None, Some(rank(i)))),
         (Some(text), Some(vector)) => {
             let mut all: HashMap<i64, (Fused, (i64, i64))> = HashMap::new();
             for (list, is_text) in [(&text, true), (&vector, false)] {

@@ -133,15 +133,9 @@ fn get_varint(bytes: &[u8], pos: &mut usize) -> u64 {
     }
 }
 
-/// Where a catch-up read starts, from [`ChunkTextIndex::catch_up_from`].
-#[derive(Debug, Clone, Copy)]
-pub struct CatchUp {
-    epoch: u64,
-    /// Read chunks with `seq > after` ...
-    pub after: i64,
-    /// ... and `seq <= until`, ascending.
-    pub until: i64,
-}
+/// Where a catch-up read starts (keyed by chunk seq), from
+/// [`ChunkTextIndex::catch_up_from`].
+pub use crate::search::CatchUp;
 
 /// What the index holds for a query's terms, seen under its lock.
 pub struct View<'a> {
@@ -180,15 +174,7 @@ impl ChunkTextIndex {
     /// progress or a hold stops indexing.
     pub fn catch_up_from(&self) -> Option<CatchUp> {
         let s = self.state.lock();
-        if s.removing {
-            return None;
-        }
-        let until = s.hold_at.unwrap_or(i64::MAX);
-        (s.watermark < until).then_some(CatchUp {
-            epoch: s.epoch,
-            after: s.watermark,
-            until,
-        })
+        CatchUp::next(s.removing, s.epoch, s.watermark, s.hold_at)
     }
 
     /// Adds the chunks a catch-up read found: every chunk with `from.after

@@ -72,15 +72,9 @@ struct State {
     hold_at: Option<i64>,
 }
 
-/// Where a catch-up read starts, returned by [`SubstringIndex::catch_up_from`].
-#[derive(Debug, Clone, Copy)]
-pub struct CatchUp {
-    epoch: u64,
-    /// Read rows with `id > after` ...
-    pub after: i64,
-    /// ... and `id <= until` (a hold set for tests), in id order.
-    pub until: i64,
-}
+/// Where a catch-up read starts (keyed by history id), returned by
+/// [`SubstringIndex::catch_up_from`].
+pub use super::CatchUp;
 
 /// The answer of [`SubstringIndex::search`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,15 +118,7 @@ impl SubstringIndex {
     /// progress or a hold stops indexing.
     pub fn catch_up_from(&self) -> Option<CatchUp> {
         let s = self.state.lock();
-        if s.removing {
-            return None;
-        }
-        let until = s.hold_at.unwrap_or(i64::MAX);
-        (s.watermark < until).then_some(CatchUp {
-            epoch: s.epoch,
-            after: s.watermark,
-            until,
-        })
+        CatchUp::next(s.removing, s.epoch, s.watermark, s.hold_at)
     }
 
     /// Adds the rows a catch-up read found: every row with `from.after < id

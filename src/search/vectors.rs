@@ -389,6 +389,27 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     sums.iter().sum::<f32>() + tail
 }
 
+/// `invalid_argument` (naming `field`) when `model` already has stored
+/// vectors of another dimension than `dim`. `other_dimension` is the
+/// caller's query over its own embeddings table, with `?1` the model and
+/// `?2` the dimension, true when a row of another dimension exists (two
+/// range seeks on a `(model, dim)` index, not a scan of the model).
+pub(crate) fn require_dimension(
+    conn: &Connection,
+    other_dimension: &str,
+    model: &str,
+    dim: usize,
+    field: &str,
+) -> Result<()> {
+    if conn.exists(other_dimension, rusqlite::params![model, dim as i64])? {
+        return Err(Error::invalid(
+            field,
+            "dimension differs from the stored vectors of this model",
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
