@@ -23,7 +23,7 @@
 
 mod browser_fixtures;
 mod common;
-mod polling;
+use common::polling;
 
 use common::fuzz::Rng;
 use hydra_core::{CloseOptions, OpenOptions, Profile};

@@ -6,7 +6,7 @@
 //! (`.hydra-tmp-*`) are gone when the job fails and after the next open.
 
 mod common;
-mod polling;
+use common::polling;
 use common::TestProfile;
 use hydra_core::{CloseOptions, OpenOptions, Profile};
 use serde_json::{json, Value};

@@ -10,7 +10,7 @@
 //! environment variable naming the profile directory.
 
 mod common;
-mod polling;
+use common::polling;
 
 use common::call;
 use hydra_core::db::text_match::fold_case;

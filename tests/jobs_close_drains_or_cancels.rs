@@ -7,7 +7,7 @@
 //! profile that stays locked because its own workers hold it.
 
 mod jobs_support;
-mod polling;
+use jobs_support::polling;
 
 use hydra_core::jobs::JobStatus;
 use hydra_core::{CloseOptions, ErrorCode};

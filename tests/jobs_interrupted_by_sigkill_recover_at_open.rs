@@ -7,7 +7,7 @@
 //! environment variable naming the profile directory.
 
 mod jobs_support;
-mod polling;
+use jobs_support::polling;
 
 use hydra_core::jobs::JobStatus;
 use jobs_support::{handler, open_with_workers, wait_for_status};

@@ -3,10 +3,11 @@
 //! `refresh.focused_crawl`) answers with the fields and error codes of
 //! `spec/OPERATIONS.md` §9. Guards against a shell that draws progress, waits
 //! on or cancels jobs, and gets another shape or code than the contract says.
+#![allow(clippy::duplicate_mod)] // the polling helper comes with `common` and `jobs_support`
 
 mod common;
+use common::polling;
 mod jobs_support;
-mod polling;
 
 use common::TestProfile;
 use hydra_core::jobs::JobStatus;

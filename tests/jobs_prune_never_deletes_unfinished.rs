@@ -3,6 +3,7 @@
 //! a cleanup that erases work still in flight (its host handler would then
 //! report progress for a job that no longer exists) or that keeps data the
 //! user asked to drop.
+#![allow(clippy::duplicate_mod)] // the polling helper comes with `common` and `jobs_support`
 
 mod common;
 mod jobs_support;

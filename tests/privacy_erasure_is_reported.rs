@@ -8,7 +8,7 @@
 //! in the background as soon as that reader leaves.
 
 mod common;
-mod polling;
+use common::polling;
 use common::{any_file_contains, TestProfile};
 use hydra_core::{CloseOptions, OpenOptions, Profile};
 use serde_json::{json, Value};

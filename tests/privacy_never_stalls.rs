@@ -7,7 +7,7 @@
 //! and reads overlap, and fails on any call slower than the bound.
 
 mod common;
-mod polling;
+use common::polling;
 use common::{call, TestProfile};
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -6,7 +6,7 @@
 //! that only hides rows while the text survives on disk.
 
 mod common;
-mod polling;
+use common::polling;
 use common::{any_file_contains, TestProfile};
 use serde_json::{json, Value};
 

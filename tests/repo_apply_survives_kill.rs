@@ -15,7 +15,7 @@
 //! step of the apply.
 
 mod common;
-mod polling;
+use common::polling;
 mod repo_support;
 
 use hydra_core::repo::journal::SWAP_HOOK;

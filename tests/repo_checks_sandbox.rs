@@ -5,7 +5,7 @@
 //! process group dies, grandchildren included.
 
 mod common;
-mod polling;
+use common::polling;
 mod repo_support;
 
 use repo_support::RepoFixture;

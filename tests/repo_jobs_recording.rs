@@ -6,7 +6,7 @@
 //! a call refused before the work starts records no job at all.
 
 mod common;
-mod polling;
+use common::polling;
 mod repo_support;
 
 use repo_support::{sha256_hex, RepoFixture};

@@ -13,7 +13,7 @@
 
 mod browser_fixtures;
 mod common;
-mod polling;
+use common::polling;
 
 use hydra_core::{CloseOptions, OpenOptions, Profile};
 use serde_json::{json, Value};

@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod fuzz;
+#[path = "../polling/mod.rs"]
+pub mod polling;
 pub mod progress;
 
 use hydra_core::types::ManualClock;

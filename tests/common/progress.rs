@@ -3,8 +3,7 @@
 //! (or 250 ms after the previous one), the end reported exactly, and an ETA
 //! once something was done.
 
-#[path = "../polling/mod.rs"]
-mod polling;
+use super::polling;
 
 use hydra_core::Profile;
 use serde_json::Value;

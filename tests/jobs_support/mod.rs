@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 #[path = "../polling/mod.rs"]
-mod polling;
+pub mod polling;
 
 use hydra_core::jobs::{Job, JobStatus};
 use hydra_core::types::{Bounded, HostJsonFn};
