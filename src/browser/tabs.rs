@@ -177,7 +177,7 @@ pub fn close(profile: &Profile, req: IdRequest) -> Result<Purged<CloseResponse>>
             return Err(Error::not_found("tab", "id"));
         }
         let history_detached = tx.run(
-            "UPDATE history SET tab_id = NULL WHERE tab_id = ?1",
+            "UPDATE visits SET tab_id = NULL WHERE tab_id = ?1",
             [req.id.as_str()],
         )?;
         Ok(CloseResponse {

@@ -78,7 +78,7 @@ pub fn normal_host(host: &str) -> Option<String> {
 /// Returns how many rows it fixed.
 pub fn repair_trailing_dot_hosts(conn: &rusqlite::Connection) -> Result<usize> {
     Ok(conn.execute(
-        "UPDATE history
+        "UPDATE places
             SET host = substr(host, 1, length(host) - 1), rev_host = substr(rev_host, 2)
           WHERE rev_host >= '.' AND rev_host < '/' AND length(host) > 1",
         [],
