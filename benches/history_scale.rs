@@ -104,17 +104,23 @@ fn load_ours(conn: &Connection, n: u64) {
     let tx = conn.unchecked_transaction().unwrap();
     {
         let mut place = tx
-            .prepare("INSERT INTO places (url, host, rev_host) VALUES (?1, ?2, ?3)
-                      ON CONFLICT (url) DO NOTHING")
+            .prepare(
+                "INSERT INTO places (url, host, rev_host) VALUES (?1, ?2, ?3)
+                      ON CONFLICT (url) DO NOTHING",
+            )
             .unwrap();
-        let mut visit = tx
-            .prepare("INSERT INTO visits (place_id, visited_at, title)
-                      VALUES ((SELECT place_id FROM places WHERE url = ?1), ?2, ?3)")
+        let mut visit_stmt = tx
+            .prepare(
+                "INSERT INTO visits (place_id, visited_at, title)
+                      VALUES ((SELECT place_id FROM places WHERE url = ?1), ?2, ?3)",
+            )
             .unwrap();
         for i in 0..n {
             let (url, host, rev, title, at) = visit(i);
             place.execute(rusqlite::params![url, host, rev]).unwrap();
-            visit.execute(rusqlite::params![url, at, title]).unwrap();
+            visit_stmt
+                .execute(rusqlite::params![url, at, title])
+                .unwrap();
         }
     }
     tx.commit().unwrap();

@@ -360,7 +360,11 @@ fn a_version_eleven_profile_with_history_upgrades_to_places_and_visits_with_its_
             .unwrap()
             .clone()
     );
-    let found = call(&profile, "history.list", serde_json::json!({"query": "bêta 1"}));
+    let found = call(
+        &profile,
+        "history.list",
+        serde_json::json!({"query": "bêta 1"}),
+    );
     assert_eq!(found["items"][0]["id"], 2);
     assert_eq!(found["items"].as_array().unwrap().len(), 1);
     let o = call(&profile, "overview", serde_json::json!({}));
@@ -402,7 +406,11 @@ fn a_version_eleven_profile_with_history_upgrades_to_places_and_visits_with_its_
 
     // A purge of a host takes its urls with its visits.
     let profile = Profile::open(OpenOptions::new(old.path())).unwrap();
-    let purged = call(&profile, "history.purge", serde_json::json!({"host": "b.example"}));
+    let purged = call(
+        &profile,
+        "history.purge",
+        serde_json::json!({"host": "b.example"}),
+    );
     assert_eq!(purged["deleted_count"], 3);
     assert_eq!(purged["tabs_cleared"], 1);
     profile.close(CloseOptions::default()).unwrap();

@@ -2,9 +2,11 @@
 //! `history.delete`, `history.purge`.
 //!
 //! Lists are newest `visited_at` first with ties broken by insertion order
-//! (the visit id). A host filter lists through the `(rev_host, visited_at,
-//! id)` index: each matching host is read newest first and the pages are
-//! merged, so "newest 200 of one host" never sorts the host's whole history.
+//! (the visit id). Visits are stored as small `visits` rows pointing at one
+//! `places` row per url (migration 0012); reads go through the `history`
+//! view that joins them. A host filter finds the host's places by their
+//! `rev_host` index and their visits by `(place_id, visited_at)`; with
+//! subdomains, each matching host is read on its own and the pages merged.
 //!
 //! A `query` asks the in-memory index (`browser::history_index`) which
 //! visits match. Few matches: they are fetched by id, together with the
@@ -15,8 +17,10 @@
 //! the index's state.
 //!
 //! Every delete goes through [`crate::privacy::purge`] (one transaction, then
-//! a WAL checkpoint), drops its rows from the index inside that transaction
-//! ([`Removal`]), and clears the tabs that pointed at a deleted visit.
+//! a WAL checkpoint), deletes the places its visits leave without a visit
+//! (so no url of a deleted visit remains), drops its rows from the index
+//! inside that transaction ([`Removal`]), and clears the tabs that pointed
+//! at a deleted visit.
 
 use crate::browser::history_index::{self, Removal};
 use crate::browser::urls::HostMatch;
@@ -608,7 +612,7 @@ fn clear_tabs(conn: &Connection, w: &Where, now: Millis) -> Result<u64> {
 /// each.
 fn delete_rows(conn: &Connection, w: &Where, removal: &Removal<'_>) -> Result<u64> {
     if w.terms.is_empty() {
-        let deleted = conn.run("DELETE FROM visits", [])? as u64;
+        let deleted = delete_all_visits(conn)?;
         conn.run("DELETE FROM places", [])?;
         removal.remove_all();
         return Ok(deleted);
@@ -648,4 +652,28 @@ fn delete_orphan_places(conn: &Connection, places: &[i64]) -> Result<()> {
         stmt.execute([place])?;
     }
     Ok(())
+}
+
+/// Empties `visits`. A `DELETE` without `WHERE` clears a table page by page
+/// instead of row by row, but only on a table without `DELETE` triggers, so
+/// the row-count trigger (migration 0012) is dropped around it, inside the
+/// same transaction, and the count reset by hand.
+fn delete_all_visits(conn: &Connection) -> Result<u64> {
+    let trigger: Option<String> = conn.query_opt(
+        "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'visits_count_delete'",
+        [],
+        |r| r.get(0),
+    )?;
+    if let Some(sql) = &trigger {
+        conn.execute_batch("DROP TRIGGER visits_count_delete")?;
+        let deleted = conn.execute("DELETE FROM visits", [])? as u64;
+        conn.execute_batch(sql)?;
+        conn.run(
+            "UPDATE row_counts SET n = 0, upto = 0 WHERE name = 'history'",
+            [],
+        )?;
+        Ok(deleted)
+    } else {
+        Ok(conn.run("DELETE FROM visits", [])? as u64)
+    }
 }
