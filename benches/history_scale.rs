@@ -98,25 +98,55 @@ fn load(conn: &Connection, n: u64) {
         .unwrap();
 }
 
-/// The bare schema: the library's `history` table and its indexes, copied
-/// from a fresh profile (nothing else: no trigger, no other table).
-fn bare_schema(profile_db: &Path, bare_db: &Path) -> Connection {
-    let src = Connection::open(profile_db).unwrap();
-    let ddl: Vec<String> = src
-        .prepare(
-            "SELECT sql FROM sqlite_master
-             WHERE tbl_name = 'history' AND type IN ('table', 'index') AND sql IS NOT NULL",
-        )
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
+/// Loads visits `0..n` into the profile's own tables (one place per url,
+/// small visit rows: migration 0012), in one transaction, then checkpoints.
+fn load_ours(conn: &Connection, n: u64) {
+    let tx = conn.unchecked_transaction().unwrap();
+    {
+        let mut place = tx
+            .prepare(
+                "INSERT INTO places (url, host, rev_host) VALUES (?1, ?2, ?3)
+                      ON CONFLICT (url) DO NOTHING",
+            )
+            .unwrap();
+        let mut visit_stmt = tx
+            .prepare(
+                "INSERT INTO visits (place_id, visited_at, title)
+                      VALUES ((SELECT place_id FROM places WHERE url = ?1), ?2, ?3)",
+            )
+            .unwrap();
+        for i in 0..n {
+            let (url, host, rev, title, at) = visit(i);
+            place.execute(rusqlite::params![url, host, rev]).unwrap();
+            visit_stmt
+                .execute(rusqlite::params![url, at, title])
+                .unwrap();
+        }
+    }
+    tx.commit().unwrap();
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
         .unwrap();
+}
+
+/// The bare schema: one `history` table with the columns of a visit and
+/// only the indexes the contract's reads need (dedupe on `(url,
+/// visited_at)`, time order, host ranges, tab), as the library stored
+/// history before migration 0012; no trigger, no other table.
+const BARE_SCHEMA: &str = "
+    CREATE TABLE history (
+        id INTEGER PRIMARY KEY, url TEXT NOT NULL, host TEXT, rev_host TEXT, title TEXT,
+        visited_at INTEGER NOT NULL, tab_id TEXT, referrer TEXT, status_code INTEGER,
+        content_type TEXT, transition TEXT, duration_ms INTEGER,
+        UNIQUE (url, visited_at)
+    ) STRICT;
+    CREATE INDEX history_by_time ON history (visited_at, id);
+    CREATE INDEX history_by_host ON history (rev_host, visited_at, id);
+    CREATE INDEX history_by_tab ON history (tab_id, visited_at, id) WHERE tab_id IS NOT NULL;";
+
+fn bare_schema(bare_db: &Path) -> Connection {
     let bare = Connection::open(bare_db).unwrap();
     pragmas(&bare);
-    for sql in ddl {
-        bare.execute_batch(&sql).unwrap();
-    }
+    bare.execute_batch(BARE_SCHEMA).unwrap();
     bare
 }
 
@@ -201,11 +231,11 @@ fn main() {
         .close(Default::default())
         .unwrap();
     let ours_db = ours_dir.join("hydra.sqlite3");
-    let bare = bare_schema(&ours_db, &bare_dir.join("bare.sqlite3"));
+    let bare = bare_schema(&bare_dir.join("bare.sqlite3"));
     {
         let raw = Connection::open(&ours_db).unwrap();
         pragmas(&raw);
-        load(&raw, n);
+        load_ours(&raw, n);
     }
     load(&bare, n);
     let peer_build = peer("build", &peer_db, n);

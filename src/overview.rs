@@ -177,7 +177,7 @@ struct Counts {
 
 /// Reads the counts from `row_counts` (kept by triggers in every writing
 /// transaction, see migration 0009) and the newest visit time (an index
-/// seek on `history_by_time`): at most a bounded tail of rows is visited,
+/// seek on `visits_by_time`): at most a bounded tail of rows is visited,
 /// so the cost does not grow with the profile.
 fn read_counts(conn: &Connection) -> Result<Counts> {
     // `history` and `llm_messages` count their rows up to a mark; the few
@@ -185,7 +185,7 @@ fn read_counts(conn: &Connection) -> Result<Counts> {
     let stored: HashMap<String, i64> = conn
         .query_all(
             "SELECT name, n + CASE name
-                 WHEN 'history' THEN (SELECT count(*) FROM history WHERE id > upto)
+                 WHEN 'history' THEN (SELECT count(*) FROM visits WHERE id > upto)
                  WHEN 'llm_messages' THEN (SELECT count(*) FROM llm_messages WHERE seq > upto)
                  ELSE 0 END
              FROM row_counts",
@@ -196,7 +196,7 @@ fn read_counts(conn: &Connection) -> Result<Counts> {
         .collect();
     let count = |name: &str| stored.get(name).copied().unwrap_or(0);
     let last_visit_at: Option<Millis> = conn
-        .query_opt("SELECT max(visited_at) FROM history", [], |r| r.get(0))?
+        .query_opt("SELECT max(visited_at) FROM visits", [], |r| r.get(0))?
         .flatten();
     let tasks_by_status = by_value(&stored, "tasks.status:", TASK_STATUSES);
     let job_statuses = crate::jobs::JobStatus::ALL.map(crate::jobs::JobStatus::as_str);

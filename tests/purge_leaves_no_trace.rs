@@ -93,6 +93,36 @@ fn time_purge_leaves_no_trace() {
     assert_gone(&t, &[SECRET_URL, SECRET_TITLE]);
 }
 
+/// A url is stored once for all its visits (migration 0012): deleting one
+/// of its visits keeps it (the other visit still shows it), deleting the
+/// last one takes the url with it, whichever delete path does it.
+#[test]
+fn a_urls_last_visit_deleted_takes_the_url_with_it() {
+    let t = TestProfile::new();
+    filler(&t);
+    let first = record_secret(&t)["id"].clone();
+    let second = t.ok(
+        "visits.record",
+        json!({"url": SECRET_URL, "title": "Other Title", "visited_at": 250}),
+    );
+    assert_present(&t, SECRET_URL);
+    t.ok("history.delete", json!({"id": first}));
+    let left = t.ok("history.list", json!({"query": "zebra-quokka"}));
+    assert_eq!(left["items"].as_array().unwrap().len(), 1);
+    assert_eq!(left["items"][0]["id"], second["id"]);
+    assert_eq!(left["items"][0]["url"], json!(SECRET_URL));
+    assert_eq!(
+        t.ok("history.visited", json!({"urls": [SECRET_URL]}))["visited"],
+        json!([true])
+    );
+    t.ok("history.purge", json!({"from": 200, "to": 300}));
+    assert_eq!(
+        t.ok("history.visited", json!({"urls": [SECRET_URL]}))["visited"],
+        json!([false])
+    );
+    assert_gone(&t, &[SECRET_URL, SECRET_TITLE]);
+}
+
 /// At scale, with the in-memory search index holding the secret: a large
 /// host purge (thousands of rows over many pages, the old FTS's merge case)
 /// leaves the text in no file, and searches no longer find it.

@@ -278,3 +278,147 @@ fn a_version_seven_profile_with_history_upgrades_to_the_fresh_schema_with_its_da
         .unwrap();
     assert_eq!(version, hydra_core::db::LATEST_SCHEMA_VERSION);
 }
+
+/// Every migration up to schema 11 (the last one with a single `history`
+/// table), frozen as those files are.
+const SCHEMA_11: &[&str] = &[
+    include_str!("../src/db/migrations/0001_profile.sql"),
+    include_str!("../src/db/migrations/0002_tabs.sql"),
+    include_str!("../src/db/migrations/0003_threads.sql"),
+    include_str!("../src/db/migrations/0004_jobs.sql"),
+    include_str!("../src/db/migrations/0005_hydraflow.sql"),
+    include_str!("../src/db/migrations/0006_browser.sql"),
+    include_str!("../src/db/migrations/0007_repo.sql"),
+    include_str!("../src/db/migrations/0008_history_scale.sql"),
+    include_str!("../src/db/migrations/0009_hydraflow_scale.sql"),
+    include_str!("../src/db/migrations/0010_knowledge.sql"),
+    include_str!("../src/db/migrations/0011_job_error_details.sql"),
+];
+
+fn call(profile: &Profile, op: &str, req: serde_json::Value) -> serde_json::Value {
+    serde_json::from_str(
+        &hydra_core::ops::call_json(profile, op, req.to_string().as_bytes()).unwrap(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_version_eleven_profile_with_history_upgrades_to_places_and_visits_with_its_data() {
+    let old = tempfile::tempdir().unwrap();
+    let db = old.path().join("hydra.sqlite3");
+    {
+        let conn = Connection::open(&db).unwrap();
+        for sql in SCHEMA_11 {
+            conn.execute_batch(sql).unwrap();
+        }
+        // One url visited three times with different titles (each visit
+        // keeps its own), a tab pointing at a visit, every detail column,
+        // a host-less url, and a gap in the ids.
+        conn.execute_batch(
+            "PRAGMA user_version = 11;
+             INSERT INTO tabs (id, current_history_id, current_url, current_title,
+                               last_visited_at, created_at, updated_at)
+             VALUES ('tab-1', 5, 'https://b.example/page', 'Bêta 2', 50, 1, 50);
+             INSERT INTO history (id, url, host, rev_host, title, visited_at, tab_id, referrer,
+                                  status_code, content_type, transition, duration_ms)
+             VALUES (1, 'https://a.example/', 'a.example', 'elpmaxe.a.', 'Alpha', 10, NULL,
+                     NULL, NULL, NULL, NULL, NULL),
+                    (2, 'https://b.example/page', 'b.example', 'elpmaxe.b.', 'Bêta 1', 20, NULL,
+                     'https://a.example/', 200, 'text/html', 'link', 1500),
+                    (4, 'https://a.example/', 'a.example', 'elpmaxe.a.', NULL, 40, NULL,
+                     NULL, NULL, NULL, 'typed', NULL),
+                    (5, 'https://b.example/page', 'b.example', 'elpmaxe.b.', 'Bêta 2', 50, 'tab-1',
+                     NULL, 404, NULL, NULL, 7),
+                    (6, 'about:blank', NULL, NULL, 'Blank', 60, NULL, NULL, NULL, NULL, NULL, NULL),
+                    (7, 'https://sub.b.example/', 'sub.b.example', 'elpmaxe.b.bus.', 'Sub', 70,
+                     NULL, NULL, NULL, NULL, NULL, NULL);",
+        )
+        .unwrap();
+    }
+    let history_before = table_rows(&db, "SELECT * FROM history ORDER BY id");
+    let tabs_before = table_rows(&db, "SELECT * FROM tabs ORDER BY id");
+
+    let profile = Profile::open(OpenOptions::new(old.path())).unwrap();
+    let listed = call(&profile, "history.list", serde_json::json!({}));
+    let ids: Vec<i64> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![7, 6, 5, 4, 2, 1]);
+    let titles: Vec<serde_json::Value> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["title"].clone())
+        .collect();
+    assert_eq!(
+        titles,
+        serde_json::json!(["Sub", "Blank", "Bêta 2", null, "Bêta 1", "Alpha"])
+            .as_array()
+            .unwrap()
+            .clone()
+    );
+    let found = call(
+        &profile,
+        "history.list",
+        serde_json::json!({"query": "bêta 1"}),
+    );
+    assert_eq!(found["items"][0]["id"], 2);
+    assert_eq!(found["items"].as_array().unwrap().len(), 1);
+    let o = call(&profile, "overview", serde_json::json!({}));
+    assert_eq!(o["browser"]["history"]["entries"], 6);
+    assert_eq!(o["browser"]["history"]["last_visit_at"], 70);
+    // The dedupe of (url, visited_at) carries over.
+    let again = call(
+        &profile,
+        "visits.record",
+        serde_json::json!({"url": "https://b.example/page", "visited_at": 20}),
+    );
+    assert_eq!(again, serde_json::json!({"id": 2, "duplicate": true}));
+    // New visits continue after the migrated ids.
+    let new = call(
+        &profile,
+        "visits.record",
+        serde_json::json!({"url": "https://c.example/", "visited_at": 80}),
+    );
+    assert_eq!(new["id"], 8);
+    call(&profile, "history.delete", serde_json::json!({"id": 8}));
+    profile.close(CloseOptions::default()).unwrap();
+
+    // The same rows, through the `history` view, and one place per url.
+    assert_eq!(
+        table_rows(&db, "SELECT * FROM history ORDER BY id"),
+        history_before
+    );
+    assert_eq!(
+        table_rows(&db, "SELECT * FROM tabs ORDER BY id"),
+        tabs_before
+    );
+    assert_eq!(
+        table_rows(&db, "SELECT count(*) FROM places"),
+        vec![vec![rusqlite::types::Value::Integer(4)]]
+    );
+    let fresh = tempfile::tempdir().unwrap();
+    assert_eq!(open_code(fresh.path()), "ok");
+    assert_eq!(schema(&db), schema(&fresh.path().join("hydra.sqlite3")));
+
+    // A purge of a host takes its urls with its visits.
+    let profile = Profile::open(OpenOptions::new(old.path())).unwrap();
+    let purged = call(
+        &profile,
+        "history.purge",
+        serde_json::json!({"host": "b.example"}),
+    );
+    assert_eq!(purged["deleted_count"], 3);
+    assert_eq!(purged["tabs_cleared"], 1);
+    profile.close(CloseOptions::default()).unwrap();
+    assert_eq!(
+        table_rows(&db, "SELECT url FROM places ORDER BY url"),
+        vec![
+            vec![rusqlite::types::Value::Text("about:blank".into())],
+            vec![rusqlite::types::Value::Text("https://a.example/".into())],
+        ]
+    );
+}

@@ -2,9 +2,11 @@
 //! `history.delete`, `history.purge`.
 //!
 //! Lists are newest `visited_at` first with ties broken by insertion order
-//! (the visit id). A host filter lists through the `(rev_host, visited_at,
-//! id)` index: each matching host is read newest first and the pages are
-//! merged, so "newest 200 of one host" never sorts the host's whole history.
+//! (the visit id). Visits are stored as small `visits` rows pointing at one
+//! `places` row per url (migration 0012); reads go through the `history`
+//! view that joins them. A host filter finds the host's places by their
+//! `rev_host` index and their visits by `(place_id, visited_at)`; with
+//! subdomains, each matching host is read on its own and the pages merged.
 //!
 //! A `query` asks the in-memory index (`browser::history_index`) which
 //! visits match. Few matches: they are fetched by id, together with the
@@ -15,8 +17,10 @@
 //! the index's state.
 //!
 //! Every delete goes through [`crate::privacy::purge`] (one transaction, then
-//! a WAL checkpoint), drops its rows from the index inside that transaction
-//! ([`Removal`]), and clears the tabs that pointed at a deleted visit.
+//! a WAL checkpoint), deletes the places its visits leave without a visit
+//! (so no url of a deleted visit remains), drops its rows from the index
+//! inside that transaction ([`Removal`]), and clears the tabs that pointed
+//! at a deleted visit.
 
 use crate::browser::history_index::{self, Removal};
 use crate::browser::urls::HostMatch;
@@ -108,6 +112,9 @@ fn time_bounds(from: Option<Timestamp>, to: Option<Timestamp>) -> Result<(Millis
 struct Where {
     terms: Vec<String>,
     params: Vec<SqlValue>,
+    /// A term reads a column of `places` (url, host): the rows are read
+    /// from the `history` view (visits joined to places), not `visits`.
+    places: bool,
 }
 
 impl Where {
@@ -115,6 +122,15 @@ impl Where {
     fn bind(&mut self, value: impl Into<SqlValue>) -> String {
         self.params.push(value.into());
         format!("?{}", self.params.len())
+    }
+
+    /// The table (or view) the terms read.
+    fn source(&self) -> &'static str {
+        if self.places {
+            "history"
+        } else {
+            "visits"
+        }
     }
 
     fn sql(&self) -> String {
@@ -161,6 +177,7 @@ impl Filters {
     /// Adds the host term matching every host of the filter.
     fn push_host_range(&self, w: &mut Where) {
         if let Some(h) = &self.host {
+            w.places = true;
             if h.include_subdomains {
                 let (low, high) = h.rev_range();
                 let (a, b) = (w.bind(low), w.bind(high));
@@ -184,6 +201,7 @@ impl Filters {
 /// (see `db::text_match`: one Unicode fold for every length, no wildcard).
 fn query_term(w: &mut Where, folded: &str) -> String {
     let p = w.bind(folded.to_owned());
+    w.places = true;
     url_or_title_contains(&p)
 }
 
@@ -229,6 +247,7 @@ pub fn list(profile: &Profile, req: ListRequest) -> Result<Page<Visit>> {
                     let mut rows = Vec::new();
                     for rev in hosts {
                         rows.extend(page_rows(conn, &filters, &ks, |w| {
+                            w.places = true;
                             let p = w.bind(rev.clone());
                             w.terms.push(format!("rev_host = {p}"));
                         })?);
@@ -284,13 +303,15 @@ fn rows_by_id(
         "{} {}",
         // NOT INDEXED: by rowid only, never by walking a time or host index.
         format_args!(
-            "SELECT {VISIT_COLUMNS} FROM rarray({ids}) AS found CROSS JOIN history NOT INDEXED
-               ON history.id = found.value WHERE {filter}"
+            "SELECT {VISIT_COLUMNS} FROM rarray({ids}) AS found
+               CROSS JOIN visits NOT INDEXED ON visits.id = found.value
+               CROSS JOIN places USING (place_id) WHERE {filter}"
         ),
         ks.order_and_limit("visited_at", "id"),
     );
     let tail = format!(
-        "SELECT {VISIT_COLUMNS} FROM history NOT INDEXED WHERE id > {top} AND {filter} {}",
+        "SELECT {VISIT_COLUMNS} FROM visits NOT INDEXED CROSS JOIN places USING (place_id)
+         WHERE id > {top} AND {filter} {}",
         ks.order_and_limit("visited_at", "id"),
     );
     let slot = ids
@@ -339,13 +360,13 @@ fn matching_hosts(conn: &Connection, h: &HostMatch) -> Result<Option<Vec<String>
     loop {
         let next = match hosts.last() {
             None => conn.query_opt(
-                "SELECT rev_host FROM history WHERE rev_host >= ?1 AND rev_host < ?2
+                "SELECT rev_host FROM places WHERE rev_host >= ?1 AND rev_host < ?2
                  ORDER BY rev_host LIMIT 1",
                 [&low, &high],
                 |r| r.get::<_, String>(0),
             )?,
             Some(last) => conn.query_opt(
-                "SELECT rev_host FROM history WHERE rev_host > ?1 AND rev_host < ?2
+                "SELECT rev_host FROM places WHERE rev_host > ?1 AND rev_host < ?2
                  ORDER BY rev_host LIMIT 1",
                 [last, &high],
                 |r| r.get::<_, String>(0),
@@ -407,7 +428,8 @@ pub fn visited(profile: &Profile, req: VisitedRequest) -> Result<VisitedResponse
         let visited = req
             .urls
             .iter()
-            .map(|url| conn.exists("SELECT 1 FROM history WHERE url = ?1", [url]))
+            // A place exists exactly while it has a visit.
+            .map(|url| conn.exists("SELECT 1 FROM places WHERE url = ?1", [url]))
             .collect::<Result<Vec<bool>>>()?;
         Ok(VisitedResponse { visited })
     })
@@ -565,24 +587,78 @@ pub(crate) fn purge_host_in(
 /// a visit matching `w` (before those visits are deleted).
 fn clear_tabs(conn: &Connection, w: &Where, now: Millis) -> Result<u64> {
     let filter = (!w.terms.is_empty()).then(|| w.sql());
-    crate::browser::tabs::clear_visit_pointers(conn, filter.as_deref(), w.params.clone(), now)
+    let filter = filter.as_deref().map(|sql| (w.source(), sql));
+    crate::browser::tabs::clear_visit_pointers(conn, filter, w.params.clone(), now)
 }
 
-/// Deletes the visits matching `w` and drops them from the text index;
-/// returns how many. With no filter (`all`) the table is emptied by one
-/// `DELETE` without `WHERE`, which SQLite does page by page instead of row
-/// by row.
+/// Deletes the visits matching `w`, then the places (urls) left without a
+/// visit, and drops the visits from the text index; returns how many
+/// visits. With no filter (`all`) both tables are emptied by one `DELETE`
+/// each.
 fn delete_rows(conn: &Connection, w: &Where, removal: &Removal<'_>) -> Result<u64> {
     if w.terms.is_empty() {
-        let deleted = conn.run("DELETE FROM history", [])? as u64;
+        let deleted = delete_all_visits(conn)?;
+        conn.run("DELETE FROM places", [])?;
         removal.remove_all();
         return Ok(deleted);
     }
-    let mut ids = conn.query_all(
-        &format!("DELETE FROM history WHERE {} RETURNING id", w.sql()),
-        params_from_iter(w.params.iter()),
-        |r| r.get::<_, i64>(0),
-    )?;
+    let sql = if w.places {
+        format!(
+            "DELETE FROM visits WHERE id IN (SELECT id FROM history WHERE {})
+             RETURNING id, place_id",
+            w.sql()
+        )
+    } else {
+        format!(
+            "DELETE FROM visits WHERE {} RETURNING id, place_id",
+            w.sql()
+        )
+    };
+    let deleted = conn.query_all(&sql, params_from_iter(w.params.iter()), |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+    })?;
+    let mut ids: Vec<i64> = deleted.iter().map(|d| d.0).collect();
+    let mut places: Vec<i64> = deleted.iter().map(|d| d.1).collect();
+    places.sort_unstable();
+    places.dedup();
+    delete_orphan_places(conn, &places)?;
     removal.remove(conn, &mut ids)?;
     Ok(ids.len() as u64)
+}
+
+/// Deletes those of `places` that no visit uses any more (so that no url
+/// of a deleted visit stays in the profile).
+fn delete_orphan_places(conn: &Connection, places: &[i64]) -> Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "DELETE FROM places WHERE place_id = ?1
+           AND NOT EXISTS (SELECT 1 FROM visits WHERE place_id = ?1)",
+    )?;
+    for place in places {
+        stmt.execute([place])?;
+    }
+    Ok(())
+}
+
+/// Empties `visits`. A `DELETE` without `WHERE` clears a table page by page
+/// instead of row by row, but only on a table without `DELETE` triggers, so
+/// the row-count trigger (migration 0012) is dropped around it, inside the
+/// same transaction, and the count reset by hand.
+fn delete_all_visits(conn: &Connection) -> Result<u64> {
+    let trigger: Option<String> = conn.query_opt(
+        "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'visits_count_delete'",
+        [],
+        |r| r.get(0),
+    )?;
+    if let Some(sql) = &trigger {
+        conn.execute_batch("DROP TRIGGER visits_count_delete")?;
+        let deleted = conn.execute("DELETE FROM visits", [])? as u64;
+        conn.execute_batch(sql)?;
+        conn.run(
+            "UPDATE row_counts SET n = 0, upto = 0 WHERE name = 'history'",
+            [],
+        )?;
+        Ok(deleted)
+    } else {
+        Ok(conn.run("DELETE FROM visits", [])? as u64)
+    }
 }

@@ -46,7 +46,8 @@ pub(crate) fn catch_up_for_search(profile: &Profile, conn: &Connection) -> Resul
 /// the id up to which they cover the snapshot, and whether that was all.
 fn read_chunk(conn: &Connection, from: CatchUp, limit: usize) -> Result<(Vec<Doc>, i64, bool)> {
     let docs = conn.query_all(
-        "SELECT id, visited_at, url, title FROM history WHERE id > ?1 AND id <= ?2
+        "SELECT id, visited_at, url, title FROM visits CROSS JOIN places USING (place_id)
+         WHERE id > ?1 AND id <= ?2
          ORDER BY id LIMIT ?3",
         rusqlite::params![from.after, from.until, limit as i64],
         |r| Ok((r.get::<_, i64>(0)?, r.get(1)?, vec![r.get(2)?, r.get(3)?])),
@@ -117,7 +118,7 @@ impl<'p> Removal<'p> {
     /// Drops `ids` from the index; `conn` is the deleting transaction,
     /// after the delete (for the largest id left).
     pub(crate) fn remove(&self, conn: &Connection, ids: &mut [i64]) -> Result<()> {
-        let max = conn.query_i64("SELECT coalesce(max(id), 0) FROM history", [])?;
+        let max = conn.query_i64("SELECT coalesce(max(id), 0) FROM visits", [])?;
         self.index.remove(ids, max);
         Ok(())
     }

@@ -86,7 +86,7 @@ pub(crate) fn point_at_visit_if_newest(
         "UPDATE tabs SET current_history_id = ?2, current_url = ?3, current_title = ?4,
                          last_visited_at = ?5, updated_at = ?6
          WHERE id = ?1
-           AND NOT EXISTS (SELECT 1 FROM history
+           AND NOT EXISTS (SELECT 1 FROM visits
                            WHERE tab_id = ?1 AND visited_at > ?5)",
         params![tab_id, visit_id, url, title, visited_at, now],
     )?;
@@ -94,19 +94,22 @@ pub(crate) fn point_at_visit_if_newest(
 }
 
 /// Clears the current-visit pointer of the tabs that point at a visit
-/// matching `history_filter` (an SQL condition over `history` binding
+/// matching `visit_filter` (`(from, condition)`: the visits' source, e.g.
+/// `visits v JOIN places p ...`, and an SQL condition over it binding
 /// `params`; `None`: every pointer), before those visits are deleted.
 /// `now` is bound after `params`. Returns how many tabs changed.
 pub(crate) fn clear_visit_pointers(
     conn: &Connection,
-    history_filter: Option<&str>,
+    visit_filter: Option<(&str, &str)>,
     mut params: Vec<rusqlite::types::Value>,
     now: Millis,
 ) -> Result<u64> {
     params.push(now.into());
-    let pointing = match history_filter {
+    let pointing = match visit_filter {
         None => "current_history_id IS NOT NULL".to_owned(),
-        Some(filter) => format!("current_history_id IN (SELECT id FROM history WHERE {filter})"),
+        Some((from, filter)) => {
+            format!("current_history_id IN (SELECT id FROM {from} WHERE {filter})")
+        }
     };
     let sql = format!(
         "UPDATE tabs SET current_history_id = NULL, current_url = NULL, current_title = NULL,
@@ -245,7 +248,7 @@ pub fn close(profile: &Profile, req: IdRequest) -> Result<Purged<CloseResponse>>
             return Err(Error::not_found("tab", "id"));
         }
         let history_detached = tx.run(
-            "UPDATE history SET tab_id = NULL WHERE tab_id = ?1",
+            "UPDATE visits SET tab_id = NULL WHERE tab_id = ?1",
             [req.id.as_str()],
         )?;
         Ok(CloseResponse {

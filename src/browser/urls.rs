@@ -82,9 +82,9 @@ pub fn normal_host(host: &str) -> Option<String> {
 /// Returns how many rows it fixed.
 pub fn repair_trailing_dot_hosts(conn: &rusqlite::Connection) -> Result<usize> {
     // Every trailing dot goes (`example.com..` too); a host of dots only
-    // is no host. Documents store hosts the same way.
+    // is no host. Places (history) and documents store hosts alike.
     let mut fixed = 0;
-    for table in ["history", "documents"] {
+    for table in ["places", "documents"] {
         fixed += conn.execute(
             &format!(
                 "UPDATE {table}

@@ -187,10 +187,11 @@ pub fn insert(conn: &Connection, v: &NewVisit, now: Millis) -> Result<(i64, bool
     if let Some(tab_id) = &v.tab_id {
         tabs::ensure(conn, tab_id, now)?;
     }
-    let Some(id) = insert_row(conn, v)? else {
+    let place = place_id(conn, v)?;
+    let Some(id) = insert_visit(conn, place, v)? else {
         let existing = conn.query_i64(
-            "SELECT id FROM history WHERE url = ?1 AND visited_at = ?2",
-            params![v.url, v.visited_at],
+            "SELECT id FROM visits WHERE place_id = ?1 AND visited_at = ?2",
+            params![place, v.visited_at],
         )?;
         return Ok((existing, true));
     };
@@ -201,21 +202,44 @@ pub fn insert(conn: &Connection, v: &NewVisit, now: Millis) -> Result<(i64, bool
     Ok((id, false))
 }
 
-/// Stores the history row alone (no tab is created or moved): its new id,
-/// or `None` when its `(url, visited_at)` is already stored.
+/// Stores the visit alone (no tab is created or moved): its new id, or
+/// `None` when its `(url, visited_at)` is already stored.
 pub fn insert_row(conn: &Connection, v: &NewVisit) -> Result<Option<i64>> {
+    let place = place_id(conn, v)?;
+    insert_visit(conn, place, v)
+}
+
+/// The place (one row per url, migration 0012) of the visit's url, created
+/// if missing. Most visits are of a url seen before, so it is looked up
+/// first.
+fn place_id(conn: &Connection, v: &NewVisit) -> Result<i64> {
+    if let Some(place) = conn.query_opt(
+        "SELECT place_id FROM places WHERE url = ?1",
+        [&v.url],
+        |r| r.get::<_, i64>(0),
+    )? {
+        return Ok(place);
+    }
+    conn.run(
+        "INSERT INTO places (url, host, rev_host) VALUES (?1, ?2, ?3)",
+        params![v.url, v.host, v.rev_host],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Inserts the visit row of `place` unless that place has a visit at the
+/// same time: its new id, or `None`.
+fn insert_visit(conn: &Connection, place: i64, v: &NewVisit) -> Result<Option<i64>> {
     conn.query_opt(
-        "INSERT INTO history (url, host, rev_host, title, visited_at, tab_id, referrer,
-                              status_code, content_type, transition, duration_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-         ON CONFLICT (url, visited_at) DO NOTHING
+        "INSERT INTO visits (place_id, visited_at, title, tab_id, referrer, status_code,
+                             content_type, transition, duration_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT (place_id, visited_at) DO NOTHING
          RETURNING id",
         params![
-            v.url,
-            v.host,
-            v.rev_host,
-            v.title,
+            place,
             v.visited_at,
+            v.title,
             v.tab_id,
             v.referrer,
             v.status_code,

@@ -68,7 +68,7 @@ pub(super) fn count(conn: &Connection, component: Component) -> Result<u64> {
         Component::Tasks => "tasks",
         Component::TaskEvents => "task_events",
         Component::Memories => memory::FROM,
-        Component::BrowserHistory => "history",
+        Component::BrowserHistory => "visits",
         Component::Bookmarks => "bookmarks",
         Component::Tabs => "tabs",
         Component::Documents => "documents",

@@ -10,7 +10,8 @@
 //! small insert, so when callers are queued behind the writer, the
 //! transaction stays open for them. Each caller runs its own closure on its
 //! own thread inside its own `SAVEPOINT` (its error or panic rolls back its
-//! savepoint only); the last caller in line (or the one that reaches the
+//! savepoint only; the caller that opens the transaction needs none, since
+//! its failure can roll back the whole of it); the last caller in line (or the one that reaches the
 //! batch caps) commits, and every caller of the batch returns only after
 //! that `COMMIT`: an acknowledged write is a committed write.
 //!
@@ -125,6 +126,9 @@ impl Db {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         apply_pragmas(&writer, synchronous)?;
+        // The write path's statements (transaction control included) stay
+        // prepared; the default cache of 16 is shared by every operation.
+        writer.set_prepared_statement_cache_capacity(64);
         text_match::register(&writer)?;
         migrate(&writer)?;
         Ok(Db {
@@ -157,21 +161,21 @@ impl Db {
         self.queued.fetch_add(1, Ordering::SeqCst);
         let mut writer = self.writer.lock();
         self.queued.fetch_sub(1, Ordering::SeqCst);
-        let batch = writer.join_batch()?;
+        let (batch, first) = writer.join_batch()?;
+        if first {
+            return self.write_first(writer, batch, f);
+        }
         let outcome = catch_unwind(AssertUnwindSafe(|| {
-            writer
-                .conn
-                .execute_batch("SAVEPOINT hydra_write")
+            run_cached(&writer.conn, "SAVEPOINT hydra_write")
                 .map_err(Error::from)
                 .and_then(|()| f(&writer.conn))
         }));
         let own_ok = matches!(outcome, Ok(Ok(_)));
         let savepoint = if own_ok {
-            writer.conn.execute_batch("RELEASE hydra_write")
+            run_cached(&writer.conn, "RELEASE hydra_write")
         } else {
-            writer
-                .conn
-                .execute_batch("ROLLBACK TO hydra_write; RELEASE hydra_write")
+            run_cached(&writer.conn, "ROLLBACK TO hydra_write")
+                .and_then(|()| run_cached(&writer.conn, "RELEASE hydra_write"))
         };
         if let Err(e) = savepoint {
             // The savepoint is unusable: end the batch (its COMMIT reports
@@ -211,15 +215,63 @@ impl Db {
         }
     }
 
+    /// [`Db::write`] for the caller that opened the batch: nothing else is
+    /// in the transaction yet, so it needs no savepoint of its own (its
+    /// failure or panic rolls the whole transaction back).
+    fn write_first<T>(
+        &self,
+        mut writer: MutexGuard<'_, Writer>,
+        batch: u64,
+        f: impl FnOnce(&Connection) -> Result<T>,
+    ) -> Result<T> {
+        let outcome = catch_unwind(AssertUnwindSafe(|| f(&writer.conn)));
+        let value = match outcome {
+            Ok(Ok(value)) => value,
+            Ok(Err(e)) => {
+                self.abandon_batch(&mut writer);
+                return Err(e);
+            }
+            Err(panic) => {
+                self.abandon_batch(&mut writer);
+                drop(writer);
+                resume_unwind(panic)
+            }
+        };
+        let open = writer.batch.as_ref().expect("joined batch is open");
+        let more_coming = self.queued.load(Ordering::SeqCst) > 0
+            && open.callers < MAX_BATCH_CALLERS
+            && open.started.elapsed() < MAX_BATCH_AGE;
+        if more_coming {
+            drop(writer);
+            self.wait_for_commit(batch)?;
+        } else {
+            self.finish_batch(&mut writer)?;
+        }
+        Ok(value)
+    }
+
+    /// Rolls back a batch that holds only its first caller's failed work,
+    /// and marks it finished (no one else joined it).
+    fn abandon_batch(&self, writer: &mut Writer) {
+        let Some(batch) = writer.batch.take() else {
+            return;
+        };
+        if !writer.conn.is_autocommit() {
+            let _ = run_cached(&writer.conn, "ROLLBACK");
+        }
+        self.commits.lock().finished_through = batch.id;
+        self.committed.notify_all();
+    }
+
     /// Commits the open batch (if any), records how it went and wakes its
     /// callers; returns the commit's own result.
     fn finish_batch(&self, writer: &mut Writer) -> Result<()> {
         let Some(batch) = writer.batch.take() else {
             return Ok(());
         };
-        let commit = writer.conn.execute_batch("COMMIT").map_err(Error::from);
+        let commit = run_cached(&writer.conn, "COMMIT").map_err(Error::from);
         if commit.is_err() && !writer.conn.is_autocommit() {
-            let _ = writer.conn.execute_batch("ROLLBACK");
+            let _ = run_cached(&writer.conn, "ROLLBACK");
         }
         let mut log = self.commits.lock();
         log.finished_through = batch.id;
@@ -348,10 +400,11 @@ impl Db {
 
 impl Writer {
     /// Opens a batch (`BEGIN IMMEDIATE`) unless one is open, counts this
-    /// caller in it, and returns its id.
-    fn join_batch(&mut self) -> Result<u64> {
-        if self.batch.is_none() {
-            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+    /// caller in it, and returns its id and whether this caller opened it.
+    fn join_batch(&mut self) -> Result<(u64, bool)> {
+        let first = self.batch.is_none();
+        if first {
+            run_cached(&self.conn, "BEGIN IMMEDIATE")?;
             self.batch = Some(Batch {
                 id: self.next_batch,
                 callers: 0,
@@ -361,8 +414,15 @@ impl Writer {
         }
         let batch = self.batch.as_mut().expect("just opened");
         batch.callers += 1;
-        Ok(batch.id)
+        Ok((batch.id, first))
     }
+}
+
+/// Runs a transaction-control statement through the statement cache
+/// (`execute_batch` would parse it again on every call).
+fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([])?;
+    Ok(())
 }
 
 /// `PRAGMA wal_checkpoint(TRUNCATE)` on a connection.
