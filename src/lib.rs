@@ -51,6 +51,7 @@ pub mod privacy;
 pub mod profile;
 pub mod repo;
 pub mod search;
+pub(crate) mod sys;
 pub mod types;
 
 pub use error::{Error, ErrorCode, PublicError, Result};
