@@ -428,6 +428,15 @@ fn main() {
         10.0,
         "ms",
     );
+    // Not a target: the worst case for skipping, two words in every chunk.
+    let common_ms = times(
+        &|_| json!({"query": "w1 w2", "match": "any", "limit": 10}).to_string(),
+        3,
+    );
+    println!(
+        "{:<58} {common_ms:>10.3} ms",
+        "  text, two words of every chunk (w1 w2, any), median"
+    );
     let vector_ms = times(
         &|rng| {
             json!({"embedding": {"model": "m", "vector": query_vector(rng)}, "limit": 10})

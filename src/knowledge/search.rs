@@ -498,8 +498,9 @@ fn rank_text(
         let last = candidate == u32::MAX;
         frontier = candidate.saturating_add(1);
         let len = view.len(candidate);
-        let (chunk_seq, order, _) = view.chunk(candidate);
-        if len == text_index::DEAD || admitted.is_some_and(|a| !a.contains(&order.0)) {
+        if len == text_index::DEAD
+            || admitted.is_some_and(|a| !a.contains(&view.order(candidate).0))
+        {
             if last {
                 break;
             }
@@ -532,11 +533,16 @@ fn rank_text(
             }
         }
         if reachable {
-            best.offer(Ranked {
-                chunk_seq,
-                order,
-                score: score(&tf, len),
-            });
+            let score = score(&tf, len);
+            // Below theta it cannot enter; the tie order is looked up only
+            // for a chunk that may.
+            if score >= theta {
+                best.offer(Ranked {
+                    chunk_seq: view.seq(candidate),
+                    order: view.order(candidate),
+                    score,
+                });
+            }
         }
         if last {
             break;
@@ -546,7 +552,10 @@ fn rank_text(
 }
 
 /// Reads and tokenizes every chunk with `seq > after` (all of them when
-/// the index is empty) in insertion order.
+/// the index is empty). By `seq`, a range of the primary key: ordering by
+/// `(document_seq, idx)` made SQLite walk that whole index (every chunk)
+/// on each search, even with nothing above the watermark; the order does
+/// not matter here (sums, and a top-k heap with a total order).
 fn scan_uncovered(
     conn: &Connection,
     terms: &[String],
@@ -572,7 +581,7 @@ fn scan_uncovered(
     conn.for_each_row(
         "SELECT c.seq, c.document_seq, c.idx, c.text, d.title, d.rev_host, d.source
          FROM document_chunks c JOIN documents d ON d.seq = c.document_seq
-         WHERE c.seq > ?1 ORDER BY c.document_seq, c.idx",
+         WHERE c.seq > ?1 ORDER BY c.seq",
         [after],
         |r| {
             let doc: i64 = r.get(1)?;
