@@ -16,10 +16,11 @@ use crate::db::ConnExt;
 use crate::error::{Error, ErrorCode, Result};
 use crate::jobs::{Channel, JobContext, JobLinks, ProgressMeter};
 use crate::profile::Profile;
-use crate::search::vectors::EmbeddingInput;
+use crate::search::vectors::MAX_DIM;
 use crate::types::{Bounded, Id};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use std::collections::HashMap;
 
 /// The job type of `documents.embed`.
 pub const JOB_TYPE: &str = "documents_embed";
@@ -140,25 +141,34 @@ pub fn embed_missing(
     let mut done = 0u64;
     progress(done, total)?;
     for seqs in pending.chunks(batch.max(1)) {
-        // Chunks deleted since the listing are simply skipped.
+        // Chunks deleted since the listing are simply skipped; one read
+        // per batch, in the listing's order.
         let chunks: Vec<(i64, String)> = profile.db().read(|conn| {
-            let mut found = Vec::with_capacity(seqs.len());
-            for &seq in seqs {
-                if let Some(text) = conn.query_opt(
-                    "SELECT text FROM document_chunks WHERE seq = ?1",
-                    [seq],
-                    |r| r.get::<_, String>(0),
-                )? {
-                    found.push((seq, text));
-                }
-            }
-            Ok(found)
+            let keys = std::rc::Rc::new(
+                seqs.iter()
+                    .map(|&s| rusqlite::types::Value::from(s))
+                    .collect::<Vec<_>>(),
+            );
+            let mut found: HashMap<i64, String> = HashMap::with_capacity(seqs.len());
+            conn.for_each_row(
+                "SELECT seq, text FROM document_chunks WHERE seq IN rarray(?1)",
+                [keys],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+                |(seq, text)| {
+                    found.insert(seq, text);
+                    Ok(())
+                },
+            )?;
+            Ok(seqs
+                .iter()
+                .filter_map(|seq| found.remove(seq).map(|text| (*seq, text)))
+                .collect())
         })?;
         if !chunks.is_empty() {
             let texts: Vec<&str> = chunks.iter().map(|(_, t)| t.as_str()).collect();
             let reply = embedder(&json!({"model": model, "texts": texts}));
             let stored = reply
-                .and_then(|reply| vectors_of(&reply, model, chunks.len()))
+                .and_then(|reply| vectors_of(&reply, chunks.len()))
                 .and_then(|vectors| store_batch(profile, model, &chunks, &vectors));
             match stored {
                 Ok(n) => outcome.embedded += n,
@@ -173,7 +183,7 @@ pub fn embed_missing(
 
 /// The embedder's `{vectors}` as f32 vectors: one per text, each valid as
 /// an embedding, all of one dimension.
-fn vectors_of(reply: &Value, model: &str, count: usize) -> Result<Vec<Vec<f32>>> {
+fn vectors_of(reply: &Value, count: usize) -> Result<Vec<Vec<f32>>> {
     let bad = || Error::internal("the embedder's reply does not fit the batch");
     let vectors = reply
         .get("vectors")
@@ -185,15 +195,24 @@ fn vectors_of(reply: &Value, model: &str, count: usize) -> Result<Vec<Vec<f32>>>
     let mut out: Vec<Vec<f32>> = Vec::with_capacity(count);
     for v in vectors {
         let numbers = v.as_array().ok_or_else(bad)?;
-        let input = EmbeddingInput {
-            model: model.to_owned(),
-            vector: numbers
-                .iter()
-                .map(|x| x.as_f64().ok_or_else(bad))
-                .collect::<Result<Vec<f64>>>()?,
-        };
-        let vector = input.to_f32("vectors")?;
-        if out.first().is_some_and(|first| first.len() != vector.len()) {
+        // `memory.upsert`'s rules (EmbeddingInput::to_f32): 1..4096
+        // numbers, finite as f32, not all zero; one dimension per batch.
+        if !(1..=MAX_DIM).contains(&numbers.len())
+            || out
+                .first()
+                .is_some_and(|first| first.len() != numbers.len())
+        {
+            return Err(bad());
+        }
+        let mut vector = Vec::with_capacity(numbers.len());
+        for x in numbers {
+            let x = x.as_f64().ok_or_else(bad)? as f32;
+            if !x.is_finite() {
+                return Err(bad());
+            }
+            vector.push(x);
+        }
+        if vector.iter().all(|&x| x == 0.0) {
             return Err(bad());
         }
         out.push(vector);

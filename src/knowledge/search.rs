@@ -324,8 +324,40 @@ fn text_ranked(
     }
 }
 
+/// A relative margin on every bound before it is compared with the
+/// current k-th score: bounds and partial sums are computed in another
+/// order than the exact score, so they may differ from it in the last
+/// bits; 1e-9 is far above that rounding and far below any real gap.
+const BOUND_MARGIN: f64 = 1.0 + 1e-9;
+
+/// Whether a chunk whose score is at most `bound` is certainly worse than
+/// the current k-th (`theta`): strictly below, since an equal score may
+/// still win on insertion order.
+fn below(bound: f64, theta: f64) -> bool {
+    bound * BOUND_MARGIN < theta
+}
+
 /// BM25 over the index's postings and the exact scan's hits, with
 /// statistics over both: the best `depth`, best first.
+///
+/// Exact top k with pruning (MaxScore with block-max bounds): each term's
+/// score in a chunk is at most its BM25 at the block's largest tf and
+/// smallest length (BM25 grows with tf and falls with length), and at
+/// most its largest such bound over all blocks (`ub`). Once `depth`
+/// chunks are held, with `theta` the worst of them:
+/// - `any`: the terms with the smallest `ub` whose sum stays below
+///   `theta` cannot make a chunk enter alone, so only the other
+///   ("essential") terms' postings propose chunks; the others are looked
+///   up for a proposed chunk only while its score could still reach
+///   `theta`;
+/// - a run of slots where the sum of the current blocks' bounds (plus
+///   the non-essential `ub`) is below `theta` is skipped without decoding;
+/// - `all`: a chunk must be in every term's postings (leapfrog), and the
+///   same block skipping applies.
+///
+/// A chunk is never dropped unless its score is certainly below `theta`,
+/// and every chunk kept is scored by the same formula in the same order
+/// as the exact scan, so the result is the exact top k with its ties.
 fn rank_text(
     view: &text_index::View<'_>,
     scanned: Scanned,
@@ -341,11 +373,9 @@ fn rank_text(
     } else {
         0.0
     };
-    let idf: Vec<f64> = view
-        .postings
-        .iter()
+    let idf: Vec<f64> = (0..term_count)
         .zip(&scanned.df)
-        .map(|(p, &df)| text::idf(units, p.len() as u64 + df))
+        .map(|(i, &df)| text::idf(units, view.df(i) + df))
         .collect();
     let score = |tf: &[u32], len: u32| -> f64 {
         tf.iter()
@@ -354,43 +384,14 @@ fn rank_text(
             .map(|(&n, &idf)| text::term_score(idf, n, len, avg_len))
             .sum()
     };
-    let matched = |tf: &[u32]| {
-        let present = tf.iter().filter(|&&n| n > 0).count();
-        match match_ {
-            Match::All => present == term_count,
-            Match::Any => present > 0,
+    let bound = |i: usize, max_tf: u32, min_len: u32| -> f64 {
+        if max_tf == 0 {
+            0.0
+        } else {
+            text::term_score(idf[i], max_tf, min_len, avg_len)
         }
     };
     let mut best = TopK::new(depth);
-    // Merge the terms' postings (each ascending by slot) chunk by chunk.
-    let lists = &view.postings;
-    let mut cursor = vec![0usize; lists.len()];
-    let mut tf = vec![0u32; lists.len()];
-    while let Some(slot) = lists
-        .iter()
-        .zip(&cursor)
-        .filter_map(|(l, &c)| l.get(c).map(|p| p.0))
-        .min()
-    {
-        for (i, list) in lists.iter().enumerate() {
-            tf[i] = 0;
-            if let Some(&(_, n)) = list.get(cursor[i]).filter(|p| p.0 == slot) {
-                tf[i] = n;
-                cursor[i] += 1;
-            }
-        }
-        if !matched(&tf) {
-            continue;
-        }
-        let (chunk_seq, order, len) = view.chunk(slot);
-        if admitted.is_none_or(|a| a.contains(&order.0)) {
-            best.offer(Ranked {
-                chunk_seq,
-                order,
-                score: score(&tf, len),
-            });
-        }
-    }
     for (chunk_seq, order, tf, len) in scanned.hits {
         best.offer(Ranked {
             chunk_seq,
@@ -398,11 +399,163 @@ fn rank_text(
             score: score(&tf, len),
         });
     }
+    if depth == 0 {
+        return best.into_sorted();
+    }
+    let all = match_ == Match::All;
+    let mut cursors: Vec<text_index::Cursor<'_>> =
+        (0..term_count).map(|i| view.cursor(i)).collect();
+    if all && cursors.iter().any(|c| c.exhausted()) {
+        return best.into_sorted();
+    }
+    let ub: Vec<f64> = cursors
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            c.summaries()
+                .map(|(_, tf, len)| bound(i, tf, len))
+                .fold(0.0, f64::max)
+        })
+        .collect();
+    // Terms by ascending `ub`; `prefix[j]`: the sum of the first j.
+    let mut by_ub: Vec<usize> = (0..term_count).collect();
+    by_ub.sort_by(|&a, &b| ub[a].total_cmp(&ub[b]));
+    let mut prefix = vec![0.0; term_count + 1];
+    for j in 0..term_count {
+        prefix[j + 1] = prefix[j] + ub[by_ub[j]];
+    }
+    let mut tf = vec![0u32; term_count];
+    let mut frontier = 0u32;
+    loop {
+        let theta = best.theta();
+        // `any`: the first `cut` terms by `ub` are non-essential.
+        let mut cut = 0;
+        if !all {
+            while cut < term_count && below(prefix[cut + 1], theta) {
+                cut += 1;
+            }
+        }
+        let essential = &by_ub[cut..];
+        // The run of slots [frontier, run_end] lies within the current
+        // block of every essential cursor.
+        let mut run_end = u32::MAX;
+        let mut run_bound = prefix[cut];
+        let mut live = 0;
+        for &i in essential {
+            let c = &mut cursors[i];
+            c.skip_blocks_to(frontier);
+            if c.exhausted() {
+                continue;
+            }
+            let (last, max_tf, min_len) = c.block();
+            run_end = run_end.min(last);
+            run_bound += bound(i, max_tf, min_len);
+            live += 1;
+        }
+        if live == 0 || (all && live < term_count) {
+            break;
+        }
+        if below(run_bound, theta) {
+            match run_end.checked_add(1) {
+                Some(next) => {
+                    frontier = next;
+                    continue;
+                }
+                None => break,
+            }
+        }
+        // The next candidate: the smallest essential posting (`any`), or
+        // a slot every term holds (`all`: else move to the largest).
+        let mut slots = essential
+            .iter()
+            .map(|&i| cursors[i].seek(frontier).map(|p| p.0));
+        let candidate = if all {
+            let mut low = u32::MAX;
+            let mut high = 0;
+            for slot in slots {
+                let Some(slot) = slot else {
+                    return best.into_sorted();
+                };
+                low = low.min(slot);
+                high = high.max(slot);
+            }
+            if low != high {
+                frontier = high;
+                continue;
+            }
+            high
+        } else {
+            match slots.by_ref().flatten().min() {
+                Some(slot) => slot,
+                None => break,
+            }
+        };
+        if candidate > run_end {
+            // Past the run whose bounds were checked: check the next one.
+            frontier = candidate;
+            continue;
+        }
+        let last = candidate == u32::MAX;
+        frontier = candidate.saturating_add(1);
+        let len = view.len(candidate);
+        if len == text_index::DEAD
+            || admitted.is_some_and(|a| !a.contains(&view.order(candidate).0))
+        {
+            if last {
+                break;
+            }
+            continue;
+        }
+        tf.iter_mut().for_each(|n| *n = 0);
+        let mut known = 0.0;
+        for &i in essential {
+            if let Some((slot, n)) = cursors[i].seek(candidate) {
+                if slot == candidate {
+                    tf[i] = n;
+                    known += text::term_score(idf[i], n, len, avg_len);
+                }
+            }
+        }
+        // Non-essential terms, largest bound first, while the chunk could
+        // still reach theta.
+        let mut reachable = true;
+        for j in (0..cut).rev() {
+            if below(known + prefix[j + 1], theta) {
+                reachable = false;
+                break;
+            }
+            let i = by_ub[j];
+            if let Some((slot, n)) = cursors[i].seek(candidate) {
+                if slot == candidate {
+                    tf[i] = n;
+                    known += text::term_score(idf[i], n, len, avg_len);
+                }
+            }
+        }
+        if reachable {
+            let score = score(&tf, len);
+            // Below theta it cannot enter; the tie order is looked up only
+            // for a chunk that may.
+            if score >= theta {
+                best.offer(Ranked {
+                    chunk_seq: view.seq(candidate),
+                    order: view.order(candidate),
+                    score,
+                });
+            }
+        }
+        if last {
+            break;
+        }
+    }
     best.into_sorted()
 }
 
 /// Reads and tokenizes every chunk with `seq > after` (all of them when
-/// the index is empty) in insertion order.
+/// the index is empty). By `seq`, a range of the primary key: ordering by
+/// `(document_seq, idx)` made SQLite walk that whole index (every chunk)
+/// on each search, even with nothing above the watermark; the order does
+/// not matter here (sums, and a top-k heap with a total order).
 fn scan_uncovered(
     conn: &Connection,
     terms: &[String],
@@ -428,7 +581,7 @@ fn scan_uncovered(
     conn.for_each_row(
         "SELECT c.seq, c.document_seq, c.idx, c.text, d.title, d.rev_host, d.source
          FROM document_chunks c JOIN documents d ON d.seq = c.document_seq
-         WHERE c.seq > ?1 ORDER BY c.document_seq, c.idx",
+         WHERE c.seq > ?1 ORDER BY c.seq",
         [after],
         |r| {
             let doc: i64 = r.get(1)?;
@@ -515,6 +668,16 @@ impl TopK {
         TopK {
             k,
             heap: std::collections::BinaryHeap::with_capacity(k + 1),
+        }
+    }
+
+    /// The score a chunk must reach to enter (the worst kept once `k` are
+    /// held), or minus infinity.
+    fn theta(&self) -> f64 {
+        if self.heap.len() < self.k {
+            f64::NEG_INFINITY
+        } else {
+            self.heap.peek().map_or(f64::NEG_INFINITY, |w| w.0.score)
         }
     }
 

@@ -15,7 +15,16 @@ pub const B: f64 = 0.75;
 pub fn for_each_token(text: &str, mut each: impl FnMut(&str)) {
     let mut word = String::new();
     for c in text.chars() {
-        if c.is_alphanumeric() {
+        if c.is_ascii() {
+            // The same answers as the general case below, without its
+            // Unicode tables (most text of most pages).
+            if c.is_ascii_alphanumeric() {
+                word.push(c.to_ascii_lowercase());
+            } else if !word.is_empty() {
+                each(&word);
+                word.clear();
+            }
+        } else if c.is_alphanumeric() {
             word.extend(c.to_lowercase());
         } else if !word.is_empty() {
             each(&word);

@@ -168,20 +168,70 @@ pub struct VectorSource {
 pub struct CodeSet {
     /// The key of each vector, in tie order.
     pub keys: Vec<i64>,
-    /// `keys.len() * dim` codes: number `j` of unit vector `i` is about
-    /// `codes[i*dim+j] * scales[i]`, within `scales[i] / 2`.
-    pub codes: Vec<i8>,
+    /// The codes in segments of [`SEGMENT_VECTORS`] vectors (`dim` codes
+    /// each): number `j` of unit vector `i` is about `codes(i)[j] *
+    /// scales[i]`, within `scales[i] / 2`. Fixed-size segments are
+    /// allocated once at their final size, so loading never copies a
+    /// growing buffer and leaves no freed high-water behind.
+    segments: Vec<Box<[i8]>>,
     pub scales: Vec<f32>,
     pub dim: usize,
 }
 
+/// Vectors per code segment.
+const SEGMENT_VECTORS: usize = 4096;
+
 impl CodeSet {
     fn codes(&self, i: usize) -> &[i8] {
-        &self.codes[i * self.dim..(i + 1) * self.dim]
+        let at = (i % SEGMENT_VECTORS) * self.dim;
+        &self.segments[i / SEGMENT_VECTORS][at..at + self.dim]
     }
 
     fn bytes(&self) -> usize {
-        self.codes.len() + self.keys.len() * 12
+        self.keys.len() * (self.dim + 12)
+    }
+}
+
+/// Builds a [`CodeSet`] one vector at a time.
+struct CodeSetBuilder {
+    set: CodeSet,
+    open: Vec<i8>,
+}
+
+impl CodeSetBuilder {
+    fn new(dim: usize) -> CodeSetBuilder {
+        CodeSetBuilder {
+            set: CodeSet {
+                keys: Vec::new(),
+                segments: Vec::new(),
+                scales: Vec::new(),
+                dim,
+            },
+            open: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, key: i64, unit: &[f32]) {
+        if self.open.capacity() == 0 {
+            self.open = Vec::with_capacity(SEGMENT_VECTORS * self.set.dim);
+        }
+        let scale = quantise(unit, &mut self.open);
+        self.set.keys.push(key);
+        self.set.scales.push(scale);
+        if self.open.len() == SEGMENT_VECTORS * self.set.dim {
+            self.set
+                .segments
+                .push(std::mem::take(&mut self.open).into_boxed_slice());
+        }
+    }
+
+    fn finish(mut self) -> CodeSet {
+        if !self.open.is_empty() {
+            self.set.segments.push(self.open.into_boxed_slice());
+        }
+        self.set.keys.shrink_to_fit();
+        self.set.scales.shrink_to_fit();
+        self.set
     }
 }
 
@@ -239,30 +289,44 @@ pub fn top_k(conn: &Connection, db: &Path, search: &VectorSearch<'_>) -> Result<
     let mut unit = query.to_vec();
     normalise(&mut unit);
     let set = load_codes(conn, db, source, model, unit.len())?;
-    let considered: Vec<usize> = match allowed {
-        None => (0..set.keys.len()).collect(),
-        Some(allowed) => (0..set.keys.len())
-            .filter(|&i| allowed(set.keys[i]))
-            .collect(),
-    };
     let coarse = CoarseQuery::new(&unit);
-    let bounds: Vec<(f32, f32)> = considered
-        .iter()
-        .map(|&i| coarse.bounds_of(set.codes(i), set.scales[i]))
-        .collect();
-    let kth_low = if bounds.len() > k && k > 0 {
-        let mut lows: Vec<f32> = bounds.iter().map(|b| b.0).collect();
-        let (_, kth, _) = lows.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
-        *kth
+    // One pass: each admitted vector's upper bound (NaN: not admitted),
+    // and the k largest lower bounds in a small heap (no per-vector
+    // copies beyond one f32: this runs over every vector of the model).
+    let mut highs: Vec<f32> = Vec::with_capacity(set.keys.len());
+    let mut lows: std::collections::BinaryHeap<std::cmp::Reverse<TotalF32>> =
+        std::collections::BinaryHeap::with_capacity(k + 1);
+    let mut considered = 0usize;
+    for i in 0..set.keys.len() {
+        if allowed.is_some_and(|allowed| !allowed(set.keys[i])) {
+            highs.push(f32::NAN);
+            continue;
+        }
+        considered += 1;
+        let (low, high) = coarse.bounds_of(set.codes(i), set.scales[i]);
+        highs.push(high);
+        if k > 0 {
+            if lows.len() < k {
+                lows.push(std::cmp::Reverse(TotalF32(low)));
+            } else if lows.peek().is_some_and(|m| low > m.0 .0) {
+                lows.pop();
+                lows.push(std::cmp::Reverse(TotalF32(low)));
+            }
+        }
+    }
+    // The k-th best lower bound, when more than k vectors compete.
+    let kth_low = if considered > k && k > 0 {
+        lows.peek().map_or(f32::NEG_INFINITY, |m| m.0 .0)
     } else {
         f32::NEG_INFINITY
     };
+    drop(lows);
     let floor = kth_low.max(min_score as f32 - f32::EPSILON);
     let mut best: Vec<(f32, usize)> = Vec::new();
     let mut stmt = conn.prepare_cached(source.fetch_sql)?;
     let mut vector = Vec::with_capacity(unit.len());
-    for (&i, &(_, high)) in considered.iter().zip(&bounds) {
-        if high < floor {
+    for (i, &high) in highs.iter().enumerate() {
+        if high.is_nan() || high < floor {
             continue;
         }
         let blob: Vec<u8> = stmt.query_row(rusqlite::params![set.keys[i], model], |r| r.get(0))?;
@@ -305,12 +369,7 @@ fn load_codes(
             return Ok(entry.set.clone());
         }
     }
-    let mut set = CodeSet {
-        keys: Vec::new(),
-        codes: Vec::new(),
-        scales: Vec::new(),
-        dim,
-    };
+    let mut builder = CodeSetBuilder::new(dim);
     let mut stmt = conn.prepare_cached(source.scan_sql)?;
     let mut rows = stmt.query(rusqlite::params![model, dim as i64])?;
     let mut unit = Vec::with_capacity(dim);
@@ -325,10 +384,11 @@ fn load_codes(
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
         );
         normalise(&mut unit);
-        set.keys.push(row.get(0)?);
-        let scale = quantise(&unit, &mut set.codes);
-        set.scales.push(scale);
+        builder.push(row.get(0)?, &unit);
     }
+    let set = builder.finish();
+    // The scan's grown-and-freed buffers go back to the system.
+    crate::sys::release_free_memory();
     let set = Arc::new(set);
     let mut cache = CODE_CACHE.lock();
     cache.clock += 1;
@@ -356,6 +416,24 @@ fn load_codes(
         }
     }
     Ok(set)
+}
+
+/// An f32 ordered by `total_cmp` (for a heap of bounds).
+#[derive(Clone, Copy, PartialEq)]
+struct TotalF32(f32);
+
+impl Eq for TotalF32 {}
+
+impl PartialOrd for TotalF32 {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for TotalF32 {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
 }
 
 /// Scales a vector to unit length (a zero vector stays zero).
