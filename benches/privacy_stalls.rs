@@ -13,6 +13,12 @@
 //!
 //! Exports restart when a purge overtakes them (the purge wins), so their
 //! latency is reported with the restart count, not as a wait.
+//!
+//! Target (issue 10): the wait beyond queued work stays under 100 ms. The
+//! bench gates on the p99 of every non-export kind and prints the maximum
+//! beside it (see `docs/DECISIONS.md`, "privacy_stalls gates on p99": on
+//! the shared 2-core machine one descheduled thread alone can exceed the
+//! bound); it exits non-zero when a p99 is over.
 
 use hydra_core::ops::call_json;
 use hydra_core::{CloseOptions, OpenOptions, Profile};
@@ -26,6 +32,8 @@ const MIX_SECONDS: u64 = 10;
 /// Purges and thread deletes are user actions: one every this often per
 /// purging thread (back to back they would starve exports by design).
 const PURGE_PACE: Duration = Duration::from_millis(200);
+/// The bound of issue 10 on a call's wait beyond the work queued ahead.
+const TARGET_WAIT: Duration = Duration::from_millis(100);
 
 fn call(profile: &Profile, op: &str, request: Value) -> Value {
     let data = call_json(profile, op, request.to_string().as_bytes())
@@ -273,6 +281,7 @@ fn main() {
         "wait max"
     );
     let mut worst_wait = Duration::ZERO;
+    let mut worst_p99 = Duration::ZERO;
     for kind in [
         Kind::Write,
         Kind::Read,
@@ -290,6 +299,7 @@ fn main() {
         wait.sort();
         if kind != Kind::Export {
             worst_wait = worst_wait.max(percentile(&wait, 1.0));
+            worst_p99 = worst_p99.max(percentile(&wait, 0.99));
         }
         println!(
             "{:<13} {:>6} {:>9.2} {:>9.2} {:>9.2} {:>9.2} | {:>9.2} {:>9.2} {:>9.2}",
@@ -304,10 +314,14 @@ fn main() {
             ms(percentile(&wait, 1.0)),
         );
     }
+    let met = worst_p99 < TARGET_WAIT;
     println!(
-        "export restarts: {}; worst wait beyond queued work (non-export): {:.2} ms (target < 100 ms)",
+        "export restarts: {}; wait beyond queued work (non-export): worst p99 {:.2} ms, max {:.2} ms; target: p99 < {} ms (max reported){}",
         restarts.load(Ordering::SeqCst),
-        ms(worst_wait)
+        ms(worst_p99),
+        ms(worst_wait),
+        TARGET_WAIT.as_millis(),
+        if met { "" } else { " -- MISSED" }
     );
     println!(
         "raw rusqlite, bare schema: write p50 {:.3} ms (library solo {:.3} ms, x{:.1}); delete + truncating checkpoint p50 {:.3} ms (library purge solo, incl. its visit, {:.3} ms, x{:.1})",
@@ -319,4 +333,11 @@ fn main() {
         ms(solo[&Kind::Purge]) / ms(raw_purge),
     );
     profile.close(CloseOptions::default()).unwrap();
+    if !met {
+        eprintln!(
+            "privacy_stalls: a wait p99 is over {} ms",
+            TARGET_WAIT.as_millis()
+        );
+        std::process::exit(1);
+    }
 }

@@ -85,17 +85,21 @@ pub fn purge<T>(
     delete: impl FnOnce(&Transaction<'_>) -> Result<T>,
 ) -> Result<Purged<T>> {
     let db = profile.db();
-    let value = {
+    let (value, drain) = {
         let mut conn = db.writer();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let value = delete(&tx)?;
-        // Bumps the privacy epoch: a running export drops its snapshot.
-        db.erasure()
+        // Bumps the privacy epoch (a running export drops its snapshot) and
+        // starts draining readers, until the erasure below is done.
+        let drain = db
+            .erasure()
             .commit_privacy_delete(|| tx.commit().map_err(Into::into))?;
-        value
+        (value, drain)
     };
     profile.invalidate_storage_cache();
-    let erased = db.erase_pending(Instant::now() + PURGE_ERASE_WAIT)?;
+    let erased = db.erase_pending(Instant::now() + PURGE_ERASE_WAIT);
+    drop(drain);
+    let erased = erased?;
     if !erased && db.erasure().add_pending(crate::types::now_ms()) {
         profile.start_eraser();
     }

@@ -274,8 +274,22 @@ pub fn run_export(ctx: &JobContext) -> Result<Value> {
 /// One export attempt on `snapshot`: the manifest and the meter (to report
 /// the end once the snapshot is let go); `None` when a privacy delete
 /// overtook it (nothing was published; the partial file is gone with the
-/// writer).
+/// writer). A delete that commits interrupts the statement the snapshot is
+/// running (see [`crate::db::snapshot`]): any error once overtaken means
+/// start over.
 fn export_snapshot<'c>(
+    ctx: &'c JobContext,
+    snapshot: &crate::db::Snapshot<'_>,
+    components: &[Component],
+    path: &std::path::Path,
+) -> Result<Option<(Manifest, ProgressMeter<'c>)>> {
+    match export_records(ctx, snapshot, components, path) {
+        Err(_) if snapshot.overtaken() => Ok(None),
+        other => other,
+    }
+}
+
+fn export_records<'c>(
     ctx: &'c JobContext,
     snapshot: &crate::db::Snapshot<'_>,
     components: &[Component],
