@@ -103,8 +103,10 @@ fn load(conn: &Connection, n: u64) {
 fn bare_schema(profile_db: &Path, bare_db: &Path) -> Connection {
     let src = Connection::open(profile_db).unwrap();
     let ddl: Vec<String> = src
-        .prepare("SELECT sql FROM sqlite_master
-             WHERE tbl_name = 'history' AND type IN ('table', 'index') AND sql IS NOT NULL")
+        .prepare(
+            "SELECT sql FROM sqlite_master
+             WHERE tbl_name = 'history' AND type IN ('table', 'index') AND sql IS NOT NULL",
+        )
         .unwrap()
         .query_map([], |r| r.get(0))
         .unwrap()
