@@ -196,13 +196,22 @@ class Profile(Operations):
 
     def __init__(self, handle: int):
         self.handle = handle
-        #: The handle as the C functions of the per-call path take it.
-        self._handle_arg = ctypes.c_uint64(handle)
         # Every callback ever registered stays alive with the handle: a
         # worker thread may still be inside a replaced one.
         self._callbacks: List[Any] = []
         self._finalizer = weakref.finalize(self, _close_handle, handle, b"{}", self._callbacks)
         self.jobs = Jobs(self)
+
+    @property
+    def handle(self) -> int:
+        """The library's handle of this profile (0 once closed)."""
+        return self._handle
+
+    @handle.setter
+    def handle(self, handle: int) -> None:
+        self._handle = handle
+        # The handle as the C functions of the per-call path take it.
+        self._handle_arg = ctypes.c_uint64(handle)
 
     @classmethod
     def open(cls, profile_dir: Any, **options: Any) -> "Profile":
@@ -283,7 +292,6 @@ class Profile(Operations):
             return
         _take(_lib.hydra_close(self.handle, json.dumps(options).encode()))  # refused options: still open
         self.handle = 0
-        self._handle_arg = ctypes.c_uint64(0)
         self._finalizer.detach()
 
     def __enter__(self) -> "Profile":
