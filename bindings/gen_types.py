@@ -231,7 +231,7 @@ def python_module(ops: List[Dict[str, Any]], codes: List[str], types: Types, sig
         '    """One method per operation of the registry; each takes a dict, keyword',
         '    fields or both (a key given twice raises ``TypeError``)."""',
         "",
-        "    def _op(self, op: str, request: Any = None, /, **fields: Any) -> Any:",
+        "    def _run(self, op: str, request: Any, fields: Dict[str, Any]) -> Any:",
         "        raise NotImplementedError",
         "",
         "    def _iter(self, op: str, request: Any = None, /, **fields: Any) -> Iterator[Any]:",
@@ -244,7 +244,7 @@ def python_module(ops: List[Dict[str, Any]], codes: List[str], types: Types, sig
         out += [
             f"    def {method(op['name'])}(self, request: Optional[{sig['py_req']}] = None, /, **fields: Any) -> {sig['py_resp']}:",
             f'        """``{op["name"]}``: {doc}"""',
-            f'        return self._op("{op["name"]}", request, **fields)',
+            f'        return self._run("{op["name"]}", request, fields)',
             "",
         ]
         if sig["py_item"]:
@@ -254,7 +254,13 @@ def python_module(ops: List[Dict[str, Any]], codes: List[str], types: Types, sig
                 f'        return self._iter("{op["name"]}", request, **fields)',
                 "",
             ]
-    out += ["", "__all__ = " + json.dumps(sorted(names + ["ERROR_CLASSES", "Operations"]))]
+    out += [
+        "",
+        "#: Every operation name of the registry (each has its C function",
+        "#: ``hydra_<name with dots as underscores>``).",
+        "OPERATION_NAMES = frozenset(" + json.dumps([op["name"] for op in ops]) + ")",
+    ]
+    out += ["", "__all__ = " + json.dumps(sorted(names + ["ERROR_CLASSES", "OPERATION_NAMES", "Operations"]))]
     return "\n".join(out) + "\n"
 
 

@@ -368,8 +368,9 @@ fn run_json<Req: DeserializeOwned, Resp: Serialize>(
 /// `details.field` naming the JSON path at fault). An empty request means
 /// `{}`. This is the only place a request is checked: the C ABI hands its
 /// bytes here untouched. A valid request is parsed once, straight into
-/// `Req`; only a refused one is scanned again, to tell a syntax error
-/// further on (`invalid_json`) from a bad field.
+/// `Req` (without path tracking); only a refused one is parsed again, with
+/// the path tracked, and scanned, to tell a syntax error further on
+/// (`invalid_json`) from a bad field.
 pub fn parse_request<Req: DeserializeOwned>(request: &[u8]) -> Result<Req> {
     if request.len() > MAX_REQUEST_BYTES {
         return Err(Error::new(
@@ -397,6 +398,11 @@ pub fn parse_request<Req: DeserializeOwned>(request: &[u8]) -> Result<Req> {
             "the request must be a JSON object",
         )
         .with_detail("field", ""));
+    }
+    // The usual case, a valid request: one plain parse. Only a refused one
+    // is parsed again, tracking the path to name the field at fault.
+    if let Ok(value) = serde_json::from_slice::<Req>(request) {
+        return Ok(value);
     }
     let mut de = serde_json::Deserializer::from_slice(request);
     let parsed = serde_path_to_error::deserialize(&mut de);

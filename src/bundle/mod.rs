@@ -373,8 +373,9 @@ pub fn run_import(ctx: &JobContext) -> Result<Value> {
         .map(|c| (*c, ImportCounts::default()))
         .collect();
     verifying.finish(Channel::Direct)?;
-    // The import pass holds the writer: its reports queue (see `jobs`) and
-    // are committed after its transaction.
+    // The import pass holds the writer: its reports never wait for it. They
+    // are live at once (`jobs.get` and events show them, see `jobs::live`)
+    // and reach the ledger after its transaction.
     let mut importing = ProgressMeter::start(ctx, "import", size, Channel::Queued)?;
     let profile = ctx.profile();
     // Imported documents may replace indexed chunks: the chunk text index

@@ -7,8 +7,8 @@
 //!   request bytes go untouched to [`ops::parse_request`], the one place
 //!   that checks size, UTF-8, JSON and fields, in that order;
 //! - every panic is caught and becomes `internal`;
-//! - every returned string is a `CString` given to the caller, who releases
-//!   it with [`hydra_string_free`].
+//! - every returned string is a `malloc`ed NUL-terminated string given to
+//!   the caller, who releases it with [`hydra_string_free`].
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -21,13 +21,39 @@ use crate::profile::{CloseOptions, OpenOptions, Profile};
 use once_cell::sync::Lazy;
 use parking_lot::RwLock;
 use std::collections::HashMap;
-use std::ffi::{CStr, CString};
+use std::ffi::CStr;
 use std::os::raw::c_char;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Open profiles by handle. Handles start at 1 and are never reused.
-static HANDLES: Lazy<RwLock<HashMap<u64, Profile>>> = Lazy::new(|| RwLock::new(HashMap::new()));
+static HANDLES: Lazy<RwLock<HashMap<u64, Profile, HandleHash>>> =
+    Lazy::new(|| RwLock::new(HashMap::default()));
+
+/// Hashing of handles for [`HANDLES`], looked up on every call: handles are
+/// numbers the library itself hands out (never chosen by an attacker), so a
+/// multiplicative hash replaces SipHash's per-call cost.
+type HandleHash = std::hash::BuildHasherDefault<HandleHasher>;
+
+/// See [`HandleHash`].
+#[derive(Default)]
+struct HandleHasher(u64);
+
+impl std::hash::Hasher for HandleHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
 static NEXT_HANDLE: AtomicU64 = AtomicU64::new(1);
 
 /// The profile behind a handle, or `closed`.
@@ -47,22 +73,52 @@ pub(crate) fn guarded(f: impl FnOnce() -> Result<String>) -> *mut c_char {
             "the library hit an internal error; the call was abandoned",
         ))
     });
-    into_c_string(ops::envelope(&result))
+    envelope_to_c(&result)
 }
 
-/// Hands a string to the caller, in memory from the C allocator (`malloc`):
-/// every string that crosses the boundary, either way, is a `malloc`ed
-/// NUL-terminated string, so [`hydra_string_free`], `hydra_string_alloc`
-/// and the callbacks' replies share one rule. Envelopes are JSON, which
-/// escapes NUL, so the fallback is never expected to run.
-fn into_c_string(text: String) -> *mut c_char {
-    let text = CString::new(text).unwrap_or_else(|_| CString::from(c"{\"ok\":false,\"error\":{\"code\":\"internal\",\"message\":\"response held a NUL byte\",\"details\":{}}}"));
-    // SAFETY: `text` is a valid NUL-terminated string for the call.
-    let copy = unsafe { libc::strdup(text.as_ptr()) };
-    if copy.is_null() {
+/// The envelope of `result` ([`ops::envelope`]) handed to the caller, in
+/// memory from the C allocator (`malloc`): every string that crosses the
+/// boundary, either way, is a `malloc`ed NUL-terminated string, so
+/// [`hydra_string_free`], `hydra_string_alloc` and the callbacks' replies
+/// share one rule. A success envelope is written straight into its one
+/// `malloc`ed block (no intermediate `String`, `CString` or copy: the
+/// per-call cost of every operation).
+fn envelope_to_c(result: &Result<String>) -> *mut c_char {
+    match result {
+        Ok(data) => malloc_joined(&[OK_OPEN.as_bytes(), data.as_bytes(), OK_CLOSE.as_bytes()]),
+        Err(_) => malloc_joined(&[ops::envelope(result).as_bytes()]),
+    }
+}
+
+/// How [`ops::envelope`] wraps a success's data (checked by a test).
+const OK_OPEN: &str = "{\"ok\":true,\"data\":";
+const OK_CLOSE: &str = "}";
+
+/// `parts` joined into one `malloc`ed NUL-terminated string. Envelopes are
+/// JSON, which escapes NUL, so the fallback is never expected to run.
+fn malloc_joined(parts: &[&[u8]]) -> *mut c_char {
+    const NUL_HELD: &[u8] = b"{\"ok\":false,\"error\":{\"code\":\"internal\",\"message\":\"response held a NUL byte\",\"details\":{}}}";
+    let parts = if parts.iter().any(|part| part.contains(&0)) {
+        &[NUL_HELD][..]
+    } else {
+        parts
+    };
+    let len: usize = parts.iter().map(|part| part.len()).sum();
+    // SAFETY: `malloc` of a non-zero size; checked for NULL below.
+    let out = unsafe { libc::malloc(len + 1) }.cast::<u8>();
+    if out.is_null() {
         std::process::abort(); // out of memory: the C caller cannot be told otherwise
     }
-    copy
+    let mut at = 0;
+    for part in parts {
+        // SAFETY: `out` has `len + 1` bytes and `at + part.len() <= len`;
+        // `part` is a live slice that cannot overlap the fresh block.
+        unsafe { std::ptr::copy_nonoverlapping(part.as_ptr(), out.add(at), part.len()) };
+        at += part.len();
+    }
+    // SAFETY: `at == len`, the last byte of the block.
+    unsafe { out.add(at).write(0) };
+    out.cast()
 }
 
 /// The bytes of a caller's request (NULL is `{}`), for
@@ -132,7 +188,7 @@ pub unsafe extern "C" fn hydra_open(
         Ok(format!("{{\"handle\":{handle}}}"))
     });
     if handle != 0 || error_json_out.is_null() {
-        // SAFETY: `envelope` came from `into_c_string` just above.
+        // SAFETY: `envelope` came from `guarded` just above.
         unsafe { hydra_string_free(envelope) };
     } else {
         // SAFETY: the caller promised `error_json_out` is writable.
@@ -205,7 +261,7 @@ pub unsafe extern "C" fn hydra_call(
 /// `s` is NULL or a pointer returned by this library and not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn hydra_string_free(s: *mut c_char) {
-    // SAFETY: the library's strings come from `malloc` (`into_c_string`,
+    // SAFETY: the library's strings come from `malloc` (`malloc_joined`,
     // `hydra_string_alloc`); `free(NULL)` does nothing.
     unsafe { libc::free(s.cast()) }
 }
@@ -268,6 +324,29 @@ ops::operation_table!(c_functions);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn take(out: *mut c_char) -> String {
+        // SAFETY: `out` is a NUL-terminated string the library returned.
+        let text = unsafe { CStr::from_ptr(out) }.to_str().unwrap().to_owned();
+        // SAFETY: freed once.
+        unsafe { hydra_string_free(out) };
+        text
+    }
+
+    #[test]
+    fn envelopes_are_written_as_ops_writes_them() {
+        let results: [fn() -> Result<String>; 3] = [
+            || Ok("{\"version\":\"1\"}".to_owned()),
+            || Ok("[]".to_owned()),
+            || Err(Error::not_found("job", "id")),
+        ];
+        for result in results {
+            assert_eq!(take(guarded(result)), ops::envelope(&result()));
+        }
+        let nul = take(guarded(|| Ok("\"a\0b\"".to_owned())));
+        let v: serde_json::Value = serde_json::from_str(&nul).unwrap();
+        assert_eq!(v["error"]["code"], "internal");
+    }
 
     #[test]
     fn a_panic_becomes_an_internal_envelope() {

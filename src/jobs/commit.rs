@@ -3,6 +3,7 @@
 //! to learn that a job finished.
 
 use super::ledger;
+use super::live::LiveProgress;
 use super::model::Job;
 use crate::db::Db;
 use crate::error::{Error, ErrorCode, Result};
@@ -10,7 +11,6 @@ use crate::types::HostEventFn;
 use crossbeam_channel::Sender;
 use parking_lot::{Condvar, Mutex, RwLock};
 use rusqlite::{Transaction, TransactionBehavior};
-use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -47,8 +47,20 @@ pub(super) enum BatchState {
     Failed(crate::error::PublicError),
 }
 
+/// What the event thread delivers as `job.updated`, in the order queued.
+pub(super) enum Event {
+    /// A job as a commit left it (a running job with its live progress).
+    Committed(Job),
+    /// A running job as a progress report left it: the job as it started
+    /// with that progress; the event thread refreshes its links (a
+    /// `threads.delete` may have cleared them since it started).
+    Live(Job),
+}
+
 /// The writer side of the ledger, shared by the workers and the API.
 pub(super) struct LedgerWriter {
+    /// The live progress of the running jobs (see [`LiveProgress`]).
+    pub live: LiveProgress,
     /// Ledger changes waiting for the writer lock (group commit).
     pending: Mutex<Vec<PendingChange>>,
     /// Set (under the writer lock) when close has written its last ledger
@@ -57,7 +69,7 @@ pub(super) struct LedgerWriter {
     /// The host's event callback (read by the event thread).
     event_fn: Arc<RwLock<Option<HostEventFn>>>,
     /// Where committed changes are sent as events; `None` once closed.
-    events: Mutex<Option<Sender<Value>>>,
+    events: Mutex<Option<Sender<Event>>>,
     /// Bumped whenever a job reaches a terminal status (and at shutdown).
     finished: Mutex<u64>,
     finished_changed: Condvar,
@@ -66,6 +78,7 @@ pub(super) struct LedgerWriter {
 impl LedgerWriter {
     pub fn new() -> LedgerWriter {
         LedgerWriter {
+            live: LiveProgress::default(),
             pending: Mutex::new(Vec::new()),
             sealed: AtomicBool::new(false),
             event_fn: Arc::new(RwLock::new(None)),
@@ -81,8 +94,20 @@ impl LedgerWriter {
     }
 
     /// Where events go from now on (`None`: nowhere, the event thread ends).
-    pub fn set_event_sink(&self, sink: Option<Sender<Value>>) {
+    pub fn set_event_sink(&self, sink: Option<Sender<Event>>) {
         *self.events.lock() = sink;
+    }
+
+    /// True when a host event callback is set.
+    pub fn wants_events(&self) -> bool {
+        self.event_fn.read().is_some()
+    }
+
+    /// Queues the `job.updated` event of a live progress report.
+    pub fn send_live(&self, job: Job) {
+        if let Some(sender) = &*self.events.lock() {
+            let _ = sender.send(Event::Live(job));
+        }
     }
 
     /// No ledger change commits after this.
@@ -180,6 +205,12 @@ impl LedgerWriter {
             work: Box::new(move |tx, touched| f(tx, touched).is_ok()),
             state: Arc::new(Mutex::new(BatchState::Waiting)),
         });
+        self.flush_if_free(db);
+    }
+
+    /// Commits the queued changes now if the writer is free; else leaves
+    /// them to its next holder. Never waits.
+    pub fn flush_if_free(&self, db: &Db) {
         if let Some(mut conn) = db.try_writer() {
             let batch = std::mem::take(&mut *self.pending.lock());
             if !batch.is_empty() {
@@ -199,7 +230,7 @@ impl LedgerWriter {
             }
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let alone = batch.len() == 1;
-            let wants_events = self.event_fn.read().is_some();
+            let wants_events = self.wants_events();
             // Each change's jobs are read right after it, so a batch of
             // several progress reports of one job gives one event each.
             let mut events: Vec<Job> = Vec::new();
@@ -221,11 +252,11 @@ impl LedgerWriter {
                     }
                 }
                 if wants_events {
-                    events.extend(
-                        mine.ids
-                            .iter()
-                            .filter_map(|id| ledger::get(&tx, id).ok().flatten()),
-                    );
+                    events.extend(mine.ids.iter().filter_map(|id| {
+                        let mut job = ledger::get(&tx, id).ok().flatten()?;
+                        self.live.overlay(&mut job);
+                        Some(job)
+                    }));
                 }
                 touched.ids.extend(mine.ids);
                 touched.finished |= mine.finished;
@@ -233,7 +264,7 @@ impl LedgerWriter {
             tx.commit()?;
             if let Some(sender) = &*self.events.lock() {
                 for job in events {
-                    let _ = sender.send(json!({"type": "job.updated", "job": job}));
+                    let _ = sender.send(Event::Committed(job));
                 }
             }
             Ok(())
@@ -265,6 +296,7 @@ mod tests {
     use super::*;
     use crate::jobs::{JobLinks, JobStatus};
     use crate::profile::{OpenOptions, Profile};
+    use serde_json::json;
 
     fn change(id: &'static str, succeeds: bool) -> (PendingChange, Arc<Mutex<BatchState>>) {
         let state = Arc::new(Mutex::new(BatchState::Waiting));

@@ -72,12 +72,13 @@ impl JobContext {
             .map(|_| ())
     }
 
-    /// Records progress without waiting for the writer: the change joins
-    /// the ledger's group-commit queue and is committed now if the writer is
-    /// free, else by its next holder (at the latest with the job's end).
-    /// The one way to report progress while holding a read snapshot (lock
-    /// order, see `db`). Fails with `cancelled` once cancellation was
-    /// requested.
+    /// Records progress without waiting for the writer: the report is live
+    /// at once (`jobs.get`, `jobs.list`, `job.updated` show it, see
+    /// `jobs::live`) and joins the ledger's group-commit queue, committed
+    /// now if the writer is free, else by its next holder (at the latest
+    /// with the job's end). The one way to report progress while holding a
+    /// read snapshot or the writer itself (lock order, see `db`). Fails with
+    /// `cancelled` once cancellation was requested.
     pub fn progress_queued(&self, update: &ProgressUpdate) -> Result<()> {
         self.report_queued(&patch_of(update))
     }

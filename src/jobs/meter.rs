@@ -9,9 +9,11 @@
 //! row. The ETA is the remaining work at the rate measured since the phase
 //! started; it is `null` until something was done (no rate yet).
 //!
-//! A job that holds a read snapshot must not wait for the writer (lock
-//! order, see `db`): its meter reports through
-//! [`JobContext::progress_queued`] ([`Channel::Queued`]).
+//! A job that holds a read snapshot, or the writer itself, must not wait
+//! for the writer (lock order, see `db`): its meter reports through
+//! [`JobContext::progress_queued`] ([`Channel::Queued`]). Either way a
+//! report is seen at once by `jobs.get`, `jobs.list` and `job.updated`
+//! (the live overlay, `jobs::live`), whether or not the ledger has it yet.
 
 use super::context::JobContext;
 use super::ledger::ProgressPatch;
@@ -27,7 +29,8 @@ pub const REPORT_INTERVAL: Duration = Duration::from_millis(250);
 pub enum Channel {
     /// [`JobContext::progress`]: waits for the writer.
     Direct,
-    /// [`JobContext::progress_queued`]: never waits (inside a snapshot).
+    /// [`JobContext::progress_queued`]: never waits (inside a snapshot or
+    /// a write transaction).
     Queued,
 }
 

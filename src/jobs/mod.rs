@@ -8,6 +8,10 @@
 //!   `queued -> cancelled`) cannot happen.
 //! - `commit`: group commit of ledger changes and the `job.updated` events
 //!   sent after each commit.
+//! - `live`: the progress of running jobs held in memory, so a report is
+//!   seen at once by `jobs.get` / `jobs.list` / events even while the job
+//!   holds the writer (the import pass of `bundle.import`) or must not wait
+//!   for it; the ledger catches up when the writer is free.
 //! - [`Jobs`] (runtime): the crossbeam worker pool that executes what the
 //!   ledger says, host job handlers, cancellation tokens, `job.updated`
 //!   events, crash recovery at open and the close protocol.
@@ -27,6 +31,7 @@
 mod commit;
 mod context;
 pub mod ledger;
+mod live;
 mod meter;
 mod model;
 mod requests;

@@ -204,7 +204,8 @@ pub fn list(profile: &Profile, request: ListRequest) -> Result<Page<Job>> {
         let mut rows = Vec::with_capacity(keys.len());
         for (created_at, seq) in keys {
             // A row pruned between the two reads is simply not listed.
-            if let Some(job) = ledger::get_by_seq(conn, seq)? {
+            if let Some(mut job) = ledger::get_by_seq(conn, seq)? {
+                profile.jobs().overlay(&mut job);
                 rows.push((job, created_at, seq));
             }
         }

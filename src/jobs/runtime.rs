@@ -11,17 +11,18 @@
 //! commit; `job.updated` events queued in commit order). The host's event
 //! callback runs on the event thread started here, outside every lock.
 
-use super::commit::LedgerWriter;
+use super::commit::{Event, LedgerWriter};
 use super::context::JobContext;
 use super::ledger::{self, Move, ProgressPatch};
+use super::live::Reported;
 use super::model::{Job, JobError, JobLinks, JobStatus, JobType};
-use crate::db::Db;
+use crate::db::{ConnExt, Db};
 use crate::error::{Error, ErrorCode, Result};
 use crate::profile::{ClosingExemption, Profile, WeakProfile};
 use crate::types::{is_valid_id, new_id, now_ms, HostEventFn, HostJsonFn, Patch};
 use crossbeam_channel::{Receiver, Sender};
 use once_cell::sync::OnceCell;
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Condvar, Mutex};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -97,7 +98,15 @@ struct Shared {
     ledger: LedgerWriter,
     /// Set when the profile starts closing: no job starts any more.
     stopping: AtomicBool,
+    /// Tests only: called with the job id after each queued progress report
+    /// is live (a test blocks in it to hold a job still at a known point).
+    #[cfg(test)]
+    progress_hook: Mutex<Option<ProgressHook>>,
 }
+
+/// See `Shared::progress_hook`.
+#[cfg(test)]
+pub(crate) type ProgressHook = Arc<dyn Fn(&str, &ProgressPatch) + Send + Sync>;
 
 impl Shared {
     fn profile(&self) -> Result<Profile> {
@@ -120,8 +129,29 @@ impl Shared {
     }
 
     fn untrack(&self, id: &str) {
+        self.ledger.live.end(id);
         self.running.lock().remove(id);
         self.running_changed.notify_all();
+    }
+
+    /// `job` (a live report's snapshot) with the links the ledger holds
+    /// now; read on the event thread, which holds no lock.
+    fn with_current_links(&self, mut job: Job) -> Job {
+        if job.thread_id.is_none() && job.task_id.is_none() {
+            return job;
+        }
+        let links = self.profile().and_then(|profile| {
+            profile.db().read(|conn| {
+                conn.query_opt(
+                    "SELECT thread_id, task_id FROM jobs WHERE id = ?1",
+                    [&job.id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+            })
+        });
+        // A row gone or unreadable: show no links rather than stale ones.
+        (job.thread_id, job.task_id) = links.ok().flatten().unwrap_or((None, None));
+        job
     }
 
     fn cancel_requested(&self, id: &str) -> bool {
@@ -280,6 +310,7 @@ fn worker_loop(shared: Arc<Shared>, queue: Receiver<Dispatch>) {
         };
         let Started { job, job_ref } = started;
         let _clock = profile.clock_scope();
+        shared.ledger.live.begin(&job);
         let ctx = JobContext::new(profile.clone(), job, Arc::clone(&job_ref.token));
         let outcome =
             run_guarded(|| job_ref.runner.run(&ctx)).map_err(|e| JobError::from_error(&e));
@@ -306,6 +337,13 @@ fn closed() -> Error {
     Error::new(ErrorCode::Closed, "the profile handle is closed")
 }
 
+fn cancel_requested() -> Error {
+    Error::new(
+        ErrorCode::Cancelled,
+        "cancellation of this job was requested; stop and return",
+    )
+}
+
 fn cancelled_error() -> JobError {
     JobError::new(ErrorCode::Cancelled, "the job was cancelled")
 }
@@ -318,13 +356,22 @@ fn no_handler(job_type: &str) -> Error {
     .with_detail("job_type", job_type)
 }
 
-fn event_loop(slot: Arc<RwLock<Option<HostEventFn>>>, events: Receiver<Value>) {
+/// Delivers `job.updated` events to the host's callback, in the order they
+/// were queued; a running job is shown with its live progress as of now.
+fn event_loop(shared: Arc<Shared>, events: Receiver<Event>) {
+    let slot = shared.ledger.event_slot();
     while let Ok(event) = events.recv() {
         let callback = slot.read().clone();
-        if let Some(callback) = callback {
-            // A panicking host callback loses its event, nothing more.
-            let _ = catch_unwind(AssertUnwindSafe(|| callback(&event)));
-        }
+        let Some(callback) = callback else {
+            continue;
+        };
+        let job = match event {
+            Event::Committed(job) => job,
+            Event::Live(job) => shared.with_current_links(job),
+        };
+        let event = serde_json::json!({"type": "job.updated", "job": job});
+        // A panicking host callback loses its event, nothing more.
+        let _ = catch_unwind(AssertUnwindSafe(|| callback(&event)));
     }
 }
 
@@ -360,6 +407,8 @@ impl Jobs {
                 running_changed: Condvar::new(),
                 ledger: LedgerWriter::new(),
                 stopping: AtomicBool::new(false),
+                #[cfg(test)]
+                progress_hook: Mutex::new(None),
             }),
             workers_wanted: workers.max(1),
             queue: Mutex::new(None),
@@ -386,10 +435,10 @@ impl Jobs {
     pub(crate) fn start(&self, profile: &Profile) -> Result<()> {
         let _ = self.shared.profile.set(profile.downgrade());
         let (event_tx, event_rx) = crossbeam_channel::unbounded();
-        let slot = self.shared.ledger.event_slot();
+        let shared = Arc::clone(&self.shared);
         let event_thread = std::thread::Builder::new()
             .name("hydra-events".into())
-            .spawn(move || event_loop(slot, event_rx))?;
+            .spawn(move || event_loop(shared, event_rx))?;
         self.shared.ledger.set_event_sink(Some(event_tx));
         *self.event_thread.lock() = Some(event_thread);
 
@@ -500,9 +549,20 @@ impl Jobs {
         Ok(id)
     }
 
-    /// The job `id`, or `not_found`.
+    /// The job `id`, or `not_found`; a running job with its live progress.
     pub fn get(&self, id: &str) -> Result<Job> {
-        self.profile()?.db().read(|conn| ledger::require(conn, id))
+        let mut job = self
+            .profile()?
+            .db()
+            .read(|conn| ledger::require(conn, id))?;
+        self.overlay(&mut job);
+        Ok(job)
+    }
+
+    /// Shows a job read from the ledger as it is now: a running job gets
+    /// its live progress (see `jobs::live`).
+    pub(crate) fn overlay(&self, job: &mut Job) {
+        self.shared.ledger.live.overlay(job);
     }
 
     /// Blocks until the job is terminal, then returns it; `timeout` if it
@@ -621,6 +681,7 @@ impl Jobs {
                 return Err(e);
             }
         };
+        self.shared.ledger.live.begin(&job);
         let ctx = JobContext::new(profile.clone(), job, Arc::clone(&token));
         let outcome = run_guarded(|| work(&ctx));
         drop(ctx);
@@ -636,6 +697,12 @@ impl Jobs {
         Ok((id, outcome))
     }
 
+    /// Tests only: sets the hook run after each queued progress report.
+    #[cfg(test)]
+    pub(crate) fn set_progress_hook(&self, hook: Option<ProgressHook>) {
+        *self.shared.progress_hook.lock() = hook;
+    }
+
     /// `jobs.cancel`: a queued job is cancelled at once; a running one is
     /// asked to stop (its token is set; it ends `cancelled` when its work
     /// returns) and is returned still `running`; a finished one is
@@ -643,72 +710,117 @@ impl Jobs {
     pub fn cancel(&self, id: &str) -> Result<Job> {
         let profile = self.profile()?;
         let (shared, id) = (Arc::clone(&self.shared), id.to_owned());
-        self.shared.ledger.commit(profile.db(), move |tx, touched| {
-            let id = id.as_str();
-            let status = ledger::status_of(tx, id)?.ok_or_else(|| Error::not_found("job", "id"))?;
-            match status {
-                JobStatus::Queued => {
-                    ledger::transition(tx, id, Move::Cancel(cancelled_error()), now_ms())?;
-                    touched.changed(id);
-                    touched.finished = true;
-                }
-                JobStatus::Running => {
-                    if let Some(token) = shared.running.lock().get(id) {
-                        token.store(true, Ordering::SeqCst);
+        let mut job = self
+            .shared
+            .ledger
+            .commit(profile.db(), move |tx, touched| {
+                let id = id.as_str();
+                let status =
+                    ledger::status_of(tx, id)?.ok_or_else(|| Error::not_found("job", "id"))?;
+                match status {
+                    JobStatus::Queued => {
+                        ledger::transition(tx, id, Move::Cancel(cancelled_error()), now_ms())?;
+                        touched.changed(id);
+                        touched.finished = true;
+                    }
+                    JobStatus::Running => {
+                        if let Some(token) = shared.running.lock().get(id) {
+                            token.store(true, Ordering::SeqCst);
+                        }
+                    }
+                    finished => {
+                        return Err(Error::conflict("the job has already finished")
+                            .with_detail("status", finished.as_str()))
                     }
                 }
-                finished => {
-                    return Err(Error::conflict("the job has already finished")
-                        .with_detail("status", finished.as_str()))
-                }
-            }
-            ledger::require(tx, id)
-        })
+                ledger::require(tx, id)
+            })?;
+        self.overlay(&mut job);
+        Ok(job)
     }
 
     /// `jobs.progress`: records progress of a running job. `cancelled` once
     /// its cancellation was requested (how a host handler learns of it);
     /// `conflict` when the job is not running; `not_found` for an unknown id.
+    /// The report is live at once (see `jobs::live`: readers see it while
+    /// this waits for the writer), and in the ledger when this returns.
     pub fn report_progress(&self, id: &str, patch: &ProgressPatch) -> Result<Job> {
         validate_progress(patch)?;
         let profile = self.profile()?;
+        if self.shared.cancel_requested(id) {
+            return Err(cancel_requested());
+        }
+        self.shared.ledger.live.report(id, patch, now_ms(), false);
         let (shared, id, patch) = (Arc::clone(&self.shared), id.to_owned(), patch.clone());
-        self.shared.ledger.commit(profile.db(), move |tx, touched| {
-            let id = id.as_str();
-            let status = ledger::status_of(tx, id)?.ok_or_else(|| Error::not_found("job", "id"))?;
-            if status == JobStatus::Running && shared.cancel_requested(id) {
-                return Err(Error::new(
-                    ErrorCode::Cancelled,
-                    "cancellation of this job was requested; stop and return",
-                ));
-            }
-            ledger::record_progress(tx, id, &patch, now_ms())?;
-            touched.changed(id);
-            ledger::require(tx, id)
-        })
+        let mut job = self
+            .shared
+            .ledger
+            .commit(profile.db(), move |tx, touched| {
+                let id = id.as_str();
+                let status =
+                    ledger::status_of(tx, id)?.ok_or_else(|| Error::not_found("job", "id"))?;
+                if status == JobStatus::Running && shared.cancel_requested(id) {
+                    return Err(cancel_requested());
+                }
+                // A job running here writes its whole live progress (which
+                // holds this report over any report not persisted yet).
+                let patch = shared.ledger.live.take_unsaved(id).unwrap_or(patch);
+                ledger::record_progress(tx, id, &patch, now_ms())?;
+                touched.changed(id);
+                ledger::require(tx, id)
+            })?;
+        self.overlay(&mut job);
+        Ok(job)
     }
 
     /// [`Jobs::report_progress`] without waiting for the writer (see
-    /// `JobContext::progress_queued`). A change that finds the job no longer
+    /// `JobContext::progress_queued`): the report is live at once, and
+    /// persisted now if the writer is free, else by its next holder (at the
+    /// latest with the job's end). A persist that finds the job no longer
     /// running is dropped.
     pub(crate) fn report_progress_queued(&self, id: &str, patch: &ProgressPatch) -> Result<()> {
         validate_progress(patch)?;
         if self.shared.cancel_requested(id) {
-            return Err(Error::new(
-                ErrorCode::Cancelled,
-                "cancellation of this job was requested; stop and return",
-            ));
+            return Err(cancel_requested());
         }
         let profile = self.profile()?;
-        let (id, patch) = (id.to_owned(), patch.clone());
-        self.shared.ledger.submit(profile.db(), move |tx, touched| {
-            if ledger::status_of(tx, &id)? != Some(JobStatus::Running) {
-                return Err(Error::conflict("the job is no longer running"));
+        let ledger = &self.shared.ledger;
+        let (reported, snapshot) = ledger
+            .live
+            .report(id, patch, now_ms(), ledger.wants_events());
+        match reported {
+            Reported::PersistQueued => ledger.flush_if_free(profile.db()),
+            Reported::NeedsPersist => {
+                let (shared, id) = (Arc::clone(&self.shared), id.to_owned());
+                ledger.submit(profile.db(), move |tx, _| {
+                    match shared.ledger.live.take_unsaved(&id) {
+                        Some(patch) => ledger::record_progress(tx, &id, &patch, now_ms()),
+                        None => Ok(()), // persisted meanwhile, or ended
+                    }
+                });
             }
-            ledger::record_progress(tx, &id, &patch, now_ms())?;
-            touched.changed(&id);
-            Ok(())
-        });
+            // Not a job running here (a job run by another process is not
+            // ours to report): the ledger alone, as before.
+            Reported::NotRunning => {
+                let (id, patch) = (id.to_owned(), patch.clone());
+                ledger.submit(profile.db(), move |tx, touched| {
+                    ledger::record_progress(tx, &id, &patch, now_ms())?;
+                    touched.changed(&id);
+                    Ok(())
+                });
+                return Ok(());
+            }
+        }
+        if let Some(job) = snapshot {
+            ledger.send_live(job);
+        }
+        #[cfg(test)]
+        {
+            let hook = self.shared.progress_hook.lock().clone();
+            if let Some(hook) = hook {
+                hook(id, patch);
+            }
+        }
         Ok(())
     }
 

@@ -374,7 +374,8 @@ pub fn run_job(
     let limit_ms = timeout.as_millis() as u64;
     let mut report = |elapsed: Duration| {
         // A failed report (the job was cancelled) is acted on through `cancel`.
-        let _ = ctx.progress(&ProgressUpdate {
+        // Never waits for the writer: the command runs on meanwhile.
+        let _ = ctx.progress_queued(&ProgressUpdate {
             phase: Some("running".to_owned()),
             steps_total: Some(limit_ms),
             steps_completed: Some((elapsed.as_millis() as u64).min(limit_ms)),

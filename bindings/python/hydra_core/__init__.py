@@ -29,7 +29,7 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
 
 from . import _native
 from ._generated import *  # noqa: F401,F403  (error classes, TypedDicts)
-from ._generated import Operations
+from ._generated import OPERATION_NAMES, Operations
 from ._native import EVENT_FN, JSON_FN, HydraError
 
 __all__ = ["Profile", "Jobs", "HydraError", "version", "JSON_FN", "EVENT_FN"] + [
@@ -51,21 +51,33 @@ def version() -> str:
 
 
 #: How every success envelope starts (the library writes `ok` first): its
-#: data is decoded without building the envelope around it.
+#: data is decoded in place, without building the envelope around it.
 _OK_PREFIX = '{"ok":true,"data":'
+_OK_LEN = len(_OK_PREFIX)
 _decode = json.JSONDecoder().decode
+#: The JSON value scanner behind ``json.loads`` (the C one when available):
+#: ``_scan(text, i)`` decodes the value starting at ``i`` and returns it
+#: with the index after it.
+_scan = (getattr(json.scanner, "c_make_scanner", None) or json.scanner.py_make_scanner)(json.JSONDecoder())
+_free_owned = _native.free_owned
+_EMPTY = b"{}"
 
 
-def _take(ptr: Optional[int]) -> Any:
-    """Reads and frees an envelope; returns its data or raises the error."""
-    if not ptr:
+def _take(owned: Any) -> Any:
+    """Reads and frees an envelope (an OwnedString); returns its data or
+    raises the error."""
+    raw = owned.value
+    _free_owned(owned)
+    if raw is None:
         raise HydraError.for_code("internal", "the library returned NULL")
-    try:
-        text = ctypes.string_at(ptr).decode("utf-8")
-    finally:
-        _lib.hydra_string_free(ptr)
+    text = raw.decode()
     if text.startswith(_OK_PREFIX):
-        return _decode(text[len(_OK_PREFIX) : -1])
+        try:
+            data, end = _scan(text, _OK_LEN)
+        except StopIteration:
+            end = -1
+        if end == len(text) - 1 and text[end] == "}":
+            return data
     envelope = _decode(text)
     if envelope["ok"]:
         return envelope["data"]
@@ -75,12 +87,26 @@ def _take(ptr: Optional[int]) -> Any:
 
 def _encode(request: Any) -> bytes:
     if request is None:
-        return b"{}"
+        return _EMPTY
     if isinstance(request, (bytes, bytearray)):
         return bytes(request)
     if isinstance(request, str):
         return request.encode("utf-8")
     return json.dumps(request).encode("utf-8")
+
+
+#: The C function of each registry operation, bound on first use.
+_functions: Dict[str, Callable[[int, bytes], Any]] = {}
+
+
+def _function(op: str) -> Callable[[int, bytes], Any]:
+    fn = _functions.get(op)
+    if fn is None:
+        if op not in OPERATION_NAMES:
+            return _native.generic_function(op)
+        fn = _native.operation_function(op) or _native.generic_function(op)
+        _functions[op] = fn
+    return fn
 
 
 def _merge(request: Any, fields: Dict[str, Any]) -> Any:
@@ -138,8 +164,7 @@ def _event_callback(fn: Callable[[Any], None]) -> Any:
 
 def _close_handle(handle: int, options: bytes, _keep_alive: Any = None) -> None:
     """The finalizer of a profile nobody closed (collected, or at exit)."""
-    ptr = _lib.hydra_close(handle, options)
-    _lib.hydra_string_free(ptr)
+    _free_owned(_lib.hydra_close(handle, options))
 
 
 class Jobs:
@@ -177,22 +202,41 @@ class Profile(Operations):
         self._finalizer = weakref.finalize(self, _close_handle, handle, b"{}", self._callbacks)
         self.jobs = Jobs(self)
 
+    @property
+    def handle(self) -> int:
+        """The library's handle of this profile (0 once closed)."""
+        return self._handle
+
+    @handle.setter
+    def handle(self, handle: int) -> None:
+        self._handle = handle
+        # The handle as the C functions of the per-call path take it.
+        self._handle_arg = ctypes.c_uint64(handle)
+
     @classmethod
     def open(cls, profile_dir: Any, **options: Any) -> "Profile":
         """Opens (creating or migrating) the profile in ``profile_dir``;
         options: ``workers``, ``synchronous``, ``storage_roots``."""
-        err = ctypes.c_void_p()
+        err = _native.OwnedString()
         request = json.dumps({"profile_dir": str(profile_dir), **options}).encode()
         handle = _lib.hydra_open(request, ctypes.byref(err))
         if handle == 0:
-            _take(err.value)
+            _take(err)
             raise HydraError.for_code("internal", "open failed without an error envelope")
         return cls(handle)
 
     def call(self, op: str, request: Any = None, /, **fields: Any) -> Any:
         """Runs operation ``op`` with a dict (or JSON text) request, plus
         keyword fields; returns the response data."""
-        return _take(_lib.hydra_call(self.handle, op.encode("utf-8"), _encode(_merge(request, fields))))
+        return self._run(op, request, fields)
+
+    def _run(self, op: str, request: Any, fields: Dict[str, Any]) -> Any:
+        # The per-call path of every method: keep it short (no logging, no
+        # locks; see benches/bindings_meta_version.py).
+        if fields:
+            request = _merge(request, fields)
+        fn = _functions.get(op) or _function(op)
+        return _take(fn(self._handle_arg, _EMPTY if request is None else _encode(request)))
 
     def iterate(self, op: str, request: Any = None, /, **fields: Any) -> Iterator[Any]:
         """The items of every page of the list ``op``, following ``next_cursor``."""
@@ -204,8 +248,7 @@ class Profile(Operations):
                 return
             page_request["cursor"] = page["next_cursor"]
 
-    # What the generated methods call.
-    _op = call
+    # What the generated iterators call.
     _iter = iterate
 
     def register_model(self, fn: Optional[Callable[[Any], Any]]) -> None:

@@ -1744,7 +1744,7 @@ class Operations:
     """One method per operation of the registry; each takes a dict, keyword
     fields or both (a key given twice raises ``TypeError``)."""
 
-    def _op(self, op: str, request: Any = None, /, **fields: Any) -> Any:
+    def _run(self, op: str, request: Any, fields: Dict[str, Any]) -> Any:
         raise NotImplementedError
 
     def _iter(self, op: str, request: Any = None, /, **fields: Any) -> Iterator[Any]:
@@ -1752,39 +1752,39 @@ class Operations:
 
     def meta_version(self, request: Optional[Dict[str, Any]] = None, /, **fields: Any) -> MetaVersionResponse:
         """``meta.version``: Library, ABI, schema and SQLite versions."""
-        return self._op("meta.version", request, **fields)
+        return self._run("meta.version", request, fields)
 
     def meta_operations(self, request: Optional[Dict[str, Any]] = None, /, **fields: Any) -> MetaOperationsResponse:
         """``meta.operations``: Every operation with its access, summary, error codes and request and response JSON Schemas."""
-        return self._op("meta.operations", request, **fields)
+        return self._run("meta.operations", request, fields)
 
     def profile_info(self, request: Optional[Dict[str, Any]] = None, /, **fields: Any) -> ProfileInfoResponse:
         """``profile.info``: Profile directory, schema version and database file sizes."""
-        return self._op("profile.info", request, **fields)
+        return self._run("profile.info", request, fields)
 
     def overview(self, request: Optional[OverviewRequest] = None, /, **fields: Any) -> OverviewResponse:
         """``overview``: Counts of every domain and storage sizes (walks cached for 300 s)."""
-        return self._op("overview", request, **fields)
+        return self._run("overview", request, fields)
 
     def profile_maintenance(self, request: Optional[ProfileMaintenanceRequest] = None, /, **fields: Any) -> ProfileMaintenanceResponse:
         """``profile.maintenance``: Optimize, checkpoint and optionally vacuum the database."""
-        return self._op("profile.maintenance", request, **fields)
+        return self._run("profile.maintenance", request, fields)
 
     def threads_create(self, request: Optional[ThreadsCreateRequest] = None, /, **fields: Any) -> ThreadsCreateResponse:
         """``threads.create``: Create a thread."""
-        return self._op("threads.create", request, **fields)
+        return self._run("threads.create", request, fields)
 
     def threads_get(self, request: Optional[ThreadsGetRequest] = None, /, **fields: Any) -> ThreadsGetResponse:
         """``threads.get``: Get a thread by id."""
-        return self._op("threads.get", request, **fields)
+        return self._run("threads.get", request, fields)
 
     def threads_update(self, request: Optional[ThreadsUpdateRequest] = None, /, **fields: Any) -> ThreadsUpdateResponse:
         """``threads.update``: Update a thread's title, description or metadata."""
-        return self._op("threads.update", request, **fields)
+        return self._run("threads.update", request, fields)
 
     def threads_list(self, request: Optional[ThreadsListRequest] = None, /, **fields: Any) -> ThreadsListResponse:
         """``threads.list``: List threads, newest updated first."""
-        return self._op("threads.list", request, **fields)
+        return self._run("threads.list", request, fields)
 
     def iter_threads_list(self, request: Optional[ThreadsListRequest] = None, /, **fields: Any) -> Iterator[Thread]:
         """Every item of ``threads.list``, page after page (follows ``next_cursor``)."""
@@ -1792,15 +1792,15 @@ class Operations:
 
     def threads_delete(self, request: Optional[ThreadsDeleteRequest] = None, /, **fields: Any) -> ThreadsDeleteResponse:
         """``threads.delete``: Delete a thread with its messages, tasks and memories; detach its tabs and jobs."""
-        return self._op("threads.delete", request, **fields)
+        return self._run("threads.delete", request, fields)
 
     def messages_append(self, request: Optional[MessagesAppendRequest] = None, /, **fields: Any) -> MessagesAppendResponse:
         """``messages.append``: Append a message to a thread."""
-        return self._op("messages.append", request, **fields)
+        return self._run("messages.append", request, fields)
 
     def messages_list(self, request: Optional[MessagesListRequest] = None, /, **fields: Any) -> MessagesListResponse:
         """``messages.list``: List a thread's messages, oldest or newest first."""
-        return self._op("messages.list", request, **fields)
+        return self._run("messages.list", request, fields)
 
     def iter_messages_list(self, request: Optional[MessagesListRequest] = None, /, **fields: Any) -> Iterator[Message]:
         """Every item of ``messages.list``, page after page (follows ``next_cursor``)."""
@@ -1808,31 +1808,31 @@ class Operations:
 
     def messages_delete(self, request: Optional[MessagesDeleteRequest] = None, /, **fields: Any) -> MessagesDeleteResponse:
         """``messages.delete``: Delete a message."""
-        return self._op("messages.delete", request, **fields)
+        return self._run("messages.delete", request, fields)
 
     def chat(self, request: Optional[ChatRequest] = None, /, **fields: Any) -> ChatResponse:
         """``chat``: One chat turn: user message, assistant reply or model answer, and context."""
-        return self._op("chat", request, **fields)
+        return self._run("chat", request, fields)
 
     def hydraflow_context(self, request: Optional[HydraflowContextRequest] = None, /, **fields: Any) -> HydraflowContextResponse:
         """``hydraflow.context``: A thread with its recent messages, open tasks, memories and bound tabs."""
-        return self._op("hydraflow.context", request, **fields)
+        return self._run("hydraflow.context", request, fields)
 
     def tasks_create(self, request: Optional[TasksCreateRequest] = None, /, **fields: Any) -> TasksCreateResponse:
         """``tasks.create``: Create a task."""
-        return self._op("tasks.create", request, **fields)
+        return self._run("tasks.create", request, fields)
 
     def tasks_get(self, request: Optional[TasksGetRequest] = None, /, **fields: Any) -> TasksGetResponse:
         """``tasks.get``: Get a task by id."""
-        return self._op("tasks.get", request, **fields)
+        return self._run("tasks.get", request, fields)
 
     def tasks_update(self, request: Optional[TasksUpdateRequest] = None, /, **fields: Any) -> TasksUpdateResponse:
         """``tasks.update``: Update a task; a status change records an event."""
-        return self._op("tasks.update", request, **fields)
+        return self._run("tasks.update", request, fields)
 
     def tasks_list(self, request: Optional[TasksListRequest] = None, /, **fields: Any) -> TasksListResponse:
         """``tasks.list``: List tasks, newest updated first."""
-        return self._op("tasks.list", request, **fields)
+        return self._run("tasks.list", request, fields)
 
     def iter_tasks_list(self, request: Optional[TasksListRequest] = None, /, **fields: Any) -> Iterator[Task]:
         """Every item of ``tasks.list``, page after page (follows ``next_cursor``)."""
@@ -1840,15 +1840,15 @@ class Operations:
 
     def tasks_delete(self, request: Optional[TasksDeleteRequest] = None, /, **fields: Any) -> TasksDeleteResponse:
         """``tasks.delete``: Delete a task and its events."""
-        return self._op("tasks.delete", request, **fields)
+        return self._run("tasks.delete", request, fields)
 
     def tasks_add_event(self, request: Optional[TasksAddEventRequest] = None, /, **fields: Any) -> TasksAddEventResponse:
         """``tasks.add_event``: Record an event on a task."""
-        return self._op("tasks.add_event", request, **fields)
+        return self._run("tasks.add_event", request, fields)
 
     def tasks_events(self, request: Optional[TasksEventsRequest] = None, /, **fields: Any) -> TasksEventsResponse:
         """``tasks.events``: List a task's events, oldest first."""
-        return self._op("tasks.events", request, **fields)
+        return self._run("tasks.events", request, fields)
 
     def iter_tasks_events(self, request: Optional[TasksEventsRequest] = None, /, **fields: Any) -> Iterator[TaskEvent]:
         """Every item of ``tasks.events``, page after page (follows ``next_cursor``)."""
@@ -1856,15 +1856,15 @@ class Operations:
 
     def memory_upsert(self, request: Optional[MemoryUpsertRequest] = None, /, **fields: Any) -> MemoryUpsertResponse:
         """``memory.upsert``: Insert or update a memory, optionally with an embedding."""
-        return self._op("memory.upsert", request, **fields)
+        return self._run("memory.upsert", request, fields)
 
     def memory_get(self, request: Optional[MemoryGetRequest] = None, /, **fields: Any) -> MemoryGetResponse:
         """``memory.get``: Get a memory by id."""
-        return self._op("memory.get", request, **fields)
+        return self._run("memory.get", request, fields)
 
     def memory_list(self, request: Optional[MemoryListRequest] = None, /, **fields: Any) -> MemoryListResponse:
         """``memory.list``: List memories, newest first."""
-        return self._op("memory.list", request, **fields)
+        return self._run("memory.list", request, fields)
 
     def iter_memory_list(self, request: Optional[MemoryListRequest] = None, /, **fields: Any) -> Iterator[Memory]:
         """Every item of ``memory.list``, page after page (follows ``next_cursor``)."""
@@ -1872,31 +1872,31 @@ class Operations:
 
     def memory_delete(self, request: Optional[MemoryDeleteRequest] = None, /, **fields: Any) -> MemoryDeleteResponse:
         """``memory.delete``: Delete a memory by id or by filters."""
-        return self._op("memory.delete", request, **fields)
+        return self._run("memory.delete", request, fields)
 
     def memory_search(self, request: Optional[MemorySearchRequest] = None, /, **fields: Any) -> MemorySearchResponse:
         """``memory.search``: Search memories by embedding or full text."""
-        return self._op("memory.search", request, **fields)
+        return self._run("memory.search", request, fields)
 
     def tabs_bind_thread(self, request: Optional[TabsBindThreadRequest] = None, /, **fields: Any) -> TabsBindThreadResponse:
         """``tabs.bind_thread``: Bind a tab to a thread, creating the tab or thread if needed."""
-        return self._op("tabs.bind_thread", request, **fields)
+        return self._run("tabs.bind_thread", request, fields)
 
     def tabs_unbind_thread(self, request: Optional[TabsUnbindThreadRequest] = None, /, **fields: Any) -> TabsUnbindThreadResponse:
         """``tabs.unbind_thread``: Unbind a tab from its thread."""
-        return self._op("tabs.unbind_thread", request, **fields)
+        return self._run("tabs.unbind_thread", request, fields)
 
     def tabs_upsert(self, request: Optional[TabsUpsertRequest] = None, /, **fields: Any) -> TabsUpsertResponse:
         """``tabs.upsert``: Create a tab or update its thread binding."""
-        return self._op("tabs.upsert", request, **fields)
+        return self._run("tabs.upsert", request, fields)
 
     def tabs_get(self, request: Optional[TabsGetRequest] = None, /, **fields: Any) -> TabsGetResponse:
         """``tabs.get``: One tab by id."""
-        return self._op("tabs.get", request, **fields)
+        return self._run("tabs.get", request, fields)
 
     def tabs_list(self, request: Optional[TabsListRequest] = None, /, **fields: Any) -> TabsListResponse:
         """``tabs.list``: Tabs, newest updated_at first."""
-        return self._op("tabs.list", request, **fields)
+        return self._run("tabs.list", request, fields)
 
     def iter_tabs_list(self, request: Optional[TabsListRequest] = None, /, **fields: Any) -> Iterator[Tab]:
         """Every item of ``tabs.list``, page after page (follows ``next_cursor``)."""
@@ -1904,19 +1904,19 @@ class Operations:
 
     def tabs_close(self, request: Optional[TabsCloseRequest] = None, /, **fields: Any) -> TabsCloseResponse:
         """``tabs.close``: Remove a tab and detach its history rows."""
-        return self._op("tabs.close", request, **fields)
+        return self._run("tabs.close", request, fields)
 
     def visits_record(self, request: Optional[VisitsRecordRequest] = None, /, **fields: Any) -> VisitsRecordResponse:
         """``visits.record``: Record one visit (deduplicated by url and time)."""
-        return self._op("visits.record", request, **fields)
+        return self._run("visits.record", request, fields)
 
     def visits_record_batch(self, request: Optional[VisitsRecordBatchRequest] = None, /, **fields: Any) -> VisitsRecordBatchResponse:
         """``visits.record_batch``: Record up to 10,000 visits in one transaction, all or nothing."""
-        return self._op("visits.record_batch", request, **fields)
+        return self._run("visits.record_batch", request, fields)
 
     def history_list(self, request: Optional[HistoryListRequest] = None, /, **fields: Any) -> HistoryListResponse:
         """``history.list``: Visits newest first, filtered by text, host, time or tab."""
-        return self._op("history.list", request, **fields)
+        return self._run("history.list", request, fields)
 
     def iter_history_list(self, request: Optional[HistoryListRequest] = None, /, **fields: Any) -> Iterator[Visit]:
         """Every item of ``history.list``, page after page (follows ``next_cursor``)."""
@@ -1924,27 +1924,27 @@ class Operations:
 
     def history_visited(self, request: Optional[HistoryVisitedRequest] = None, /, **fields: Any) -> HistoryVisitedResponse:
         """``history.visited``: Whether each URL has been visited."""
-        return self._op("history.visited", request, **fields)
+        return self._run("history.visited", request, fields)
 
     def history_delete(self, request: Optional[HistoryDeleteRequest] = None, /, **fields: Any) -> HistoryDeleteResponse:
         """``history.delete``: Delete one visit, leaving no trace in the profile files."""
-        return self._op("history.delete", request, **fields)
+        return self._run("history.delete", request, fields)
 
     def history_purge(self, request: Optional[HistoryPurgeRequest] = None, /, **fields: Any) -> HistoryPurgeResponse:
         """``history.purge``: Delete visits by host and time range (or all), leaving no trace."""
-        return self._op("history.purge", request, **fields)
+        return self._run("history.purge", request, fields)
 
     def history_import(self, request: Optional[HistoryImportRequest] = None, /, **fields: Any) -> HistoryImportResponse:
         """``history.import``: Import visits from a Chrome or Firefox history file, as a job."""
-        return self._op("history.import", request, **fields)
+        return self._run("history.import", request, fields)
 
     def bookmarks_add(self, request: Optional[BookmarksAddRequest] = None, /, **fields: Any) -> BookmarksAddResponse:
         """``bookmarks.add``: Add a bookmark."""
-        return self._op("bookmarks.add", request, **fields)
+        return self._run("bookmarks.add", request, fields)
 
     def bookmarks_list(self, request: Optional[BookmarksListRequest] = None, /, **fields: Any) -> BookmarksListResponse:
         """``bookmarks.list``: Bookmarks newest first, in one folder or all."""
-        return self._op("bookmarks.list", request, **fields)
+        return self._run("bookmarks.list", request, fields)
 
     def iter_bookmarks_list(self, request: Optional[BookmarksListRequest] = None, /, **fields: Any) -> Iterator[Bookmark]:
         """Every item of ``bookmarks.list``, page after page (follows ``next_cursor``)."""
@@ -1952,31 +1952,31 @@ class Operations:
 
     def bookmarks_update(self, request: Optional[BookmarksUpdateRequest] = None, /, **fields: Any) -> BookmarksUpdateResponse:
         """``bookmarks.update``: Change a bookmark's url, title, folder or tags."""
-        return self._op("bookmarks.update", request, **fields)
+        return self._run("bookmarks.update", request, fields)
 
     def bookmarks_delete(self, request: Optional[BookmarksDeleteRequest] = None, /, **fields: Any) -> BookmarksDeleteResponse:
         """``bookmarks.delete``: Delete a bookmark, leaving no trace."""
-        return self._op("bookmarks.delete", request, **fields)
+        return self._run("bookmarks.delete", request, fields)
 
     def bookmarks_create_folder(self, request: Optional[BookmarksCreateFolderRequest] = None, /, **fields: Any) -> BookmarksCreateFolderResponse:
         """``bookmarks.create_folder``: Create a bookmark folder."""
-        return self._op("bookmarks.create_folder", request, **fields)
+        return self._run("bookmarks.create_folder", request, fields)
 
     def bookmarks_delete_folder(self, request: Optional[BookmarksDeleteFolderRequest] = None, /, **fields: Any) -> BookmarksDeleteFolderResponse:
         """``bookmarks.delete_folder``: Delete a folder with its subfolders and bookmarks."""
-        return self._op("bookmarks.delete_folder", request, **fields)
+        return self._run("bookmarks.delete_folder", request, fields)
 
     def documents_upsert(self, request: Optional[DocumentsUpsertRequest] = None, /, **fields: Any) -> DocumentsUpsertResponse:
         """``documents.upsert``: Store a page's text by url, cut into chunks (with optional embeddings)."""
-        return self._op("documents.upsert", request, **fields)
+        return self._run("documents.upsert", request, fields)
 
     def documents_get(self, request: Optional[DocumentsGetRequest] = None, /, **fields: Any) -> DocumentsGetResponse:
         """``documents.get``: One document by id or url, with its text and optionally its chunks."""
-        return self._op("documents.get", request, **fields)
+        return self._run("documents.get", request, fields)
 
     def documents_list(self, request: Optional[DocumentsListRequest] = None, /, **fields: Any) -> DocumentsListResponse:
         """``documents.list``: Documents newest updated first, filtered by host or source."""
-        return self._op("documents.list", request, **fields)
+        return self._run("documents.list", request, fields)
 
     def iter_documents_list(self, request: Optional[DocumentsListRequest] = None, /, **fields: Any) -> Iterator[Document]:
         """Every item of ``documents.list``, page after page (follows ``next_cursor``)."""
@@ -1984,35 +1984,35 @@ class Operations:
 
     def documents_delete(self, request: Optional[DocumentsDeleteRequest] = None, /, **fields: Any) -> DocumentsDeleteResponse:
         """``documents.delete``: Delete documents by id, url, host or all, leaving no trace."""
-        return self._op("documents.delete", request, **fields)
+        return self._run("documents.delete", request, fields)
 
     def documents_search(self, request: Optional[DocumentsSearchRequest] = None, /, **fields: Any) -> DocumentsSearchResponse:
         """``documents.search``: Search chunks by words (BM25), embedding (cosine) or both (rank fusion)."""
-        return self._op("documents.search", request, **fields)
+        return self._run("documents.search", request, fields)
 
     def documents_embed(self, request: Optional[DocumentsEmbedRequest] = None, /, **fields: Any) -> DocumentsEmbedResponse:
         """``documents.embed``: Embed every chunk lacking a model's embedding through the host's embedder, as a job."""
-        return self._op("documents.embed", request, **fields)
+        return self._run("documents.embed", request, fields)
 
     def privacy_forget_site(self, request: Optional[PrivacyForgetSiteRequest] = None, /, **fields: Any) -> PrivacyForgetSiteResponse:
         """``privacy.forget_site``: Forget a site: its visits, documents, chunks and embeddings; clear its tabs, keep bookmarks."""
-        return self._op("privacy.forget_site", request, **fields)
+        return self._run("privacy.forget_site", request, fields)
 
     def bundle_export(self, request: Optional[BundleExportRequest] = None, /, **fields: Any) -> BundleExportResponse:
         """``bundle.export``: Export components of the profile to a verifiable bundle file, as a job."""
-        return self._op("bundle.export", request, **fields)
+        return self._run("bundle.export", request, fields)
 
     def bundle_import(self, request: Optional[BundleImportRequest] = None, /, **fields: Any) -> BundleImportResponse:
         """``bundle.import``: Verify a bundle, then import it in one transaction, as a job."""
-        return self._op("bundle.import", request, **fields)
+        return self._run("bundle.import", request, fields)
 
     def bundle_list(self, request: Optional[Dict[str, Any]] = None, /, **fields: Any) -> BundleListResponse:
         """``bundle.list``: The bundles in the profile's bundles folder with their manifests."""
-        return self._op("bundle.list", request, **fields)
+        return self._run("bundle.list", request, fields)
 
     def jobs_list(self, request: Optional[JobsListRequest] = None, /, **fields: Any) -> JobsListResponse:
         """``jobs.list``: List jobs newest first, filtered by status and type."""
-        return self._op("jobs.list", request, **fields)
+        return self._run("jobs.list", request, fields)
 
     def iter_jobs_list(self, request: Optional[JobsListRequest] = None, /, **fields: Any) -> Iterator[Job]:
         """Every item of ``jobs.list``, page after page (follows ``next_cursor``)."""
@@ -2020,51 +2020,51 @@ class Operations:
 
     def jobs_get(self, request: Optional[JobsGetRequest] = None, /, **fields: Any) -> JobsGetResponse:
         """``jobs.get``: Get one job."""
-        return self._op("jobs.get", request, **fields)
+        return self._run("jobs.get", request, fields)
 
     def jobs_status(self, request: Optional[JobsStatusRequest] = None, /, **fields: Any) -> JobsStatusResponse:
         """``jobs.status``: A job's status and progress fraction from the ledger."""
-        return self._op("jobs.status", request, **fields)
+        return self._run("jobs.status", request, fields)
 
     def jobs_wait(self, request: Optional[JobsWaitRequest] = None, /, **fields: Any) -> JobsWaitResponse:
         """``jobs.wait``: Wait until a job is finished, up to a timeout."""
-        return self._op("jobs.wait", request, **fields)
+        return self._run("jobs.wait", request, fields)
 
     def jobs_cancel(self, request: Optional[JobsCancelRequest] = None, /, **fields: Any) -> JobsCancelResponse:
         """``jobs.cancel``: Cancel a queued job, or ask a running one to stop."""
-        return self._op("jobs.cancel", request, **fields)
+        return self._run("jobs.cancel", request, fields)
 
     def jobs_progress(self, request: Optional[JobsProgressRequest] = None, /, **fields: Any) -> JobsProgressResponse:
         """``jobs.progress``: Report progress of a running job."""
-        return self._op("jobs.progress", request, **fields)
+        return self._run("jobs.progress", request, fields)
 
     def jobs_prune(self, request: Optional[JobsPruneRequest] = None, /, **fields: Any) -> JobsPruneResponse:
         """``jobs.prune``: Delete finished jobs older than a number of days."""
-        return self._op("jobs.prune", request, **fields)
+        return self._run("jobs.prune", request, fields)
 
     def refresh_focused_crawl(self, request: Optional[RefreshFocusedCrawlRequest] = None, /, **fields: Any) -> RefreshFocusedCrawlResponse:
         """``refresh.focused_crawl``: Queue a focused crawl run by the host's handler."""
-        return self._op("refresh.focused_crawl", request, **fields)
+        return self._run("refresh.focused_crawl", request, fields)
 
     def repo_register(self, request: Optional[RepoRegisterRequest] = None, /, **fields: Any) -> RepoRegisterResponse:
         """``repo.register``: Register a repository (or update one): root, permissions, check command, budgets."""
-        return self._op("repo.register", request, **fields)
+        return self._run("repo.register", request, fields)
 
     def repo_unregister(self, request: Optional[RepoUnregisterRequest] = None, /, **fields: Any) -> RepoUnregisterResponse:
         """``repo.unregister``: Forget a repository and its change ledger; its files are untouched."""
-        return self._op("repo.unregister", request, **fields)
+        return self._run("repo.unregister", request, fields)
 
     def repo_list(self, request: Optional[Dict[str, Any]] = None, /, **fields: Any) -> RepoListResponse:
         """``repo.list``: Every registered repository."""
-        return self._op("repo.list", request, **fields)
+        return self._run("repo.list", request, fields)
 
     def repo_status(self, request: Optional[RepoStatusRequest] = None, /, **fields: Any) -> RepoStatusResponse:
         """``repo.status``: Branch, upstream, ahead/behind and changed paths of a repository (git)."""
-        return self._op("repo.status", request, **fields)
+        return self._run("repo.status", request, fields)
 
     def repo_changes(self, request: Optional[RepoChangesRequest] = None, /, **fields: Any) -> RepoChangesResponse:
         """``repo.changes``: The change ledger of a repository, newest first."""
-        return self._op("repo.changes", request, **fields)
+        return self._run("repo.changes", request, fields)
 
     def iter_repo_changes(self, request: Optional[RepoChangesRequest] = None, /, **fields: Any) -> Iterator[Change]:
         """Every item of ``repo.changes``, page after page (follows ``next_cursor``)."""
@@ -2072,15 +2072,19 @@ class Operations:
 
     def repo_propose_patch(self, request: Optional[RepoProposePatchRequest] = None, /, **fields: Any) -> RepoProposePatchResponse:
         """``repo.propose_patch``: Check and measure a patch against the path rule, budgets and preconditions; writes nothing."""
-        return self._op("repo.propose_patch", request, **fields)
+        return self._run("repo.propose_patch", request, fields)
 
     def repo_apply_patch(self, request: Optional[RepoApplyPatchRequest] = None, /, **fields: Any) -> RepoApplyPatchResponse:
         """``repo.apply_patch``: Apply a patch all or nothing, recorded as a job and a change."""
-        return self._op("repo.apply_patch", request, **fields)
+        return self._run("repo.apply_patch", request, fields)
 
     def repo_run_checks(self, request: Optional[RepoRunChecksRequest] = None, /, **fields: Any) -> Union[ChecksDone, RepoRunChecksResponse1]:
         """``repo.run_checks``: Run the repository's configured check command in a sandbox, as a job."""
-        return self._op("repo.run_checks", request, **fields)
+        return self._run("repo.run_checks", request, fields)
 
 
-__all__ = ["AppliedFile", "Bookmark", "BookmarksAddRequest", "BookmarksAddResponse", "BookmarksCreateFolderRequest", "BookmarksCreateFolderResponse", "BookmarksDeleteFolderRequest", "BookmarksDeleteFolderResponse", "BookmarksDeleteRequest", "BookmarksDeleteResponse", "BookmarksListRequest", "BookmarksListResponse", "BookmarksUpdateRequest", "BookmarksUpdateResponse", "BrowserCounts", "BudgetExceededError", "BudgetReport", "Budgets", "BudgetsRequest", "BundleExportRequest", "BundleExportResponse", "BundleImportRequest", "BundleImportResponse", "BundleInfo", "BundleListResponse", "BusyError", "CancelledError", "Change", "ChangeStats", "ChatContext", "ChatRequest", "ChatResponse", "CheckFailedError", "ChecksDone", "Chunk", "ChunkEmbedding", "ChunkInput", "ClosedError", "CommandNotAllowedError", "ComponentSummary", "ConflictError", "CorruptError", "DeleteStats", "Document", "DocumentsDeleteRequest", "DocumentsDeleteResponse", "DocumentsEmbedRequest", "DocumentsEmbedResponse", "DocumentsGetRequest", "DocumentsGetResponse", "DocumentsListRequest", "DocumentsListResponse", "DocumentsSearchRequest", "DocumentsSearchResponse", "DocumentsUpsertRequest", "DocumentsUpsertResponse", "ERROR_CLASSES", "EmbeddingInfo", "EmbeddingInput", "FileEdit", "FileReport", "FilterRequiredError", "Folder", "FolderDeleteStats", "ForbiddenError", "HistoryCounts", "HistoryDeleteRequest", "HistoryDeleteResponse", "HistoryImportRequest", "HistoryImportResponse", "HistoryListRequest", "HistoryListResponse", "HistoryPurgeRequest", "HistoryPurgeResponse", "HistoryVisitedRequest", "HistoryVisitedResponse", "HitChunk", "HitDocument", "HydraflowContextRequest", "HydraflowContextResponse", "IncompatibleVersionError", "InternalError", "InterruptedError", "InvalidArgumentError", "InvalidJsonError", "IoError", "Job", "JobCounts", "JobError", "JobsCancelRequest", "JobsCancelResponse", "JobsGetRequest", "JobsGetResponse", "JobsListRequest", "JobsListResponse", "JobsProgressRequest", "JobsProgressResponse", "JobsPruneRequest", "JobsPruneResponse", "JobsStatusRequest", "JobsStatusResponse", "JobsWaitRequest", "JobsWaitResponse", "KnowledgeCounts", "LlmCounts", "Manifest", "ManifestComponents", "Memory", "MemoryDeleteRequest", "MemoryDeleteResponse", "MemoryGetRequest", "MemoryGetResponse", "MemoryListRequest", "MemoryListResponse", "MemorySearchRequest", "MemorySearchResponse", "MemoryUpsertRequest", "MemoryUpsertResponse", "Message", "MessagesAppendRequest", "MessagesAppendResponse", "MessagesDeleteRequest", "MessagesDeleteResponse", "MessagesListRequest", "MessagesListResponse", "MetaOperationsResponse", "MetaVersionResponse", "NoCheckCommandError", "NoHandlerError", "NotFoundError", "OperationInfo", "Operations", "OverviewRequest", "OverviewResponse", "PathChange", "PathEscapeError", "PayloadTooLargeError", "PendingErasure", "PrivacyForgetSiteRequest", "PrivacyForgetSiteResponse", "ProfileInfoResponse", "ProfileLockedError", "ProfileMaintenanceRequest", "ProfileMaintenanceResponse", "Progress", "PurgeFilters", "RefreshFocusedCrawlRequest", "RefreshFocusedCrawlResponse", "Repo", "RepoApplyPatchRequest", "RepoApplyPatchResponse", "RepoChangesRequest", "RepoChangesResponse", "RepoListResponse", "RepoProposePatchRequest", "RepoProposePatchResponse", "RepoRegisterRequest", "RepoRegisterResponse", "RepoRunChecksRequest", "RepoRunChecksResponse1", "RepoStatusRequest", "RepoStatusResponse", "RepoUnregisterRequest", "RepoUnregisterResponse", "Retrieve", "RootUsage", "SearchHit", "SearchItem", "StatusCounts", "Storage", "Tab", "TabCounts", "TabsBindThreadRequest", "TabsBindThreadResponse", "TabsCloseRequest", "TabsCloseResponse", "TabsGetRequest", "TabsGetResponse", "TabsListRequest", "TabsListResponse", "TabsUnbindThreadRequest", "TabsUnbindThreadResponse", "TabsUpsertRequest", "TabsUpsertResponse", "Task", "TaskEvent", "TasksAddEventRequest", "TasksAddEventResponse", "TasksCreateRequest", "TasksCreateResponse", "TasksDeleteRequest", "TasksDeleteResponse", "TasksEventsRequest", "TasksEventsResponse", "TasksGetRequest", "TasksGetResponse", "TasksListRequest", "TasksListResponse", "TasksUpdateRequest", "TasksUpdateResponse", "Thread", "ThreadsCreateRequest", "ThreadsCreateResponse", "ThreadsDeleteRequest", "ThreadsDeleteResponse", "ThreadsGetRequest", "ThreadsGetResponse", "ThreadsListRequest", "ThreadsListResponse", "ThreadsUpdateRequest", "ThreadsUpdateResponse", "TimeoutError", "Total", "UnknownOperationError", "Visit", "VisitInput", "VisitsRecordBatchRequest", "VisitsRecordBatchResponse", "VisitsRecordRequest", "VisitsRecordResponse"]
+#: Every operation name of the registry (each has its C function
+#: ``hydra_<name with dots as underscores>``).
+OPERATION_NAMES = frozenset(["meta.version", "meta.operations", "profile.info", "overview", "profile.maintenance", "threads.create", "threads.get", "threads.update", "threads.list", "threads.delete", "messages.append", "messages.list", "messages.delete", "chat", "hydraflow.context", "tasks.create", "tasks.get", "tasks.update", "tasks.list", "tasks.delete", "tasks.add_event", "tasks.events", "memory.upsert", "memory.get", "memory.list", "memory.delete", "memory.search", "tabs.bind_thread", "tabs.unbind_thread", "tabs.upsert", "tabs.get", "tabs.list", "tabs.close", "visits.record", "visits.record_batch", "history.list", "history.visited", "history.delete", "history.purge", "history.import", "bookmarks.add", "bookmarks.list", "bookmarks.update", "bookmarks.delete", "bookmarks.create_folder", "bookmarks.delete_folder", "documents.upsert", "documents.get", "documents.list", "documents.delete", "documents.search", "documents.embed", "privacy.forget_site", "bundle.export", "bundle.import", "bundle.list", "jobs.list", "jobs.get", "jobs.status", "jobs.wait", "jobs.cancel", "jobs.progress", "jobs.prune", "refresh.focused_crawl", "repo.register", "repo.unregister", "repo.list", "repo.status", "repo.changes", "repo.propose_patch", "repo.apply_patch", "repo.run_checks"])
+
+__all__ = ["AppliedFile", "Bookmark", "BookmarksAddRequest", "BookmarksAddResponse", "BookmarksCreateFolderRequest", "BookmarksCreateFolderResponse", "BookmarksDeleteFolderRequest", "BookmarksDeleteFolderResponse", "BookmarksDeleteRequest", "BookmarksDeleteResponse", "BookmarksListRequest", "BookmarksListResponse", "BookmarksUpdateRequest", "BookmarksUpdateResponse", "BrowserCounts", "BudgetExceededError", "BudgetReport", "Budgets", "BudgetsRequest", "BundleExportRequest", "BundleExportResponse", "BundleImportRequest", "BundleImportResponse", "BundleInfo", "BundleListResponse", "BusyError", "CancelledError", "Change", "ChangeStats", "ChatContext", "ChatRequest", "ChatResponse", "CheckFailedError", "ChecksDone", "Chunk", "ChunkEmbedding", "ChunkInput", "ClosedError", "CommandNotAllowedError", "ComponentSummary", "ConflictError", "CorruptError", "DeleteStats", "Document", "DocumentsDeleteRequest", "DocumentsDeleteResponse", "DocumentsEmbedRequest", "DocumentsEmbedResponse", "DocumentsGetRequest", "DocumentsGetResponse", "DocumentsListRequest", "DocumentsListResponse", "DocumentsSearchRequest", "DocumentsSearchResponse", "DocumentsUpsertRequest", "DocumentsUpsertResponse", "ERROR_CLASSES", "EmbeddingInfo", "EmbeddingInput", "FileEdit", "FileReport", "FilterRequiredError", "Folder", "FolderDeleteStats", "ForbiddenError", "HistoryCounts", "HistoryDeleteRequest", "HistoryDeleteResponse", "HistoryImportRequest", "HistoryImportResponse", "HistoryListRequest", "HistoryListResponse", "HistoryPurgeRequest", "HistoryPurgeResponse", "HistoryVisitedRequest", "HistoryVisitedResponse", "HitChunk", "HitDocument", "HydraflowContextRequest", "HydraflowContextResponse", "IncompatibleVersionError", "InternalError", "InterruptedError", "InvalidArgumentError", "InvalidJsonError", "IoError", "Job", "JobCounts", "JobError", "JobsCancelRequest", "JobsCancelResponse", "JobsGetRequest", "JobsGetResponse", "JobsListRequest", "JobsListResponse", "JobsProgressRequest", "JobsProgressResponse", "JobsPruneRequest", "JobsPruneResponse", "JobsStatusRequest", "JobsStatusResponse", "JobsWaitRequest", "JobsWaitResponse", "KnowledgeCounts", "LlmCounts", "Manifest", "ManifestComponents", "Memory", "MemoryDeleteRequest", "MemoryDeleteResponse", "MemoryGetRequest", "MemoryGetResponse", "MemoryListRequest", "MemoryListResponse", "MemorySearchRequest", "MemorySearchResponse", "MemoryUpsertRequest", "MemoryUpsertResponse", "Message", "MessagesAppendRequest", "MessagesAppendResponse", "MessagesDeleteRequest", "MessagesDeleteResponse", "MessagesListRequest", "MessagesListResponse", "MetaOperationsResponse", "MetaVersionResponse", "NoCheckCommandError", "NoHandlerError", "NotFoundError", "OPERATION_NAMES", "OperationInfo", "Operations", "OverviewRequest", "OverviewResponse", "PathChange", "PathEscapeError", "PayloadTooLargeError", "PendingErasure", "PrivacyForgetSiteRequest", "PrivacyForgetSiteResponse", "ProfileInfoResponse", "ProfileLockedError", "ProfileMaintenanceRequest", "ProfileMaintenanceResponse", "Progress", "PurgeFilters", "RefreshFocusedCrawlRequest", "RefreshFocusedCrawlResponse", "Repo", "RepoApplyPatchRequest", "RepoApplyPatchResponse", "RepoChangesRequest", "RepoChangesResponse", "RepoListResponse", "RepoProposePatchRequest", "RepoProposePatchResponse", "RepoRegisterRequest", "RepoRegisterResponse", "RepoRunChecksRequest", "RepoRunChecksResponse1", "RepoStatusRequest", "RepoStatusResponse", "RepoUnregisterRequest", "RepoUnregisterResponse", "Retrieve", "RootUsage", "SearchHit", "SearchItem", "StatusCounts", "Storage", "Tab", "TabCounts", "TabsBindThreadRequest", "TabsBindThreadResponse", "TabsCloseRequest", "TabsCloseResponse", "TabsGetRequest", "TabsGetResponse", "TabsListRequest", "TabsListResponse", "TabsUnbindThreadRequest", "TabsUnbindThreadResponse", "TabsUpsertRequest", "TabsUpsertResponse", "Task", "TaskEvent", "TasksAddEventRequest", "TasksAddEventResponse", "TasksCreateRequest", "TasksCreateResponse", "TasksDeleteRequest", "TasksDeleteResponse", "TasksEventsRequest", "TasksEventsResponse", "TasksGetRequest", "TasksGetResponse", "TasksListRequest", "TasksListResponse", "TasksUpdateRequest", "TasksUpdateResponse", "Thread", "ThreadsCreateRequest", "ThreadsCreateResponse", "ThreadsDeleteRequest", "ThreadsDeleteResponse", "ThreadsGetRequest", "ThreadsGetResponse", "ThreadsListRequest", "ThreadsListResponse", "ThreadsUpdateRequest", "ThreadsUpdateResponse", "TimeoutError", "Total", "UnknownOperationError", "Visit", "VisitInput", "VisitsRecordBatchRequest", "VisitsRecordBatchResponse", "VisitsRecordRequest", "VisitsRecordResponse"]
