@@ -96,7 +96,16 @@ test('close lets an in-flight JavaScript job finish instead of hanging', async (
     finished = true;
     return { ok: true };
   });
-  p.refresh_focused_crawl({});
+  const { job_id: id } = p.refresh_focused_crawl({});
+  // In flight: a worker has started the job and waits for this thread to
+  // run the handler (queued jobs stay queued at close, as the contract
+  // says, so closing before a worker took it would test nothing). The
+  // handler cannot run while this loop holds the thread.
+  const deadline = Date.now() + 10_000;
+  while (p.jobs_get({ id }).job.status === 'queued') {
+    assert.ok(Date.now() < deadline, 'no worker started the job');
+  }
+  assert.strictEqual(p.jobs_get({ id }).job.status, 'running');
   await p.close();
   assert.ok(finished);
 });
