@@ -153,6 +153,11 @@ struct Filters {
 }
 
 impl Filters {
+    /// Only a `query` (and the cursor): no host, time or tab filter.
+    fn query_only(&self) -> bool {
+        self.host.is_none() && self.from.is_none() && self.to.is_none() && self.tab_id.is_none()
+    }
+
     /// Adds the filter terms (all but the host, which the caller picks
     /// between an exact `rev_host` and a range).
     fn push_common(&self, w: &mut Where) {
@@ -233,12 +238,30 @@ pub fn list(profile: &Profile, req: ListRequest) -> Result<Page<Visit>> {
         if let Some(q) = &filters.query {
             history_index::catch_up_for_search(profile, conn)?;
             let wanted = req.limit.get() + 1;
-            if let Lookup::Found { hits, watermark } = profile
-                .history_text_index()
-                .search(&fold_case(q), index_lookup_limit(profile, wanted))
-            {
-                let rows = rows_by_id(conn, &filters, &ks, hits, watermark)?;
-                return Ok(ks.finish(rows));
+            let index = profile.history_text_index();
+            let folded = fold_case(q);
+            match index.search(&folded, index_lookup_limit(profile, wanted)) {
+                Lookup::Found { hits, watermark } => {
+                    let rows = rows_by_id(conn, &filters, &ks, hits, watermark)?;
+                    return Ok(ks.finish(rows));
+                }
+                // A common query and nothing else to filter: the newest
+                // matches come from the index's own newest-first walk.
+                Lookup::TooMany { .. } if filters.query_only() => {
+                    if let Some(Lookup::Found { hits, watermark }) =
+                        index.newest_matches(&folded, ks.bounds(), wanted)
+                    {
+                        let every_match = hits.len() < wanted;
+                        let rows = rows_by_id(conn, &filters, &ks, hits, watermark)?;
+                        // Each row re-checks its own text; should one fail
+                        // (it cannot while the index is exact), the table
+                        // walk below answers instead.
+                        if every_match || rows.len() >= wanted {
+                            return Ok(ks.finish(rows));
+                        }
+                    }
+                }
+                Lookup::TooMany { .. } => {}
             }
         }
         let rows = match &filters.host {

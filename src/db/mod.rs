@@ -183,10 +183,7 @@ impl Db {
             let _ = self.finish_batch(&mut writer);
             return Err(e.into());
         }
-        let open = writer.batch.as_ref().expect("joined batch is open");
-        let more_coming = self.queued.load(Ordering::SeqCst) > 0
-            && open.callers < MAX_BATCH_CALLERS
-            && open.started.elapsed() < MAX_BATCH_AGE;
+        let more_coming = self.more_coming(&writer);
         match outcome {
             Err(panic) => {
                 if !more_coming {
@@ -204,14 +201,35 @@ impl Db {
                 Err(e)
             }
             Ok(Ok(value)) => {
-                if more_coming {
-                    drop(writer);
-                    self.wait_for_commit(batch)?;
-                } else {
-                    self.finish_batch(&mut writer)?;
-                }
+                self.commit_or_hand_over(writer, batch, more_coming)?;
                 Ok(value)
             }
+        }
+    }
+
+    /// Whether callers are queued for the writer and the open batch may
+    /// still take them (see the batch caps).
+    fn more_coming(&self, writer: &Writer) -> bool {
+        let open = writer.batch.as_ref().expect("joined batch is open");
+        self.queued.load(Ordering::SeqCst) > 0
+            && open.callers < MAX_BATCH_CALLERS
+            && open.started.elapsed() < MAX_BATCH_AGE
+    }
+
+    /// After a caller's work succeeded: leaves the batch open for the
+    /// callers queued behind it and waits for their commit, or commits it
+    /// now. Returns once batch `batch` has committed.
+    fn commit_or_hand_over(
+        &self,
+        mut writer: MutexGuard<'_, Writer>,
+        batch: u64,
+        more_coming: bool,
+    ) -> Result<()> {
+        if more_coming {
+            drop(writer);
+            self.wait_for_commit(batch)
+        } else {
+            self.finish_batch(&mut writer)
         }
     }
 
@@ -237,16 +255,8 @@ impl Db {
                 resume_unwind(panic)
             }
         };
-        let open = writer.batch.as_ref().expect("joined batch is open");
-        let more_coming = self.queued.load(Ordering::SeqCst) > 0
-            && open.callers < MAX_BATCH_CALLERS
-            && open.started.elapsed() < MAX_BATCH_AGE;
-        if more_coming {
-            drop(writer);
-            self.wait_for_commit(batch)?;
-        } else {
-            self.finish_batch(&mut writer)?;
-        }
+        let more_coming = self.more_coming(&writer);
+        self.commit_or_hand_over(writer, batch, more_coming)?;
         Ok(value)
     }
 

@@ -434,14 +434,20 @@ pub fn run_checks(profile: &Profile, req: ChecksRequest) -> Result<ChecksRespons
         command,
         timeout_s: req.timeout_s.get() as u64,
     };
-    let payload_json =
-        serde_json::to_value(&payload).map_err(|e| Error::internal(e.to_string()))?;
     if !req.wait {
-        let job_id = profile
-            .jobs()
-            .submit(CHECKS_JOB_TYPE, payload_json, JobLinks::none())?;
+        let (job_id, _) = profile.jobs().submit_request::<_, serde_json::Value>(
+            CHECKS_JOB_TYPE,
+            &payload,
+            JobLinks::none(),
+            false,
+        )?;
         return Ok(ChecksResponse::Queued { job_id });
     }
+    // With `wait`, the check runs on the caller's thread (still a job in
+    // the ledger): the contract returns the outcome of a command that ran,
+    // failed or not, which a job's error cannot carry.
+    let payload_json =
+        serde_json::to_value(&payload).map_err(|_| Error::internal("request encoding failed"))?;
     let mut ran = None;
     let (job_id, result) =
         profile

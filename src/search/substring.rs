@@ -59,6 +59,10 @@ struct State {
     doc_ids: Vec<i64>,
     doc_keys: Vec<i64>,
     doc_places: Vec<u32>,
+    /// Some document's key is below the key of a document with a smaller
+    /// id (then id order is not key order; see
+    /// [`SubstringIndex::newest_matches`]).
+    keys_unsorted: bool,
     /// Every document with `id <= watermark` is indexed.
     watermark: i64,
     /// Bumped by every removal; a catch-up read under an older epoch is
@@ -230,6 +234,56 @@ impl SubstringIndex {
         }
     }
 
+    /// The newest `n` indexed documents whose texts contain the query,
+    /// strictly before `before` in `(key, id)` order, newest first, as
+    /// `(key, id)`: fewer than `n` only when no older match exists. For a
+    /// common query, where [`SubstringIndex::search`] gives up: documents
+    /// are walked newest first and each place is tested once, when first
+    /// met, so the cost follows the documents walked, not the matches.
+    /// `None` when keys do not ascend with ids (documents recorded out of
+    /// order): then id order is not key order and the caller walks the
+    /// table in key order instead.
+    pub fn newest_matches(&self, folded_query: &str, before: (i64, i64), n: usize) -> Option<Lookup> {
+        let s = self.state.lock();
+        if s.keys_unsorted {
+            return None;
+        }
+        let needle = folded_query.as_bytes();
+        let finder = memchr::memmem::Finder::new(needle);
+        // Per place: 0 not tested yet, 1 matches, 2 does not.
+        let mut tested = vec![0u8; s.place_docs.len()];
+        // Keys ascend with ids, so positions are in `(key, id)` order.
+        let (mut end, mut above) = (0, s.doc_ids.len());
+        while end < above {
+            let mid = (end + above) / 2;
+            if (s.doc_keys[mid], s.doc_ids[mid]) < before {
+                end = mid + 1;
+            } else {
+                above = mid;
+            }
+        }
+        let mut hits = Vec::with_capacity(n);
+        for i in (0..end).rev() {
+            if hits.len() >= n {
+                break;
+            }
+            let place = s.doc_places[i] as usize;
+            if tested[place] == 0 {
+                let found = s
+                    .place_texts(place as u32)
+                    .any(|t| finder.find(&s.arena[s.text_range(t)]).is_some());
+                tested[place] = if found { 1 } else { 2 };
+            }
+            if tested[place] == 1 {
+                hits.push((s.doc_keys[i], s.doc_ids[i]));
+            }
+        }
+        Some(Lookup::Found {
+            hits,
+            watermark: s.watermark,
+        })
+    }
+
     /// Sizes and coverage.
     pub fn stats(&self) -> Stats {
         let s = self.state.lock();
@@ -286,6 +340,9 @@ impl State {
             }
         };
         self.place_docs[place as usize] += 1;
+        if self.doc_keys.last().is_some_and(|&last| key < last) {
+            self.keys_unsorted = true;
+        }
         self.doc_ids.push(id);
         self.doc_keys.push(key);
         self.doc_places.push(place);
