@@ -53,8 +53,14 @@ fn module_of(rel: &str) -> String {
 }
 
 /// The code of a file without its comments (a `//` to the end of the line;
-/// a `//` inside a string only cuts a string, which holds no import).
+/// a `//` inside a string only cuts a string, which holds no import) and
+/// without its unit tests (a `#[cfg(test)] mod tests` at its end drives the
+/// crate from the top, as a user does, and is no part of the file's layer).
 fn code(text: &str) -> String {
+    let text = match text.find("\n#[cfg(test)]\nmod tests {") {
+        Some(at) => &text[..at],
+        None => text,
+    };
     text.lines()
         .map(|line| match line.find("//") {
             Some(at) => &line[..at],
