@@ -693,17 +693,6 @@ pub(crate) fn require_dimension(
     crate::search::vectors::require_dimension(conn, OTHER_DIMENSION, model, dim, field)
 }
 
-/// Inserts the embedding of a chunk that has none of `model` yet (no
-/// upsert clause: a plain INSERT needs no statement journal).
-pub(crate) fn insert_embedding(
-    conn: &Connection,
-    chunk_seq: i64,
-    model: &str,
-    vector: &[f32],
-) -> Result<()> {
-    write_embedding(conn, INSERT_EMBEDDING, chunk_seq, model, vector)
-}
-
 /// Stores (or replaces) the embedding of `model` for chunk `chunk_seq`.
 pub(crate) fn store_embedding(
     conn: &Connection,
@@ -711,25 +700,9 @@ pub(crate) fn store_embedding(
     model: &str,
     vector: &[f32],
 ) -> Result<()> {
-    const UPSERT: &str = concat!(
-        "INSERT INTO chunk_embeddings (chunk_seq, model, dim, vector) VALUES (?1, ?2, ?3, ?4)",
-        " ON CONFLICT (chunk_seq, model) DO UPDATE SET dim = excluded.dim, vector = excluded.vector"
-    );
-    write_embedding(conn, UPSERT, chunk_seq, model, vector)
-}
-
-const INSERT_EMBEDDING: &str =
-    "INSERT INTO chunk_embeddings (chunk_seq, model, dim, vector) VALUES (?1, ?2, ?3, ?4)";
-
-fn write_embedding(
-    conn: &Connection,
-    sql: &str,
-    chunk_seq: i64,
-    model: &str,
-    vector: &[f32],
-) -> Result<()> {
     conn.run(
-        sql,
+        "INSERT INTO chunk_embeddings (chunk_seq, model, dim, vector) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (chunk_seq, model) DO UPDATE SET dim = excluded.dim, vector = excluded.vector",
         params![chunk_seq, model, vector.len() as i64, vector_blob(vector)],
     )?;
     Ok(())

@@ -11,7 +11,7 @@
 //! with an ETA) is reported after a batch that completes 1% more or ends
 //! 250 ms after the last report; cancellation is honoured between batches.
 
-use super::documents::{insert_embedding, require_dimension};
+use super::documents::{require_dimension, store_embedding};
 use crate::db::ConnExt;
 use crate::error::{Error, ErrorCode, Result};
 use crate::jobs::{Channel, JobContext, JobLinks, ProgressMeter};
@@ -234,16 +234,8 @@ fn store_batch(
         }
         let mut stored = 0;
         for ((seq, _), vector) in chunks.iter().zip(vectors) {
-            // Still stored, and not embedded meanwhile (by another job):
-            // then a plain INSERT, which needs no statement journal (an
-            // upsert clause does, at about twice the cost of the row).
-            if tx.exists(
-                "SELECT 1 FROM document_chunks c WHERE c.seq = ?1
-                   AND NOT EXISTS (SELECT 1 FROM chunk_embeddings e
-                                   WHERE e.chunk_seq = ?1 AND e.model = ?2)",
-                rusqlite::params![seq, model],
-            )? {
-                insert_embedding(tx, *seq, model, vector)?;
+            if tx.exists("SELECT 1 FROM document_chunks WHERE seq = ?1", [seq])? {
+                store_embedding(tx, *seq, model, vector)?;
                 stored += 1;
             }
         }
