@@ -106,6 +106,11 @@ pub fn status_of(conn: &Connection, id: &str) -> Result<Option<JobStatus>> {
     Ok(text.and_then(|t| JobStatus::parse(&t)))
 }
 
+/// The status of job `id`; `not_found` (field `id`) when there is none.
+pub fn require_status(conn: &Connection, id: &str) -> Result<JobStatus> {
+    status_of(conn, id)?.ok_or_else(|| Error::not_found("job", "id"))
+}
+
 /// Writes a new job row with `status` `queued` or `running` (a job run
 /// inline on its caller's thread starts at once).
 pub fn insert(

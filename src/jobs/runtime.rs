@@ -715,8 +715,7 @@ impl Jobs {
             .ledger
             .commit(profile.db(), move |tx, touched| {
                 let id = id.as_str();
-                let status =
-                    ledger::status_of(tx, id)?.ok_or_else(|| Error::not_found("job", "id"))?;
+                let status = ledger::require_status(tx, id)?;
                 match status {
                     JobStatus::Queued => {
                         ledger::transition(tx, id, Move::Cancel(cancelled_error()), now_ms())?;
@@ -757,8 +756,7 @@ impl Jobs {
             .ledger
             .commit(profile.db(), move |tx, touched| {
                 let id = id.as_str();
-                let status =
-                    ledger::status_of(tx, id)?.ok_or_else(|| Error::not_found("job", "id"))?;
+                let status = ledger::require_status(tx, id)?;
                 if status == JobStatus::Running && shared.cancel_requested(id) {
                     return Err(cancel_requested());
                 }
