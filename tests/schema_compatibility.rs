@@ -29,6 +29,19 @@ fn schema(path: &std::path::Path) -> Vec<(String, String)> {
     rows
 }
 
+/// A profile directory whose database an older release built: the
+/// `migrations` it ran, then `data` (which sets its `user_version`).
+fn old_profile(migrations: &[&str], data: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let old = tempfile::tempdir().unwrap();
+    let db = old.path().join("hydra.sqlite3");
+    let conn = Connection::open(&db).unwrap();
+    for sql in migrations {
+        conn.execute_batch(sql).unwrap();
+    }
+    conn.execute_batch(data).unwrap();
+    (old, db)
+}
+
 #[test]
 fn newer_schema_is_refused_and_left_byte_for_byte() {
     let dir = tempfile::tempdir().unwrap();
@@ -105,11 +118,8 @@ fn profile_dir_is_created_with_parents() {
 fn a_version_seven_profile_with_data_gains_exact_counts_and_loses_the_message_index() {
     // Freeze a profile at schema 7 (before migration 0009) holding rows of
     // every counted table, as a user's profile would.
-    let old = tempfile::tempdir().unwrap();
-    let db = old.path().join("hydra.sqlite3");
-    {
-        let conn = Connection::open(&db).unwrap();
-        for sql in [
+    let (old, db) = old_profile(
+        &[
             include_str!("../src/db/migrations/0001_profile.sql"),
             include_str!("../src/db/migrations/0002_tabs.sql"),
             include_str!("../src/db/migrations/0003_threads.sql"),
@@ -117,11 +127,8 @@ fn a_version_seven_profile_with_data_gains_exact_counts_and_loses_the_message_in
             include_str!("../src/db/migrations/0005_hydraflow.sql"),
             include_str!("../src/db/migrations/0006_browser.sql"),
             include_str!("../src/db/migrations/0007_repo.sql"),
-        ] {
-            conn.execute_batch(sql).unwrap();
-        }
-        conn.execute_batch(
-            "PRAGMA user_version = 7;
+        ],
+        "PRAGMA user_version = 7;
              INSERT INTO llm_threads (id, created_at, updated_at) VALUES ('th', 1, 1), ('t2', 1, 1);
              WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
              INSERT INTO llm_messages (id, thread_id, role, content, created_at)
@@ -137,9 +144,7 @@ fn a_version_seven_profile_with_data_gains_exact_counts_and_loses_the_message_in
                  VALUES ('tab1', 'th', 1, 1), ('tab2', NULL, 1, 1);
              INSERT INTO memories (id, scope, value, strength, created_at, updated_at)
                  VALUES ('mem', 'global', 'kept words', 1, 1, 1);",
-        )
-        .unwrap();
-    }
+    );
     let profile = Profile::open(OpenOptions::new(old.path())).unwrap();
     let o = serde_json::from_str::<serde_json::Value>(
         &hydra_core::ops::call_json(&profile, "overview", b"{}").unwrap(),
@@ -214,15 +219,9 @@ fn table_rows(path: &std::path::Path, sql: &str) -> Vec<Vec<rusqlite::types::Val
 
 #[test]
 fn a_version_seven_profile_with_history_upgrades_to_the_fresh_schema_with_its_data() {
-    let old = tempfile::tempdir().unwrap();
-    let db = old.path().join("hydra.sqlite3");
-    {
-        let conn = Connection::open(&db).unwrap();
-        for sql in SCHEMA_7 {
-            conn.execute_batch(sql).unwrap();
-        }
-        conn.execute_batch(
-            "PRAGMA user_version = 7;
+    let (old, db) = old_profile(
+        SCHEMA_7,
+        "PRAGMA user_version = 7;
              INSERT INTO tabs (id, current_history_id, current_url, current_title,
                                last_visited_at, created_at, updated_at)
              VALUES ('tab-1', 2, 'https://b.example/page', 'Bêta Page', 20, 1, 20);
@@ -232,8 +231,9 @@ fn a_version_seven_profile_with_history_upgrades_to_the_fresh_schema_with_its_da
                     ('https://c.example/x', 'c.example', 'elpmaxe.c.', NULL, 30, NULL);
              INSERT INTO bookmarks (url, title, created_at, updated_at)
              VALUES ('https://a.example/', 'Alpha mark', 5, 5);",
-        )
-        .unwrap();
+    );
+    {
+        let conn = Connection::open(&db).unwrap();
         let fts: i64 = conn
             .query_row(
                 "SELECT count(*) FROM history_fts WHERE history_fts MATCH 'page'",
@@ -304,18 +304,12 @@ fn call(profile: &Profile, op: &str, req: serde_json::Value) -> serde_json::Valu
 
 #[test]
 fn a_version_eleven_profile_with_history_upgrades_to_places_and_visits_with_its_data() {
-    let old = tempfile::tempdir().unwrap();
-    let db = old.path().join("hydra.sqlite3");
-    {
-        let conn = Connection::open(&db).unwrap();
-        for sql in SCHEMA_11 {
-            conn.execute_batch(sql).unwrap();
-        }
-        // One url visited three times with different titles (each visit
-        // keeps its own), a tab pointing at a visit, every detail column,
-        // a host-less url, and a gap in the ids.
-        conn.execute_batch(
-            "PRAGMA user_version = 11;
+    // One url visited three times with different titles (each visit
+    // keeps its own), a tab pointing at a visit, every detail column,
+    // a host-less url, and a gap in the ids.
+    let (old, db) = old_profile(
+        SCHEMA_11,
+        "PRAGMA user_version = 11;
              INSERT INTO tabs (id, current_history_id, current_url, current_title,
                                last_visited_at, created_at, updated_at)
              VALUES ('tab-1', 5, 'https://b.example/page', 'Bêta 2', 50, 1, 50);
@@ -332,9 +326,7 @@ fn a_version_eleven_profile_with_history_upgrades_to_places_and_visits_with_its_
                     (6, 'about:blank', NULL, NULL, 'Blank', 60, NULL, NULL, NULL, NULL, NULL, NULL),
                     (7, 'https://sub.b.example/', 'sub.b.example', 'elpmaxe.b.bus.', 'Sub', 70,
                      NULL, NULL, NULL, NULL, NULL, NULL);",
-        )
-        .unwrap();
-    }
+    );
     let history_before = table_rows(&db, "SELECT * FROM history ORDER BY id");
     let tabs_before = table_rows(&db, "SELECT * FROM tabs ORDER BY id");
 
