@@ -370,3 +370,127 @@ fn counts_survive_tail_folds_and_reused_keys() {
     t.ok("history.purge", json!({"all": true}));
     assert_exact(p, "everything deleted");
 }
+
+/// The rows above the message counter's mark, which `overview` counts on
+/// every call (a fold keeps them under 4096).
+fn message_tail(profile: &Profile) -> i64 {
+    let conn = Connection::open(profile.dir().join("hydra.sqlite3")).unwrap();
+    conn.query_row(
+        "SELECT count(*) FROM llm_messages
+         WHERE seq > (SELECT upto FROM row_counts WHERE name = 'llm_messages')",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+/// `bundle` with one message record's role changed to one the contract
+/// refuses, its checksum recomputed (a well-formed bundle that fails on
+/// import, after thousands of messages were written).
+fn with_bad_message(bundle: &Path, at: usize) -> std::path::PathBuf {
+    use sha2::{Digest, Sha256};
+    let text = std::fs::read_to_string(bundle).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let mut seen = 0;
+    for line in lines.iter_mut().skip(1) {
+        if line.starts_with(r#"{"c":"messages""#) {
+            seen += 1;
+            if seen == at {
+                *line = line.replace(r#""role":"user""#, r#""role":"robot""#);
+            }
+        }
+    }
+    let mut hasher = Sha256::new();
+    for line in lines.iter().skip(1) {
+        if line.starts_with(r#"{"c":"messages""#) {
+            hasher.update(line.as_bytes());
+            hasher.update(b"\n");
+        }
+    }
+    let sha: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut manifest: Value = serde_json::from_str(&lines[0]).unwrap();
+    manifest["components"]["messages"]["sha256"] = json!(sha);
+    lines[0] = manifest.to_string();
+    let path = bundle.with_extension("bad.hydra");
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    path
+}
+
+#[test]
+fn a_bundle_import_counts_its_messages_exactly() {
+    // `bundle.import` writes messages without the per-row counter trigger
+    // and counts them in once, in its transaction: exact across the mark,
+    // with a key reused below it, after a dry run and a failed import, and
+    // the writer's triggers are back on afterwards.
+    let source = TestProfile::new();
+    source.ok("threads.create", json!({"id": "th"}));
+    source
+        .profile
+        .db()
+        .write(|tx| {
+            tx.execute_batch(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 6000)
+                 INSERT INTO llm_messages (id, thread_id, role, content, created_at)
+                 SELECT 'b' || i, 'th', 'user', 'text', i FROM n;",
+            )?;
+            Ok(())
+        })
+        .unwrap();
+    let bundle = source.dir.path().join("messages.hydra");
+    source.ok(
+        "bundle.export",
+        json!({"components": ["threads", "messages"], "path": bundle, "wait": true}),
+    );
+
+    let t = TestProfile::new();
+    let p = &t.profile;
+    t.ok("threads.create", json!({"id": "th"}));
+    p.db()
+        .write(|tx| {
+            // 5000 rows fold the counter at 4096; dropping the keys from
+            // 4096 up leaves the next key (4096) at the mark.
+            tx.execute_batch(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
+                 INSERT INTO llm_messages (id, thread_id, role, content, created_at)
+                 SELECT 'm' || i, 'th', 'user', 'text', i FROM n;
+                 DELETE FROM llm_messages WHERE seq >= 4096;",
+            )?;
+            Ok(())
+        })
+        .unwrap();
+    assert_exact(p, "before the import");
+
+    t.ok(
+        "bundle.import",
+        json!({"path": bundle, "wait": true, "dry_run": true}),
+    );
+    assert_exact(p, "bundle dry run");
+    let bad = with_bad_message(&bundle, 5000);
+    t.err(
+        "bundle.import",
+        json!({"path": bad, "wait": true}),
+        "invalid_argument",
+    );
+    assert_exact(p, "failed bundle import");
+
+    let out = t.ok("bundle.import", json!({"path": bundle, "wait": true}));
+    assert_eq!(out["imported"]["messages"]["inserted"], 6000);
+    assert_exact(p, "bundle import");
+    let o = t.ok("overview", json!({}));
+    assert_eq!(o["llm"]["messages"]["total"], 4095 + 6000);
+    assert_eq!(message_tail(p), 0, "the import folds its rows in");
+
+    // The writer's triggers count ordinary writes again.
+    t.ok(
+        "messages.append",
+        json!({"thread_id": "th", "role": "user", "content": "after"}),
+    );
+    t.ok("bundle.import", json!({"path": bundle, "wait": true}));
+    assert_exact(p, "append and re-import after the import");
+    t.ok("threads.delete", json!({"id": "th"}));
+    assert_exact(p, "everything deleted");
+}

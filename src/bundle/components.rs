@@ -33,6 +33,7 @@ use crate::hydraflow::tasks::{self, Task, TaskEvent};
 use crate::hydraflow::threads::{self, Thread};
 use crate::knowledge::{self, Source};
 use crate::types::{now_ms, Millis};
+use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, OptionalExtension, ToSql};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -373,17 +374,47 @@ const TABS: ById = ById {
     stored_time: "SELECT updated_at FROM tabs WHERE id = ?1",
 };
 
-/// Imports one record inside the caller's transaction.
+/// A record read into its type, ready for [`import`]. Parsing needs no
+/// database, so a bulk import does it on another thread while the writer
+/// inserts (see `format::for_each_parsed`).
+pub(super) enum Parsed {
+    Thread(Thread),
+    Message(Message),
+    Task(Task),
+    TaskEvent(TaskEvent),
+    Visit(Visit),
+    Document(Box<DocumentRecord>),
+    /// A memory, bookmark or tab: an object with an extra field that
+    /// [`import`] takes out first.
+    Object(Value),
+}
+
+/// Reads one record of `component` into its type (`invalid_argument` when
+/// it does not fit).
+pub(super) fn parse_record(component: Component, raw: &RawValue) -> Result<Parsed> {
+    Ok(match component {
+        Component::Threads => Parsed::Thread(parse_raw(component, raw)?),
+        Component::Messages => Parsed::Message(parse_raw(component, raw)?),
+        Component::Tasks => Parsed::Task(parse_raw(component, raw)?),
+        Component::TaskEvents => Parsed::TaskEvent(parse_raw(component, raw)?),
+        Component::BrowserHistory => Parsed::Visit(parse_raw(component, raw)?),
+        Component::Documents => Parsed::Document(Box::new(parse_raw(component, raw)?)),
+        Component::Memories | Component::Bookmarks | Component::Tabs => {
+            Parsed::Object(raw_value(raw)?)
+        }
+    })
+}
+
+/// Imports one record (read by [`parse_record`]) inside the caller's transaction.
 pub(super) fn import(
     conn: &Connection,
     state: &mut ImportState,
     component: Component,
-    raw: &RawValue,
+    parsed: Parsed,
     policy: Policy,
 ) -> Result<Outcome> {
-    match component {
-        Component::Threads => {
-            let t: Thread = parse_raw(component, raw)?;
+    match (component, parsed) {
+        (Component::Threads, Parsed::Thread(t)) => {
             let outcome = write_by_id(
                 conn,
                 &THREADS,
@@ -404,8 +435,7 @@ pub(super) fn import(
             state.known_threads.insert(t.id);
             Ok(outcome)
         }
-        Component::Messages => {
-            let m: Message = parse_raw(component, raw)?;
+        (Component::Messages, Parsed::Message(m)) => {
             // A message cannot exist without its thread: one whose thread is
             // in neither the bundle nor the profile is skipped.
             if !state.thread_exists(conn, &m.thread_id)? {
@@ -428,8 +458,7 @@ pub(super) fn import(
                 ],
             )
         }
-        Component::Tasks => {
-            let t: Task = parse_raw(component, raw)?;
+        (Component::Tasks, Parsed::Task(t)) => {
             let thread_id = state.kept_thread(conn, t.thread_id)?;
             write_by_id(
                 conn,
@@ -453,8 +482,7 @@ pub(super) fn import(
                 ],
             )
         }
-        Component::TaskEvents => {
-            let e: TaskEvent = parse_raw(component, raw)?;
+        (Component::TaskEvents, Parsed::TaskEvent(e)) => {
             // Events belong to their task: one whose task is nowhere is skipped.
             if !exists(conn, "tasks", &e.task_id)? {
                 return Ok(Outcome::Skipped);
@@ -473,9 +501,8 @@ pub(super) fn import(
                 ],
             )
         }
-        Component::Memories => import_memory(conn, state, raw_value(raw)?, policy),
-        Component::BrowserHistory => {
-            let v: Visit = parse_raw(component, raw)?;
+        (Component::Memories, Parsed::Object(record)) => import_memory(conn, state, record, policy),
+        (Component::BrowserHistory, Parsed::Visit(v)) => {
             let status_code = v
                 .status_code
                 .map(u16::try_from)
@@ -501,14 +528,12 @@ pub(super) fn import(
                 None => Outcome::Skipped,
             })
         }
-        Component::Bookmarks => {
-            let mut record = raw_value(raw)?;
+        (Component::Bookmarks, Parsed::Object(mut record)) => {
             let path: Vec<String> = parse(component, take_field(&mut record, "folder_path"))?;
             let b: Bookmark = parse(component, record)?;
             import_bookmark(conn, b, &path, policy)
         }
-        Component::Tabs => {
-            let mut record = raw_value(raw)?;
+        (Component::Tabs, Parsed::Object(mut record)) => {
             let current: Option<VisitKey> =
                 parse(component, take_field(&mut record, "current_visit"))?;
             let t: Tab = parse(component, record)?;
@@ -543,7 +568,8 @@ pub(super) fn import(
                 ],
             )
         }
-        Component::Documents => import_document(conn, parse_raw(component, raw)?, policy),
+        (Component::Documents, Parsed::Document(d)) => import_document(conn, *d, policy),
+        _ => Err(Error::internal("a record was read as another component's")),
     }
 }
 
@@ -670,7 +696,7 @@ mod tests {
 /// A document as a bundle carries it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct DocumentRecord {
+pub(super) struct DocumentRecord {
     id: String,
     url: String,
     title: Option<String>,
@@ -863,4 +889,108 @@ fn import_document(conn: &Connection, d: DocumentRecord, policy: Policy) -> Resu
         }
     }
     Ok(outcome)
+}
+
+/// The triggers `llm_messages` may carry for the fast path of
+/// [`MessageCounter`]: its row counter, nothing else.
+const MESSAGE_COUNT_TRIGGERS: &str = "llm_messages_count_delete,llm_messages_count_insert";
+
+/// Keeps `overview`'s message counter exact while messages are imported
+/// without their per-row insert trigger.
+///
+/// The trigger only counts (`row_counts`, migration 0009), but a statement
+/// with a trigger makes SQLite open a statement journal around every
+/// insert, copying each page it touches first: per message, that and the
+/// trigger program cost about as much as the insert itself. So while the
+/// records of `messages` are imported the writer's triggers are off
+/// (`SQLITE_DBCONFIG_ENABLE_TRIGGER`, this connection only), and
+/// [`MessageCounter::finish`] counts the imported rows in once, in the
+/// same transaction: the counter is exact at commit, and a kill leaves
+/// neither rows nor count. Only when the table's triggers are exactly its
+/// two counters; otherwise every trigger stays on.
+pub(super) struct MessageCounter<'c> {
+    conn: &'c Connection,
+    /// Whether triggers may be turned off at all (see above).
+    allowed: bool,
+    /// Whether this connection's triggers are off now.
+    off: bool,
+    /// The largest message key before the first message imported without
+    /// the trigger.
+    before: Option<i64>,
+}
+
+impl<'c> MessageCounter<'c> {
+    pub(super) fn new(conn: &'c Connection) -> Result<MessageCounter<'c>> {
+        let triggers: Option<String> = conn.query_row(
+            "SELECT group_concat(name, ',') FROM
+                 (SELECT name FROM sqlite_schema
+                  WHERE type = 'trigger' AND tbl_name = 'llm_messages' ORDER BY name)",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(MessageCounter {
+            conn,
+            allowed: triggers.as_deref() == Some(MESSAGE_COUNT_TRIGGERS),
+            off: false,
+            before: None,
+        })
+    }
+
+    /// Called before each record is imported: triggers are off for the
+    /// records of `messages` only.
+    pub(super) fn enter(&mut self, component: Component) -> Result<()> {
+        let off = self.allowed && component == Component::Messages;
+        if off == self.off {
+            return Ok(());
+        }
+        if off && self.before.is_none() {
+            self.before = Some(self.conn.query_row(
+                "SELECT coalesce(max(seq), 0) FROM llm_messages",
+                [],
+                |r| r.get(0),
+            )?);
+        }
+        self.set_off(off)
+    }
+
+    fn set_off(&mut self, off: bool) -> Result<()> {
+        self.conn
+            .set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, !off)?;
+        self.off = off;
+        Ok(())
+    }
+
+    /// Turns triggers back on and counts the messages imported without
+    /// them. `row_counts` counts `n` rows up to the key `upto`, the reader
+    /// adds the rows above it; every imported row has a key above
+    /// `before`, so the rows above `min(upto, before)` are the imported
+    /// ones plus the tail `n` did not count yet: `n` takes them all and
+    /// `upto` moves to the largest key (what the trigger's fold does).
+    pub(super) fn finish(mut self) -> Result<()> {
+        if self.off {
+            self.set_off(false)?;
+        }
+        if let Some(before) = self.before {
+            self.conn.run(
+                "UPDATE row_counts
+                 SET n = n + (SELECT count(*) FROM llm_messages WHERE seq > min(row_counts.upto, ?1)),
+                     upto = max(upto, (SELECT coalesce(max(seq), 0) FROM llm_messages))
+                 WHERE name = 'llm_messages'",
+                [before],
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for MessageCounter<'_> {
+    /// A failed or panicking import must not leave the writer's triggers
+    /// off (its transaction is rolled back, the connection lives on).
+    fn drop(&mut self) {
+        if self.off {
+            let _ = self
+                .conn
+                .set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, true);
+        }
+    }
 }

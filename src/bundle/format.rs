@@ -357,6 +357,77 @@ pub fn for_each_record(
     })
 }
 
+/// A batch the reading thread of [`for_each_parsed`] hands over holds at
+/// most this many records or about this many bytes of lines (a document
+/// record can be megabytes), and at most [`PARSED_BATCHES_AHEAD`] batches
+/// wait: the memory held ahead of the writer stays bounded.
+const PARSED_BATCH_RECORDS: usize = 512;
+const PARSED_BATCH_BYTES: usize = 1 << 20;
+const PARSED_BATCHES_AHEAD: usize = 8;
+
+/// One record as [`for_each_parsed`] hands it over: line number,
+/// component, what `parse` made of it, bytes of the file read through it.
+type ParsedLine<T> = (u64, Component, T, u64);
+
+/// [`for_each_record`] with the reading and parsing on a second thread:
+/// `parse` turns each record into `T` there, while `f` consumes the
+/// records already parsed, in file order, on the calling thread. A bulk
+/// import then costs about the larger of parsing and writing instead of
+/// their sum. A reading error (a damaged line, I/O) reaches the caller in
+/// its place in the file, after `f` saw every record before it; when `f`
+/// fails, the reading thread stops.
+pub fn for_each_parsed<T: Send>(
+    path: &Path,
+    mut parse: impl FnMut(Component, &RawValue) -> T + Send,
+    mut f: impl FnMut(u64, Component, T, u64) -> Result<()>,
+) -> Result<()> {
+    let (reader, _, read) = open_with_manifest(path)?;
+    let (sender, receiver) =
+        crossbeam_channel::bounded::<Result<Vec<ParsedLine<T>>>>(PARSED_BATCHES_AHEAD);
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("hydra-bundle-read".to_owned())
+            .spawn_scoped(scope, move || {
+                let mut batch = Vec::with_capacity(PARSED_BATCH_RECORDS);
+                let mut bytes = 0;
+                let outcome = each_line(reader, read, |line_no, text, line, read| {
+                    batch.push((line_no, line.c, parse(line.c, line.r), read));
+                    bytes += text.len();
+                    if batch.len() == PARSED_BATCH_RECORDS || bytes >= PARSED_BATCH_BYTES {
+                        let full =
+                            std::mem::replace(&mut batch, Vec::with_capacity(PARSED_BATCH_RECORDS));
+                        bytes = 0;
+                        // A failed send: the consumer stopped (its own
+                        // error ends the import), so reading stops too.
+                        sender
+                            .send(Ok(full))
+                            .map_err(|_| Error::internal("the bundle reader was let go"))?;
+                    }
+                    Ok(())
+                });
+                let _ = sender.send(Ok(batch));
+                if let Err(e) = outcome {
+                    let _ = sender.send(Err(e));
+                }
+            })?;
+        consume(receiver, &mut f)
+    })
+}
+
+/// The calling side of [`for_each_parsed`]; dropping `receiver` when it
+/// returns unblocks the reading thread, so the scope can join it.
+fn consume<T>(
+    receiver: crossbeam_channel::Receiver<Result<Vec<ParsedLine<T>>>>,
+    f: &mut impl FnMut(u64, Component, T, u64) -> Result<()>,
+) -> Result<()> {
+    for batch in receiver {
+        for (line_no, component, parsed, read) in batch? {
+            f(line_no, component, parsed, read)?;
+        }
+    }
+    Ok(())
+}
+
 /// Calls `f` with every record line after the manifest (`read` bytes in):
 /// its number, its exact bytes (newline included), its parsed form, and
 /// the bytes of the file read through it.

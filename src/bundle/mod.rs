@@ -17,6 +17,7 @@ use crate::jobs::{Channel, JobContext, JobLinks, ProgressMeter};
 use crate::profile::Profile;
 use crate::types::{new_id, now_ms, Id};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -384,14 +385,25 @@ pub fn run_import(ctx: &JobContext) -> Result<Value> {
     if imported.contains_key(&Component::Documents) && !request.dry_run {
         chunk_removal.remove_all();
     }
+    let wanted_here: Vec<Component> = imported.keys().copied().collect();
     let mut apply = |tx: &rusqlite::Connection| -> Result<()> {
         with_import_cache(tx, || {
-            format::for_each_record(&request.path, |line, component, record, read| {
+            // Records are read and parsed on a second thread while this
+            // one writes; a record of a component left out is not parsed.
+            let parse = |component: Component, record: &RawValue| {
+                wanted_here
+                    .contains(&component)
+                    .then(|| components::parse_record(component, record))
+            };
+            let mut counter = components::MessageCounter::new(tx)?;
+            format::for_each_parsed(&request.path, parse, |line, component, parsed, read| {
                 importing.advance_to(read)?;
-                let Some(counts) = imported.get_mut(&component) else {
+                let (Some(counts), Some(parsed)) = (imported.get_mut(&component), parsed) else {
                     return Ok(());
                 };
-                let outcome = components::import(tx, &mut state, component, record, request.policy)
+                counter.enter(component)?;
+                let outcome = parsed
+                    .and_then(|p| components::import(tx, &mut state, component, p, request.policy))
                     .map_err(|e| e.with_detail("line", line))?;
                 match outcome {
                     Outcome::Inserted => counts.inserted += 1,
@@ -399,7 +411,8 @@ pub fn run_import(ctx: &JobContext) -> Result<Value> {
                     Outcome::Skipped => counts.skipped += 1,
                 }
                 Ok(())
-            })
+            })?;
+            counter.finish()
         })
     };
     if request.dry_run {
