@@ -406,6 +406,7 @@ impl Profile {
         }
         self.inner.state.store(CLOSED, Ordering::SeqCst);
         self.inner.db.drop_idle_readers();
+        self.inner.db.stop_background_checkpoints();
         let db = &self.inner.db;
         let was_pending = db.erasure().pending().is_some();
         let deadline = Instant::now()

@@ -15,6 +15,9 @@
 //! batch caps) commits, and every caller of the batch returns only after
 //! that `COMMIT`: an acknowledged write is a committed write.
 //!
+//! Checkpoints run beside the writer, on their own thread and connection
+//! ([`checkpointer`]), not inside the commit that fills the WAL.
+//!
 //! **Lock order (enforced):** a code path that holds a read snapshot never
 //! waits for the writer. The writer may wait for readers (a truncating
 //! checkpoint does), so a reader that waited for the writer could stall
@@ -31,6 +34,7 @@
 //!
 //! `tests/privacy_never_stalls.rs` holds the watchdog that checks the rule.
 
+mod checkpointer;
 mod conn_ext;
 mod migrate;
 pub mod paging;
@@ -61,6 +65,16 @@ pub enum Synchronous {
     Full,
 }
 
+impl Synchronous {
+    /// The value of `PRAGMA synchronous`.
+    fn pragma(self) -> &'static str {
+        match self {
+            Synchronous::Normal => "NORMAL",
+            Synchronous::Full => "FULL",
+        }
+    }
+}
+
 /// Readers kept open between calls; more are opened on demand under load.
 const IDLE_READERS: usize = 4;
 
@@ -86,6 +100,8 @@ pub struct Db {
     readers: Mutex<Vec<Connection>>,
     /// Privacy deletes versus read snapshots ([`snapshot`]).
     erasure: ErasureGate,
+    /// Runs the WAL checkpoints beside the writer ([`checkpointer`]).
+    checkpointer: Mutex<Option<checkpointer::Checkpointer>>,
 }
 
 /// The writer connection and the shared transaction open on it, if any.
@@ -119,7 +135,7 @@ impl Db {
     /// the latest schema. Call [`probe_existing`] first so that a foreign,
     /// corrupt or newer file is refused before anything writes to it.
     pub fn open(path: &Path, synchronous: Synchronous) -> Result<Db> {
-        let writer = Connection::open_with_flags(
+        let mut writer = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
                 | OpenFlags::SQLITE_OPEN_CREATE
@@ -131,6 +147,11 @@ impl Db {
         writer.set_prepared_statement_cache_capacity(64);
         text_match::register(&writer)?;
         migrate(&writer)?;
+        let checkpointer = checkpointer::Checkpointer::start(path, &mut writer, |conn| {
+            conn.busy_timeout(BUSY_TIMEOUT)?;
+            conn.execute_batch(&format!("PRAGMA synchronous = {};", synchronous.pragma()))?;
+            Ok(())
+        })?;
         Ok(Db {
             path: path.to_owned(),
             writer: Mutex::new(Writer {
@@ -143,6 +164,7 @@ impl Db {
             committed: Condvar::new(),
             readers: Mutex::new(Vec::new()),
             erasure: ErasureGate::default(),
+            checkpointer: Mutex::new(Some(checkpointer)),
         })
     }
 
@@ -401,6 +423,14 @@ impl Db {
         checkpoint_truncate(&conn)
     }
 
+    /// Stops the background checkpoints (at close, before the final
+    /// checkpoint: nothing of the profile runs after close).
+    pub fn stop_background_checkpoints(&self) {
+        if let Some(mut checkpointer) = self.checkpointer.lock().take() {
+            checkpointer.stop();
+        }
+    }
+
     /// Drops the pooled readers (before a checkpoint that must see no reader,
     /// and at close).
     pub fn drop_idle_readers(&self) {
@@ -446,10 +476,7 @@ fn apply_pragmas(conn: &Connection, synchronous: Synchronous) -> Result<()> {
     // Another process holding a lock (a backup tool, a second library copy
     // that ignored the profile lock) is waited for, then reported as `busy`.
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    let synchronous = match synchronous {
-        Synchronous::Normal => "NORMAL",
-        Synchronous::Full => "FULL",
-    };
+    let synchronous = synchronous.pragma();
     conn.execute_batch(&format!(
         "
         -- WAL: readers run beside the one writer, and a crash at any instant
