@@ -11,7 +11,7 @@
 //! with an ETA) is reported after a batch that completes 1% more or ends
 //! 250 ms after the last report; cancellation is honoured between batches.
 
-use super::documents::{require_dimension, store_embedding};
+use super::documents::{bump_vectors_version, require_dimension, store_embedding_if_chunk};
 use crate::db::ConnExt;
 use crate::error::{Error, ErrorCode, Result};
 use crate::jobs::{Channel, JobContext, JobLinks, ProgressMeter};
@@ -234,10 +234,12 @@ fn store_batch(
         }
         let mut stored = 0;
         for ((seq, _), vector) in chunks.iter().zip(vectors) {
-            if tx.exists("SELECT 1 FROM document_chunks WHERE seq = ?1", [seq])? {
-                store_embedding(tx, *seq, model, vector)?;
+            if store_embedding_if_chunk(tx, *seq, model, vector)? {
                 stored += 1;
             }
+        }
+        if stored > 0 {
+            bump_vectors_version(tx)?;
         }
         Ok(stored)
     })
