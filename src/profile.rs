@@ -22,7 +22,7 @@
 
 use crate::db::{self, Db, Synchronous};
 use crate::error::{Error, ErrorCode, Result};
-use crate::types::{Bounded, ClockScope, HostJsonFn};
+use crate::types::{Bounded, ClockScope, Embedder, HostJsonFn, HostTextFn};
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -256,7 +256,7 @@ struct ProfileInner {
     /// The host's chat model (`hydra_register_model`), if one is registered.
     model: parking_lot::RwLock<Option<HostJsonFn>>,
     /// The host's embedder (`hydra_register_embedder`), if one is registered.
-    embedder: parking_lot::RwLock<Option<HostJsonFn>>,
+    embedder: parking_lot::RwLock<Option<Embedder>>,
 }
 
 /// Per profile directory, a number bumped by every change that alters file
@@ -517,11 +517,18 @@ impl Profile {
     /// previous one); `None` unregisters it. Rust callers may pass any
     /// closure; the C ABI wraps `hydra_register_embedder`'s function.
     pub fn set_embedder(&self, embedder: Option<HostJsonFn>) {
-        *self.inner.embedder.write() = embedder;
+        *self.inner.embedder.write() = embedder.map(Embedder::Json);
+    }
+
+    /// [`Profile::set_embedder`] for an embedder that replies with JSON
+    /// text (what `hydra_register_embedder` registers): the job parses its
+    /// vectors straight into f32.
+    pub fn set_embedder_text(&self, embedder: Option<HostTextFn>) {
+        *self.inner.embedder.write() = embedder.map(Embedder::Text);
     }
 
     /// The registered embedder, if any.
-    pub fn embedder(&self) -> Option<HostJsonFn> {
+    pub fn embedder(&self) -> Option<Embedder> {
         self.inner.embedder.read().clone()
     }
 }

@@ -19,6 +19,19 @@ use std::fmt;
 /// this by the FFI layer; Rust callers may register closures directly.
 pub type HostJsonFn = std::sync::Arc<dyn Fn(&Value) -> Result<Value> + Send + Sync>;
 
+/// A host function that returns its reply as JSON text for the caller to
+/// parse into the type it needs (the C ABI's embedder: its vectors are read
+/// straight into f32, with no `Value` tree of every number).
+pub type HostTextFn = std::sync::Arc<dyn Fn(&Value) -> Result<Vec<u8>> + Send + Sync>;
+
+/// The registered embedder (`documents.embed`): a closure returning a JSON
+/// value (Rust callers), or JSON text (the C ABI, `hydra_register_embedder`).
+#[derive(Clone)]
+pub enum Embedder {
+    Json(HostJsonFn),
+    Text(HostTextFn),
+}
+
 /// A function the host registers to receive events (`job.updated`).
 pub type HostEventFn = std::sync::Arc<dyn Fn(&Value) + Send + Sync>;
 

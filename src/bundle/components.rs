@@ -872,6 +872,7 @@ fn import_document(conn: &Connection, d: DocumentRecord, policy: Policy) -> Resu
             conn.last_insert_rowid()
         }
     };
+    let mut embedded = false;
     for (i, chunk) in d.chunks.iter().enumerate() {
         if chunk.text.is_empty() {
             return Err(Error::invalid(
@@ -886,7 +887,11 @@ fn import_document(conn: &Connection, d: DocumentRecord, policy: Policy) -> Resu
             let vector = e.to_f32(&field)?;
             knowledge::documents::require_dimension(conn, &e.model, vector.len(), &field)?;
             knowledge::documents::store_embedding(conn, chunk_seq, &e.model, &vector)?;
+            embedded = true;
         }
+    }
+    if embedded {
+        knowledge::documents::bump_vectors_version(conn)?;
     }
     Ok(outcome)
 }

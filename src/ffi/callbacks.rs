@@ -13,7 +13,7 @@
 use super::{guarded, profile_for, required_str};
 use crate::error::{Error, ErrorCode, Result};
 use crate::profile::Profile;
-use crate::types::{HostEventFn, HostJsonFn};
+use crate::types::{HostEventFn, HostJsonFn, HostTextFn};
 use serde_json::Value;
 use std::ffi::{c_void, CStr, CString};
 use std::os::raw::c_char;
@@ -46,6 +46,16 @@ pub(crate) fn wrap_json_fn(
     f: unsafe extern "C" fn(*const c_char, *mut c_void) -> *mut c_char,
     user_data: *mut c_void,
 ) -> HostJsonFn {
+    let text = wrap_text_fn(f, user_data);
+    Arc::new(move |input: &Value| parse_host_reply(&text(input)?))
+}
+
+/// Wraps a C JSON function into a [`HostTextFn`]: its reply, copied, not
+/// parsed (a NULL reply is a failure).
+pub(crate) fn wrap_text_fn(
+    f: unsafe extern "C" fn(*const c_char, *mut c_void) -> *mut c_char,
+    user_data: *mut c_void,
+) -> HostTextFn {
     let user_data = UserData(user_data);
     Arc::new(move |input: &Value| {
         let user_data = user_data;
@@ -66,7 +76,7 @@ pub(crate) fn wrap_json_fn(
         // SAFETY: the string was allocated with `malloc` by the host and is
         // released exactly once, here.
         unsafe { libc::free(out.cast()) };
-        parse_host_reply(&copied)
+        Ok(copied)
     })
 }
 

@@ -6,7 +6,7 @@
 //! `{thread_id, message, context}` and returns `{content, model?, tokens?}`
 //! (or `{"error":{code,message}}`, or NULL, for a failure).
 
-use super::callbacks::{hydra_json_fn, register_callback, wrap_json_fn};
+use super::callbacks::{hydra_json_fn, register_callback, wrap_json_fn, wrap_text_fn};
 use crate::profile::Profile;
 use std::ffi::c_void;
 use std::os::raw::c_char;
@@ -51,7 +51,7 @@ pub unsafe extern "C" fn hydra_register_embedder(
 ) -> *mut c_char {
     register_callback(
         handle,
-        || r#fn.map(|f| wrap_json_fn(f, user_data)),
-        Profile::set_embedder,
+        || r#fn.map(|f| wrap_text_fn(f, user_data)),
+        Profile::set_embedder_text,
     )
 }

@@ -644,6 +644,7 @@ fn update_extra(conn: &Connection, seq: i64, extra: &Extra, now: Millis) -> Resu
 /// refuses an embedding whose model is stored with another dimension.
 pub(crate) fn store_chunks(conn: &Connection, seq: i64, chunks: Vec<ChunkRef<'_>>) -> Result<()> {
     let mut checked: std::collections::HashSet<&str> = Default::default();
+    let mut embedded = false;
     for (i, c) in chunks.into_iter().enumerate() {
         let span = c.span.map(|s| (s.start as i64, s.end as i64));
         let chunk_seq = insert_chunk(conn, seq, i as i64, c.text, span)?;
@@ -657,7 +658,11 @@ pub(crate) fn store_chunks(conn: &Connection, seq: i64, chunks: Vec<ChunkRef<'_>
                 )?;
             }
             store_embedding(conn, chunk_seq, model, vector)?;
+            embedded = true;
         }
+    }
+    if embedded {
+        bump_vectors_version(conn)?;
     }
     Ok(())
 }
@@ -693,7 +698,21 @@ pub(crate) fn require_dimension(
     crate::search::vectors::require_dimension(conn, OTHER_DIMENSION, model, dim, field)
 }
 
+/// Marks the chunk vectors as changed (cached vector codes are then
+/// rebuilt). Every transaction that stores chunk embeddings
+/// ([`store_embedding`]) calls it once (migration 0014 replaced the per-row
+/// trigger); deletes still bump through their trigger.
+pub(crate) fn bump_vectors_version(conn: &Connection) -> Result<()> {
+    conn.run(
+        "UPDATE chunk_vectors_version SET token = random() WHERE id = 1",
+        [],
+    )?;
+    Ok(())
+}
+
 /// Stores (or replaces) the embedding of `model` for chunk `chunk_seq`.
+/// The caller bumps the vectors' version ([`bump_vectors_version`]) in the
+/// same transaction.
 pub(crate) fn store_embedding(
     conn: &Connection,
     chunk_seq: i64,
@@ -706,6 +725,22 @@ pub(crate) fn store_embedding(
         params![chunk_seq, model, vector.len() as i64, vector_blob(vector)],
     )?;
     Ok(())
+}
+
+/// [`store_embedding`] for a chunk that may have been deleted meanwhile:
+/// stores nothing then; returns whether it stored.
+pub(crate) fn store_embedding_if_chunk(
+    conn: &Connection,
+    chunk_seq: i64,
+    model: &str,
+    vector: &[f32],
+) -> Result<bool> {
+    Ok(conn.run(
+        "INSERT INTO chunk_embeddings (chunk_seq, model, dim, vector)
+         SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM document_chunks WHERE seq = ?1)
+         ON CONFLICT (chunk_seq, model) DO UPDATE SET dim = excluded.dim, vector = excluded.vector",
+        params![chunk_seq, model, vector.len() as i64, vector_blob(vector)],
+    )? > 0)
 }
 
 /// Request of `documents.get`: exactly one of `id` and `url`.

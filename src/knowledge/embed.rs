@@ -11,13 +11,13 @@
 //! with an ETA) is reported after a batch that completes 1% more or ends
 //! 250 ms after the last report; cancellation is honoured between batches.
 
-use super::documents::{require_dimension, store_embedding};
+use super::documents::{bump_vectors_version, require_dimension, store_embedding_if_chunk};
 use crate::db::ConnExt;
 use crate::error::{Error, ErrorCode, Result};
 use crate::jobs::{Channel, JobContext, JobLinks, ProgressMeter};
 use crate::profile::Profile;
 use crate::search::vectors::MAX_DIM;
-use crate::types::{Bounded, Id};
+use crate::types::{Bounded, Embedder, Id};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -166,9 +166,13 @@ pub fn embed_missing(
         })?;
         if !chunks.is_empty() {
             let texts: Vec<&str> = chunks.iter().map(|(_, t)| t.as_str()).collect();
-            let reply = embedder(&json!({"model": model, "texts": texts}));
-            let stored = reply
-                .and_then(|reply| vectors_of(&reply, chunks.len()))
+            let input = json!({"model": model, "texts": texts});
+            let vectors = match &embedder {
+                Embedder::Json(f) => f(&input).and_then(|reply| vectors_of(&reply)),
+                Embedder::Text(f) => f(&input).and_then(|reply| vectors_of_text(&reply)),
+            };
+            let stored = vectors
+                .and_then(|vectors| checked(vectors, chunks.len()))
                 .and_then(|vectors| store_batch(profile, model, &chunks, &vectors));
             match stored {
                 Ok(n) => outcome.embedded += n,
@@ -181,43 +185,62 @@ pub fn embed_missing(
     Ok(outcome)
 }
 
-/// The embedder's `{vectors}` as f32 vectors: one per text, each valid as
-/// an embedding, all of one dimension.
-fn vectors_of(reply: &Value, count: usize) -> Result<Vec<Vec<f32>>> {
-    let bad = || Error::internal("the embedder's reply does not fit the batch");
+fn bad_reply() -> Error {
+    Error::internal("the embedder's reply does not fit the batch")
+}
+
+/// The embedder's `{vectors}` as f32 vectors (checked by [`checked`]).
+fn vectors_of(reply: &Value) -> Result<Vec<Vec<f32>>> {
     let vectors = reply
         .get("vectors")
         .and_then(Value::as_array)
-        .ok_or_else(bad)?;
+        .ok_or_else(bad_reply)?;
+    vectors
+        .iter()
+        .map(|v| {
+            v.as_array()
+                .ok_or_else(bad_reply)?
+                .iter()
+                .map(|x| x.as_f64().map(|x| x as f32).ok_or_else(bad_reply))
+                .collect()
+        })
+        .collect()
+}
+
+/// [`vectors_of`] for a reply given as JSON text, read straight into f32
+/// (no `Value` per number). A `{"error":{..}}` reply is a failure, as
+/// `parse_host_reply` has it for the other callbacks.
+fn vectors_of_text(reply: &[u8]) -> Result<Vec<Vec<f32>>> {
+    #[derive(Deserialize)]
+    struct Reply {
+        #[serde(default)]
+        error: Option<Value>,
+        vectors: Vec<Vec<f32>>,
+    }
+    match serde_json::from_slice::<Reply>(reply) {
+        Ok(reply) if !reply.error.as_ref().is_some_and(Value::is_object) => Ok(reply.vectors),
+        _ => Err(bad_reply()),
+    }
+}
+
+/// One vector per text, each valid as an embedding (`memory.upsert`'s
+/// rules, EmbeddingInput::to_f32: 1..4096 numbers, finite as f32, not all
+/// zero), all of one dimension.
+fn checked(vectors: Vec<Vec<f32>>, count: usize) -> Result<Vec<Vec<f32>>> {
     if vectors.len() != count {
-        return Err(bad());
+        return Err(bad_reply());
     }
-    let mut out: Vec<Vec<f32>> = Vec::with_capacity(count);
-    for v in vectors {
-        let numbers = v.as_array().ok_or_else(bad)?;
-        // `memory.upsert`'s rules (EmbeddingInput::to_f32): 1..4096
-        // numbers, finite as f32, not all zero; one dimension per batch.
-        if !(1..=MAX_DIM).contains(&numbers.len())
-            || out
-                .first()
-                .is_some_and(|first| first.len() != numbers.len())
+    let dim = vectors.first().map_or(0, Vec::len);
+    for vector in &vectors {
+        if vector.len() != dim
+            || !(1..=MAX_DIM).contains(&vector.len())
+            || vector.iter().any(|x| !x.is_finite())
+            || vector.iter().all(|&x| x == 0.0)
         {
-            return Err(bad());
+            return Err(bad_reply());
         }
-        let mut vector = Vec::with_capacity(numbers.len());
-        for x in numbers {
-            let x = x.as_f64().ok_or_else(bad)? as f32;
-            if !x.is_finite() {
-                return Err(bad());
-            }
-            vector.push(x);
-        }
-        if vector.iter().all(|&x| x == 0.0) {
-            return Err(bad());
-        }
-        out.push(vector);
     }
-    Ok(out)
+    Ok(vectors)
 }
 
 /// Stores one batch in one transaction; returns how many chunks got a
@@ -234,11 +257,57 @@ fn store_batch(
         }
         let mut stored = 0;
         for ((seq, _), vector) in chunks.iter().zip(vectors) {
-            if tx.exists("SELECT 1 FROM document_chunks WHERE seq = ?1", [seq])? {
-                store_embedding(tx, *seq, model, vector)?;
+            if store_embedding_if_chunk(tx, *seq, model, vector)? {
                 stored += 1;
             }
         }
+        if stored > 0 {
+            bump_vectors_version(tx)?;
+        }
         Ok(stored)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The text path (C embedders) accepts and refuses what the `Value`
+    /// path does, with the same numbers.
+    #[test]
+    fn text_and_value_replies_agree() {
+        let replies = [
+            r#"{"vectors":[[1,0.5,-2e-3],[3,4,5]]}"#,
+            r#"{"vectors":[[1,0.5,-2e-3],[3,4,5]],"model":"x","error":"not an object"}"#,
+            r#"{"vectors":[[1,0.5],[3,4,5]]}"#,
+            r#"{"vectors":[[0,0],[3,4]]}"#,
+            r#"{"vectors":[[1e39,1],[3,4]]}"#,
+            r#"{"vectors":[[1,"2"],[3,4]]}"#,
+            r#"{"vectors":[[1,null],[3,4]]}"#,
+            r#"{"vectors":[[1,2]]}"#,
+            r#"{"vectors":[[],[]]}"#,
+            r#"{"error":{"code":"timeout","message":"slow"}}"#,
+            r#"{"error":{"code":"timeout"},"vectors":[[1,2],[3,4]]}"#,
+            r#"{"vectors":{}}"#,
+            r#"[]"#,
+        ];
+        for reply in replies {
+            let value: Value = serde_json::from_str(reply).unwrap();
+            // `parse_host_reply` turns an error object into a failure
+            // before the Value path sees it.
+            let from_value = if value.get("error").is_some_and(Value::is_object) {
+                None
+            } else {
+                vectors_of(&value).and_then(|v| checked(v, 2)).ok()
+            };
+            let from_text = vectors_of_text(reply.as_bytes())
+                .and_then(|v| checked(v, 2))
+                .ok();
+            assert_eq!(from_text, from_value, "{reply}");
+        }
+        assert_eq!(
+            vectors_of_text(br#"{"vectors":[[1,0.5,-2e-3],[3,4,5]]}"#).unwrap(),
+            vec![vec![1.0, 0.5, -2e-3], vec![3.0, 4.0, 5.0]]
+        );
+    }
 }

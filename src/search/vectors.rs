@@ -143,7 +143,11 @@ impl EmbeddingInput {
 
 /// A vector as stored: little-endian f32.
 pub(crate) fn vector_blob(vector: &[f32]) -> Vec<u8> {
-    vector.iter().flat_map(|x| x.to_le_bytes()).collect()
+    let mut blob = Vec::with_capacity(vector.len() * 4);
+    for x in vector {
+        blob.extend_from_slice(&x.to_le_bytes());
+    }
+    blob
 }
 
 /// Where a family of embeddings lives: the SQL the engine runs, all
