@@ -2,7 +2,7 @@
 //! them even when an earlier search cached the model's vector codes
 //! (`documents.upsert`, the `documents_embed` job, `bundle.import`), and
 //! every delete path makes it forget them. Guards the explicit version
-//! bump that replaced the per-row trigger (migration 0014): a path that
+//! bump that replaced the per-row trigger (migration 0013): a path that
 //! stored vectors without it would leave searches on stale codes.
 
 mod common;

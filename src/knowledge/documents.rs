@@ -700,7 +700,7 @@ pub(crate) fn require_dimension(
 
 /// Marks the chunk vectors as changed (cached vector codes are then
 /// rebuilt). Every transaction that stores chunk embeddings
-/// ([`store_embedding`]) calls it once (migration 0014 replaced the per-row
+/// ([`store_embedding`]) calls it once (migration 0013 replaced the per-row
 /// trigger); deletes still bump through their trigger.
 pub(crate) fn bump_vectors_version(conn: &Connection) -> Result<()> {
     conn.run(
