@@ -286,14 +286,16 @@ fn main() {
 
     // --- documents.embed overhead per chunk: 4,000 chunks (200 documents x
     // 20) on a fresh profile per round, median of the rounds. The embedder
-    // returns at once: one fixed 384-d vector per text, built as a `Value`
-    // directly (`json!` would re-serialize every number of the copies). Its
-    // own cost, timed alone below over the same batches, is part of the
-    // figure (nothing is subtracted). `HYDRA_BENCH_EMBEDDER=text` replies
-    // as a C embedder does instead (JSON text, pre-serialized once and
-    // copied into each reply, parsed by the library straight into f32);
-    // `=parsed` parses that text into a `Value` first (what the C path did
-    // before it read vectors straight into f32).
+    // returns at once: one fixed 384-d vector per text. By default it is a
+    // Rust embedder returning f32 vectors (`set_embedder_vectors`, what a
+    // Rust host holding a model's output registers). Its own cost, timed
+    // alone below over the same batches, is part of the figure (nothing is
+    // subtracted). `HYDRA_BENCH_EMBEDDER` picks another reply form:
+    // `json` (a `serde_json::Value` built directly: `json!` would
+    // re-serialize every number of the copies), `text` (as a C embedder
+    // replies: JSON text, pre-serialized once and copied into each reply,
+    // parsed by the library straight into f32), `parsed` (that text parsed
+    // into a `Value` first, what the C path did before).
     let fixed: Arc<Value> = Arc::new(json!((0..DIM)
         .map(|i| (i as f32 + 1.0) / DIM as f32)
         .collect::<Vec<f32>>()));
@@ -311,10 +313,15 @@ fn main() {
         reply.extend_from_slice(b"]}");
         Ok(reply)
     };
-    let kind = std::env::var("HYDRA_BENCH_EMBEDDER").unwrap_or_default();
+    let kind = std::env::var("HYDRA_BENCH_EMBEDDER").unwrap_or_else(|_| "vectors".to_owned());
+    let fixed_f32: Vec<f32> = (0..DIM).map(|i| (i as f32 + 1.0) / DIM as f32).collect();
+    let vectors_reply = move |_model: &str, texts: &[&str]| -> hydra_core::Result<Vec<Vec<f32>>> {
+        Ok(vec![fixed_f32.clone(); texts.len()])
+    };
     let text_for_parsed = text_reply.clone();
+    let parsed = kind == "parsed";
     let embedder = move |input: &Value| -> hydra_core::Result<Value> {
-        if kind == "parsed" {
+        if parsed {
             return Ok(serde_json::from_slice(&text_for_parsed(input)?).unwrap());
         }
         let n = input["texts"].as_array().map_or(0, Vec::len);
@@ -343,10 +350,11 @@ fn main() {
                     .to_string(),
             );
         }
-        if std::env::var("HYDRA_BENCH_EMBEDDER").is_ok_and(|k| k == "text") {
-            profile.set_embedder_text(Some(Arc::new(text_reply.clone())));
-        } else {
-            profile.set_embedder(Some(Arc::new(embedder.clone())));
+        match kind.as_str() {
+            "vectors" => profile.set_embedder_vectors(Some(Arc::new(vectors_reply.clone()))),
+            "text" => profile.set_embedder_text(Some(Arc::new(text_reply.clone()))),
+            "json" | "parsed" => profile.set_embedder(Some(Arc::new(embedder.clone()))),
+            other => panic!("HYDRA_BENCH_EMBEDDER={other}: vectors, json, text or parsed"),
         }
         let (t0, c0) = (Instant::now(), process_cpu_s());
         let out = call(
@@ -360,13 +368,22 @@ fn main() {
         profile.close(Default::default()).unwrap();
         // The embedder by itself: the same batches, its reply dropped.
         let texts: Vec<String> = (0..batch).map(|c| format!("chunk 0 {c}")).collect();
+        let text_refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let input = json!({"model": "m", "texts": texts});
         let t0 = Instant::now();
         for _ in 0..total.div_ceil(batch) {
-            if std::env::var("HYDRA_BENCH_EMBEDDER").is_ok_and(|k| k == "text") {
-                std::hint::black_box(text_reply(std::hint::black_box(&input)).unwrap());
-            } else {
-                std::hint::black_box(embedder(std::hint::black_box(&input)).unwrap());
+            match kind.as_str() {
+                "vectors" => {
+                    std::hint::black_box(
+                        vectors_reply("m", std::hint::black_box(&text_refs)).unwrap(),
+                    );
+                }
+                "text" => {
+                    std::hint::black_box(text_reply(std::hint::black_box(&input)).unwrap());
+                }
+                _ => {
+                    std::hint::black_box(embedder(std::hint::black_box(&input)).unwrap());
+                }
             }
         }
         alone.push(t0.elapsed().as_secs_f64() / total as f64 * 1e6);

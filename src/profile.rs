@@ -22,7 +22,7 @@
 
 use crate::db::{self, Db, Synchronous};
 use crate::error::{Error, ErrorCode, Result};
-use crate::types::{Bounded, ClockScope, Embedder, HostJsonFn, HostTextFn};
+use crate::types::{Bounded, ClockScope, Embedder, HostJsonFn, HostTextFn, HostVectorsFn};
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -525,6 +525,13 @@ impl Profile {
     /// vectors straight into f32.
     pub fn set_embedder_text(&self, embedder: Option<HostTextFn>) {
         *self.inner.embedder.write() = embedder.map(Embedder::Text);
+    }
+
+    /// [`Profile::set_embedder`] for a Rust embedder that returns f32
+    /// vectors directly (`(model, texts) -> one vector per text`); its
+    /// replies are checked by the same rules as a JSON reply's.
+    pub fn set_embedder_vectors(&self, embedder: Option<HostVectorsFn>) {
+        *self.inner.embedder.write() = embedder.map(Embedder::Vectors);
     }
 
     /// The registered embedder, if any.

@@ -24,12 +24,19 @@ pub type HostJsonFn = std::sync::Arc<dyn Fn(&Value) -> Result<Value> + Send + Sy
 /// straight into f32, with no `Value` tree of every number).
 pub type HostTextFn = std::sync::Arc<dyn Fn(&Value) -> Result<Vec<u8>> + Send + Sync>;
 
+/// A Rust embedder that takes the model and the texts of a batch and returns
+/// one f32 vector per text, in order: no JSON either way.
+pub type HostVectorsFn =
+    std::sync::Arc<dyn Fn(&str, &[&str]) -> Result<Vec<Vec<f32>>> + Send + Sync>;
+
 /// The registered embedder (`documents.embed`): a closure returning a JSON
-/// value (Rust callers), or JSON text (the C ABI, `hydra_register_embedder`).
+/// value (Rust callers), JSON text (the C ABI, `hydra_register_embedder`),
+/// or the vectors themselves (Rust callers holding f32 already).
 #[derive(Clone)]
 pub enum Embedder {
     Json(HostJsonFn),
     Text(HostTextFn),
+    Vectors(HostVectorsFn),
 }
 
 /// A function the host registers to receive events (`job.updated`).

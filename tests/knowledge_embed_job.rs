@@ -26,6 +26,9 @@ fn store(t: &TestProfile, docs: usize, chunks: usize) {
 /// The texts of one embedder call and the job's progress it saw.
 type EmbedCall = (Vec<String>, Value);
 
+/// The model and texts of one call of a Rust vectors embedder.
+type VectorsCall = (String, Vec<String>);
+
 fn vector_for(text: &str) -> Vec<f64> {
     vec![1.0, text.len() as f64, 0.5]
 }
@@ -182,4 +185,48 @@ fn cancel_is_honoured_between_batches() {
         embedded <= 2,
         "at most the batch in flight was stored, got {embedded}"
     );
+}
+
+#[test]
+fn a_rust_embedder_of_f32_vectors_follows_the_same_rules() {
+    let t = TestProfile::new();
+    store(&t, 1, 4);
+    let calls: Arc<Mutex<Vec<VectorsCall>>> = Arc::default();
+    let seen = calls.clone();
+    t.profile
+        .set_embedder_vectors(Some(Arc::new(move |model: &str, texts: &[&str]| {
+            let mut calls = seen.lock().unwrap();
+            calls.push((
+                model.to_owned(),
+                texts.iter().map(|s| s.to_string()).collect(),
+            ));
+            Ok(match calls.len() {
+                // A batch whose reply holds a NaN fails alone.
+                2 => vec![vec![f32::NAN, 1.0, 1.0]; texts.len()],
+                // A wrong count fails alone too.
+                3 => vec![vec![1.0, 2.0, 3.0]; texts.len() + 1],
+                _ => texts
+                    .iter()
+                    .map(|s| vec![1.0, s.len() as f32, 0.5])
+                    .collect(),
+            })
+        })));
+    let out = t.ok(
+        "documents.embed",
+        json!({"model": "m", "batch": 1, "wait": true}),
+    );
+    assert_eq!(
+        out,
+        json!({"job_id": out["job_id"], "embedded": 2, "failed": 2})
+    );
+    let calls = calls.lock().unwrap();
+    let texts: Vec<&str> = calls.iter().map(|(_, t)| t[0].as_str()).collect();
+    assert_eq!(texts, ["d0 c0", "d0 c1", "d0 c2", "d0 c3"]);
+    assert!(calls.iter().all(|(model, _)| model == "m"));
+    // The stored vectors are searchable like any other embedder's.
+    let hits = t.ok(
+        "documents.search",
+        json!({"embedding": {"model": "m", "vector": [1.0, 5.0, 0.5]}, "limit": 10}),
+    );
+    assert_eq!(hits["items"].as_array().unwrap().len(), 2);
 }

@@ -166,10 +166,11 @@ pub fn embed_missing(
         })?;
         if !chunks.is_empty() {
             let texts: Vec<&str> = chunks.iter().map(|(_, t)| t.as_str()).collect();
-            let input = json!({"model": model, "texts": texts});
+            let input = || json!({"model": model, "texts": texts});
             let vectors = match &embedder {
-                Embedder::Json(f) => f(&input).and_then(|reply| vectors_of(&reply)),
-                Embedder::Text(f) => f(&input).and_then(|reply| vectors_of_text(&reply)),
+                Embedder::Json(f) => f(&input()).and_then(|reply| vectors_of(&reply)),
+                Embedder::Text(f) => f(&input()).and_then(|reply| vectors_of_text(&reply)),
+                Embedder::Vectors(f) => f(model, &texts),
             };
             let stored = vectors
                 .and_then(|vectors| checked(vectors, chunks.len()))
