@@ -109,6 +109,22 @@ fn assert_exact(profile: &Profile, step: &str) {
 }
 
 /// A Chrome `History` file holding `n` visits of distinct pages.
+/// Inserts messages `m1`..`m5000` of thread `th` in raw SQL (one fold of
+/// the counter), then runs `then`, in one transaction.
+fn insert_messages(p: &Profile, then: &str) {
+    p.db()
+        .write(|tx| {
+            tx.execute_batch(&format!(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
+                 INSERT INTO llm_messages (id, thread_id, role, content, created_at)
+                 SELECT 'm' || i, 'th', 'user', 'text', i FROM n;
+                 {then}"
+            ))?;
+            Ok(())
+        })
+        .unwrap();
+}
+
 fn chrome_history(dir: &Path, n: i64) -> std::path::PathBuf {
     let path = dir.join("History");
     let conn = Connection::open(&path).unwrap();
@@ -326,16 +342,7 @@ fn counts_survive_tail_folds_and_reused_keys() {
     let t = TestProfile::new();
     let p = &t.profile;
     t.ok("threads.create", json!({"id": "th"}));
-    p.db()
-        .write(|tx| {
-            tx.execute_batch(
-                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
-                 INSERT INTO llm_messages (id, thread_id, role, content, created_at)
-                 SELECT 'm' || i, 'th', 'user', 'text', i FROM n;",
-            )?;
-            Ok(())
-        })
-        .unwrap();
+    insert_messages(p, "");
     let visits: Vec<Value> = (0..5000)
         .map(|i| json!({"url": format!("https://fold.example/{i}"), "visited_at": 1000 + i}))
         .collect();
@@ -449,19 +456,9 @@ fn a_bundle_import_counts_its_messages_exactly() {
     let t = TestProfile::new();
     let p = &t.profile;
     t.ok("threads.create", json!({"id": "th"}));
-    p.db()
-        .write(|tx| {
-            // 5000 rows fold the counter at 4096; dropping the keys from
-            // 4096 up leaves the next key (4096) at the mark.
-            tx.execute_batch(
-                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
-                 INSERT INTO llm_messages (id, thread_id, role, content, created_at)
-                 SELECT 'm' || i, 'th', 'user', 'text', i FROM n;
-                 DELETE FROM llm_messages WHERE seq >= 4096;",
-            )?;
-            Ok(())
-        })
-        .unwrap();
+    // 5000 rows fold the counter at 4096; dropping the keys from 4096 up
+    // leaves the next key (4096) at the mark.
+    insert_messages(p, "DELETE FROM llm_messages WHERE seq >= 4096;");
     assert_exact(p, "before the import");
 
     t.ok(
