@@ -344,19 +344,6 @@ pub fn verify_with(
     Ok(manifest)
 }
 
-/// Calls `f` for every record in file order (run [`verify`] first): its
-/// line number, component, exact JSON, and the bytes of the file read
-/// through it (for progress).
-pub fn for_each_record(
-    path: &Path,
-    mut f: impl FnMut(u64, Component, &RawValue, u64) -> Result<()>,
-) -> Result<()> {
-    let (reader, _, read) = open_with_manifest(path)?;
-    each_line(reader, read, |line_no, _, line, read| {
-        f(line_no, line.c, line.r, read)
-    })
-}
-
 /// A batch the reading thread of [`for_each_parsed`] hands over holds at
 /// most this many records or about this many bytes of lines (a document
 /// record can be megabytes), and at most [`PARSED_BATCHES_AHEAD`] batches
@@ -369,9 +356,11 @@ const PARSED_BATCHES_AHEAD: usize = 8;
 /// component, what `parse` made of it, bytes of the file read through it.
 type ParsedLine<T> = (u64, Component, T, u64);
 
-/// [`for_each_record`] with the reading and parsing on a second thread:
-/// `parse` turns each record into `T` there, while `f` consumes the
-/// records already parsed, in file order, on the calling thread. A bulk
+/// Calls `f` for every record in file order (run [`verify`] first) with
+/// its line number, component, what `parse` made of its exact JSON, and
+/// the bytes of the file read through it (for progress). Reading and
+/// `parse` run on a second thread, while `f` consumes the records already
+/// parsed, in file order, on the calling thread. A bulk
 /// import then costs about the larger of parsing and writing instead of
 /// their sum. A reading error (a damaged line, I/O) reaches the caller in
 /// its place in the file, after `f` saw every record before it; when `f`
@@ -475,9 +464,10 @@ mod tests {
         assert_eq!(manifest.components[&Component::Tabs].count, 0);
         assert_eq!(manifest.created_at, 7);
         let mut ids = Vec::new();
-        for_each_record(&path, |_, c, r, _| {
+        let raw = |_, r: &RawValue| r.get().to_owned();
+        for_each_parsed(&path, raw, |_, c, r, _| {
             assert_eq!(c, Component::Threads);
-            let r: serde_json::Value = serde_json::from_str(r.get()).unwrap();
+            let r: serde_json::Value = serde_json::from_str(&r).unwrap();
             ids.push(r["id"].as_str().unwrap().to_owned());
             Ok(())
         })

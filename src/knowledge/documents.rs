@@ -710,26 +710,11 @@ pub(crate) fn bump_vectors_version(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-/// Stores (or replaces) the embedding of `model` for chunk `chunk_seq`.
-/// The caller bumps the vectors' version ([`bump_vectors_version`]) in the
-/// same transaction.
+/// Stores (or replaces) the embedding of `model` for chunk `chunk_seq`;
+/// returns whether it stored (a chunk deleted meanwhile, which the embed
+/// job may meet, gets none). The caller bumps the vectors' version
+/// ([`bump_vectors_version`]) in the same transaction.
 pub(crate) fn store_embedding(
-    conn: &Connection,
-    chunk_seq: i64,
-    model: &str,
-    vector: &[f32],
-) -> Result<()> {
-    conn.run(
-        "INSERT INTO chunk_embeddings (chunk_seq, model, dim, vector) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (chunk_seq, model) DO UPDATE SET dim = excluded.dim, vector = excluded.vector",
-        params![chunk_seq, model, vector.len() as i64, vector_blob(vector)],
-    )?;
-    Ok(())
-}
-
-/// [`store_embedding`] for a chunk that may have been deleted meanwhile:
-/// stores nothing then; returns whether it stored.
-pub(crate) fn store_embedding_if_chunk(
     conn: &Connection,
     chunk_seq: i64,
     model: &str,

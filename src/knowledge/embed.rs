@@ -11,7 +11,7 @@
 //! with an ETA) is reported after a batch that completes 1% more or ends
 //! 250 ms after the last report; cancellation is honoured between batches.
 
-use super::documents::{bump_vectors_version, require_dimension, store_embedding_if_chunk};
+use super::documents::{bump_vectors_version, require_dimension, store_embedding};
 use crate::db::ConnExt;
 use crate::error::{Error, ErrorCode, Result};
 use crate::jobs::{Channel, JobContext, JobLinks, ProgressMeter};
@@ -258,7 +258,7 @@ fn store_batch(
         }
         let mut stored = 0;
         for ((seq, _), vector) in chunks.iter().zip(vectors) {
-            if store_embedding_if_chunk(tx, *seq, model, vector)? {
+            if store_embedding(tx, *seq, model, vector)? {
                 stored += 1;
             }
         }
