@@ -105,8 +105,8 @@ where
         keep
     }
 
-    fn finish(self: Box<Self>, commit: &Result<()>) {
-        let outcome = match (self.outcome, commit) {
+    fn finish(mut self: Box<Self>, commit: &Result<()>) {
+        let outcome = match (self.outcome.take(), commit) {
             (Some(Ok(Ok(_))), Err(e)) => Ok(Err(same_error(e))),
             (Some(outcome), _) => outcome,
             // Never ran: the transaction could not be opened.
@@ -118,6 +118,36 @@ where
 
     fn lead(&self) {
         self.slot.set(State::Lead);
+    }
+}
+
+impl<T, F> Drop for Job<T, F> {
+    /// A write dropped before its caller was told (only if the leader
+    /// unwinds, which a closure's panic never does: those are caught) fails
+    /// instead of leaving its caller waiting forever.
+    fn drop(&mut self) {
+        if self.f.is_some() || self.outcome.is_some() {
+            self.slot.set(State::Done(Ok(Err(Error::internal(
+                "the write was dropped: the thread running it failed",
+            )))));
+        }
+    }
+}
+
+/// Unwinding out of [`Db::lead_rounds`] (a bug outside the closures) gives
+/// the lead to the oldest queued caller, or ends it, so that no caller
+/// waits for a leader that is gone.
+struct LeadGuard<'a>(&'a Combiner);
+
+impl Drop for LeadGuard<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let mut queue = self.0.queue.lock();
+            match queue.jobs.first() {
+                Some(job) => job.lead(),
+                None => queue.leading = false,
+            }
+        }
     }
 }
 
@@ -180,6 +210,7 @@ impl Db {
     /// or this caller's write has committed and its lead time is up; then
     /// gives the lead away (or ends it when nothing is queued).
     fn lead_rounds<T>(&self, own: &Slot<T>) {
+        let _lead = LeadGuard(&self.combiner);
         let mut writer = self.writer.lock();
         let mut own_done_at: Option<Instant> = None;
         loop {
