@@ -427,6 +427,21 @@ fn with_bad_message(bundle: &Path, at: usize) -> std::path::PathBuf {
     path
 }
 
+/// The import skips `llm_messages`' role check while it writes messages
+/// (their type guarantees it): afterwards the writer enforces it again.
+fn assert_checks_enforced(profile: &Profile, step: &str) {
+    let refused = profile.db().write(|tx| {
+        tx.execute(
+            "INSERT INTO llm_messages (id, thread_id, role, content, created_at)
+             VALUES ('robot', 'th', 'robot', 'text', 1)",
+            [],
+        )?;
+        Ok(())
+    });
+    let message = format!("{:?}", refused.expect_err(step));
+    assert!(message.contains("CHECK"), "{step}: {message}");
+}
+
 #[test]
 fn a_bundle_import_counts_its_messages_exactly() {
     // `bundle.import` writes messages without the per-row counter trigger
@@ -466,6 +481,7 @@ fn a_bundle_import_counts_its_messages_exactly() {
         json!({"path": bundle, "wait": true, "dry_run": true}),
     );
     assert_exact(p, "bundle dry run");
+    assert_checks_enforced(p, "bundle dry run");
     let bad = with_bad_message(&bundle, 5000);
     t.err(
         "bundle.import",
@@ -473,10 +489,12 @@ fn a_bundle_import_counts_its_messages_exactly() {
         "invalid_argument",
     );
     assert_exact(p, "failed bundle import");
+    assert_checks_enforced(p, "failed bundle import");
 
     let out = t.ok("bundle.import", json!({"path": bundle, "wait": true}));
     assert_eq!(out["imported"]["messages"]["inserted"], 6000);
     assert_exact(p, "bundle import");
+    assert_checks_enforced(p, "bundle import");
     let o = t.ok("overview", json!({}));
     assert_eq!(o["llm"]["messages"]["total"], 4095 + 6000);
     assert_eq!(message_tail(p), 0, "the import folds its rows in");

@@ -34,12 +34,14 @@ use crate::hydraflow::threads::{self, Thread};
 use crate::knowledge::{self, Source};
 use crate::types::{now_ms, Millis};
 use rusqlite::config::DbConfig;
-use rusqlite::{params, Connection, OptionalExtension, ToSql};
+use rusqlite::{params, Connection, OptionalExtension, Statement, ToSql};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
 use sha2::Digest;
+use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::HashSet;
 
 /// A tab's current visit, by the natural key of history rows.
@@ -252,17 +254,63 @@ struct ById {
     stored_time: &'static str,
 }
 
+/// The writer's connection while an import runs, holding the insert
+/// statement of each component prepared for the whole import. (The
+/// connection's statement cache would look each one up by its SQL text
+/// for every record: hashing a few hundred bytes and moving the entry in
+/// and out of its LRU list, a few percent of the writer's time.)
+pub(super) struct ImportConn<'c> {
+    conn: &'c Connection,
+    /// The statements prepared so far, by their SQL (a few, one per
+    /// component written).
+    held: RefCell<Vec<(&'static str, Statement<'c>)>>,
+}
+
+impl<'c> ImportConn<'c> {
+    pub(super) fn new(conn: &'c Connection) -> ImportConn<'c> {
+        ImportConn {
+            conn,
+            held: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Runs `sql` with `params` through its held statement (prepared on
+    /// first use); the number of rows changed.
+    fn run_held(&self, sql: &'static str, params: &[&dyn ToSql]) -> Result<usize> {
+        let mut held = self.held.borrow_mut();
+        let at = match held
+            .iter()
+            .position(|(text, _)| text.as_ptr() == sql.as_ptr() || *text == sql)
+        {
+            Some(at) => at,
+            None => {
+                held.push((sql, self.conn.prepare(sql)?));
+                held.len() - 1
+            }
+        };
+        Ok(held[at].1.execute(params)?)
+    }
+}
+
+impl std::ops::Deref for ImportConn<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
 /// Writes a record kept by id. The insert is tried first: a new id (every
 /// record of an import into an empty profile) costs that one statement.
 /// Only an id already stored is looked up and decided by `policy`.
 fn write_by_id(
-    conn: &Connection,
+    conn: &ImportConn<'_>,
     sql: &ById,
     (id, time): (&str, Millis),
     policy: Policy,
     params: &[&dyn ToSql],
 ) -> Result<Outcome> {
-    if conn.run(sql.insert, params)? == 1 {
+    if conn.run_held(sql.insert, params)? == 1 {
         return Ok(Outcome::Inserted);
     }
     let stored = conn.query_opt(sql.stored_time, [id], |r| r.get(0))?;
@@ -274,11 +322,11 @@ fn write_by_id(
 }
 
 /// The metadata object as stored (`{}` without re-encoding when empty).
-fn metadata_text(metadata: &serde_json::Map<String, Value>) -> String {
+fn metadata_text(metadata: &serde_json::Map<String, Value>) -> Cow<'static, str> {
     if metadata.is_empty() {
-        "{}".to_owned()
+        Cow::Borrowed("{}")
     } else {
-        Value::Object(metadata.clone()).to_string()
+        Cow::Owned(Value::Object(metadata.clone()).to_string())
     }
 }
 
@@ -407,7 +455,7 @@ pub(super) fn parse_record(component: Component, raw: &RawValue) -> Result<Parse
 
 /// Imports one record (read by [`parse_record`]) inside the caller's transaction.
 pub(super) fn import(
-    conn: &Connection,
+    conn: &ImportConn<'_>,
     state: &mut ImportState,
     component: Component,
     parsed: Parsed,
@@ -900,8 +948,14 @@ fn import_document(conn: &Connection, d: DocumentRecord, policy: Policy) -> Resu
 /// [`MessageCounter`]: its row counter, nothing else.
 const MESSAGE_COUNT_TRIGGERS: &str = "llm_messages_count_delete,llm_messages_count_insert";
 
+/// The one `CHECK` of `llm_messages` that an imported [`Message`] always
+/// meets: its `role` is a [`messages::Role`], which has exactly these four
+/// values.
+const MESSAGE_ROLE_CHECK: &str = "CHECK (role IN ('user', 'assistant', 'system', 'tool'))";
+
 /// Keeps `overview`'s message counter exact while messages are imported
-/// without their per-row insert trigger.
+/// without their per-row insert trigger, and lets the import skip the
+/// table's `CHECK` that its records meet by their type.
 ///
 /// The trigger only counts (`row_counts`, migration 0009), but a statement
 /// with a trigger makes SQLite open a statement journal around every
@@ -913,12 +967,24 @@ const MESSAGE_COUNT_TRIGGERS: &str = "llm_messages_count_delete,llm_messages_cou
 /// same transaction: the counter is exact at commit, and a kill leaves
 /// neither rows nor count. Only when the table's triggers are exactly its
 /// two counters; otherwise every trigger stays on.
+///
+/// The `role IN (...)` check of four values is compiled by SQLite into a
+/// temporary b-tree built and dropped on every insert (a pager, its page
+/// cache, four inserts, then freeing it all): measured, about a fifth of
+/// the writer's time per imported message. An imported message's role is
+/// a [`messages::Role`] (the record does not parse otherwise), so the
+/// check cannot fail: while messages are imported the writer skips `CHECK`
+/// constraints (`PRAGMA ignore_check_constraints`, this connection only).
+/// Only when that role check is the table's only `CHECK`; `NOT NULL`,
+/// `STRICT` types, the foreign key and `UNIQUE` are enforced as always.
 pub(super) struct MessageCounter<'c> {
     conn: &'c Connection,
     /// Whether triggers may be turned off at all (see above).
-    allowed: bool,
-    /// Whether this connection's triggers are off now.
-    off: bool,
+    triggers_allowed: bool,
+    /// Whether the table's checks may be skipped (see above).
+    checks_allowed: bool,
+    /// Whether this connection imports messages the fast way now.
+    fast: bool,
     /// The largest message key before the first message imported without
     /// the trigger.
     before: Option<i64>,
@@ -933,47 +999,64 @@ impl<'c> MessageCounter<'c> {
             [],
             |r| r.get(0),
         )?;
+        let table: String = conn.query_row(
+            "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'llm_messages'",
+            [],
+            |r| r.get(0),
+        )?;
+        let only_role_check = table.to_ascii_uppercase().matches("CHECK").count() == 1
+            && table.contains(MESSAGE_ROLE_CHECK);
         Ok(MessageCounter {
             conn,
-            allowed: triggers.as_deref() == Some(MESSAGE_COUNT_TRIGGERS),
-            off: false,
+            triggers_allowed: triggers.as_deref() == Some(MESSAGE_COUNT_TRIGGERS),
+            checks_allowed: only_role_check,
+            fast: false,
             before: None,
         })
     }
 
-    /// Called before each record is imported: triggers are off for the
+    /// Called before each record is imported: the fast way is for the
     /// records of `messages` only.
     pub(super) fn enter(&mut self, component: Component) -> Result<()> {
-        let off = self.allowed && component == Component::Messages;
-        if off == self.off {
+        let fast = component == Component::Messages;
+        if fast == self.fast {
             return Ok(());
         }
-        if off && self.before.is_none() {
+        if fast && self.triggers_allowed && self.before.is_none() {
             self.before = Some(self.conn.query_row(
                 "SELECT coalesce(max(seq), 0) FROM llm_messages",
                 [],
                 |r| r.get(0),
             )?);
         }
-        self.set_off(off)
+        self.set_fast(fast)
     }
 
-    fn set_off(&mut self, off: bool) -> Result<()> {
-        self.conn
-            .set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, !off)?;
-        self.off = off;
+    fn set_fast(&mut self, fast: bool) -> Result<()> {
+        // Marked first: if a switch fails, dropping `self` switches both
+        // back (each switch is idempotent).
+        self.fast = fast;
+        if self.triggers_allowed {
+            self.conn
+                .set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, !fast)?;
+        }
+        if self.checks_allowed {
+            self.conn
+                .pragma_update(None, "ignore_check_constraints", fast)?;
+        }
         Ok(())
     }
 
-    /// Turns triggers back on and counts the messages imported without
-    /// them. `row_counts` counts `n` rows up to the key `upto`, the reader
-    /// adds the rows above it; every imported row has a key above
-    /// `before`, so the rows above `min(upto, before)` are the imported
-    /// ones plus the tail `n` did not count yet: `n` takes them all and
-    /// `upto` moves to the largest key (what the trigger's fold does).
+    /// Turns triggers and checks back on and counts the messages imported
+    /// without the trigger. `row_counts` counts `n` rows up to the key
+    /// `upto`, the reader adds the rows above it; every imported row has a
+    /// key above `before`, so the rows above `min(upto, before)` are the
+    /// imported ones plus the tail `n` did not count yet: `n` takes them
+    /// all and `upto` moves to the largest key (what the trigger's fold
+    /// does).
     pub(super) fn finish(mut self) -> Result<()> {
-        if self.off {
-            self.set_off(false)?;
+        if self.fast {
+            self.set_fast(false)?;
         }
         if let Some(before) = self.before {
             self.conn.run(
@@ -990,12 +1073,20 @@ impl<'c> MessageCounter<'c> {
 
 impl Drop for MessageCounter<'_> {
     /// A failed or panicking import must not leave the writer's triggers
-    /// off (its transaction is rolled back, the connection lives on).
+    /// off or its checks skipped (its transaction is rolled back, the
+    /// connection lives on).
     fn drop(&mut self) {
-        if self.off {
-            let _ = self
-                .conn
-                .set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, true);
+        if self.fast {
+            if self.triggers_allowed {
+                let _ = self
+                    .conn
+                    .set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, true);
+            }
+            if self.checks_allowed {
+                let _ = self
+                    .conn
+                    .pragma_update(None, "ignore_check_constraints", false);
+            }
         }
     }
 }

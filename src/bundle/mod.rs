@@ -396,6 +396,7 @@ pub fn run_import(ctx: &JobContext) -> Result<Value> {
                     .then(|| components::parse_record(component, record))
             };
             let mut counter = components::MessageCounter::new(tx)?;
+            let conn = components::ImportConn::new(tx);
             format::for_each_parsed(&request.path, parse, |line, component, parsed, read| {
                 importing.advance_to(read)?;
                 let (Some(counts), Some(parsed)) = (imported.get_mut(&component), parsed) else {
@@ -403,7 +404,9 @@ pub fn run_import(ctx: &JobContext) -> Result<Value> {
                 };
                 counter.enter(component)?;
                 let outcome = parsed
-                    .and_then(|p| components::import(tx, &mut state, component, p, request.policy))
+                    .and_then(|p| {
+                        components::import(&conn, &mut state, component, p, request.policy)
+                    })
                     .map_err(|e| e.with_detail("line", line))?;
                 match outcome {
                     Outcome::Inserted => counts.inserted += 1,
