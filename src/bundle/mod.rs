@@ -359,10 +359,12 @@ pub fn run_import(ctx: &JobContext) -> Result<Value> {
     };
     let mut verifying = ProgressMeter::start(ctx, "verify", size, Channel::Direct)?;
     let mut state = components::ImportState::default();
-    let manifest = format::verify_with(&request.path, |component, record, read| {
+    let manifest = format::verify_with(&request.path, |component, line, read| {
         verifying.advance_to(read)?;
         if component == Component::Tabs {
-            if let Ok(tab) = serde_json::from_str::<RecordId>(record.get()) {
+            let tab = format::record_json(line)
+                .and_then(|record| serde_json::from_str::<RecordId>(record.get()).ok());
+            if let Some(tab) = tab {
                 state.bundle_tabs.insert(tab.id);
             }
         }
