@@ -427,19 +427,23 @@ fn with_bad_message(bundle: &Path, at: usize) -> std::path::PathBuf {
     path
 }
 
-/// The import skips `llm_messages`' role check while it writes messages
-/// (their type guarantees it): afterwards the writer enforces it again.
+/// The import skips the role check of `llm_messages` and the status check
+/// of `tasks` while it writes their records (their types guarantee them):
+/// afterwards the writer enforces both again.
 fn assert_checks_enforced(profile: &Profile, step: &str) {
-    let refused = profile.db().write(|tx| {
-        tx.execute(
-            "INSERT INTO llm_messages (id, thread_id, role, content, created_at)
-             VALUES ('robot', 'th', 'robot', 'text', 1)",
-            [],
-        )?;
-        Ok(())
-    });
-    let message = format!("{:?}", refused.expect_err(step));
-    assert!(message.contains("CHECK"), "{step}: {message}");
+    for sql in [
+        "INSERT INTO llm_messages (id, thread_id, role, content, created_at)
+         VALUES ('robot', 'th', 'robot', 'text', 1)",
+        "INSERT INTO tasks (id, title, status, created_at, updated_at)
+         VALUES ('robot', 'Task', 'dreaming', 1, 1)",
+    ] {
+        let refused = profile.db().write(|tx| {
+            tx.execute(sql, [])?;
+            Ok(())
+        });
+        let message = format!("{:?}", refused.expect_err(step));
+        assert!(message.contains("CHECK"), "{step}: {message}");
+    }
 }
 
 #[test]
@@ -462,10 +466,14 @@ fn a_bundle_import_counts_its_messages_exactly() {
             Ok(())
         })
         .unwrap();
+    source.ok(
+        "tasks.create",
+        json!({"thread_id": "th", "title": "Plan", "status": "blocked"}),
+    );
     let bundle = source.dir.path().join("messages.hydra");
     source.ok(
         "bundle.export",
-        json!({"components": ["threads", "messages"], "path": bundle, "wait": true}),
+        json!({"components": ["threads", "messages", "tasks"], "path": bundle, "wait": true}),
     );
 
     let t = TestProfile::new();

@@ -731,6 +731,17 @@ fn import_bookmark(
 mod tests {
     use super::*;
 
+    /// The schema still has exactly the checks [`TYPED_CHECKS`] names (a
+    /// migration that changes one must update it, or imports lose the
+    /// fast path without a word).
+    #[test]
+    fn typed_checks_match_the_schema() {
+        let conn = Connection::open_in_memory().unwrap();
+        crate::db::migrate(&conn).unwrap();
+        let checks = TypedChecks::new(&conn).unwrap();
+        assert_eq!(checks.allowed, [Component::Messages, Component::Tasks]);
+    }
+
     #[test]
     fn newer_wins_skips_equal_times() {
         assert_eq!(decide(None, 5, Policy::SkipExisting), Outcome::Inserted);
@@ -948,14 +959,8 @@ fn import_document(conn: &Connection, d: DocumentRecord, policy: Policy) -> Resu
 /// [`MessageCounter`]: its row counter, nothing else.
 const MESSAGE_COUNT_TRIGGERS: &str = "llm_messages_count_delete,llm_messages_count_insert";
 
-/// The one `CHECK` of `llm_messages` that an imported [`Message`] always
-/// meets: its `role` is a [`messages::Role`], which has exactly these four
-/// values.
-const MESSAGE_ROLE_CHECK: &str = "CHECK (role IN ('user', 'assistant', 'system', 'tool'))";
-
 /// Keeps `overview`'s message counter exact while messages are imported
-/// without their per-row insert trigger, and lets the import skip the
-/// table's `CHECK` that its records meet by their type.
+/// without their per-row insert trigger.
 ///
 /// The trigger only counts (`row_counts`, migration 0009), but a statement
 /// with a trigger makes SQLite open a statement journal around every
@@ -967,24 +972,12 @@ const MESSAGE_ROLE_CHECK: &str = "CHECK (role IN ('user', 'assistant', 'system',
 /// same transaction: the counter is exact at commit, and a kill leaves
 /// neither rows nor count. Only when the table's triggers are exactly its
 /// two counters; otherwise every trigger stays on.
-///
-/// The `role IN (...)` check of four values is compiled by SQLite into a
-/// temporary b-tree built and dropped on every insert (a pager, its page
-/// cache, four inserts, then freeing it all): measured, about a fifth of
-/// the writer's time per imported message. An imported message's role is
-/// a [`messages::Role`] (the record does not parse otherwise), so the
-/// check cannot fail: while messages are imported the writer skips `CHECK`
-/// constraints (`PRAGMA ignore_check_constraints`, this connection only).
-/// Only when that role check is the table's only `CHECK`; `NOT NULL`,
-/// `STRICT` types, the foreign key and `UNIQUE` are enforced as always.
 pub(super) struct MessageCounter<'c> {
     conn: &'c Connection,
     /// Whether triggers may be turned off at all (see above).
-    triggers_allowed: bool,
-    /// Whether the table's checks may be skipped (see above).
-    checks_allowed: bool,
-    /// Whether this connection imports messages the fast way now.
-    fast: bool,
+    allowed: bool,
+    /// Whether this connection's triggers are off now.
+    off: bool,
     /// The largest message key before the first message imported without
     /// the trigger.
     before: Option<i64>,
@@ -999,64 +992,47 @@ impl<'c> MessageCounter<'c> {
             [],
             |r| r.get(0),
         )?;
-        let table: String = conn.query_row(
-            "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'llm_messages'",
-            [],
-            |r| r.get(0),
-        )?;
-        let only_role_check = table.to_ascii_uppercase().matches("CHECK").count() == 1
-            && table.contains(MESSAGE_ROLE_CHECK);
         Ok(MessageCounter {
             conn,
-            triggers_allowed: triggers.as_deref() == Some(MESSAGE_COUNT_TRIGGERS),
-            checks_allowed: only_role_check,
-            fast: false,
+            allowed: triggers.as_deref() == Some(MESSAGE_COUNT_TRIGGERS),
+            off: false,
             before: None,
         })
     }
 
-    /// Called before each record is imported: the fast way is for the
+    /// Called before each record is imported: triggers are off for the
     /// records of `messages` only.
     pub(super) fn enter(&mut self, component: Component) -> Result<()> {
-        let fast = component == Component::Messages;
-        if fast == self.fast {
+        let off = self.allowed && component == Component::Messages;
+        if off == self.off {
             return Ok(());
         }
-        if fast && self.triggers_allowed && self.before.is_none() {
+        if off && self.before.is_none() {
             self.before = Some(self.conn.query_row(
                 "SELECT coalesce(max(seq), 0) FROM llm_messages",
                 [],
                 |r| r.get(0),
             )?);
         }
-        self.set_fast(fast)
+        self.set_off(off)
     }
 
-    fn set_fast(&mut self, fast: bool) -> Result<()> {
-        // Marked first: if a switch fails, dropping `self` switches both
-        // back (each switch is idempotent).
-        self.fast = fast;
-        if self.triggers_allowed {
-            self.conn
-                .set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, !fast)?;
-        }
-        if self.checks_allowed {
-            self.conn
-                .pragma_update(None, "ignore_check_constraints", fast)?;
-        }
+    fn set_off(&mut self, off: bool) -> Result<()> {
+        self.conn
+            .set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, !off)?;
+        self.off = off;
         Ok(())
     }
 
-    /// Turns triggers and checks back on and counts the messages imported
-    /// without the trigger. `row_counts` counts `n` rows up to the key
-    /// `upto`, the reader adds the rows above it; every imported row has a
-    /// key above `before`, so the rows above `min(upto, before)` are the
-    /// imported ones plus the tail `n` did not count yet: `n` takes them
-    /// all and `upto` moves to the largest key (what the trigger's fold
-    /// does).
+    /// Turns triggers back on and counts the messages imported without
+    /// them. `row_counts` counts `n` rows up to the key `upto`, the reader
+    /// adds the rows above it; every imported row has a key above
+    /// `before`, so the rows above `min(upto, before)` are the imported
+    /// ones plus the tail `n` did not count yet: `n` takes them all and
+    /// `upto` moves to the largest key (what the trigger's fold does).
     pub(super) fn finish(mut self) -> Result<()> {
-        if self.fast {
-            self.set_fast(false)?;
+        if self.off {
+            self.set_off(false)?;
         }
         if let Some(before) = self.before {
             self.conn.run(
@@ -1073,20 +1049,108 @@ impl<'c> MessageCounter<'c> {
 
 impl Drop for MessageCounter<'_> {
     /// A failed or panicking import must not leave the writer's triggers
-    /// off or its checks skipped (its transaction is rolled back, the
-    /// connection lives on).
+    /// off (its transaction is rolled back, the connection lives on).
     fn drop(&mut self) {
-        if self.fast {
-            if self.triggers_allowed {
-                let _ = self
-                    .conn
-                    .set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, true);
+        if self.off {
+            let _ = self
+                .conn
+                .set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, true);
+        }
+    }
+}
+
+/// The tables whose every `CHECK` an imported record meets by its type,
+/// with that one check as their schema writes it: a message's `role` is a
+/// [`messages::Role`], a task's `status` a [`tasks::TaskStatus`] (the
+/// record does not parse otherwise).
+const TYPED_CHECKS: [(Component, &str, &str); 2] = [
+    (
+        Component::Messages,
+        "llm_messages",
+        "CHECK (role IN ('user', 'assistant', 'system', 'tool'))",
+    ),
+    (
+        Component::Tasks,
+        "tasks",
+        "CHECK (status IN ('pending', 'in_progress', 'blocked', 'completed', 'failed', 'cancelled'))",
+    ),
+];
+
+/// Lets the import skip the `CHECK`s its records meet by their type.
+///
+/// A check `x IN (...)` of more than two values is compiled by SQLite into
+/// a temporary b-tree built and dropped on every insert (a pager, its page
+/// cache, one insert per value, then freeing it all): measured, about a
+/// fifth of the writer's time per imported message. While the records of
+/// a component of [`TYPED_CHECKS`] are imported, the writer skips `CHECK`
+/// constraints (`PRAGMA ignore_check_constraints`, this connection only),
+/// only when that check is its table's only `CHECK`; `NOT NULL`, `STRICT`
+/// types, foreign keys and `UNIQUE` are enforced as always. Restored when
+/// the records of other components come, at the end, on error and on
+/// panic.
+pub(super) struct TypedChecks<'c> {
+    conn: &'c Connection,
+    /// The components whose table's checks may be skipped.
+    allowed: Vec<Component>,
+    /// Whether this connection skips checks now.
+    skipping: bool,
+}
+
+impl<'c> TypedChecks<'c> {
+    pub(super) fn new(conn: &'c Connection) -> Result<TypedChecks<'c>> {
+        let mut allowed = Vec::new();
+        for (component, table, check) in TYPED_CHECKS {
+            let sql: Option<String> = conn.query_opt(
+                "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+                [table],
+                |r| r.get(0),
+            )?;
+            let only_that_check = sql.is_some_and(|sql| {
+                sql.to_ascii_uppercase().matches("CHECK").count() == 1 && sql.contains(check)
+            });
+            if only_that_check {
+                allowed.push(component);
             }
-            if self.checks_allowed {
-                let _ = self
-                    .conn
-                    .pragma_update(None, "ignore_check_constraints", false);
-            }
+        }
+        Ok(TypedChecks {
+            conn,
+            allowed,
+            skipping: false,
+        })
+    }
+
+    /// Called before each record is imported.
+    pub(super) fn enter(&mut self, component: Component) -> Result<()> {
+        let skip = self.allowed.contains(&component);
+        if skip != self.skipping {
+            // Marked first: if the switch fails, dropping `self` switches
+            // back (the pragma is idempotent).
+            self.skipping = skip;
+            self.conn
+                .pragma_update(None, "ignore_check_constraints", skip)?;
+        }
+        Ok(())
+    }
+
+    /// Enforces checks again.
+    pub(super) fn finish(mut self) -> Result<()> {
+        if self.skipping {
+            self.skipping = false;
+            self.conn
+                .pragma_update(None, "ignore_check_constraints", false)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TypedChecks<'_> {
+    /// A failed or panicking import must not leave the writer skipping
+    /// checks (its transaction is rolled back, the connection lives on).
+    fn drop(&mut self) {
+        if self.skipping {
+            let _ = self
+                .conn
+                .pragma_update(None, "ignore_check_constraints", false);
         }
     }
 }

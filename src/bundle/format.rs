@@ -504,8 +504,9 @@ fn read_and_hash(
 }
 
 /// Whether the reading thread checks the next batch itself: only when the
-/// calling thread has batches waiting (it is behind, and the reading
-/// thread would otherwise wait for it).
+/// calling thread has two batches or more waiting (it is behind, and the
+/// reading thread would otherwise wait for it). One waiting batch is the
+/// one just sent, which the calling thread may not have woken up for yet.
 fn reading_thread_checks(sender: &crossbeam_channel::Sender<Result<VerifyBatch>>) -> bool {
     #[cfg(test)]
     match tests::CHECKS_ON_READER.load(std::sync::atomic::Ordering::Relaxed) {
@@ -513,7 +514,7 @@ fn reading_thread_checks(sender: &crossbeam_channel::Sender<Result<VerifyBatch>>
         2 => return false,
         _ => {}
     }
-    !sender.is_empty()
+    sender.len() >= 2
 }
 
 /// The component a line is hashed under: read from the line's start when

@@ -398,6 +398,7 @@ pub fn run_import(ctx: &JobContext) -> Result<Value> {
                     .then(|| components::parse_record(component, record))
             };
             let mut counter = components::MessageCounter::new(tx)?;
+            let mut checks = components::TypedChecks::new(tx)?;
             let conn = components::ImportConn::new(tx);
             format::for_each_parsed(&request.path, parse, |line, component, parsed, read| {
                 importing.advance_to(read)?;
@@ -405,6 +406,7 @@ pub fn run_import(ctx: &JobContext) -> Result<Value> {
                     return Ok(());
                 };
                 counter.enter(component)?;
+                checks.enter(component)?;
                 let outcome = parsed
                     .and_then(|p| {
                         components::import(&conn, &mut state, component, p, request.policy)
@@ -417,6 +419,7 @@ pub fn run_import(ctx: &JobContext) -> Result<Value> {
                 }
                 Ok(())
             })?;
+            checks.finish()?;
             counter.finish()
         })
     };
