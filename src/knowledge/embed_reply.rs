@@ -23,9 +23,17 @@ const SPLIT_FROM: usize = 64 * 1024;
 pub fn read_vectors(reply: &[u8]) -> Option<Vec<Vec<f32>>> {
     match split_point(reply) {
         Some((head_end, tail_start)) => {
+            let tail = || read_tail(&reply[tail_start..]);
             let (head, tail) = std::thread::scope(|scope| {
-                let tail = scope.spawn(|| read_tail(&reply[tail_start..]));
-                (read_head(&reply[..head_end]), tail.join().ok().flatten())
+                // Without a thread (the OS refused one), the tail is read
+                // here after the head.
+                let spawned = std::thread::Builder::new().spawn_scoped(scope, tail);
+                let head = read_head(&reply[..head_end]);
+                let tail = match spawned {
+                    Ok(thread) => thread.join().ok().flatten(),
+                    Err(_) => tail(),
+                };
+                (head, tail)
             });
             let mut vectors = head?;
             vectors.extend(tail?);
