@@ -36,6 +36,7 @@
 
 mod checkpointer;
 mod conn_ext;
+pub mod id_key;
 mod migrate;
 pub mod paging;
 pub mod snapshot;
