@@ -452,14 +452,13 @@ pub(super) fn import(
                 metadata_text(&m.metadata),
                 key
             ];
-            if conn.run(MESSAGES.insert, params)? == 1 {
-                return Ok(Outcome::Inserted);
-            }
             let stored = conn.query_opt(MESSAGES.stored_time, params![m.id, key], |r| r.get(0))?;
             let outcome = decide(stored, m.created_at, policy);
-            if outcome == Outcome::Updated {
-                conn.run(MESSAGES.upsert, params)?;
-            }
+            match outcome {
+                Outcome::Inserted => conn.run(MESSAGES.insert, params)?,
+                Outcome::Updated => conn.run(MESSAGES.upsert, params)?,
+                Outcome::Skipped => 0,
+            };
             Ok(outcome)
         }
         (Component::Tasks, Parsed::Task(t)) => {

@@ -79,14 +79,17 @@ pub(crate) fn exists_by_id(conn: &Connection, id: &str, key: i64) -> Result<bool
 
 /// `bundle.import`'s statements for a message, bound as `?1` id, `?2`
 /// thread_id, `?3` parent_id, `?4` role, `?5` content, `?6` tokens, `?7`
-/// created_at, `?8` metadata, `?9` [`id_key`] of the id. The insert writes
-/// nothing when the id is stored (its uniqueness check is in the same
-/// statement); the update overwrites every column of the stored message.
+/// created_at, `?8` metadata, `?9` [`id_key`] of the id. The import looks
+/// the id up first ([`IMPORT_STORED_TIME`], its uniqueness check), then
+/// inserts a new message or overwrites every column of the stored one.
+/// Two statements, not one `INSERT ... SELECT ... WHERE NOT EXISTS`: an
+/// insert that reads its own table goes through a temporary table and a
+/// statement journal (measured: the import fell from ~90% to 67% of the
+/// raw bare rate).
 pub(crate) const IMPORT_INSERT: &str =
     "INSERT INTO llm_messages (id, thread_id, parent_id, role, content, tokens, created_at,
                               metadata, id_key)
-     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9
-     WHERE NOT EXISTS (SELECT 1 FROM llm_messages WHERE id_key = ?9 AND id = ?1)";
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 /// See [`IMPORT_INSERT`].
 pub(crate) const IMPORT_UPDATE: &str =
     "UPDATE llm_messages SET thread_id = ?2, parent_id = ?3, role = ?4, content = ?5,
@@ -358,7 +361,6 @@ mod tests {
             for sql in [
                 format!("SELECT 1 FROM llm_messages WHERE {BY_ID}"),
                 format!("DELETE FROM llm_messages WHERE {BY_ID}"),
-                IMPORT_INSERT.to_owned(),
                 IMPORT_UPDATE.to_owned(),
                 IMPORT_STORED_TIME.to_owned(),
             ] {
