@@ -27,7 +27,7 @@ ALTER TABLE llm_messages RENAME TO llm_messages_before_0014;
 
 CREATE TABLE llm_messages (
     seq        INTEGER PRIMARY KEY,  -- insertion order: breaks ties in lists
-    id         TEXT NOT NULL,        -- unique: checked by the writer through id_key
+    id         TEXT NOT NULL,        -- unique: the writer looks it up by id_key first
     id_key     INTEGER NOT NULL,     -- hydra_id_key(id): SHA-256 of id, first 8 bytes, big-endian
     thread_id  TEXT NOT NULL REFERENCES llm_threads (id),
     parent_id  TEXT,                 -- a message id as given; may outlive that message
