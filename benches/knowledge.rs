@@ -286,16 +286,19 @@ fn main() {
 
     // --- documents.embed overhead per chunk: 4,000 chunks (200 documents x
     // 20) on a fresh profile per round, median of the rounds. The embedder
-    // returns at once: one fixed 384-d vector per text. By default it is a
-    // Rust embedder returning f32 vectors (`set_embedder_vectors`, what a
-    // Rust host holding a model's output registers). Its own cost, timed
-    // alone below over the same batches, is part of the figure (nothing is
-    // subtracted). `HYDRA_BENCH_EMBEDDER` picks another reply form:
-    // `json` (a `serde_json::Value` built directly: `json!` would
-    // re-serialize every number of the copies), `text` (as a C embedder
-    // replies: JSON text, pre-serialized once and copied into each reply,
-    // parsed by the library straight into f32), `parsed` (that text parsed
-    // into a `Value` first, what the C path did before).
+    // returns at once: one fixed 384-d vector per text. The target is
+    // checked for the two reply forms hosts use: `text`, JSON text as the
+    // C ABI's embedder callback returns it (what C, Python and Node hosts
+    // send: numbers printed as f64, the way Python's `json` and
+    // JavaScript's `JSON.stringify` print an f32 model output, about 6 KB
+    // per vector; pre-serialized once and copied into each reply, parsed by
+    // the library), and `vectors`, a Rust embedder returning f32 vectors
+    // (`set_embedder_vectors`). The embedder's own cost, timed alone below
+    // over the same batches, is part of the figure (nothing is
+    // subtracted). `HYDRA_BENCH_EMBEDDER` picks one form, or one of two
+    // more: `json` (a `serde_json::Value` built directly: `json!` would
+    // re-serialize every number of the copies) and `parsed` (the text
+    // parsed into a `Value` first, what the C path did before).
     let fixed: Arc<Value> = Arc::new(json!((0..DIM)
         .map(|i| (i as f32 + 1.0) / DIM as f32)
         .collect::<Vec<f32>>()));
@@ -313,102 +316,110 @@ fn main() {
         reply.extend_from_slice(b"]}");
         Ok(reply)
     };
-    let kind = std::env::var("HYDRA_BENCH_EMBEDDER").unwrap_or_else(|_| "vectors".to_owned());
+    let kinds: Vec<String> = match std::env::var("HYDRA_BENCH_EMBEDDER") {
+        Ok(kind) => vec![kind],
+        Err(_) => vec!["text".to_owned(), "vectors".to_owned()],
+    };
     let fixed_f32: Vec<f32> = (0..DIM).map(|i| (i as f32 + 1.0) / DIM as f32).collect();
     let vectors_reply = move |_model: &str, texts: &[&str]| -> hydra_core::Result<Vec<Vec<f32>>> {
         Ok(vec![fixed_f32.clone(); texts.len()])
     };
-    let text_for_parsed = text_reply.clone();
-    let parsed = kind == "parsed";
-    let embedder = move |input: &Value| -> hydra_core::Result<Value> {
-        if parsed {
-            return Ok(serde_json::from_slice(&text_for_parsed(input)?).unwrap());
-        }
-        let n = input["texts"].as_array().map_or(0, Vec::len);
-        let mut reply = serde_json::Map::new();
-        reply.insert(
-            "vectors".to_owned(),
-            Value::Array(vec![(*fixed).clone(); n]),
-        );
-        Ok(Value::Object(reply))
-    };
     let embed_docs = (200.0 * scale).max(10.0) as usize;
     let total = embed_docs * CHUNKS_PER_DOC;
     let batch = 64;
-    let (mut per_chunk, mut cpu, mut alone) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..5 {
-        let profile =
-            Profile::open(OpenOptions::new(tmp.path().join(format!("embed{round}")))).unwrap();
-        for n in 0..embed_docs {
-            let chunks: Vec<Value> = (0..CHUNKS_PER_DOC)
-                .map(|c| json!({"text": format!("chunk {n} {c}")}))
-                .collect();
-            call(
+    for kind in &kinds {
+        let text_for_parsed = text_reply.clone();
+        let fixed = fixed.clone();
+        let parsed = kind == "parsed";
+        let embedder = move |input: &Value| -> hydra_core::Result<Value> {
+            if parsed {
+                return Ok(serde_json::from_slice(&text_for_parsed(input)?).unwrap());
+            }
+            let n = input["texts"].as_array().map_or(0, Vec::len);
+            let mut reply = serde_json::Map::new();
+            reply.insert(
+                "vectors".to_owned(),
+                Value::Array(vec![(*fixed).clone(); n]),
+            );
+            Ok(Value::Object(reply))
+        };
+        let (mut per_chunk, mut cpu, mut alone) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 0..5 {
+            let profile = Profile::open(OpenOptions::new(
+                tmp.path().join(format!("embed-{kind}-{round}")),
+            ))
+            .unwrap();
+            for n in 0..embed_docs {
+                let chunks: Vec<Value> = (0..CHUNKS_PER_DOC)
+                    .map(|c| json!({"text": format!("chunk {n} {c}")}))
+                    .collect();
+                call(
                 &profile,
                 "documents.upsert",
                 &json!({"url": format!("https://e.example/{n}"), "text": "x", "chunks": chunks})
                     .to_string(),
             );
-        }
-        match kind.as_str() {
-            "vectors" => profile.set_embedder_vectors(Some(Arc::new(vectors_reply.clone()))),
-            "text" => profile.set_embedder_text(Some(Arc::new(text_reply.clone()))),
-            "json" | "parsed" => profile.set_embedder(Some(Arc::new(embedder.clone()))),
-            other => panic!("HYDRA_BENCH_EMBEDDER={other}: vectors, json, text or parsed"),
-        }
-        let (t0, c0) = (Instant::now(), process_cpu_s());
-        let out = call(
-            &profile,
-            "documents.embed",
-            &json!({"model": "m", "batch": batch, "wait": true}).to_string(),
-        );
-        per_chunk.push(t0.elapsed().as_secs_f64() / total as f64 * 1e6);
-        cpu.push((process_cpu_s() - c0) / total as f64 * 1e6);
-        assert_eq!(out["embedded"].as_u64().unwrap() as usize, total);
-        profile.close(Default::default()).unwrap();
-        // The embedder by itself: the same batches, its reply dropped.
-        let texts: Vec<String> = (0..batch).map(|c| format!("chunk 0 {c}")).collect();
-        let text_refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let input = json!({"model": "m", "texts": texts});
-        let t0 = Instant::now();
-        for _ in 0..total.div_ceil(batch) {
+            }
             match kind.as_str() {
-                "vectors" => {
-                    std::hint::black_box(
-                        vectors_reply("m", std::hint::black_box(&text_refs)).unwrap(),
-                    );
-                }
-                "text" => {
-                    std::hint::black_box(text_reply(std::hint::black_box(&input)).unwrap());
-                }
-                _ => {
-                    std::hint::black_box(embedder(std::hint::black_box(&input)).unwrap());
+                "vectors" => profile.set_embedder_vectors(Some(Arc::new(vectors_reply.clone()))),
+                "text" => profile.set_embedder_text(Some(Arc::new(text_reply.clone()))),
+                "json" | "parsed" => profile.set_embedder(Some(Arc::new(embedder.clone()))),
+                other => panic!("HYDRA_BENCH_EMBEDDER={other}: vectors, json, text or parsed"),
+            }
+            let (t0, c0) = (Instant::now(), process_cpu_s());
+            let out = call(
+                &profile,
+                "documents.embed",
+                &json!({"model": "m", "batch": batch, "wait": true}).to_string(),
+            );
+            per_chunk.push(t0.elapsed().as_secs_f64() / total as f64 * 1e6);
+            cpu.push((process_cpu_s() - c0) / total as f64 * 1e6);
+            assert_eq!(out["embedded"].as_u64().unwrap() as usize, total);
+            profile.close(Default::default()).unwrap();
+            // The embedder by itself: the same batches, its reply dropped.
+            let texts: Vec<String> = (0..batch).map(|c| format!("chunk 0 {c}")).collect();
+            let text_refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let input = json!({"model": "m", "texts": texts});
+            let t0 = Instant::now();
+            for _ in 0..total.div_ceil(batch) {
+                match kind.as_str() {
+                    "vectors" => {
+                        std::hint::black_box(
+                            vectors_reply("m", std::hint::black_box(&text_refs)).unwrap(),
+                        );
+                    }
+                    "text" => {
+                        std::hint::black_box(text_reply(std::hint::black_box(&input)).unwrap());
+                    }
+                    _ => {
+                        std::hint::black_box(embedder(std::hint::black_box(&input)).unwrap());
+                    }
                 }
             }
+            alone.push(t0.elapsed().as_secs_f64() / total as f64 * 1e6);
         }
-        alone.push(t0.elapsed().as_secs_f64() / total as f64 * 1e6);
+        report.check(
+            &format!("documents.embed overhead per chunk ({kind} replies, 384-d, batch 64)"),
+            median(per_chunk.clone()),
+            20.0,
+            "µs",
+        );
+        println!(
+            "{:<58} {:>10.3} µs",
+            "  CPU time of the process per chunk (all threads)",
+            median(cpu)
+        );
+        println!(
+            "{:<58} {:>10.3} µs (rounds: {})",
+            "  of which the bench's embedder alone",
+            median(alone),
+            per_chunk
+                .iter()
+                .map(|x| format!("{x:.1}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
     }
-    report.check(
-        "documents.embed overhead per chunk (384-d, batch 64)",
-        median(per_chunk.clone()),
-        20.0,
-        "µs",
-    );
-    println!(
-        "{:<58} {:>10.3} µs",
-        "  CPU time of the process per chunk (all threads)",
-        median(cpu)
-    );
-    println!(
-        "{:<58} {:>10.3} µs (rounds: {})",
-        "  of which the bench's embedder alone",
-        median(alone),
-        per_chunk
-            .iter()
-            .map(|x| format!("{x:.1}"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
     if only == "small" || only == "embed" {
         // `HYDRA_BENCH_ONLY=small`: only the upserts and the embed job above.
         if !report.misses.is_empty() {

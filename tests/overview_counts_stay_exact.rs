@@ -428,6 +428,25 @@ fn with_bad_message(bundle: &Path, at: usize) -> std::path::PathBuf {
     path
 }
 
+/// The import skips the role check of `llm_messages` and the status check
+/// of `tasks` while it writes their records (their types guarantee them):
+/// afterwards the writer enforces both again.
+fn assert_checks_enforced(profile: &Profile, step: &str) {
+    for sql in [
+        "INSERT INTO llm_messages (id, id_key, thread_id, role, content, created_at)
+         VALUES ('robot', hydra_id_key('robot'), 'th', 'robot', 'text', 1)",
+        "INSERT INTO tasks (id, title, status, created_at, updated_at)
+         VALUES ('robot', 'Task', 'dreaming', 1, 1)",
+    ] {
+        let refused = profile.db().write(|tx| {
+            tx.execute(sql, [])?;
+            Ok(())
+        });
+        let message = format!("{:?}", refused.expect_err(step));
+        assert!(message.contains("CHECK"), "{step}: {message}");
+    }
+}
+
 #[test]
 fn a_bundle_import_counts_its_messages_exactly() {
     // `bundle.import` writes messages without the per-row counter trigger
@@ -448,10 +467,14 @@ fn a_bundle_import_counts_its_messages_exactly() {
             Ok(())
         })
         .unwrap();
+    source.ok(
+        "tasks.create",
+        json!({"thread_id": "th", "title": "Plan", "status": "blocked"}),
+    );
     let bundle = source.dir.path().join("messages.hydra");
     source.ok(
         "bundle.export",
-        json!({"components": ["threads", "messages"], "path": bundle, "wait": true}),
+        json!({"components": ["threads", "messages", "tasks"], "path": bundle, "wait": true}),
     );
 
     let t = TestProfile::new();
@@ -467,6 +490,7 @@ fn a_bundle_import_counts_its_messages_exactly() {
         json!({"path": bundle, "wait": true, "dry_run": true}),
     );
     assert_exact(p, "bundle dry run");
+    assert_checks_enforced(p, "bundle dry run");
     let bad = with_bad_message(&bundle, 5000);
     t.err(
         "bundle.import",
@@ -474,10 +498,12 @@ fn a_bundle_import_counts_its_messages_exactly() {
         "invalid_argument",
     );
     assert_exact(p, "failed bundle import");
+    assert_checks_enforced(p, "failed bundle import");
 
     let out = t.ok("bundle.import", json!({"path": bundle, "wait": true}));
     assert_eq!(out["imported"]["messages"]["inserted"], 6000);
     assert_exact(p, "bundle import");
+    assert_checks_enforced(p, "bundle import");
     let o = t.ok("overview", json!({}));
     assert_eq!(o["llm"]["messages"]["total"], 4095 + 6000);
     assert_eq!(message_tail(p), 0, "the import folds its rows in");

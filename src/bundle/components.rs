@@ -35,12 +35,14 @@ use crate::hydraflow::threads::{self, Thread};
 use crate::knowledge::{self, Source};
 use crate::types::{now_ms, Millis};
 use rusqlite::config::DbConfig;
-use rusqlite::{params, Connection, OptionalExtension, ToSql};
+use rusqlite::{params, Connection, OptionalExtension, Statement, ToSql};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
 use sha2::Digest;
+use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::HashSet;
 
 /// A tab's current visit, by the natural key of history rows.
@@ -253,17 +255,63 @@ struct ById {
     stored_time: &'static str,
 }
 
+/// The writer's connection while an import runs, holding the insert
+/// statement of each component prepared for the whole import. (The
+/// connection's statement cache would look each one up by its SQL text
+/// for every record: hashing a few hundred bytes and moving the entry in
+/// and out of its LRU list, a few percent of the writer's time.)
+pub(super) struct ImportConn<'c> {
+    conn: &'c Connection,
+    /// The statements prepared so far, by their SQL (a few, one per
+    /// component written).
+    held: RefCell<Vec<(&'static str, Statement<'c>)>>,
+}
+
+impl<'c> ImportConn<'c> {
+    pub(super) fn new(conn: &'c Connection) -> ImportConn<'c> {
+        ImportConn {
+            conn,
+            held: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Runs `sql` with `params` through its held statement (prepared on
+    /// first use); the number of rows changed.
+    fn run_held(&self, sql: &'static str, params: &[&dyn ToSql]) -> Result<usize> {
+        let mut held = self.held.borrow_mut();
+        let at = match held
+            .iter()
+            .position(|(text, _)| text.as_ptr() == sql.as_ptr() || *text == sql)
+        {
+            Some(at) => at,
+            None => {
+                held.push((sql, self.conn.prepare(sql)?));
+                held.len() - 1
+            }
+        };
+        Ok(held[at].1.execute(params)?)
+    }
+}
+
+impl std::ops::Deref for ImportConn<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
 /// Writes a record kept by id. The insert is tried first: a new id (every
 /// record of an import into an empty profile) costs that one statement.
 /// Only an id already stored is looked up and decided by `policy`.
 fn write_by_id(
-    conn: &Connection,
+    conn: &ImportConn<'_>,
     sql: &ById,
     (id, time): (&str, Millis),
     policy: Policy,
     params: &[&dyn ToSql],
 ) -> Result<Outcome> {
-    if conn.run(sql.insert, params)? == 1 {
+    if conn.run_held(sql.insert, params)? == 1 {
         return Ok(Outcome::Inserted);
     }
     let stored = conn.query_opt(sql.stored_time, [id], |r| r.get(0))?;
@@ -275,11 +323,11 @@ fn write_by_id(
 }
 
 /// The metadata object as stored (`{}` without re-encoding when empty).
-fn metadata_text(metadata: &serde_json::Map<String, Value>) -> String {
+fn metadata_text(metadata: &serde_json::Map<String, Value>) -> Cow<'static, str> {
     if metadata.is_empty() {
-        "{}".to_owned()
+        Cow::Borrowed("{}")
     } else {
-        Value::Object(metadata.clone()).to_string()
+        Cow::Owned(Value::Object(metadata.clone()).to_string())
     }
 }
 
@@ -406,7 +454,7 @@ pub(super) fn parse_record(component: Component, raw: &RawValue) -> Result<Parse
 
 /// Imports one record (read by [`parse_record`]) inside the caller's transaction.
 pub(super) fn import(
-    conn: &Connection,
+    conn: &ImportConn<'_>,
     state: &mut ImportState,
     component: Component,
     parsed: Parsed,
@@ -455,7 +503,7 @@ pub(super) fn import(
             let stored = conn.query_opt(MESSAGES.stored_time, params![m.id, key], |r| r.get(0))?;
             let outcome = decide(stored, m.created_at, policy);
             match outcome {
-                Outcome::Inserted => conn.run(MESSAGES.insert, params)?,
+                Outcome::Inserted => conn.run_held(MESSAGES.insert, params)?,
                 Outcome::Updated => conn.run(MESSAGES.upsert, params)?,
                 Outcome::Skipped => 0,
             };
@@ -685,6 +733,17 @@ fn import_bookmark(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The schema still has exactly the checks [`TYPED_CHECKS`] names (a
+    /// migration that changes one must update it, or imports lose the
+    /// fast path without a word).
+    #[test]
+    fn typed_checks_match_the_schema() {
+        let conn = Connection::open_in_memory().unwrap();
+        crate::db::migrate(&conn).unwrap();
+        let checks = TypedChecks::new(&conn).unwrap();
+        assert_eq!(checks.allowed, [Component::Messages, Component::Tasks]);
+    }
 
     #[test]
     fn newer_wins_skips_equal_times() {
@@ -999,6 +1058,102 @@ impl Drop for MessageCounter<'_> {
             let _ = self
                 .conn
                 .set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, true);
+        }
+    }
+}
+
+/// The tables whose every `CHECK` an imported record meets by its type,
+/// with that one check as their schema writes it: a message's `role` is a
+/// [`messages::Role`], a task's `status` a [`tasks::TaskStatus`] (the
+/// record does not parse otherwise).
+const TYPED_CHECKS: [(Component, &str, &str); 2] = [
+    (
+        Component::Messages,
+        "llm_messages",
+        "CHECK (role IN ('user', 'assistant', 'system', 'tool'))",
+    ),
+    (
+        Component::Tasks,
+        "tasks",
+        "CHECK (status IN ('pending', 'in_progress', 'blocked', 'completed', 'failed', 'cancelled'))",
+    ),
+];
+
+/// Lets the import skip the `CHECK`s its records meet by their type.
+///
+/// A check `x IN (...)` of more than two values is compiled by SQLite into
+/// a temporary b-tree built and dropped on every insert (a pager, its page
+/// cache, one insert per value, then freeing it all): measured, about a
+/// fifth of the writer's time per imported message. While the records of
+/// a component of [`TYPED_CHECKS`] are imported, the writer skips `CHECK`
+/// constraints (`PRAGMA ignore_check_constraints`, this connection only),
+/// only when that check is its table's only `CHECK`; `NOT NULL`, `STRICT`
+/// types, foreign keys and `UNIQUE` are enforced as always. Restored when
+/// the records of other components come, at the end, on error and on
+/// panic.
+pub(super) struct TypedChecks<'c> {
+    conn: &'c Connection,
+    /// The components whose table's checks may be skipped.
+    allowed: Vec<Component>,
+    /// Whether this connection skips checks now.
+    skipping: bool,
+}
+
+impl<'c> TypedChecks<'c> {
+    pub(super) fn new(conn: &'c Connection) -> Result<TypedChecks<'c>> {
+        let mut allowed = Vec::new();
+        for (component, table, check) in TYPED_CHECKS {
+            let sql: Option<String> = conn.query_opt(
+                "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+                [table],
+                |r| r.get(0),
+            )?;
+            let only_that_check = sql.is_some_and(|sql| {
+                sql.to_ascii_uppercase().matches("CHECK").count() == 1 && sql.contains(check)
+            });
+            if only_that_check {
+                allowed.push(component);
+            }
+        }
+        Ok(TypedChecks {
+            conn,
+            allowed,
+            skipping: false,
+        })
+    }
+
+    /// Called before each record is imported.
+    pub(super) fn enter(&mut self, component: Component) -> Result<()> {
+        let skip = self.allowed.contains(&component);
+        if skip != self.skipping {
+            // Marked first: if the switch fails, dropping `self` switches
+            // back (the pragma is idempotent).
+            self.skipping = skip;
+            self.conn
+                .pragma_update(None, "ignore_check_constraints", skip)?;
+        }
+        Ok(())
+    }
+
+    /// Enforces checks again.
+    pub(super) fn finish(mut self) -> Result<()> {
+        if self.skipping {
+            self.skipping = false;
+            self.conn
+                .pragma_update(None, "ignore_check_constraints", false)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TypedChecks<'_> {
+    /// A failed or panicking import must not leave the writer skipping
+    /// checks (its transaction is rolled back, the connection lives on).
+    fn drop(&mut self) {
+        if self.skipping {
+            let _ = self
+                .conn
+                .pragma_update(None, "ignore_check_constraints", false);
         }
     }
 }

@@ -21,6 +21,8 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Seek, Write};
 use std::path::Path;
+#[cfg(test)]
+use std::path::PathBuf;
 
 /// The `format` of every bundle manifest.
 pub const FORMAT: &str = "hydra-bundle";
@@ -61,6 +63,21 @@ pub enum Component {
 }
 
 impl Component {
+    /// The component's name in bundles and requests.
+    pub fn name(self) -> &'static str {
+        match self {
+            Component::Threads => "threads",
+            Component::Messages => "messages",
+            Component::Tasks => "tasks",
+            Component::TaskEvents => "task_events",
+            Component::Memories => "memories",
+            Component::BrowserHistory => "browser_history",
+            Component::Bookmarks => "bookmarks",
+            Component::Tabs => "tabs",
+            Component::Documents => "documents",
+        }
+    }
+
     /// Every component, in write and import order.
     pub const ALL: [Component; 9] = [
         Component::Threads,
@@ -263,6 +280,28 @@ fn next_line(reader: &mut impl BufRead, buf: &mut Vec<u8>, line_no: u64) -> Resu
     Ok(true)
 }
 
+/// Appends the next line (newline included) to `text`; false at the end.
+/// The same checks as [`next_line`].
+fn append_line(reader: &mut impl BufRead, text: &mut Vec<u8>, line_no: u64) -> Result<bool> {
+    let start = text.len();
+    let read = reader
+        .by_ref()
+        .take(MAX_LINE_BYTES + 1)
+        .read_until(b'\n', text)?;
+    if read == 0 {
+        return Ok(false);
+    }
+    if text.last() != Some(&b'\n') {
+        let reason = if (text.len() - start) as u64 > MAX_LINE_BYTES {
+            "a line is too long"
+        } else {
+            "the last line is cut short"
+        };
+        return Err(corrupt(reason, line_no));
+    }
+    Ok(true)
+}
+
 /// The bundle at `path` open after its manifest line: the reader, the
 /// manifest, and the bytes read so far (the manifest line's).
 fn open_with_manifest(path: &Path) -> Result<(BufReader<File>, Manifest, u64)> {
@@ -306,33 +345,42 @@ pub fn verify(path: &Path) -> Result<Manifest> {
     verify_with(path, |_, _, _| Ok(()))
 }
 
-/// [`verify`], also showing `look` every record as it passes (an importer
-/// learns what it must know before it writes in this same pass) with the
-/// bytes of the file read through it (for progress).
+/// [`verify`], also showing `look` every record line as it passes (its
+/// component, its exact bytes, and the bytes of the file read through it,
+/// for progress): an importer learns what it must know before it writes in
+/// this same pass ([`record_json`] reads a line's record).
+///
+/// The pass runs on two threads: a reading thread reads the lines and
+/// hashes each into its component's checksum, while the calling thread
+/// checks that every line is a well-formed record of a component of the
+/// manifest and calls `look`, in file order; when the calling thread falls
+/// behind, the reading thread checks some batches of lines itself. Every
+/// line is checked exactly as by one thread: the first failure in file
+/// order is the one reported, with its `line`, and the checksums are
+/// compared once every line has passed.
 pub fn verify_with(
     path: &Path,
-    mut look: impl FnMut(Component, &RawValue, u64) -> Result<()>,
+    mut look: impl FnMut(Component, &[u8], u64) -> Result<()>,
 ) -> Result<Manifest> {
     let (reader, manifest, read) = open_with_manifest(path)?;
-    let mut seen: BTreeMap<Component, (Sha256, u64)> = BTreeMap::new();
-    each_line(reader, read, |line_no, bytes, line, read| {
-        if !manifest.components.contains_key(&line.c) {
-            return Err(corrupt(
-                "a record's component is not in the manifest",
-                line_no,
-            ));
-        }
-        look(line.c, line.r, read).map_err(|e| e.with_detail("line", line_no))?;
-        let (hasher, count) = seen.entry(line.c).or_insert_with(|| (Sha256::new(), 0));
-        hasher.update(bytes);
-        *count += 1;
-        Ok(())
+    let (sender, receiver) =
+        crossbeam_channel::bounded::<Result<VerifyBatch>>(VERIFY_BATCHES_AHEAD);
+    let mut seen = std::thread::scope(|scope| -> Result<ComponentHashes> {
+        let hashing = std::thread::Builder::new()
+            .name("hydra-bundle-verify".to_owned())
+            .spawn_scoped(scope, move || read_and_hash(reader, read, &sender))?;
+        // Dropping `receiver` on the way out (an error) stops the reading
+        // thread at its next batch.
+        check_lines(receiver, &manifest, &mut look)?;
+        hashing
+            .join()
+            .map_err(|_| Error::internal("the bundle verifying thread panicked"))
     })?;
     for (component, summary) in &manifest.components {
-        let (sha256, count) = seen
-            .remove(component)
-            .map(|(h, n)| (hex(&h.finalize()), n))
-            .unwrap_or_else(|| (hex(&Sha256::digest(b"")), 0));
+        let (sha256, count) = match seen.take(*component) {
+            Some((hasher, count)) => (hex(&hasher.finalize()), count),
+            None => (hex(&Sha256::digest(b"")), 0),
+        };
         if count != summary.count || sha256 != summary.sha256 {
             return Err(Error::new(
                 ErrorCode::Corrupt,
@@ -342,6 +390,191 @@ pub fn verify_with(
         }
     }
     Ok(manifest)
+}
+
+/// The record of a line of a verified bundle (`None` if the line is not a
+/// bundle record).
+pub fn record_json(line: &[u8]) -> Option<&RawValue> {
+    serde_json::from_slice::<LineIn>(line)
+        .ok()
+        .map(|line| line.r)
+}
+
+/// A batch of [`verify_with`]'s reading thread holds at most this many
+/// lines or about this many bytes, and at most [`VERIFY_BATCHES_AHEAD`]
+/// batches wait: memory stays bounded whatever the bundle.
+const VERIFY_BATCH_LINES: usize = 1024;
+const VERIFY_BATCH_BYTES: usize = 1 << 20;
+const VERIFY_BATCHES_AHEAD: usize = 4;
+
+/// Lines as [`verify_with`]'s reading thread hands them over.
+struct VerifyBatch {
+    /// The lines back to back, newlines included.
+    text: Vec<u8>,
+    /// Per line: where it ends in `text`, and its component as the
+    /// reading thread hashed it (`None`: the line does not parse, so it
+    /// was not hashed).
+    lines: Vec<(usize, Option<Component>)>,
+    /// The number of the first line.
+    first: u64,
+    /// Bytes of the file before the first line.
+    read: u64,
+    /// Whether the reading thread parsed every line (then `None` means the
+    /// line is not a bundle record); otherwise the calling thread parses
+    /// each line, and a component was read from the line's start.
+    checked: bool,
+}
+
+/// Each component's checksum so far and its number of lines.
+#[derive(Default)]
+struct ComponentHashes([Option<(Sha256, u64)>; Component::ALL.len()]);
+
+impl ComponentHashes {
+    fn add(&mut self, component: Component, line: &[u8]) {
+        let (hasher, count) = self.0[component as usize].get_or_insert_with(|| (Sha256::new(), 0));
+        hasher.update(line);
+        *count += 1;
+    }
+
+    fn take(&mut self, component: Component) -> Option<(Sha256, u64)> {
+        self.0[component as usize].take()
+    }
+}
+
+/// The reading thread of [`verify_with`]: reads every line after the
+/// manifest (`read` bytes in), hashes it into its component's checksum,
+/// and sends the lines on in batches; a reading error is sent in its
+/// place. Returns the checksums (complete only if no error was sent).
+fn read_and_hash(
+    mut reader: BufReader<File>,
+    mut read: u64,
+    sender: &crossbeam_channel::Sender<Result<VerifyBatch>>,
+) -> ComponentHashes {
+    let mut seen = ComponentHashes::default();
+    let mut line_no = 2;
+    loop {
+        let mut batch = VerifyBatch {
+            text: Vec::with_capacity(VERIFY_BATCH_BYTES + (64 << 10)),
+            lines: Vec::with_capacity(VERIFY_BATCH_LINES),
+            first: line_no,
+            read,
+            checked: reading_thread_checks(sender),
+        };
+        let mut failure = None;
+        let mut end = false;
+        while batch.lines.len() < VERIFY_BATCH_LINES && batch.text.len() < VERIFY_BATCH_BYTES {
+            let start = batch.text.len();
+            match append_line(&mut reader, &mut batch.text, line_no) {
+                Ok(true) => {}
+                Ok(false) => {
+                    end = true;
+                    break;
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+            let line = &batch.text[start..];
+            let component = if batch.checked {
+                serde_json::from_slice::<LineIn>(line).ok().map(|l| l.c)
+            } else {
+                component_of(line)
+            };
+            if let Some(component) = component {
+                seen.add(component, line);
+            }
+            read += line.len() as u64;
+            line_no += 1;
+            batch.lines.push((batch.text.len(), component));
+        }
+        let last = end || failure.is_some();
+        // A failed send: the calling thread stopped (on an error of its
+        // own), so reading stops too.
+        if sender.send(Ok(batch)).is_err() {
+            return seen;
+        }
+        if let Some(e) = failure {
+            let _ = sender.send(Err(e));
+        }
+        if last {
+            return seen;
+        }
+    }
+}
+
+/// Whether the reading thread checks the next batch itself: only when the
+/// calling thread has two batches or more waiting (it is behind, and the
+/// reading thread would otherwise wait for it). One waiting batch is the
+/// one just sent, which the calling thread may not have woken up for yet.
+fn reading_thread_checks(sender: &crossbeam_channel::Sender<Result<VerifyBatch>>) -> bool {
+    #[cfg(test)]
+    match tests::CHECKS_ON_READER.load(std::sync::atomic::Ordering::Relaxed) {
+        1 => return true,
+        2 => return false,
+        _ => {}
+    }
+    sender.len() >= 2
+}
+
+/// The component a line is hashed under: read from the line's start when
+/// it has the shape every writer gives it (`{"c":"<name>",`), otherwise
+/// from the parsed line. A line that parses has the component its start
+/// names (a second `c` would make it fail), so the calling thread's full
+/// parse of the line confirms it.
+fn component_of(line: &[u8]) -> Option<Component> {
+    let named = line.strip_prefix(br#"{"c":""#).and_then(|rest| {
+        let end = rest.iter().position(|&b| b == b'"')?;
+        (rest.get(end + 1) == Some(&b','))
+            .then(|| {
+                Component::ALL
+                    .into_iter()
+                    .find(|c| c.name().as_bytes() == &rest[..end])
+            })
+            .flatten()
+    });
+    named.or_else(|| serde_json::from_slice::<LineIn>(line).ok().map(|l| l.c))
+}
+
+/// The calling side of [`verify_with`]: every line, in file order, must be
+/// a bundle record of a component of the manifest; `look` sees it.
+fn check_lines(
+    receiver: crossbeam_channel::Receiver<Result<VerifyBatch>>,
+    manifest: &Manifest,
+    look: &mut impl FnMut(Component, &[u8], u64) -> Result<()>,
+) -> Result<()> {
+    for batch in receiver {
+        let batch = batch?;
+        let mut start = 0;
+        let mut read = batch.read;
+        for (i, &(end, hashed)) in batch.lines.iter().enumerate() {
+            let line_no = batch.first + i as u64;
+            let line = &batch.text[start..end];
+            start = end;
+            read += line.len() as u64;
+            let component = if batch.checked {
+                hashed
+            } else {
+                serde_json::from_slice::<LineIn>(line).ok().map(|l| l.c)
+            };
+            let Some(component) = component else {
+                return Err(corrupt("a line is not a bundle record", line_no));
+            };
+            if hashed != Some(component) {
+                return Err(Error::internal(
+                    "a bundle line was hashed under another component",
+                ));
+            }
+            if !manifest.components.contains_key(&component) {
+                return Err(corrupt(
+                    "a record's component is not in the manifest",
+                    line_no,
+                ));
+            }
+            look(component, line, read).map_err(|e| e.with_detail("line", line_no))?;
+        }
+    }
+    Ok(())
 }
 
 /// A batch the reading thread of [`for_each_parsed`] hands over holds at
@@ -442,7 +675,150 @@ fn each_line(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
+    use std::sync::atomic::{AtomicU8, Ordering};
+
+    /// Which thread checks lines in [`verify_with`]: 0 as in use (the
+    /// reading thread when the calling one is behind), 1 always the
+    /// reading thread, 2 always the calling thread. Every mode must give
+    /// the same answers.
+    pub(super) static CHECKS_ON_READER: AtomicU8 = AtomicU8::new(0);
+
+    /// A bundle of exactly `lines` after a manifest whose checksums and
+    /// counts are those of `hashed`: (component, line) pairs.
+    fn bundle_of(dir: &Path, lines: &[String], hashed: &[(Component, usize)]) -> PathBuf {
+        let mut components: BTreeMap<Component, (Sha256, u64)> = BTreeMap::new();
+        for &(component, at) in hashed {
+            let (hasher, count) = components.entry(component).or_default();
+            hasher.update(lines[at].as_bytes());
+            hasher.update(b"\n");
+            *count += 1;
+        }
+        let manifest = Manifest {
+            format: FORMAT.to_owned(),
+            schema_version: BUNDLE_SCHEMA_VERSION,
+            created_at: 1,
+            library_version: "test".to_owned(),
+            components: components
+                .into_iter()
+                .map(|(c, (h, count))| {
+                    let sha256 = hex(&h.finalize());
+                    (c, ComponentSummary { count, sha256 })
+                })
+                .collect(),
+        };
+        let mut text = serde_json::to_string(&manifest).unwrap() + "\n";
+        for line in lines {
+            text += line;
+            text += "\n";
+        }
+        let path = dir.join("hand.hydra");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// 2,500 thread lines then 2,500 tab lines (several batches).
+    fn many_lines() -> (Vec<String>, Vec<(Component, usize)>) {
+        let mut lines = Vec::new();
+        let mut hashed = Vec::new();
+        for i in 0..5000 {
+            let component = if i < 2500 {
+                Component::Threads
+            } else {
+                Component::Tabs
+            };
+            let c = component.name();
+            lines.push(format!(
+                r#"{{"c":"{c}","r":{{"id":"r{i}","n":[{i},"x"]}}}}"#
+            ));
+            hashed.push((component, i));
+        }
+        (lines, hashed)
+    }
+
+    /// `verify_with` in every mode: the same manifest or error code and
+    /// `line`, and the same lines shown to `look`.
+    fn verify_all_modes(path: &Path) -> std::result::Result<(Manifest, u64), (ErrorCode, Value)> {
+        let mut answers = Vec::new();
+        for mode in [1, 2, 0] {
+            CHECKS_ON_READER.store(mode, Ordering::Relaxed);
+            let mut looked = 0;
+            let answer = verify_with(path, |_, line, _| {
+                assert!(record_json(line).is_some());
+                looked += 1;
+                Ok(())
+            })
+            .map(|m| (m, looked))
+            .map_err(|e| {
+                let public = e.to_public();
+                (
+                    public.code,
+                    public.details.get("line").cloned().unwrap_or(Value::Null),
+                )
+            });
+            answers.push(answer);
+        }
+        CHECKS_ON_READER.store(0, Ordering::Relaxed);
+        assert_eq!(answers[0], answers[1]);
+        assert_eq!(answers[0], answers[2]);
+        answers.pop().unwrap()
+    }
+
+    #[test]
+    fn component_names_are_their_serde_names() {
+        for c in Component::ALL {
+            assert_eq!(serde_json::to_value(c).unwrap(), json!(c.name()));
+        }
+    }
+
+    #[test]
+    fn verify_checks_every_line_on_either_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let (lines, hashed) = many_lines();
+        let (manifest, looked) = verify_all_modes(&bundle_of(dir.path(), &lines, &hashed)).unwrap();
+        assert_eq!(manifest.components[&Component::Tabs].count, 2500);
+        assert_eq!(looked, 5000);
+
+        // Keys in another order, spaces: still a record of its component.
+        let mut odd = lines.clone();
+        odd[10] = r#"{"r":{"id":"x"},"c":"threads"}"#.to_owned();
+        odd[3000] = r#" { "c" : "tabs" , "r" : {} } "#.to_owned();
+        let (manifest, _) = verify_all_modes(&bundle_of(dir.path(), &odd, &hashed)).unwrap();
+        assert_eq!(manifest.components[&Component::Threads].count, 2500);
+
+        // The first bad line in file order is reported, with its number
+        // (line 1 is the manifest).
+        let mut bad = lines.clone();
+        bad[4321].push('x');
+        bad[4500] = "{".to_owned();
+        let err = verify_all_modes(&bundle_of(dir.path(), &bad, &hashed)).unwrap_err();
+        assert_eq!(err, (ErrorCode::Corrupt, json!(4323)));
+
+        // A second `c` makes a line no record, whatever its start says.
+        let mut twice = lines.clone();
+        twice[2600] = r#"{"c":"tabs","c":"threads","r":{}}"#.to_owned();
+        let err = verify_all_modes(&bundle_of(dir.path(), &twice, &hashed)).unwrap_err();
+        assert_eq!(err, (ErrorCode::Corrupt, json!(2602)));
+
+        // A component the manifest does not list.
+        let mut foreign = lines.clone();
+        foreign[1234] = r#"{"c":"memories","r":{}}"#.to_owned();
+        let err = verify_all_modes(&bundle_of(dir.path(), &foreign, &hashed)).unwrap_err();
+        assert_eq!(err, (ErrorCode::Corrupt, json!(1236)));
+
+        // A line moved to the other component: the checksums say so.
+        let mut moved = lines.clone();
+        moved[2499] = moved[2499].replace(r#""c":"threads""#, r#""c":"tabs""#);
+        let err = verify_all_modes(&bundle_of(dir.path(), &moved, &hashed)).unwrap_err();
+        assert_eq!(err, (ErrorCode::Corrupt, Value::Null));
+
+        // A cut last line.
+        let path = bundle_of(dir.path(), &lines, &hashed);
+        let text = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &text[..text.len() - 1]).unwrap();
+        let err = verify_all_modes(&path).unwrap_err();
+        assert_eq!(err, (ErrorCode::Corrupt, json!(5001)));
+    }
 
     fn write_sample(dir: &Path) -> std::path::PathBuf {
         let path = dir.join("b.hydra");

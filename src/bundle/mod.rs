@@ -359,10 +359,12 @@ pub fn run_import(ctx: &JobContext) -> Result<Value> {
     };
     let mut verifying = ProgressMeter::start(ctx, "verify", size, Channel::Direct)?;
     let mut state = components::ImportState::default();
-    let manifest = format::verify_with(&request.path, |component, record, read| {
+    let manifest = format::verify_with(&request.path, |component, line, read| {
         verifying.advance_to(read)?;
         if component == Component::Tabs {
-            if let Ok(tab) = serde_json::from_str::<RecordId>(record.get()) {
+            let tab = format::record_json(line)
+                .and_then(|record| serde_json::from_str::<RecordId>(record.get()).ok());
+            if let Some(tab) = tab {
                 state.bundle_tabs.insert(tab.id);
             }
         }
@@ -396,14 +398,19 @@ pub fn run_import(ctx: &JobContext) -> Result<Value> {
                     .then(|| components::parse_record(component, record))
             };
             let mut counter = components::MessageCounter::new(tx)?;
+            let mut checks = components::TypedChecks::new(tx)?;
+            let conn = components::ImportConn::new(tx);
             format::for_each_parsed(&request.path, parse, |line, component, parsed, read| {
                 importing.advance_to(read)?;
                 let (Some(counts), Some(parsed)) = (imported.get_mut(&component), parsed) else {
                     return Ok(());
                 };
                 counter.enter(component)?;
+                checks.enter(component)?;
                 let outcome = parsed
-                    .and_then(|p| components::import(tx, &mut state, component, p, request.policy))
+                    .and_then(|p| {
+                        components::import(&conn, &mut state, component, p, request.policy)
+                    })
                     .map_err(|e| e.with_detail("line", line))?;
                 match outcome {
                     Outcome::Inserted => counts.inserted += 1,
@@ -412,6 +419,7 @@ pub fn run_import(ctx: &JobContext) -> Result<Value> {
                 }
                 Ok(())
             })?;
+            checks.finish()?;
             counter.finish()
         })
     };

@@ -12,6 +12,7 @@
 //! 250 ms after the last report; cancellation is honoured between batches.
 
 use super::documents::{bump_vectors_version, require_dimension, store_embedding};
+use super::embed_reply::read_vectors;
 use crate::db::ConnExt;
 use crate::error::{Error, ErrorCode, Result};
 use crate::jobs::{Channel, JobContext, JobLinks, ProgressMeter};
@@ -209,9 +210,14 @@ fn vectors_of(reply: &Value) -> Result<Vec<Vec<f32>>> {
 }
 
 /// [`vectors_of`] for a reply given as JSON text, read straight into f32
-/// (no `Value` per number). A `{"error":{..}}` reply is a failure, as
-/// `parse_host_reply` has it for the other callbacks.
+/// (no `Value` per number): the usual `{"vectors":[[..]]}` by
+/// [`read_vectors`], any other reply by serde_json. A `{"error":{..}}`
+/// reply is a failure, as `parse_host_reply` has it for the other
+/// callbacks.
 fn vectors_of_text(reply: &[u8]) -> Result<Vec<Vec<f32>>> {
+    if let Some(vectors) = read_vectors(reply) {
+        return Ok(vectors);
+    }
     #[derive(Deserialize)]
     struct Reply {
         #[serde(default)]

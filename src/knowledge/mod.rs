@@ -19,6 +19,7 @@
 pub mod chunker;
 pub mod documents;
 pub mod embed;
+mod embed_reply;
 pub mod forget;
 pub mod search;
 pub mod text_index;
