@@ -103,6 +103,8 @@ impl RawInsert {
         )
         .unwrap();
         conn.execute_batch(setup).unwrap();
+        // The profile schema's `llm_messages.id_key` (RAW_INSERT_KEYED).
+        hydra_core::db::id_key::register(&conn).unwrap();
         RawInsert {
             conn,
             sql,
@@ -128,6 +130,10 @@ impl RawInsert {
 
 const RAW_INSERT: &str =
     "INSERT INTO llm_messages (id, thread_id, role, content, created_at) VALUES (?1, ?2, 'user', ?3, ?4)";
+/// The same into the profile schema, whose messages carry their id's key.
+const RAW_INSERT_KEYED: &str =
+    "INSERT INTO llm_messages (id, id_key, thread_id, role, content, created_at)
+     VALUES (?1, hydra_id_key(?1), ?2, 'user', ?3, ?4)";
 
 /// Two baselines, both a single-row autocommit insert through rusqlite with
 /// the library's pragmas: into the profile schema's own `llm_messages`
@@ -151,7 +157,7 @@ fn append_vs_raw_insert(c: &mut Criterion) {
     let mut same_schema = RawInsert::open(
         &schema_dir.join(hydra_core::profile::DB_FILE_NAME),
         "",
-        RAW_INSERT,
+        RAW_INSERT_KEYED,
         &schema_thread,
     );
     let mut bare = RawInsert::open(

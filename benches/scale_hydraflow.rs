@@ -267,15 +267,23 @@ const THREADS: i64 = 100;
 
 /// 1,000,000 messages in 100 threads of 10,000, written in bursts of 100
 /// (thread `t<k>` holds messages `i` with `(i / 100) % 100 = k`), as chats
-/// that run side by side over time leave them.
-fn messages_sql(table: &str) -> String {
+/// that run side by side over time leave them. `keyed`: the profile's
+/// schema, whose rows carry `id_key` (migration 0014); the ids are drawn
+/// once (a materialized CTE) so the key is the key of the stored id.
+fn messages_sql(table: &str, keyed: bool) -> String {
+    let (key_column, key) = if keyed {
+        (" id_key,", " hydra_id_key(id),")
+    } else {
+        ("", "")
+    };
     format!(
-        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {last})
-         INSERT INTO {table} (id, thread_id, role, content, created_at)
-         SELECT lower(hex(randomblob(16))), 't' || ((i / 100) % {THREADS}),
+        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {last}),
+              m(i, id) AS MATERIALIZED (SELECT i, lower(hex(randomblob(16))) FROM n)
+         INSERT INTO {table} (id,{key_column} thread_id, role, content, created_at)
+         SELECT id,{key} 't' || ((i / 100) % {THREADS}),
                 iif(i % 2 = 0, 'user', 'assistant'),
                 'message number ' || i || ' with some words in it', 1700000000000 + i
-         FROM n;",
+         FROM m;",
         last = MESSAGES - 1
     )
 }
@@ -293,12 +301,15 @@ fn thread_delete() -> Outcome {
                 threads.join(", ")
             ),
         );
-        sql(p, &messages_sql("llm_messages"));
+        sql(p, &messages_sql("llm_messages", true));
     });
     let bare = raw_connection(&dir.path().join("bare.sqlite3"));
     bare.execute_batch(BARE_MESSAGES).unwrap();
-    bare.execute_batch(&format!("BEGIN; {} COMMIT;", messages_sql("llm_messages")))
-        .unwrap();
+    bare.execute_batch(&format!(
+        "BEGIN; {} COMMIT;",
+        messages_sql("llm_messages", false)
+    ))
+    .unwrap();
     println!("threads.delete setup: {:?}", setup.elapsed());
 
     let handle = Handle::open(&profile_dir);
@@ -370,9 +381,10 @@ fn overview() -> Outcome {
             p,
             &format!(
                 "INSERT INTO llm_threads (id, created_at, updated_at) VALUES ('t', 1, 1);
-                 WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {})
-                 INSERT INTO llm_messages (id, thread_id, role, content, created_at)
-                 SELECT lower(hex(randomblob(16))), 't', 'user', 'message ' || i, i FROM n;
+                 WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {}),
+                      m(i, id) AS MATERIALIZED (SELECT i, lower(hex(randomblob(16))) FROM n)
+                 INSERT INTO llm_messages (id, id_key, thread_id, role, content, created_at)
+                 SELECT id, hydra_id_key(id), 't', 'user', 'message ' || i, i FROM m;
                  WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {})
                  INSERT INTO jobs (id, type, status, payload, created_at, updated_at)
                  SELECT lower(hex(randomblob(16))), 'type' || (i % 4),
@@ -504,12 +516,13 @@ fn make_bundle(dir: &Path, mix: Mix) -> PathBuf {
                 "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {threads})
                  INSERT INTO llm_threads (id, title, created_at, updated_at)
                  SELECT 'thread-' || i, 'Thread ' || i, i, i FROM n;
-                 WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {messages})
-                 INSERT INTO llm_messages (id, thread_id, role, content, created_at)
-                 SELECT lower(hex(randomblob(16))), 'thread-' || (i % {all_threads}),
+                 WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {messages}),
+                      m(i, id) AS MATERIALIZED (SELECT i, lower(hex(randomblob(16))) FROM n)
+                 INSERT INTO llm_messages (id, id_key, thread_id, role, content, created_at)
+                 SELECT id, hydra_id_key(id), 'thread-' || (i % {all_threads}),
                         iif(i % 2 = 0, 'user', 'assistant'),
                         'message number ' || i || ' of an ordinary conversation about things', i
-                 FROM n;
+                 FROM m;
                  WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {tasks})
                  INSERT INTO tasks (id, thread_id, title, status, created_at, updated_at)
                  SELECT 'task-' || i, 'thread-' || (i % {all_threads}), 'Task ' || i, 'pending', i, i FROM n;

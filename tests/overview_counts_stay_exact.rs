@@ -116,8 +116,8 @@ fn insert_messages(p: &Profile, then: &str) {
         .write(|tx| {
             tx.execute_batch(&format!(
                 "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
-                 INSERT INTO llm_messages (id, thread_id, role, content, created_at)
-                 SELECT 'm' || i, 'th', 'user', 'text', i FROM n;
+                 INSERT INTO llm_messages (id, id_key, thread_id, role, content, created_at)
+                 SELECT 'm' || i, hydra_id_key('m' || i), 'th', 'user', 'text', i FROM n;
                  {then}"
             ))?;
             Ok(())
@@ -291,12 +291,13 @@ fn crash_helper_dies_inside_a_transaction() {
         return;
     };
     let conn = Connection::open(db).unwrap();
+    hydra_core::db::id_key::register(&conn).unwrap();
     conn.execute_batch(
         "PRAGMA cache_size = 10;
          BEGIN IMMEDIATE;
          WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 19999)
-         INSERT INTO llm_messages (id, thread_id, role, content, created_at)
-             SELECT 'lost-' || i, 'th', 'user', 'never committed', i FROM n;
+         INSERT INTO llm_messages (id, id_key, thread_id, role, content, created_at)
+             SELECT 'lost-' || i, hydra_id_key('lost-' || i), 'th', 'user', 'never committed', i FROM n;
          INSERT INTO history (url, host, rev_host, visited_at)
              VALUES ('https://lost.example/', 'lost.example', 'elpmaxe.tsol.', 1);",
     )
@@ -432,8 +433,8 @@ fn with_bad_message(bundle: &Path, at: usize) -> std::path::PathBuf {
 /// afterwards the writer enforces both again.
 fn assert_checks_enforced(profile: &Profile, step: &str) {
     for sql in [
-        "INSERT INTO llm_messages (id, thread_id, role, content, created_at)
-         VALUES ('robot', 'th', 'robot', 'text', 1)",
+        "INSERT INTO llm_messages (id, id_key, thread_id, role, content, created_at)
+         VALUES ('robot', hydra_id_key('robot'), 'th', 'robot', 'text', 1)",
         "INSERT INTO tasks (id, title, status, created_at, updated_at)
          VALUES ('robot', 'Task', 'dreaming', 1, 1)",
     ] {
@@ -460,8 +461,8 @@ fn a_bundle_import_counts_its_messages_exactly() {
         .write(|tx| {
             tx.execute_batch(
                 "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 6000)
-                 INSERT INTO llm_messages (id, thread_id, role, content, created_at)
-                 SELECT 'b' || i, 'th', 'user', 'text', i FROM n;",
+                 INSERT INTO llm_messages (id, id_key, thread_id, role, content, created_at)
+                 SELECT 'b' || i, hydra_id_key('b' || i), 'th', 'user', 'text', i FROM n;",
             )?;
             Ok(())
         })

@@ -414,3 +414,170 @@ fn a_version_eleven_profile_with_history_upgrades_to_places_and_visits_with_its_
         ]
     );
 }
+
+/// Every migration up to schema 13 (the last one with a UNIQUE index on
+/// the message id), frozen as those files are.
+const SCHEMA_13: &[&str] = &[
+    include_str!("../src/db/migrations/0001_profile.sql"),
+    include_str!("../src/db/migrations/0002_tabs.sql"),
+    include_str!("../src/db/migrations/0003_threads.sql"),
+    include_str!("../src/db/migrations/0004_jobs.sql"),
+    include_str!("../src/db/migrations/0005_hydraflow.sql"),
+    include_str!("../src/db/migrations/0006_browser.sql"),
+    include_str!("../src/db/migrations/0007_repo.sql"),
+    include_str!("../src/db/migrations/0008_history_scale.sql"),
+    include_str!("../src/db/migrations/0009_hydraflow_scale.sql"),
+    include_str!("../src/db/migrations/0010_knowledge.sql"),
+    include_str!("../src/db/migrations/0011_job_error_details.sql"),
+    include_str!("../src/db/migrations/0012_history_places.sql"),
+    include_str!("../src/db/migrations/0013_chunk_vectors_bump.sql"),
+];
+
+#[test]
+fn a_version_thirteen_profile_with_messages_upgrades_to_keyed_message_ids() {
+    // 5,000 messages past the counter's fold mark, in two threads, with
+    // every column set somewhere, ids sharing a prefix and a suffix, and a
+    // gap in `seq` (a deleted message).
+    let (old, db) = old_profile(
+        SCHEMA_13,
+        "PRAGMA user_version = 13;
+         INSERT INTO llm_threads (id, created_at, updated_at) VALUES ('th', 1, 1), ('gone', 1, 1);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
+         INSERT INTO llm_messages (id, thread_id, parent_id, role, content, tokens, created_at, metadata)
+             SELECT iif(i % 2 = 0, i || '-assistant', 'msg-' || i), iif(i % 10 = 0, 'gone', 'th'),
+                    iif(i % 3 = 0, 'msg-1', NULL), iif(i % 2 = 0, 'assistant', 'user'),
+                    'old words ' || i || iif(i = 77, ' SECRET-SEVENTY-SEVEN', '')
+                        || iif(i = 90, ' SECRET-NINETY', ''),
+                    iif(i % 4 = 0, i, NULL), 1000 + i, iif(i % 5 = 0, '{\"k\":' || i || '}', '{}')
+             FROM n;
+         DELETE FROM llm_messages WHERE id = 'msg-3';",
+    );
+    let columns = "seq, id, thread_id, parent_id, role, content, tokens, created_at, metadata";
+    let before = table_rows(
+        &db,
+        &format!("SELECT {columns} FROM llm_messages ORDER BY seq"),
+    );
+    assert_eq!(before.len(), 4999);
+    let holds = |secret: &str| {
+        std::fs::read_dir(old.path()).unwrap().any(|entry| {
+            let path = entry.unwrap().path();
+            path.is_file()
+                && std::fs::read(&path)
+                    .unwrap()
+                    .windows(secret.len())
+                    .any(|w| w == secret.as_bytes())
+        })
+    };
+    assert!(holds("SECRET-NINETY"), "the fixture holds the text");
+
+    let profile = Profile::open(OpenOptions::new(old.path())).unwrap();
+    let o = call(&profile, "overview", serde_json::json!({}));
+    assert_eq!(o["llm"]["messages"]["total"], 4999);
+    // Every old id is found, as a conflict, and listed in the same order.
+    for id in ["msg-1", "2-assistant", "msg-4999", "5000-assistant"] {
+        let e = hydra_core::ops::call_json(
+            &profile,
+            "messages.append",
+            serde_json::json!({"thread_id": "th", "id": id, "role": "user", "content": "x"})
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap_err();
+        assert_eq!(e.code().as_str(), "conflict", "{id}");
+    }
+    let first = call(
+        &profile,
+        "messages.list",
+        serde_json::json!({"thread_id": "th", "limit": 3}),
+    );
+    let ids: Vec<&str> = first["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["msg-1", "2-assistant", "4-assistant"]);
+    // A message and a thread deleted after the upgrade leave no byte of
+    // their text in any file: the copy the migration made and the old
+    // table's freed pages included.
+    assert_eq!(
+        call(
+            &profile,
+            "messages.delete",
+            serde_json::json!({"id": "msg-77"})
+        )["deleted"],
+        1
+    );
+    call(
+        &profile,
+        "threads.delete",
+        serde_json::json!({"id": "gone"}),
+    );
+    let o = call(&profile, "overview", serde_json::json!({}));
+    assert_eq!(o["llm"]["messages"]["total"], 4999 - 1 - 500);
+    // New messages continue after the old keys.
+    let new = call(
+        &profile,
+        "messages.append",
+        serde_json::json!({"thread_id": "th", "id": "msg-3", "role": "user", "content": "reused"}),
+    );
+    assert_eq!(new["message"]["id"], "msg-3");
+    profile.close(CloseOptions::default()).unwrap();
+
+    for secret in ["SECRET-SEVENTY-SEVEN", "SECRET-NINETY"] {
+        assert!(!holds(secret), "{secret} left in a file of the profile");
+    }
+
+    // The rows kept their `seq` and every value; each carries its id's key.
+    let kept: Vec<Vec<rusqlite::types::Value>> = before
+        .into_iter()
+        .filter(|row| {
+            let id = match &row[1] {
+                rusqlite::types::Value::Text(id) => id.clone(),
+                _ => unreachable!(),
+            };
+            let thread = &row[2];
+            id != "msg-77" && *thread != rusqlite::types::Value::Text("gone".into())
+        })
+        .collect();
+    let after = table_rows(
+        &db,
+        &format!("SELECT {columns} FROM llm_messages WHERE id <> 'msg-3' ORDER BY seq"),
+    );
+    assert_eq!(after, kept);
+    let conn = Connection::open(&db).unwrap();
+    hydra_core::db::id_key::register(&conn).unwrap();
+    let wrong_keys: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM llm_messages WHERE id_key IS NOT hydra_id_key(id)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(wrong_keys, 0);
+    drop(conn);
+    let fresh = tempfile::tempdir().unwrap();
+    assert_eq!(open_code(fresh.path()), "ok");
+    assert_eq!(schema(&db), schema(&fresh.path().join("hydra.sqlite3")));
+    // The message id has no UNIQUE index left, only the key's.
+    assert_eq!(
+        table_rows(
+            &db,
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'llm_messages'
+             ORDER BY name"
+        ),
+        vec![
+            vec![rusqlite::types::Value::Text(
+                "llm_messages_by_id_key".into()
+            )],
+            vec![rusqlite::types::Value::Text(
+                "llm_messages_by_thread".into()
+            )],
+        ]
+    );
+    let version: u32 = Connection::open(&db)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, hydra_core::db::LATEST_SCHEMA_VERSION);
+}

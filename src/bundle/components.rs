@@ -25,6 +25,7 @@ use crate::browser::bookmarks::{self, Bookmark};
 use crate::browser::history::{self, Visit};
 use crate::browser::tabs::{self, Tab};
 use crate::browser::visits::NewVisit;
+use crate::db::id_key::id_key;
 use crate::db::ConnExt;
 use crate::error::{Error, Result};
 use crate::hydraflow::memory::{self, EmbeddingInput, Memory};
@@ -384,15 +385,13 @@ const THREADS: ById = by_id!(
      last_assistant_message_at = excluded.last_assistant_message_at"
 );
 
-const MESSAGES: ById = by_id!(
-    "llm_messages",
-    "created_at",
-    "INSERT INTO llm_messages (id, thread_id, parent_id, role, content, tokens, created_at, metadata)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    "thread_id = excluded.thread_id, parent_id = excluded.parent_id,
-     role = excluded.role, content = excluded.content, tokens = excluded.tokens,
-     created_at = excluded.created_at, metadata = excluded.metadata"
-);
+/// Messages are found by `id_key` and id (no UNIQUE index on the id since
+/// migration 0014, so no `ON CONFLICT (id)`): see `messages::IMPORT_*`.
+const MESSAGES: ById = ById {
+    insert: messages::IMPORT_INSERT,
+    upsert: messages::IMPORT_UPDATE,
+    stored_time: messages::IMPORT_STORED_TIME,
+};
 
 const TASKS: ById = by_id!(
     "tasks",
@@ -489,22 +488,26 @@ pub(super) fn import(
             if !state.thread_exists(conn, &m.thread_id)? {
                 return Ok(Outcome::Skipped);
             }
-            write_by_id(
-                conn,
-                &MESSAGES,
-                (&m.id, m.created_at),
-                policy,
-                params![
-                    m.id,
-                    m.thread_id,
-                    m.parent_id,
-                    m.role.as_str(),
-                    m.content,
-                    m.tokens,
-                    m.created_at,
-                    metadata_text(&m.metadata)
-                ],
-            )
+            let key = id_key(&m.id);
+            let params = params![
+                m.id,
+                m.thread_id,
+                m.parent_id,
+                m.role.as_str(),
+                m.content,
+                m.tokens,
+                m.created_at,
+                metadata_text(&m.metadata),
+                key
+            ];
+            let stored = conn.query_opt(MESSAGES.stored_time, params![m.id, key], |r| r.get(0))?;
+            let outcome = decide(stored, m.created_at, policy);
+            match outcome {
+                Outcome::Inserted => conn.run_held(MESSAGES.insert, params)?,
+                Outcome::Updated => conn.run(MESSAGES.upsert, params)?,
+                Outcome::Skipped => 0,
+            };
+            Ok(outcome)
         }
         (Component::Tasks, Parsed::Task(t)) => {
             let thread_id = state.kept_thread(conn, t.thread_id)?;

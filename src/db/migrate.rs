@@ -107,6 +107,8 @@ pub fn migrate(conn: &Connection) -> Result<()> {
             "the profile schema is newer than this library",
         ));
     }
+    // Migration 0014 fills `llm_messages.id_key` with it.
+    super::id_key::register(conn)?;
     for &(version, _name, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
         conn.execute_batch("BEGIN IMMEDIATE")?;
         let step = conn

@@ -42,6 +42,7 @@
 mod checkpointer;
 mod combine;
 mod conn_ext;
+pub mod id_key;
 mod migrate;
 pub mod paging;
 pub mod snapshot;
