@@ -124,99 +124,6 @@ fn a_failing_or_panicking_caller_rolls_back_only_its_own_work() {
     t.ok("visits.record", json!({"url": "https://after.example/"}));
 }
 
-/// The combined path (`Db::write_combined`, which `visits.record` uses):
-/// one caller runs the queued writes of the others. Callers that fail or
-/// panic roll back only their own work, a panic comes back on the caller's
-/// own thread, each acknowledged write is visible when its call returns,
-/// and plain `Db::write` callers interleave with it.
-#[test]
-fn combined_writes_run_for_each_other_and_fail_alone() {
-    let t = Arc::new(TestProfile::new());
-    let handles: Vec<_> = (0..THREADS)
-        .map(|thread| {
-            let t = Arc::clone(&t);
-            std::thread::spawn(move || {
-                for i in 0..PER_THREAD {
-                    let url = format!("https://c{thread}.example/{i}");
-                    let sql = "INSERT INTO history (url, visited_at) VALUES (?1, ?2)";
-                    let visible = |url: &str| {
-                        count_where(&t, "SELECT count(*) FROM history WHERE url = ?1", url)
-                    };
-                    match (i + thread) % 4 {
-                        0 => {
-                            let u = url.clone();
-                            t.profile
-                                .db()
-                                .write_combined(move |c| c.run(sql, rusqlite::params![u, i as i64]))
-                                .unwrap();
-                            assert_eq!(visible(&url), 1, "acknowledged = committed");
-                        }
-                        1 => {
-                            let u = url.clone();
-                            let failed: Result<(), Error> =
-                                t.profile.db().write_combined(move |c| {
-                                    c.run(sql, rusqlite::params![u, i as i64])?;
-                                    Err(Error::conflict("this caller changes its mind"))
-                                });
-                            assert_eq!(
-                                failed.unwrap_err().to_public().message,
-                                "this caller changes its mind"
-                            );
-                        }
-                        2 => {
-                            let u = url.clone();
-                            let panicked =
-                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                                    let _ = t.profile.db().write_combined(
-                                        move |c| -> Result<(), Error> {
-                                            c.run(sql, rusqlite::params![u, i as i64])?;
-                                            panic!("a bug inside one combined write");
-                                        },
-                                    );
-                                }));
-                            let payload = panicked.unwrap_err();
-                            assert_eq!(
-                                payload.downcast_ref::<&str>(),
-                                Some(&"a bug inside one combined write"),
-                                "the panic is resumed on the caller's thread"
-                            );
-                        }
-                        _ => {
-                            t.profile
-                                .db()
-                                .write(|c| c.run(sql, rusqlite::params![url, i as i64]))
-                                .unwrap();
-                            assert_eq!(visible(&url), 1);
-                        }
-                    }
-                }
-            })
-        })
-        .collect();
-    for h in handles {
-        h.join().unwrap();
-    }
-    let kept: Vec<String> = t
-        .profile
-        .db()
-        .read(|c| c.query_all("SELECT url FROM history ORDER BY url", [], |r| r.get(0)))
-        .unwrap();
-    let mut expected: Vec<String> = (0..THREADS)
-        .flat_map(|thread| {
-            (0..PER_THREAD)
-                .filter(move |i| matches!((i + thread) % 4, 0 | 3))
-                .map(move |i| format!("https://c{thread}.example/{i}"))
-        })
-        .collect();
-    expected.sort();
-    assert_eq!(kept, expected);
-    // The writer is still usable after the panics.
-    t.ok("visits.record", json!({"url": "https://after.example/"}));
-}
-
-/// Every `visits.record` of concurrent callers gets its own id, and a
-/// repeat of the same `(url, visited_at)` from other threads at the same
-/// time is stored once: the others get `duplicate` with that id.
 #[test]
 fn concurrent_records_of_one_visit_store_it_once() {
     let t = Arc::new(TestProfile::new());
@@ -246,8 +153,4 @@ fn concurrent_records_of_one_visit_store_it_once() {
         assert_eq!(ids.iter().filter(|(_, dup)| !dup).count(), 1, "stored once");
     }
     assert_eq!(count(&t, "SELECT count(*) FROM history"), 50);
-}
-
-fn count_where(t: &TestProfile, sql: &str, arg: &str) -> i64 {
-    t.profile.db().read(|c| c.query_i64(sql, [arg])).unwrap()
 }

@@ -112,10 +112,7 @@ impl NewVisit {
 pub fn record(profile: &Profile, req: VisitInput) -> Result<RecordResponse> {
     let now = now_ms();
     let visit = NewVisit::from_input(req, now)?;
-    // Validation and url parsing are done: only the statements run on the
-    // writer, possibly on another caller's thread, in one transaction with
-    // the visits recorded beside this one (`Db::write_combined`).
-    profile.db().write_combined(move |tx| {
+    profile.db().write(|tx| {
         let (id, duplicate) = insert(tx, &visit, now)?;
         Ok(RecordResponse { id, duplicate })
     })

@@ -15,11 +15,6 @@
 //! batch caps) commits, and every caller of the batch returns only after
 //! that `COMMIT`: an acknowledged write is a committed write.
 //!
-//! Small writes whose closure may run on another thread use
-//! [`Db::write_combined`] instead: one caller runs every queued write in one
-//! transaction, so the writer does not pass from thread to thread per write
-//! ([`combine`]).
-//!
 //! Checkpoints run beside the writer, on their own thread and connection
 //! ([`checkpointer`]), not inside the commit that fills the WAL.
 //!
@@ -40,7 +35,6 @@
 //! `tests/privacy_never_stalls.rs` holds the watchdog that checks the rule.
 
 mod checkpointer;
-mod combine;
 mod conn_ext;
 pub mod id_key;
 mod migrate;
@@ -109,8 +103,6 @@ pub struct Db {
     erasure: ErasureGate,
     /// Runs the WAL checkpoints beside the writer ([`checkpointer`]).
     checkpointer: Mutex<Option<checkpointer::Checkpointer>>,
-    /// Writes queued for [`Db::write_combined`] ([`combine`]).
-    combiner: combine::Combiner,
 }
 
 /// The writer connection and the shared transaction open on it, if any.
@@ -174,7 +166,6 @@ impl Db {
             readers: Mutex::new(Vec::new()),
             erasure: ErasureGate::default(),
             checkpointer: Mutex::new(Some(checkpointer)),
-            combiner: combine::Combiner::default(),
         })
     }
 
