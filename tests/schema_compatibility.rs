@@ -29,6 +29,13 @@ fn schema(path: &std::path::Path) -> Vec<(String, String)> {
     rows
 }
 
+/// The schema of a profile created by this version.
+fn fresh_schema() -> Vec<(String, String)> {
+    let fresh = tempfile::tempdir().unwrap();
+    assert_eq!(open_code(fresh.path()), "ok");
+    schema(&fresh.path().join("hydra.sqlite3"))
+}
+
 /// A profile directory whose database an older release built: the
 /// `migrations` it ran, then `data` (which sets its `user_version`).
 fn old_profile(migrations: &[&str], data: &str) -> (tempfile::TempDir, std::path::PathBuf) {
@@ -95,10 +102,7 @@ fn a_version_one_profile_migrates_to_the_fresh_schema() {
         conn.execute_batch("PRAGMA user_version = 1").unwrap();
     }
     assert_eq!(open_code(old.path()), "ok");
-    let fresh = tempfile::tempdir().unwrap();
-    assert_eq!(open_code(fresh.path()), "ok");
-    let migrated = schema(&old.path().join("hydra.sqlite3"));
-    assert_eq!(migrated, schema(&fresh.path().join("hydra.sqlite3")));
+    assert_eq!(schema(&old.path().join("hydra.sqlite3")), fresh_schema());
     let conn = Connection::open(old.path().join("hydra.sqlite3")).unwrap();
     let version: u32 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -188,9 +192,7 @@ fn a_version_seven_profile_with_data_gains_exact_counts_and_loses_the_message_in
         .unwrap();
     assert_eq!(message_index, 0);
     drop(conn);
-    let fresh = tempfile::tempdir().unwrap();
-    assert_eq!(open_code(fresh.path()), "ok");
-    assert_eq!(schema(&db), schema(&fresh.path().join("hydra.sqlite3")));
+    assert_eq!(schema(&db), fresh_schema());
 }
 
 /// Every migration up to schema 7 (the last release before the history
@@ -258,9 +260,7 @@ fn a_version_seven_profile_with_history_upgrades_to_the_fresh_schema_with_its_da
     );
     profile.close(CloseOptions::default()).unwrap();
 
-    let fresh = tempfile::tempdir().unwrap();
-    assert_eq!(open_code(fresh.path()), "ok");
-    assert_eq!(schema(&db), schema(&fresh.path().join("hydra.sqlite3")));
+    assert_eq!(schema(&db), fresh_schema());
     assert!(!schema(&db)
         .iter()
         .any(|(name, _)| name.starts_with("history_fts")));
@@ -392,9 +392,7 @@ fn a_version_eleven_profile_with_history_upgrades_to_places_and_visits_with_its_
         table_rows(&db, "SELECT count(*) FROM places"),
         vec![vec![rusqlite::types::Value::Integer(4)]]
     );
-    let fresh = tempfile::tempdir().unwrap();
-    assert_eq!(open_code(fresh.path()), "ok");
-    assert_eq!(schema(&db), schema(&fresh.path().join("hydra.sqlite3")));
+    assert_eq!(schema(&db), fresh_schema());
 
     // A purge of a host takes its urls with its visits.
     let profile = Profile::open(OpenOptions::new(old.path())).unwrap();
@@ -556,9 +554,7 @@ fn a_version_thirteen_profile_with_messages_upgrades_to_keyed_message_ids() {
         .unwrap();
     assert_eq!(wrong_keys, 0);
     drop(conn);
-    let fresh = tempfile::tempdir().unwrap();
-    assert_eq!(open_code(fresh.path()), "ok");
-    assert_eq!(schema(&db), schema(&fresh.path().join("hydra.sqlite3")));
+    assert_eq!(schema(&db), fresh_schema());
     // The message id has no UNIQUE index left, only the key's.
     assert_eq!(
         table_rows(

@@ -259,29 +259,15 @@ fn corrupt(reason: &str, line: u64) -> Error {
     .with_detail("line", line)
 }
 
-/// Reads the next line (without its newline) into `buf`; false at the end.
+/// Reads the next line (newline included) into `buf`; false at the end.
 fn next_line(reader: &mut impl BufRead, buf: &mut Vec<u8>, line_no: u64) -> Result<bool> {
     buf.clear();
-    let read = reader
-        .by_ref()
-        .take(MAX_LINE_BYTES + 1)
-        .read_until(b'\n', buf)?;
-    if read == 0 {
-        return Ok(false);
-    }
-    if buf.last() != Some(&b'\n') {
-        let reason = if read as u64 > MAX_LINE_BYTES {
-            "a line is too long"
-        } else {
-            "the last line is cut short"
-        };
-        return Err(corrupt(reason, line_no));
-    }
-    Ok(true)
+    append_line(reader, buf, line_no)
 }
 
 /// Appends the next line (newline included) to `text`; false at the end.
-/// The same checks as [`next_line`].
+/// A line without its newline is cut short, one over [`MAX_LINE_BYTES`]
+/// too long: both `corrupt` at `line_no`.
 fn append_line(reader: &mut impl BufRead, text: &mut Vec<u8>, line_no: u64) -> Result<bool> {
     let start = text.len();
     let read = reader
