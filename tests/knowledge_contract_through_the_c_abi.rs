@@ -1086,3 +1086,90 @@ fn search_takes_ten_items_by_default() {
     assert_eq!(page["items"].as_array().unwrap().len(), 5);
     assert!(page["next_cursor"].is_string());
 }
+
+/// Rewrites the `documents` lines of a bundle with `edit` and fixes the
+/// manifest's checksum, as a hand-made bundle would be.
+fn doctor_bundle(path: &str, edit: impl Fn(&mut Value)) {
+    use sha2::Digest;
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let mut manifest: Value = serde_json::from_str(&lines[0]).unwrap();
+    let mut hasher = sha2::Sha256::new();
+    for line in lines.iter_mut().skip(1) {
+        let mut record: Value = serde_json::from_str(line).unwrap();
+        if record["c"] == "documents" {
+            edit(&mut record["r"]);
+            *line = record.to_string();
+            hasher.update(line.as_bytes());
+            hasher.update(b"\n");
+        }
+    }
+    let sha: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    manifest["components"]["documents"]["sha256"] = json!(sha);
+    lines[0] = manifest.to_string();
+    std::fs::write(path, lines.join("\n") + "\n").unwrap();
+}
+
+#[test]
+fn imported_chunk_offsets_must_slice_the_text() {
+    let source = Shell::open();
+    source.upsert(json!({"url": "https://b.example/", "text": "héllo wörld. ".repeat(40), "chunk_chars": 200}));
+    let export = source.ok(
+        "bundle.export",
+        json!({"components": ["documents"], "wait": true}),
+    );
+    let path = export["path"].as_str().unwrap().to_owned();
+    let target = Shell::open();
+    // Untouched, it imports with its offsets.
+    let copy = format!("{path}.copy");
+    std::fs::copy(&path, &copy).unwrap();
+    let ok = target.ok(
+        "bundle.import",
+        json!({"path": copy, "wait": true, "dry_run": true}),
+    );
+    assert_eq!(ok["imported"]["documents"]["inserted"], 1);
+    let doctored: [(&str, fn(&mut Value)); 4] = [
+        ("shifted", |r| r["chunks"][0]["start"] = json!(1)),
+        ("past the end", |r| {
+            let last = r["chunks"].as_array().unwrap().len() - 1;
+            r["chunks"][last]["end"] = json!(100_000);
+        }),
+        ("half a span", |r| r["chunks"][0]["end"] = Value::Null),
+        ("other text", |r| {
+            r["chunks"][0]["text"] = json!("not the page")
+        }),
+    ];
+    for (name, edit) in doctored {
+        let copy = format!("{path}.{}", name.replace(' ', "_"));
+        std::fs::copy(&path, &copy).unwrap();
+        doctor_bundle(&copy, edit);
+        let r = call(
+            target.handle,
+            "bundle.import",
+            &json!({"path": copy, "wait": true}),
+        );
+        assert_eq!(r["ok"], false, "{name}: {r}");
+        assert_eq!(r["error"]["code"], "invalid_argument", "{name}: {r}");
+        assert_eq!(
+            target.state()[0]["documents"],
+            0,
+            "{name}: nothing imported"
+        );
+    }
+    // Offsets given as null (caller chunks) with any text are fine.
+    let copy = format!("{path}.caller");
+    std::fs::copy(&path, &copy).unwrap();
+    doctor_bundle(&copy, |r| {
+        for c in r["chunks"].as_array_mut().unwrap() {
+            c["start"] = Value::Null;
+            c["end"] = Value::Null;
+            c["text"] = json!("own words");
+        }
+    });
+    let r = target.ok("bundle.import", json!({"path": copy, "wait": true}));
+    assert_eq!(r["imported"]["documents"]["inserted"], 1);
+}
