@@ -775,6 +775,11 @@ unsafe extern "C" fn embedder(json: *const c_char, user_data: *mut c_void) -> *m
     if has("NULLREPLY") {
         return ptr::null_mut();
     }
+    if has("GARBAGEREPLY") {
+        // Not UTF-8, not JSON.
+        // SAFETY: a NUL-terminated byte string duplicated with malloc.
+        return unsafe { libc::strdup(c"\xff\xfe{\"vectors\":[[".as_ptr()) };
+    }
     if has("ERRORREPLY") {
         return malloc_string(r#"{"error":{"code":"timeout","message":"model busy"}}"#);
     }
@@ -1172,4 +1177,120 @@ fn imported_chunk_offsets_must_slice_the_text() {
     });
     let r = target.ok("bundle.import", json!({"path": copy, "wait": true}));
     assert_eq!(r["imported"]["documents"]["inserted"], 1);
+}
+
+#[test]
+fn odd_but_valid_input_round_trips_and_errors_never_echo_it() {
+    let s = Shell::open();
+    // Any scalar, NUL included, comes back as given; hostless schemes are
+    // absolute URLs without a host.
+    let text = "nul\u{0}inside, tab\t, emoji 👩‍👩‍👧, combining é";
+    let doc = s.upsert(json!({"url": "javascript:void(0)", "text": text, "title": "t\u{0}t"}));
+    assert_eq!(doc["document"]["host"], Value::Null);
+    let got = s.ok(
+        "documents.get",
+        json!({"url": "javascript:void(0)", "include_chunks": true}),
+    );
+    assert_eq!(got["text"], text);
+    assert_eq!(got["document"]["title"], "t\u{0}t");
+    assert_eq!(got["chunks"][0]["text"], text);
+    assert_eq!(got["chunks"][0]["end"], text.chars().count());
+    assert_eq!(got["document"]["text_chars"], text.chars().count());
+    // Hostless documents never match a host filter.
+    assert_eq!(
+        s.ok("documents.list", json!({"host": "javascript"}))["items"],
+        json!([])
+    );
+
+    const SECRET: &str = "Okapi-Secret-4821";
+    let url = format!("https://{SECRET}.example/{SECRET}");
+    let refusals = [
+        (
+            "documents.upsert",
+            json!({"url": format!("{SECRET} no url"), "text": SECRET}),
+        ),
+        (
+            "documents.upsert",
+            json!({"url": url, "text": 5, "title": SECRET}),
+        ),
+        (
+            "documents.upsert",
+            json!({"url": url, "text": SECRET, "source": SECRET}),
+        ),
+        (
+            "documents.upsert",
+            json!({"url": url, "text": SECRET, "fetched_at": SECRET}),
+        ),
+        (
+            "documents.upsert",
+            json!({"url": url, "text": SECRET, "thread_id": SECRET}),
+        ),
+        (
+            "documents.upsert",
+            json!({"url": url, "text": SECRET, "chunks": [{"text": SECRET.repeat(2000)}]}),
+        ),
+        (
+            "documents.upsert",
+            json!({"url": url, "text": SECRET, "metadata": SECRET}),
+        ),
+        ("documents.get", json!({"url": url})),
+        ("documents.get", json!({"id": SECRET})),
+        ("documents.delete", json!({"url": url})),
+        (
+            "documents.search",
+            json!({"query": SECRET, "match": SECRET}),
+        ),
+        (
+            "documents.search",
+            json!({"query": SECRET, "limit": SECRET}),
+        ),
+        ("documents.list", json!({"cursor": SECRET})),
+        ("documents.embed", json!({"model": SECRET, "batch": SECRET})),
+        (
+            "privacy.forget_site",
+            json!({"host": url, "include_subdomains": SECRET}),
+        ),
+        (
+            "chat",
+            json!({"message": SECRET, "retrieve": {"query": SECRET, "limit": SECRET}}),
+        ),
+    ];
+    for (op, request) in refusals {
+        let envelope = call(s.handle, op, &request);
+        assert_eq!(envelope["ok"], false, "{op} {request}");
+        let message = envelope["error"]["message"].as_str().unwrap();
+        assert!(
+            !message.contains(SECRET) && !envelope["error"]["details"].to_string().contains(SECRET),
+            "{op}: the error repeats the request's text: {envelope}"
+        );
+    }
+    // An embed job records its links and its request.
+    let thread = s.ok("threads.create", json!({}))["thread"]["id"].clone();
+    let host = Embedder::new(0);
+    // SAFETY: a valid function; `host` outlives the profile.
+    take(unsafe { hydra_register_embedder(s.handle, Some(embedder), host.user_data()) });
+    s.refused("documents.embed", json!({"model": ""}), "model");
+    let out = s.ok(
+        "documents.embed",
+        json!({"model": "e", "thread_id": thread, "wait": true}),
+    );
+    assert_eq!(
+        (out["embedded"].clone(), out["failed"].clone()),
+        (json!(1), json!(0))
+    );
+    let job = s.ok("jobs.get", json!({"id": out["job_id"]}))["job"].clone();
+    assert_eq!(job["thread_id"], thread);
+    assert_eq!(job["task_id"], Value::Null);
+    assert_eq!(job["payload"]["model"], "e");
+    // A reply that is not UTF-8 or not JSON fails its batch, nothing else.
+    s.upsert(
+        json!({"url": "https://g.example/", "text": "x", "chunks": [{"text": "GARBAGEREPLY"}]}),
+    );
+    let out = s.ok("documents.embed", json!({"model": "e", "wait": true}));
+    assert_eq!(
+        (out["embedded"].clone(), out["failed"].clone()),
+        (json!(0), json!(1))
+    );
+    drop(s);
+    drop(host);
 }
