@@ -439,18 +439,28 @@ fn every_bad_request_names_its_field_and_changes_nothing() {
         s.refused(op, request, field);
     }
     // Two addresses, or none, for get; two selectors for delete.
-    s.err("documents.get", json!({}), "invalid_argument");
-    s.err(
+    // The field named is the address that is missing or one too many.
+    s.refused("documents.get", json!({}), "id");
+    s.refused("documents.get", json!({"include_chunks": true}), "id");
+    s.refused(
         "documents.get",
         json!({"id": "a", "url": "https://kept.example/"}),
-        "invalid_argument",
+        "url",
     );
-    for request in [
-        json!({"url": "https://kept.example/", "host": "kept.example"}),
-        json!({"host": "kept.example", "all": true}),
-        json!({"id": "a", "url": "https://kept.example/"}),
+    for (request, field) in [
+        (
+            json!({"url": "https://kept.example/", "host": "kept.example"}),
+            "host",
+        ),
+        (json!({"host": "kept.example", "all": true}), "all"),
+        (json!({"id": "a", "all": true}), "all"),
+        (json!({"id": "a", "url": "https://kept.example/"}), "url"),
+        (
+            json!({"id": "a", "host": "kept.example", "include_subdomains": false}),
+            "host",
+        ),
     ] {
-        s.err("documents.delete", request, "invalid_argument");
+        s.refused("documents.delete", request, field);
     }
     s.err("documents.delete", json!({}), "filter_required");
     s.err(
