@@ -1100,6 +1100,25 @@ fn search_takes_ten_items_by_default() {
     let page = s.ok("documents.list", json!({"limit": 5}));
     assert_eq!(page["items"].as_array().unwrap().len(), 5);
     assert!(page["next_cursor"].is_string());
+    // A cursor belongs to its filters, whatever the host's spelling.
+    let first = s.ok("documents.list", json!({"limit": 5, "host": "P.example."}));
+    let second = s.ok(
+        "documents.list",
+        json!({"limit": 10, "host": "p.example", "cursor": first["next_cursor"]}),
+    );
+    assert_eq!(second["items"].as_array().unwrap().len(), 7);
+    assert_eq!(second["next_cursor"], Value::Null);
+    assert_eq!(second["items"][0]["url"], "https://p.example/6");
+    for other in [
+        json!({"host": "q.example"}),
+        json!({"host": "p.example", "include_subdomains": false}),
+        json!({"source": "user"}),
+        json!({}),
+    ] {
+        let mut request = other.clone();
+        request["cursor"] = first["next_cursor"].clone();
+        s.refused("documents.list", request, "cursor");
+    }
 }
 
 /// Rewrites the `documents` lines of a bundle with `edit` and fixes the

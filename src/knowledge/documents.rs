@@ -823,9 +823,16 @@ pub struct ListRequest {
 
 /// `documents.list`: newest `updated_at` first, ties by reverse insertion.
 pub fn list(profile: &Profile, req: ListRequest) -> Result<Page<Document>> {
+    // The host as it matches (normalized), so every spelling of one filter
+    // shares its cursors, as `history.list`'s do.
+    let host = req
+        .host
+        .as_deref()
+        .map(|h| HostMatch::new(h, true).map(|m| m.host))
+        .transpose()?;
     let scope = format!(
         "documents.list|host={:?}|sub={:?}|source={:?}",
-        req.host,
+        host,
         req.include_subdomains.unwrap_or(true),
         req.source.map(Source::as_str)
     );
