@@ -1166,7 +1166,10 @@ fn imported_chunk_offsets_must_slice_the_text() {
         json!({"path": copy, "wait": true, "dry_run": true}),
     );
     assert_eq!(ok["imported"]["documents"]["inserted"], 1);
-    let doctored: [(&str, fn(&mut Value)); 4] = [
+    let doctored: [(&str, fn(&mut Value)); 7] = [
+        ("bad id", |r| r["id"] = json!("not an id!")),
+        ("negative time", |r| r["created_at"] = json!(-5)),
+        ("negative fetch", |r| r["fetched_at"] = json!(-1)),
         ("shifted", |r| r["chunks"][0]["start"] = json!(1)),
         ("past the end", |r| {
             let last = r["chunks"].as_array().unwrap().len() - 1;

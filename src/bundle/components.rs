@@ -861,7 +861,8 @@ fn export_documents(conn: &Connection, w: &mut BundleWriter) -> Result<()> {
 }
 
 /// The rules `documents.upsert` keeps, for a record that did not come
-/// through it: text of 1..8,000,000 characters, chunks of 1..32,000, and
+/// through it: an id of §2's form, times of at least 0, text of
+/// 1..8,000,000 characters, chunks of 1..32,000, and
 /// offsets that are both null (caller chunks) or slice the text exactly
 /// (`text == doc_text[start:end]`, in Unicode scalars). A bundle is
 /// checksummed, not trusted: a hand-made one must not store a chunk whose
@@ -870,6 +871,21 @@ fn check_document_record(d: &DocumentRecord) -> Result<()> {
     use knowledge::documents::{MAX_CHUNK_CHARS, MAX_TEXT_CHARS};
     // Byte offset of every scalar, plus the end, built on the first span.
     let mut bytes: Option<Vec<usize>> = None;
+    if !crate::types::is_valid_id(&d.id) {
+        return Err(Error::invalid(
+            "record.id",
+            "ids are 1..128 characters of [A-Za-z0-9_.:-]",
+        ));
+    }
+    for (field, time) in [
+        ("record.created_at", Some(d.created_at)),
+        ("record.updated_at", Some(d.updated_at)),
+        ("record.fetched_at", d.fetched_at),
+    ] {
+        if time.is_some_and(|t| t < 0) {
+            return Err(Error::invalid(field, "times are non-negative milliseconds"));
+        }
+    }
     if d.text.chars().count() > MAX_TEXT_CHARS {
         return Err(Error::invalid(
             "record.text",
