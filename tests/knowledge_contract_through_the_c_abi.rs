@@ -1148,8 +1148,11 @@ fn doctor_bundle(path: &str, edit: impl Fn(&mut Value)) {
     std::fs::write(path, lines.join("\n") + "\n").unwrap();
 }
 
+/// A change made to a bundle's document record.
+type Edit = fn(&mut Value);
+
 #[test]
-fn imported_chunk_offsets_must_slice_the_text() {
+fn imported_document_records_keep_the_upsert_rules() {
     let source = Shell::open();
     source.upsert(json!({"url": "https://b.example/", "text": "héllo wörld. ".repeat(40), "chunk_chars": 200}));
     let export = source.ok(
@@ -1166,7 +1169,7 @@ fn imported_chunk_offsets_must_slice_the_text() {
         json!({"path": copy, "wait": true, "dry_run": true}),
     );
     assert_eq!(ok["imported"]["documents"]["inserted"], 1);
-    let doctored: [(&str, fn(&mut Value)); 7] = [
+    let doctored: [(&str, Edit); 7] = [
         ("bad id", |r| r["id"] = json!("not an id!")),
         ("negative time", |r| r["created_at"] = json!(-5)),
         ("negative fetch", |r| r["fetched_at"] = json!(-1)),
