@@ -1036,6 +1036,18 @@ fn chat_hands_the_retrieved_chunks_to_a_c_model() {
         (json!({"limit": 21}), "retrieve.limit"),
         (json!({"host": ""}), "retrieve.host"),
         (json!({"match": "all"}), "retrieve.match"),
+        (
+            json!({"embedding": {"model": "m", "vector": [0.0]}}),
+            "retrieve.embedding.vector",
+        ),
+        (
+            json!({"embedding": {"model": " ", "vector": [1.0]}}),
+            "retrieve.embedding.model",
+        ),
+        (
+            json!({"embedding": {"model": "m", "vector": vec![1.0; 4097]}}),
+            "retrieve.embedding.vector",
+        ),
     ] {
         s.refused("chat", json!({"message": "x", "retrieve": retrieve}), field);
     }
