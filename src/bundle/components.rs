@@ -860,6 +860,75 @@ fn export_documents(conn: &Connection, w: &mut BundleWriter) -> Result<()> {
     )
 }
 
+/// The rules `documents.upsert` keeps, for a record that did not come
+/// through it: an id of §2's form, times of at least 0, text of
+/// 1..8,000,000 characters, chunks of 1..32,000, and
+/// offsets that are both null (caller chunks) or slice the text exactly
+/// (`text == doc_text[start:end]`, in Unicode scalars). A bundle is
+/// checksummed, not trusted: a hand-made one must not store a chunk whose
+/// offsets point elsewhere.
+fn check_document_record(d: &DocumentRecord) -> Result<()> {
+    use knowledge::documents::{MAX_CHUNK_CHARS, MAX_TEXT_CHARS};
+    // Byte offset of every scalar, plus the end, built on the first span.
+    let mut bytes: Option<Vec<usize>> = None;
+    if !crate::types::is_valid_id(&d.id) {
+        return Err(Error::invalid(
+            "record.id",
+            "ids are 1..128 characters of [A-Za-z0-9_.:-]",
+        ));
+    }
+    for (field, time) in [
+        ("record.created_at", Some(d.created_at)),
+        ("record.updated_at", Some(d.updated_at)),
+        ("record.fetched_at", d.fetched_at),
+    ] {
+        if time.is_some_and(|t| t < 0) {
+            return Err(Error::invalid(field, "times are non-negative milliseconds"));
+        }
+    }
+    if d.text.chars().count() > MAX_TEXT_CHARS {
+        return Err(Error::invalid(
+            "record.text",
+            "must have 1..8000000 characters",
+        ));
+    }
+    for (i, chunk) in d.chunks.iter().enumerate() {
+        if !(1..=MAX_CHUNK_CHARS).contains(&chunk.text.chars().count()) {
+            return Err(Error::invalid(
+                format!("record.chunks[{i}].text"),
+                "must have 1..32000 characters",
+            ));
+        }
+        let (start, end) = match (chunk.start, chunk.end) {
+            (None, None) => continue,
+            (Some(start), Some(end)) => (start, end),
+            _ => {
+                return Err(Error::invalid(
+                    format!("record.chunks[{i}].start"),
+                    "start and end are both null or both offsets",
+                ))
+            }
+        };
+        let bytes = bytes.get_or_insert_with(|| {
+            let mut b: Vec<usize> = d.text.char_indices().map(|(b, _)| b).collect();
+            b.push(d.text.len());
+            b
+        });
+        let slice = usize::try_from(start)
+            .ok()
+            .zip(usize::try_from(end).ok())
+            .filter(|&(s, e)| s < e && e < bytes.len())
+            .map(|(s, e)| &d.text[bytes[s]..bytes[e]]);
+        if slice != Some(chunk.text.as_str()) {
+            return Err(Error::invalid(
+                format!("record.chunks[{i}].start"),
+                "the chunk's offsets must slice its text from the document's",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Imports one document: deduplicated by `url` (`newer_wins` by
 /// `updated_at`); a replaced document loses its old chunks. Links to jobs
 /// and threads in neither bundle nor profile become null; an id already
@@ -872,6 +941,7 @@ fn import_document(conn: &Connection, d: DocumentRecord, policy: Policy) -> Resu
             "a document has text and chunks",
         ));
     }
+    check_document_record(&d)?;
     let stored: Option<(i64, Millis)> = conn.query_opt(
         "SELECT seq, updated_at FROM documents WHERE url = ?1",
         [&d.url],

@@ -753,7 +753,10 @@ pub fn get(profile: &Profile, req: GetRequest) -> Result<GetResponse> {
     let (column, value, field) = match (&req.id, &req.url) {
         (Some(id), None) => ("id", id.as_str(), "id"),
         (None, Some(url)) => ("url", url.as_str(), "url"),
-        _ => return Err(Error::invalid("id", "give exactly one of id and url")),
+        // Neither: the first address is missing; both: the second one is
+        // one too many (as `documents.delete` names it).
+        (None, None) => return Err(Error::invalid("id", "give exactly one of id and url")),
+        (Some(_), Some(_)) => return Err(Error::invalid("url", "give exactly one of id and url")),
     };
     profile.db().read(|conn| {
         conn.execute_batch("BEGIN")?;
@@ -820,9 +823,16 @@ pub struct ListRequest {
 
 /// `documents.list`: newest `updated_at` first, ties by reverse insertion.
 pub fn list(profile: &Profile, req: ListRequest) -> Result<Page<Document>> {
+    // The host as it matches (normalized), so every spelling of one filter
+    // shares its cursors, as `history.list`'s do.
+    let host = req
+        .host
+        .as_deref()
+        .map(|h| HostMatch::new(h, true).map(|m| m.host))
+        .transpose()?;
     let scope = format!(
         "documents.list|host={:?}|sub={:?}|source={:?}",
-        req.host,
+        host,
         req.include_subdomains.unwrap_or(true),
         req.source.map(Source::as_str)
     );
@@ -876,19 +886,27 @@ pub struct DeleteResponse {
 /// matching nothing deletes 0.
 pub fn delete(profile: &Profile, req: DeleteRequest) -> Result<Purged<DeleteResponse>> {
     let all = req.all == Some(true);
-    let named = [req.id.is_some(), req.url.is_some(), req.host.is_some(), all]
-        .iter()
-        .filter(|&&b| b)
-        .count();
-    if named == 0 {
+    let named: Vec<&str> = [
+        ("id", req.id.is_some()),
+        ("url", req.url.is_some()),
+        ("host", req.host.is_some()),
+        ("all", all),
+    ]
+    .into_iter()
+    .filter_map(|(name, given)| given.then_some(name))
+    .collect();
+    if named.is_empty() {
         return Err(Error::new(
             ErrorCode::FilterRequired,
             "name an id, url or host, or pass all: true to delete every document",
         ));
     }
-    if named > 1 {
+    if named.len() > 1 {
+        // The selector that is one too many: `all` whenever it is given
+        // (as `history.purge` names it), else the second of the others.
+        let field = if all { "all" } else { named[1] };
         return Err(Error::invalid(
-            "id",
+            field,
             "give exactly one of id, url, host and all",
         ));
     }

@@ -195,8 +195,9 @@ pub struct Retrieve {
 /// an embedding is given too. A query without any word searches by the
 /// embedding alone, or finds nothing.
 pub fn retrieve(profile: &Profile, r: &Retrieve, message: &str) -> Result<Vec<SearchItem>> {
+    // Fields are named within `retrieve` by `chat` (`Error::within`).
     if let Some(e) = &r.embedding {
-        e.to_f32("retrieve.embedding")?;
+        e.to_f32("embedding")?;
     }
     let terms = text::query_terms(r.query.as_deref().unwrap_or(message));
     let terms = (!terms.is_empty()).then_some(terms);
