@@ -56,6 +56,41 @@ pub fn read_vectors(reply: &[u8]) -> Option<Vec<Vec<f32>>> {
     }
 }
 
+/// [`read_vectors`] one vector at a time, in order, on the calling thread:
+/// hands each vector to `each` as soon as it is read (for a caller that
+/// stores vectors while the rest of the reply is still being read) and
+/// answers whether the whole reply is the one shape. It reads exactly what
+/// [`read_vectors`] reads: on a reply that `read_vectors` answers `Some`
+/// for, `each` gets those vectors and the answer is true (unless `each`
+/// answered false, which stops the scan); on any other text the answer is
+/// false, possibly after some vectors were handed over.
+pub fn for_each_vector(reply: &[u8], mut each: impl FnMut(Vec<f32>) -> bool) -> bool {
+    let mut scan = Scanner { text: reply, at: 0 };
+    if !scan.open() {
+        return false;
+    }
+    if !scan.eat(b']') {
+        // As `Scanner::vectors`: each vector reserves the first's length.
+        let mut capacity = None;
+        loop {
+            let Some(vector) = scan.vector(capacity.unwrap_or(0)) else {
+                return false;
+            };
+            capacity.get_or_insert(vector.len());
+            if !each(vector) {
+                return false;
+            }
+            if !scan.eat(b',') {
+                break;
+            }
+        }
+        if !scan.eat(b']') {
+            return false;
+        }
+    }
+    scan.close()
+}
+
 /// Where a large reply splits between two vectors: the end of the head
 /// (after the `]` closing the first vector ending past the middle) and the
 /// start of the tail (after the `,` that follows). In a reply of the one
@@ -438,7 +473,50 @@ mod tests {
         assert_eq!(read_vectors(lopsided.as_bytes()).map(|v| v.len()), Some(2));
     }
 
+    /// All that `read_vectors` collects, one vector at a time.
+    fn streamed(reply: &[u8]) -> (Vec<Vec<f32>>, bool) {
+        let mut vectors = Vec::new();
+        let whole = super::for_each_vector(reply, |v| {
+            vectors.push(v);
+            true
+        });
+        (vectors, whole)
+    }
+
     proptest! {
+        /// `for_each_vector` hands over exactly the vectors `read_vectors`
+        /// reads (the large replies it splits included) and accepts exactly
+        /// what it accepts, on replies mangled anywhere.
+        #[test]
+        fn streaming_reads_what_read_vectors_reads(
+            vectors in prop::collection::vec(prop::collection::vec(-1e6f32..1e6, 0..40), 0..12),
+            big in any::<bool>(),
+            cut in any::<prop::sample::Index>(),
+            mangle in prop::sample::select(vec!["", "x", ",", "]", "[", "}", " ", "-", "1e", "\"", "0"]),
+            mode in 0..3u8,
+        ) {
+            let vectors: Vec<Vec<f64>> = if big {
+                (0..60).map(|v| (0..300).map(|i| f64::from((v * 300 + i) as f32 / 3.0)).collect()).collect()
+            } else {
+                vectors.iter().map(|v| v.iter().map(|&x| f64::from(x)).collect()).collect()
+            };
+            let mut reply = serde_json::to_string(&serde_json::json!({ "vectors": vectors })).unwrap();
+            let at = cut.index(reply.len() + 1);
+            match mode {
+                0 => {}
+                1 => reply.insert_str(at, mangle),
+                _ => reply.truncate(at),
+            }
+            let (got, whole) = streamed(reply.as_bytes());
+            match read_vectors(reply.as_bytes()) {
+                Some(expected) => {
+                    prop_assert!(whole);
+                    prop_assert_eq!(got, expected);
+                }
+                None => prop_assert!(!whole),
+            }
+        }
+
         /// Every f32 and f64 (as JSON writes them), and decimals of any
         /// length, read as their nearest f64 rounded to f32, whether the
         /// fast path or std's parser reads them.
