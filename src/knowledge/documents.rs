@@ -720,9 +720,22 @@ pub(crate) fn store_embedding(
     model: &str,
     vector: &[f32],
 ) -> Result<bool> {
+    // The chunk's existence is checked apart: `INSERT ... SELECT .. WHERE
+    // EXISTS` is a multi-row insert to SQLite, which then keeps a statement
+    // journal (a copy of every page the row touches, several KB per
+    // embedding); a one-row `VALUES` insert needs none.
+    let exists = conn
+        .query_opt(
+            "SELECT 1 FROM document_chunks WHERE seq = ?1",
+            [chunk_seq],
+            |_| Ok(()),
+        )?
+        .is_some();
+    if !exists {
+        return Ok(false);
+    }
     Ok(conn.run(
-        "INSERT INTO chunk_embeddings (chunk_seq, model, dim, vector)
-         SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM document_chunks WHERE seq = ?1)
+        "INSERT INTO chunk_embeddings (chunk_seq, model, dim, vector) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (chunk_seq, model) DO UPDATE SET dim = excluded.dim, vector = excluded.vector",
         params![chunk_seq, model, vector.len() as i64, vector_blob(vector)],
     )? > 0)
