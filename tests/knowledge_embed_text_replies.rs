@@ -49,6 +49,9 @@ fn good_vectors(texts: &[Value]) -> Vec<String> {
         .collect()
 }
 
+/// Turns the good vectors of a batch into the reply under test.
+type Mangle = fn(Vec<String>) -> Vec<u8>;
+
 fn reply_of(vectors: &[String]) -> Vec<u8> {
     format!("{{\"vectors\":[{}]}}", vectors.join(",")).into_bytes()
 }
@@ -70,7 +73,7 @@ fn stored(t: &TestProfile) -> Vec<(String, i64, Vec<u8>)> {
 
 /// Runs the embed job over 3 batches of 64 where the second batch's reply
 /// is `bad(good vectors of that batch)`; returns the job's outcome.
-fn run_with_second_reply(t: &TestProfile, bad: fn(Vec<String>) -> Vec<u8>) -> Value {
+fn run_with_second_reply(t: &TestProfile, bad: Mangle) -> Value {
     let calls = Arc::new(Mutex::new(0));
     let counter = calls.clone();
     t.profile
@@ -107,7 +110,7 @@ fn assert_second_batch_failed(t: &TestProfile, out: &Value, case: &str) {
 
 #[test]
 fn a_reply_bad_partway_stores_nothing_of_its_batch() {
-    let cases: [(&str, fn(Vec<String>) -> Vec<u8>); 11] = [
+    let cases: [(&str, Mangle); 11] = [
         ("bad number at vector 40", |mut v| {
             v[40] = v[40].replacen(", ", ", 1.2.3, ", 1);
             reply_of(&v)
@@ -193,7 +196,7 @@ fn a_reply_of_another_dimension_than_the_model_fails() {
 /// gives the same f32).
 #[test]
 fn other_shapes_and_the_usual_one_store_the_same_bytes() {
-    let shapes: [fn(Vec<String>) -> Vec<u8>; 4] = [
+    let shapes: [Mangle; 4] = [
         |v| reply_of(&v),
         |v| format!("{{\"vectors\":[{}],\"model\":\"m\"}}", v.join(",")).into_bytes(),
         |v| format!("\n {{ \"vectors\" :\t[ {} ] }} \n", v.join(" ,\r\n")).into_bytes(),

@@ -15,7 +15,7 @@
 //! last report, live at once and in the ledger at most every 250 ms
 //! (`Channel::Live`); cancellation is honoured between batches.
 
-use super::documents::{bump_vectors_version, require_dimension, store_embedding};
+use super::documents::{bump_vectors_version, require_dimension, EmbeddingWriter};
 use super::embed_reply::{for_each_vector, read_vectors};
 use crate::db::ConnExt;
 use crate::error::{Error, ErrorCode, Result};
@@ -310,6 +310,7 @@ fn store_streamed(
             })
             .map_err(|_| Error::internal("no thread to read the embedder's reply"))?;
         let stored = profile.db().write(|tx| {
+            let mut writer = EmbeddingWriter::new(tx)?;
             let mut count = 0;
             let mut stored = 0;
             let mut dim = 0;
@@ -326,7 +327,7 @@ fn store_streamed(
                             dim = vector.len();
                             require_dimension(tx, model, dim, "vectors")?;
                         }
-                        if store_embedding(tx, chunks[count].0, model, &vector)? {
+                        if writer.store(chunks[count].0, model, &vector)? {
                             stored += 1;
                         }
                         count += 1;
@@ -359,9 +360,10 @@ fn store_batch(
         if let Some(first) = vectors.first() {
             require_dimension(tx, model, first.len(), "vectors")?;
         }
+        let mut writer = EmbeddingWriter::new(tx)?;
         let mut stored = 0;
         for ((seq, _), vector) in chunks.iter().zip(vectors) {
-            if store_embedding(tx, *seq, model, vector)? {
+            if writer.store(*seq, model, vector)? {
                 stored += 1;
             }
         }
