@@ -278,8 +278,8 @@ enum Streamed {
 }
 
 /// Stores the vectors of a JSON text reply while it is still being read:
-/// a scoped thread reads the reply ([`for_each_vector`]: a large reply's
-/// tail on one more thread) and sends each vector through a channel; this thread, holding the writer (the
+/// a scoped thread reads the reply ([`for_each_vector`]) and sends each
+/// vector through a channel; this thread, holding the writer (the
 /// embedder has already returned), checks each vector as it arrives by
 /// [`checked`]'s rules and stores it. The transaction commits only when
 /// the reply is the one shape and holds exactly one valid vector per
