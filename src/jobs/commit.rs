@@ -208,6 +208,19 @@ impl LedgerWriter {
         self.flush_if_free(db);
     }
 
+    /// Queues `f` for the next group commit without trying the writer: it
+    /// is committed by whoever next writes the ledger (at the latest with
+    /// the job's end), or by the next [`LedgerWriter::flush_if_free`].
+    pub fn defer(
+        &self,
+        f: impl FnOnce(&Transaction<'_>, &mut Touched) -> Result<()> + Send + 'static,
+    ) {
+        self.pending.lock().push(PendingChange {
+            work: Box::new(move |tx, touched| f(tx, touched).is_ok()),
+            state: Arc::new(Mutex::new(BatchState::Waiting)),
+        });
+    }
+
     /// Commits the queued changes now if the writer is free; else leaves
     /// them to its next holder. Never waits.
     pub fn flush_if_free(&self, db: &Db) {

@@ -90,6 +90,15 @@ impl JobContext {
             .report_progress_queued(&self.job.id, patch)
     }
 
+    /// Records progress live at once, persisted with the next ledger write
+    /// (see `Jobs::report_progress_live`); never waits for the writer.
+    /// Fails with `cancelled` once cancellation was requested.
+    pub(crate) fn report_live(&self, patch: &ProgressPatch) -> Result<()> {
+        self.profile
+            .jobs()
+            .report_progress_live(&self.job.id, patch)
+    }
+
     /// True once cancellation of this job was requested.
     pub fn is_cancelled(&self) -> bool {
         self.cancel.load(Ordering::SeqCst)

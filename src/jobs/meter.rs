@@ -32,6 +32,12 @@ pub enum Channel {
     /// [`JobContext::progress_queued`]: never waits (inside a snapshot or
     /// a write transaction).
     Queued,
+    /// Live at once (every reader sees each report), and in the ledger at
+    /// most every [`REPORT_INTERVAL`]: a report [`Channel::Direct`] when
+    /// that long passed since the last one, else `JobContext::report_live`
+    /// (persisted with the next ledger write). For a job that reports after
+    /// every short step (the embed job's batches).
+    Live,
 }
 
 /// When to report and what: the decisions of a [`ProgressMeter`], apart
@@ -109,6 +115,8 @@ pub struct ProgressMeter<'a> {
     phase: &'static str,
     channel: Channel,
     cadence: Cadence,
+    /// When a report last went to the ledger directly ([`Channel::Live`]).
+    persisted: Instant,
 }
 
 impl<'a> ProgressMeter<'a> {
@@ -125,9 +133,16 @@ impl<'a> ProgressMeter<'a> {
             phase,
             channel,
             cadence: Cadence::new(total, now),
+            persisted: now,
         };
         let report = meter.cadence.start(now);
-        meter.send(report, channel)?;
+        // The start goes to the ledger (a live meter's first report too).
+        let first = if channel == Channel::Live {
+            Channel::Direct
+        } else {
+            channel
+        };
+        meter.send(report, first)?;
         Ok(meter)
     }
 
@@ -139,10 +154,18 @@ impl<'a> ProgressMeter<'a> {
     /// Records `n` more steps done; reports when due. Fails with
     /// `cancelled` once cancellation was requested (only when it reports).
     pub fn advance(&mut self, n: u64) -> Result<()> {
-        match self.cadence.advance(n, Instant::now()) {
-            Some(report) => self.send(report, self.channel),
-            None => Ok(()),
-        }
+        let now = Instant::now();
+        let Some(report) = self.cadence.advance(n, now) else {
+            return Ok(());
+        };
+        let channel = match self.channel {
+            Channel::Live if now.saturating_duration_since(self.persisted) >= REPORT_INTERVAL => {
+                self.persisted = now;
+                Channel::Direct
+            }
+            channel => channel,
+        };
+        self.send(report, channel)
     }
 
     /// [`ProgressMeter::advance`] to `done` steps in all (a position, such
@@ -172,6 +195,7 @@ impl<'a> ProgressMeter<'a> {
         match channel {
             Channel::Direct => self.ctx.report(&patch),
             Channel::Queued => self.ctx.report_queued(&patch),
+            Channel::Live => self.ctx.report_live(&patch),
         }
     }
 }

@@ -822,6 +822,39 @@ impl Jobs {
         Ok(())
     }
 
+    /// [`Jobs::report_progress_queued`] that does not even try the writer:
+    /// the report is live at once, and the ledger gets it with the next
+    /// ledger write (a [`Jobs::report_progress`], the job's end, any other
+    /// job's change). For a job that reports often and writes its work in
+    /// short transactions of its own (the embed job: a ledger transaction
+    /// per batch cost more than a microsecond per chunk).
+    pub(crate) fn report_progress_live(&self, id: &str, patch: &ProgressPatch) -> Result<()> {
+        validate_progress(patch)?;
+        if self.shared.cancel_requested(id) {
+            return Err(cancel_requested());
+        }
+        let ledger = &self.shared.ledger;
+        let (reported, snapshot) = ledger
+            .live
+            .report(id, patch, now_ms(), ledger.wants_events());
+        match reported {
+            Reported::PersistQueued => {}
+            Reported::NeedsPersist => {
+                let (shared, id) = (Arc::clone(&self.shared), id.to_owned());
+                ledger.defer(move |tx, _| match shared.ledger.live.take_unsaved(&id) {
+                    Some(patch) => ledger::record_progress(tx, &id, &patch, now_ms()),
+                    None => Ok(()), // persisted meanwhile, or ended
+                });
+            }
+            // Not a job running here: the ledger alone, as queued.
+            Reported::NotRunning => return self.report_progress_queued(id, patch),
+        }
+        if let Some(job) = snapshot {
+            ledger.send_live(job);
+        }
+        Ok(())
+    }
+
     /// Stops the service for `Profile::close`: no job starts any more
     /// (queued ones stay queued in the ledger); running jobs are waited for
     /// (without limit), or with `cancel_running` asked to stop and waited

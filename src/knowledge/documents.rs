@@ -720,12 +720,42 @@ pub(crate) fn store_embedding(
     model: &str,
     vector: &[f32],
 ) -> Result<bool> {
-    Ok(conn.run(
-        "INSERT INTO chunk_embeddings (chunk_seq, model, dim, vector)
-         SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM document_chunks WHERE seq = ?1)
-         ON CONFLICT (chunk_seq, model) DO UPDATE SET dim = excluded.dim, vector = excluded.vector",
-        params![chunk_seq, model, vector.len() as i64, vector_blob(vector)],
-    )? > 0)
+    EmbeddingWriter::new(conn)?.store(chunk_seq, model, vector)
+}
+
+/// [`store_embedding`] for many rows of one transaction: its two
+/// statements are looked up once, not once per row.
+pub(crate) struct EmbeddingWriter<'c> {
+    exists: rusqlite::CachedStatement<'c>,
+    insert: rusqlite::CachedStatement<'c>,
+}
+
+impl<'c> EmbeddingWriter<'c> {
+    pub(crate) fn new(conn: &'c Connection) -> Result<EmbeddingWriter<'c>> {
+        // The chunk's existence is checked apart: `INSERT ... SELECT ..
+        // WHERE EXISTS` is a multi-row insert to SQLite, which then keeps a
+        // statement journal (a copy of every page the row touches, several
+        // KB per embedding); a one-row `VALUES` insert needs none.
+        Ok(EmbeddingWriter {
+            exists: conn.prepare_cached("SELECT 1 FROM document_chunks WHERE seq = ?1")?,
+            insert: conn.prepare_cached(
+                "INSERT INTO chunk_embeddings (chunk_seq, model, dim, vector) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (chunk_seq, model) DO UPDATE SET dim = excluded.dim, vector = excluded.vector",
+            )?,
+        })
+    }
+
+    /// [`store_embedding`].
+    pub(crate) fn store(&mut self, chunk_seq: i64, model: &str, vector: &[f32]) -> Result<bool> {
+        if !self.exists.exists([chunk_seq])? {
+            return Ok(false);
+        }
+        let blob = vector_blob(vector);
+        Ok(self
+            .insert
+            .execute(params![chunk_seq, model, vector.len() as i64, blob])?
+            > 0)
+    }
 }
 
 /// Request of `documents.get`: exactly one of `id` and `url`.

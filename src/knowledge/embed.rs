@@ -7,12 +7,16 @@
 //! call back into the library. Each batch's vectors are stored in one
 //! short write transaction; a batch the embedder fails (an error, a wrong
 //! count, a wrong or inconsistent dimension, an unusable number) counts
-//! its chunks in `failed` and the job goes on. Progress (steps = chunks,
-//! with an ETA) is reported after a batch that completes 1% more or ends
-//! 250 ms after the last report; cancellation is honoured between batches.
+//! its chunks in `failed` and the job goes on. A JSON text reply (the C
+//! ABI's callback) is stored while a second thread is still reading it
+//! ([`store_streamed`]); a reply that turns out bad rolls that back and is
+//! read whole, as before. Progress (steps = chunks, with an ETA) is
+//! reported after a batch that completes 1% more or ends 250 ms after the
+//! last report, live at once and in the ledger at most every 250 ms
+//! (`Channel::Live`); cancellation is honoured between batches.
 
-use super::documents::{bump_vectors_version, require_dimension, store_embedding};
-use super::embed_reply::read_vectors;
+use super::documents::{bump_vectors_version, require_dimension, EmbeddingWriter};
+use super::embed_reply::{for_each_vector, read_vectors};
 use crate::db::ConnExt;
 use crate::error::{Error, ErrorCode, Result};
 use crate::jobs::{Channel, JobContext, JobLinks, ProgressMeter};
@@ -104,7 +108,7 @@ pub fn run_job(ctx: &JobContext) -> Result<Value> {
                         ctx,
                         "embedding",
                         total,
-                        Channel::Direct,
+                        Channel::Live,
                     )?);
                     Ok(())
                 }
@@ -168,14 +172,26 @@ pub fn embed_missing(
         if !chunks.is_empty() {
             let texts: Vec<&str> = chunks.iter().map(|(_, t)| t.as_str()).collect();
             let input = || json!({"model": model, "texts": texts});
-            let vectors = match &embedder {
-                Embedder::Json(f) => f(&input()).and_then(|reply| vectors_of(&reply)),
-                Embedder::Text(f) => f(&input()).and_then(|reply| vectors_of_text(&reply)),
-                Embedder::Vectors(f) => f(model, &texts),
+            let stored = match &embedder {
+                Embedder::Json(f) => f(&input())
+                    .and_then(|reply| vectors_of(&reply))
+                    .and_then(|vectors| checked(vectors, chunks.len()))
+                    .and_then(|vectors| store_batch(profile, model, &chunks, &vectors)),
+                Embedder::Text(f) => f(&input()).and_then(|reply| {
+                    // The usual reply streams into the store as it is read;
+                    // anything that does not (another shape, a bad vector,
+                    // a failed store) is read and checked whole, so the
+                    // batch counts exactly as it would without streaming.
+                    store_streamed(profile, model, &chunks, &reply).or_else(|_| {
+                        vectors_of_text(&reply)
+                            .and_then(|vectors| checked(vectors, chunks.len()))
+                            .and_then(|vectors| store_batch(profile, model, &chunks, &vectors))
+                    })
+                }),
+                Embedder::Vectors(f) => f(model, &texts)
+                    .and_then(|vectors| checked(vectors, chunks.len()))
+                    .and_then(|vectors| store_batch(profile, model, &chunks, &vectors)),
             };
-            let stored = vectors
-                .and_then(|vectors| checked(vectors, chunks.len()))
-                .and_then(|vectors| store_batch(profile, model, &chunks, &vectors));
             match stored {
                 Ok(n) => outcome.embedded += n,
                 Err(_) => outcome.failed += chunks.len() as u64,
@@ -239,15 +255,97 @@ fn checked(vectors: Vec<Vec<f32>>, count: usize) -> Result<Vec<Vec<f32>>> {
     }
     let dim = vectors.first().map_or(0, Vec::len);
     for vector in &vectors {
-        if vector.len() != dim
-            || !(1..=MAX_DIM).contains(&vector.len())
-            || vector.iter().any(|x| !x.is_finite())
-            || vector.iter().all(|&x| x == 0.0)
-        {
+        if vector.len() != dim || !usable(vector) {
             return Err(bad_reply());
         }
     }
     Ok(vectors)
+}
+
+/// One vector valid as an embedding: 1..4096 numbers, finite as f32, not
+/// all zero.
+fn usable(vector: &[f32]) -> bool {
+    (1..=MAX_DIM).contains(&vector.len())
+        && vector.iter().all(|x| x.is_finite())
+        && !vector.iter().all(|&x| x == 0.0)
+}
+
+/// What the parser thread of [`store_streamed`] sends.
+enum Streamed {
+    Vector(Vec<f32>),
+    /// The reply was read to its end; true when it is the one shape.
+    Done(bool),
+}
+
+/// Stores the vectors of a JSON text reply while it is still being read:
+/// a scoped thread reads the reply ([`for_each_vector`]) and sends each
+/// vector through a channel; this thread, holding the writer (the
+/// embedder has already returned), checks each vector as it arrives by
+/// [`checked`]'s rules and stores it. The transaction commits only when
+/// the reply is the one shape and holds exactly one valid vector per
+/// chunk, all of one dimension; otherwise it rolls back and the answer is
+/// an error, and the caller reads the reply the whole-reply way (so the
+/// batch is accepted or refused exactly as without streaming). On success
+/// the stored rows equal [`store_batch`]'s for the same reply: the same
+/// scanner reads the same numbers.
+fn store_streamed(
+    profile: &Profile,
+    model: &str,
+    chunks: &[(i64, String)],
+    reply: &[u8],
+) -> Result<u64> {
+    std::thread::scope(|scope| {
+        // Room for the whole batch: the parser (the faster side) never
+        // waits, and wakes the store only when it caught up with the parser
+        // (a wake-up per vector cost more than the store itself). A reply
+        // with more vectors than chunks is refused at the first extra one.
+        let (send, receive) = crossbeam_channel::bounded::<Streamed>(chunks.len() + 2);
+        // The sender lives in the parser: once it ends, by any path, the
+        // receiver sees the channel closed rather than waiting forever.
+        let parser = std::thread::Builder::new()
+            .spawn_scoped(scope, move || {
+                let well_formed =
+                    for_each_vector(reply, |vector| send.send(Streamed::Vector(vector)).is_ok());
+                let _ = send.send(Streamed::Done(well_formed));
+            })
+            .map_err(|_| Error::internal("no thread to read the embedder's reply"))?;
+        let stored = profile.db().write(|tx| {
+            let mut writer = EmbeddingWriter::new(tx)?;
+            let mut count = 0;
+            let mut stored = 0;
+            let mut dim = 0;
+            loop {
+                match receive.recv() {
+                    Ok(Streamed::Vector(vector)) => {
+                        if count == chunks.len()
+                            || (count > 0 && vector.len() != dim)
+                            || !usable(&vector)
+                        {
+                            return Err(bad_reply());
+                        }
+                        if count == 0 {
+                            dim = vector.len();
+                            require_dimension(tx, model, dim, "vectors")?;
+                        }
+                        if writer.store(chunks[count].0, model, &vector)? {
+                            stored += 1;
+                        }
+                        count += 1;
+                    }
+                    Ok(Streamed::Done(true)) if count == chunks.len() => break,
+                    Ok(Streamed::Done(_)) | Err(_) => return Err(bad_reply()),
+                }
+            }
+            if stored > 0 {
+                bump_vectors_version(tx)?;
+            }
+            Ok(stored)
+        });
+        // A parser blocked on a full channel sees it closed and stops.
+        drop(receive);
+        let _ = parser.join();
+        stored
+    })
 }
 
 /// Stores one batch in one transaction; returns how many chunks got a
@@ -262,9 +360,10 @@ fn store_batch(
         if let Some(first) = vectors.first() {
             require_dimension(tx, model, first.len(), "vectors")?;
         }
+        let mut writer = EmbeddingWriter::new(tx)?;
         let mut stored = 0;
         for ((seq, _), vector) in chunks.iter().zip(vectors) {
-            if store_embedding(tx, *seq, model, vector)? {
+            if writer.store(*seq, model, vector)? {
                 stored += 1;
             }
         }
@@ -278,6 +377,186 @@ fn store_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::profile::OpenOptions;
+
+    /// A fresh profile holding one document of `n` chunks, and the chunks.
+    fn profile_with_chunks(dir: &std::path::Path, n: usize) -> (Profile, Vec<(i64, String)>) {
+        let profile = Profile::open(OpenOptions::new(dir)).unwrap();
+        let chunks: Vec<Value> = (0..n).map(|c| json!({"text": format!("c{c}")})).collect();
+        let request = json!({"url": "https://e.example/a", "text": "x", "chunks": chunks});
+        crate::ops::call_json(&profile, "documents.upsert", request.to_string().as_bytes())
+            .unwrap();
+        let chunks = profile
+            .db()
+            .read(|c| {
+                c.query_all(
+                    "SELECT seq, text FROM document_chunks ORDER BY idx",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+            })
+            .unwrap();
+        (profile, chunks)
+    }
+
+    type Rows = Vec<(i64, String, i64, Vec<u8>)>;
+
+    fn stored_rows(profile: &Profile) -> Rows {
+        profile
+            .db()
+            .read(|c| {
+                c.query_all(
+                    "SELECT chunk_seq, model, dim, vector FROM chunk_embeddings ORDER BY chunk_seq",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+            })
+            .unwrap()
+    }
+
+    /// The whole-reply path (the only one before streaming).
+    fn store_whole(profile: &Profile, chunks: &[(i64, String)], reply: &[u8]) -> Result<u64> {
+        vectors_of_text(reply)
+            .and_then(|vectors| checked(vectors, chunks.len()))
+            .and_then(|vectors| store_batch(profile, "m", chunks, &vectors))
+    }
+
+    /// A small xorshift generator: the replies are random but repeatable.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    /// One number as hosts print them: an f32 in its shortest form, as an
+    /// f64, a short decimal, with an exponent, zero, or rarely out of f32.
+    fn number(rng: &mut Rng) -> String {
+        let x = f32::from_bits(rng.next() as u32 & 0x3fff_ffff | 0x3000_0000)
+            * if rng.below(2) == 0 { -1.0 } else { 1.0 };
+        match rng.below(12) {
+            0..=3 => serde_json::to_string(&f64::from(x)).unwrap(),
+            4..=6 => serde_json::to_string(&x).unwrap(),
+            7 => format!("{}.{}", rng.below(100), rng.below(100_000)),
+            8 => format!("{}e-{}", rng.below(1000) + 1, rng.below(30)),
+            9 => format!("-{}E+{}", rng.below(99) + 1, rng.below(3)),
+            10 => "0".to_owned(),
+            _ => format!("{}", rng.below(10_000_000_000_000_000_000)),
+        }
+    }
+
+    /// A random reply to `count` texts: mostly the usual shape and right,
+    /// sometimes spaced out, of another shape, or wrong in one place.
+    fn random_reply(rng: &mut Rng, count: usize, dim: usize) -> String {
+        let mut vectors: Vec<Vec<String>> = (0..count)
+            .map(|_| (0..dim).map(|_| number(rng)).collect())
+            .collect();
+        let at = rng.below(count as u64) as usize;
+        match rng.below(14) {
+            0 => vectors[at].push("1".to_owned()),
+            1 => {
+                vectors.pop();
+            }
+            2 => vectors.push(vectors[0].clone()),
+            3 => vectors[at] = vec!["0".to_owned(); dim],
+            4 => vectors[at][0] = "1e39".to_owned(),
+            5 => vectors[at][0] = "01".to_owned(),
+            _ => {}
+        }
+        let body = vectors
+            .iter()
+            .map(|v| format!("[{}]", v.join(",")))
+            .collect::<Vec<_>>();
+        match rng.below(10) {
+            0 => format!(" {{ \"vectors\" : [ {} ] }}\n", body.join(" ,\n ")),
+            1 => format!("{{\"vectors\":[{}],\"model\":\"m\"}}", body.join(",")),
+            2 => format!("{{\"vectors\":[{}]}} x", body.join(",")),
+            _ => format!("{{\"vectors\":[{}]}}", body.join(",")),
+        }
+    }
+
+    /// The streamed store accepts exactly what the whole-reply path
+    /// accepts, stores byte-identical rows, and leaves nothing behind when
+    /// it refuses; replies past the two-thread split size included.
+    #[test]
+    fn streamed_and_whole_reply_stores_agree() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let (mut streamed_ok, mut refused) = (0, 0);
+        for round in 0..40 {
+            let count = [1, 2, 7, 64, 100][rng.below(5) as usize];
+            // One dimension per round (a model keeps its first dimension).
+            let dim = [1, 3, 17, 384][rng.below(4) as usize];
+            let (streamed, chunks) =
+                profile_with_chunks(&dir.path().join(format!("s{round}")), count);
+            let (whole, same) = profile_with_chunks(&dir.path().join(format!("w{round}")), count);
+            assert_eq!(chunks, same);
+            for _ in 0..3 {
+                let reply = random_reply(&mut rng, count, dim);
+                let a = store_streamed(&streamed, "m", &chunks, reply.as_bytes());
+                let b = store_whole(&whole, &chunks, reply.as_bytes());
+                let fallback = a.as_ref().err().map(|_| {
+                    // Refused by the stream: nothing of it stored, and the
+                    // caller's whole-reply reading decides.
+                    store_whole(&streamed, &chunks, reply.as_bytes())
+                });
+                match (&a, &b) {
+                    (Ok(x), Ok(y)) => {
+                        assert_eq!(x, y);
+                        streamed_ok += 1;
+                    }
+                    (Err(_), _) => {
+                        refused += 1;
+                        assert_eq!(
+                            fallback.unwrap().ok(),
+                            b.as_ref().ok().copied(),
+                            "{reply:.200}"
+                        );
+                    }
+                    (Ok(_), Err(_)) => panic!("streamed what the whole path refuses: {reply:.200}"),
+                }
+                assert_eq!(stored_rows(&streamed), stored_rows(&whole), "{reply:.200}");
+            }
+            streamed.close(Default::default()).unwrap();
+            whole.close(Default::default()).unwrap();
+        }
+        assert!(streamed_ok > 40 && refused > 10, "{streamed_ok} {refused}");
+    }
+
+    /// A reply refused partway rolls back what the stream stored before.
+    #[test]
+    fn a_stream_refused_partway_stores_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (profile, chunks) = profile_with_chunks(dir.path(), 64);
+        let good: Vec<String> = (0..64).map(|i| format!("[1,{i},0.5]")).collect();
+        let mut bad_number = good.clone();
+        bad_number[40] = "[1,-,0.5]".to_owned();
+        let mut bad_dim = good.clone();
+        bad_dim[10] = "[1,2]".to_owned();
+        let replies = [
+            format!("{{\"vectors\":[{}]}}", bad_number.join(",")),
+            format!("{{\"vectors\":[{}]}}", bad_dim.join(",")),
+            format!("{{\"vectors\":[{}]}}", good[..63].join(",")),
+            format!("{{\"vectors\":[{},[1,1,1]]}}", good.join(",")),
+            format!("{{\"vectors\":[{}]}}]", good.join(",")),
+        ];
+        for reply in &replies {
+            assert!(store_streamed(&profile, "m", &chunks, reply.as_bytes()).is_err());
+            assert!(stored_rows(&profile).is_empty(), "{reply:.100}");
+        }
+        let reply = format!("{{\"vectors\":[{}]}}", good.join(","));
+        assert_eq!(
+            store_streamed(&profile, "m", &chunks, reply.as_bytes()).unwrap(),
+            64
+        );
+        assert_eq!(stored_rows(&profile).len(), 64);
+    }
 
     /// The text path (C embedders) accepts and refuses what the `Value`
     /// path does, with the same numbers.
