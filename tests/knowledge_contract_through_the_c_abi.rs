@@ -9,6 +9,8 @@
 //! library renamed or dropped, or gets another error than the contract
 //! names.
 
+mod common;
+
 use hydra_core::testing::ffi::model::{hydra_register_embedder, hydra_register_model};
 use hydra_core::testing::ffi::operations::{
     documents_get as hydra_documents_get, documents_upsert as hydra_documents_upsert,
@@ -1135,27 +1137,16 @@ fn search_takes_ten_items_by_default() {
 /// Rewrites the `documents` lines of a bundle with `edit` and fixes the
 /// manifest's checksum, as a hand-made bundle would be.
 fn doctor_bundle(path: &str, edit: impl Fn(&mut Value)) {
-    use sha2::Digest;
     let text = std::fs::read_to_string(path).unwrap();
     let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
-    let mut manifest: Value = serde_json::from_str(&lines[0]).unwrap();
-    let mut hasher = sha2::Sha256::new();
     for line in lines.iter_mut().skip(1) {
         let mut record: Value = serde_json::from_str(line).unwrap();
         if record["c"] == "documents" {
             edit(&mut record["r"]);
             *line = record.to_string();
-            hasher.update(line.as_bytes());
-            hasher.update(b"\n");
         }
     }
-    let sha: String = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    manifest["components"]["documents"]["sha256"] = json!(sha);
-    lines[0] = manifest.to_string();
+    common::reseal_component(&mut lines, "documents");
     std::fs::write(path, lines.join("\n") + "\n").unwrap();
 }
 

@@ -396,7 +396,6 @@ fn message_tail(profile: &Profile) -> i64 {
 /// refuses, its checksum recomputed (a well-formed bundle that fails on
 /// import, after thousands of messages were written).
 fn with_bad_message(bundle: &Path, at: usize) -> std::path::PathBuf {
-    use sha2::{Digest, Sha256};
     let text = std::fs::read_to_string(bundle).unwrap();
     let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
     let mut seen = 0;
@@ -408,21 +407,7 @@ fn with_bad_message(bundle: &Path, at: usize) -> std::path::PathBuf {
             }
         }
     }
-    let mut hasher = Sha256::new();
-    for line in lines.iter().skip(1) {
-        if line.starts_with(r#"{"c":"messages""#) {
-            hasher.update(line.as_bytes());
-            hasher.update(b"\n");
-        }
-    }
-    let sha: String = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let mut manifest: Value = serde_json::from_str(&lines[0]).unwrap();
-    manifest["components"]["messages"]["sha256"] = json!(sha);
-    lines[0] = manifest.to_string();
+    common::reseal_component(&mut lines, "messages");
     let path = bundle.with_extension("bad.hydra");
     std::fs::write(&path, lines.join("\n") + "\n").unwrap();
     path

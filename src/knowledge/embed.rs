@@ -421,44 +421,37 @@ mod tests {
             .and_then(|vectors| store_batch(profile, "m", chunks, &vectors))
     }
 
-    /// A small xorshift generator: the replies are random but repeatable.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
+    /// Proptest's seeded generator: the replies are random but repeatable.
+    type Gen = proptest::test_runner::TestRng;
+
+    fn below(rng: &mut Gen, n: u64) -> u64 {
+        proptest::prelude::Rng::next_u64(rng) % n
     }
 
     /// One number as hosts print them: an f32 in its shortest form, as an
     /// f64, a short decimal, with an exponent, zero, or rarely out of f32.
-    fn number(rng: &mut Rng) -> String {
-        let x = f32::from_bits(rng.next() as u32 & 0x3fff_ffff | 0x3000_0000)
-            * if rng.below(2) == 0 { -1.0 } else { 1.0 };
-        match rng.below(12) {
+    fn number(rng: &mut Gen) -> String {
+        let x = f32::from_bits(proptest::prelude::Rng::next_u32(rng) & 0x3fff_ffff | 0x3000_0000)
+            * if below(rng, 2) == 0 { -1.0 } else { 1.0 };
+        match below(rng, 12) {
             0..=3 => serde_json::to_string(&f64::from(x)).unwrap(),
             4..=6 => serde_json::to_string(&x).unwrap(),
-            7 => format!("{}.{}", rng.below(100), rng.below(100_000)),
-            8 => format!("{}e-{}", rng.below(1000) + 1, rng.below(30)),
-            9 => format!("-{}E+{}", rng.below(99) + 1, rng.below(3)),
+            7 => format!("{}.{}", below(rng, 100), below(rng, 100_000)),
+            8 => format!("{}e-{}", below(rng, 1000) + 1, below(rng, 30)),
+            9 => format!("-{}E+{}", below(rng, 99) + 1, below(rng, 3)),
             10 => "0".to_owned(),
-            _ => format!("{}", rng.below(10_000_000_000_000_000_000)),
+            _ => format!("{}", below(rng, 10_000_000_000_000_000_000)),
         }
     }
 
     /// A random reply to `count` texts: mostly the usual shape and right,
     /// sometimes spaced out, of another shape, or wrong in one place.
-    fn random_reply(rng: &mut Rng, count: usize, dim: usize) -> String {
+    fn random_reply(rng: &mut Gen, count: usize, dim: usize) -> String {
         let mut vectors: Vec<Vec<String>> = (0..count)
             .map(|_| (0..dim).map(|_| number(rng)).collect())
             .collect();
-        let at = rng.below(count as u64) as usize;
-        match rng.below(14) {
+        let at = below(rng, count as u64) as usize;
+        match below(rng, 14) {
             0 => vectors[at].push("1".to_owned()),
             1 => {
                 vectors.pop();
@@ -473,7 +466,7 @@ mod tests {
             .iter()
             .map(|v| format!("[{}]", v.join(",")))
             .collect::<Vec<_>>();
-        match rng.below(10) {
+        match below(rng, 10) {
             0 => format!(" {{ \"vectors\" : [ {} ] }}\n", body.join(" ,\n ")),
             1 => format!("{{\"vectors\":[{}],\"model\":\"m\"}}", body.join(",")),
             2 => format!("{{\"vectors\":[{}]}} x", body.join(",")),
@@ -487,12 +480,12 @@ mod tests {
     #[test]
     fn streamed_and_whole_reply_stores_agree() {
         let dir = tempfile::tempdir().unwrap();
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut rng = Gen::deterministic_rng(proptest::test_runner::RngAlgorithm::ChaCha);
         let (mut streamed_ok, mut refused) = (0, 0);
         for round in 0..40 {
-            let count = [1, 2, 7, 64, 100][rng.below(5) as usize];
+            let count = [1, 2, 7, 64, 100][below(&mut rng, 5) as usize];
             // One dimension per round (a model keeps its first dimension).
-            let dim = [1, 3, 17, 384][rng.below(4) as usize];
+            let dim = [1, 3, 17, 384][below(&mut rng, 4) as usize];
             let (streamed, chunks) =
                 profile_with_chunks(&dir.path().join(format!("s{round}")), count);
             let (whole, same) = profile_with_chunks(&dir.path().join(format!("w{round}")), count);

@@ -104,3 +104,24 @@ pub fn any_file_contains(dir: &std::path::Path, needle: &[u8]) -> Option<std::pa
     }
     None
 }
+
+/// Recomputes the checksum of `component` in a bundle's manifest
+/// (`lines[0]`) from that component's record lines, as a hand-made bundle
+/// would carry it.
+pub fn reseal_component(lines: &mut [String], component: &str) {
+    use sha2::Digest;
+    let prefix = format!(r#"{{"c":"{component}""#);
+    let mut hasher = sha2::Sha256::new();
+    for line in lines.iter().skip(1).filter(|l| l.starts_with(&prefix)) {
+        hasher.update(line.as_bytes());
+        hasher.update(b"\n");
+    }
+    let sha: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut manifest: Value = serde_json::from_str(&lines[0]).unwrap();
+    manifest["components"][component]["sha256"] = Value::String(sha);
+    lines[0] = manifest.to_string();
+}
