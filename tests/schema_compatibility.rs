@@ -195,9 +195,11 @@ fn a_version_seven_profile_with_data_gains_exact_counts_and_loses_the_message_in
     assert_eq!(schema(&db), fresh_schema());
 }
 
-/// Every migration up to schema 7 (the last release before the history
-/// text index left the database), frozen as those files are.
-const SCHEMA_7: &[&str] = &[
+/// Migrations 0001-0013, frozen as those files are: the first `n` build a
+/// profile of schema `n`. Schema 7 is the last release before the history
+/// text index left the database, 11 the last with a single `history`
+/// table, 13 the last with a UNIQUE index on the message id.
+const FROZEN_MIGRATIONS: [&str; 13] = [
     include_str!("../src/db/migrations/0001_profile.sql"),
     include_str!("../src/db/migrations/0002_tabs.sql"),
     include_str!("../src/db/migrations/0003_threads.sql"),
@@ -205,6 +207,12 @@ const SCHEMA_7: &[&str] = &[
     include_str!("../src/db/migrations/0005_hydraflow.sql"),
     include_str!("../src/db/migrations/0006_browser.sql"),
     include_str!("../src/db/migrations/0007_repo.sql"),
+    include_str!("../src/db/migrations/0008_history_scale.sql"),
+    include_str!("../src/db/migrations/0009_hydraflow_scale.sql"),
+    include_str!("../src/db/migrations/0010_knowledge.sql"),
+    include_str!("../src/db/migrations/0011_job_error_details.sql"),
+    include_str!("../src/db/migrations/0012_history_places.sql"),
+    include_str!("../src/db/migrations/0013_chunk_vectors_bump.sql"),
 ];
 
 fn table_rows(path: &std::path::Path, sql: &str) -> Vec<Vec<rusqlite::types::Value>> {
@@ -222,7 +230,7 @@ fn table_rows(path: &std::path::Path, sql: &str) -> Vec<Vec<rusqlite::types::Val
 #[test]
 fn a_version_seven_profile_with_history_upgrades_to_the_fresh_schema_with_its_data() {
     let (old, db) = old_profile(
-        SCHEMA_7,
+        &FROZEN_MIGRATIONS[..7],
         "PRAGMA user_version = 7;
              INSERT INTO tabs (id, current_history_id, current_url, current_title,
                                last_visited_at, created_at, updated_at)
@@ -279,22 +287,6 @@ fn a_version_seven_profile_with_history_upgrades_to_the_fresh_schema_with_its_da
     assert_eq!(version, hydra_core::db::LATEST_SCHEMA_VERSION);
 }
 
-/// Every migration up to schema 11 (the last one with a single `history`
-/// table), frozen as those files are.
-const SCHEMA_11: &[&str] = &[
-    include_str!("../src/db/migrations/0001_profile.sql"),
-    include_str!("../src/db/migrations/0002_tabs.sql"),
-    include_str!("../src/db/migrations/0003_threads.sql"),
-    include_str!("../src/db/migrations/0004_jobs.sql"),
-    include_str!("../src/db/migrations/0005_hydraflow.sql"),
-    include_str!("../src/db/migrations/0006_browser.sql"),
-    include_str!("../src/db/migrations/0007_repo.sql"),
-    include_str!("../src/db/migrations/0008_history_scale.sql"),
-    include_str!("../src/db/migrations/0009_hydraflow_scale.sql"),
-    include_str!("../src/db/migrations/0010_knowledge.sql"),
-    include_str!("../src/db/migrations/0011_job_error_details.sql"),
-];
-
 fn call(profile: &Profile, op: &str, req: serde_json::Value) -> serde_json::Value {
     serde_json::from_str(
         &hydra_core::ops::call_json(profile, op, req.to_string().as_bytes()).unwrap(),
@@ -308,7 +300,7 @@ fn a_version_eleven_profile_with_history_upgrades_to_places_and_visits_with_its_
     // keeps its own), a tab pointing at a visit, every detail column,
     // a host-less url, and a gap in the ids.
     let (old, db) = old_profile(
-        SCHEMA_11,
+        &FROZEN_MIGRATIONS[..11],
         "PRAGMA user_version = 11;
              INSERT INTO tabs (id, current_history_id, current_url, current_title,
                                last_visited_at, created_at, updated_at)
@@ -413,31 +405,13 @@ fn a_version_eleven_profile_with_history_upgrades_to_places_and_visits_with_its_
     );
 }
 
-/// Every migration up to schema 13 (the last one with a UNIQUE index on
-/// the message id), frozen as those files are.
-const SCHEMA_13: &[&str] = &[
-    include_str!("../src/db/migrations/0001_profile.sql"),
-    include_str!("../src/db/migrations/0002_tabs.sql"),
-    include_str!("../src/db/migrations/0003_threads.sql"),
-    include_str!("../src/db/migrations/0004_jobs.sql"),
-    include_str!("../src/db/migrations/0005_hydraflow.sql"),
-    include_str!("../src/db/migrations/0006_browser.sql"),
-    include_str!("../src/db/migrations/0007_repo.sql"),
-    include_str!("../src/db/migrations/0008_history_scale.sql"),
-    include_str!("../src/db/migrations/0009_hydraflow_scale.sql"),
-    include_str!("../src/db/migrations/0010_knowledge.sql"),
-    include_str!("../src/db/migrations/0011_job_error_details.sql"),
-    include_str!("../src/db/migrations/0012_history_places.sql"),
-    include_str!("../src/db/migrations/0013_chunk_vectors_bump.sql"),
-];
-
 #[test]
 fn a_version_thirteen_profile_with_messages_upgrades_to_keyed_message_ids() {
     // 5,000 messages past the counter's fold mark, in two threads, with
     // every column set somewhere, ids sharing a prefix and a suffix, and a
     // gap in `seq` (a deleted message).
     let (old, db) = old_profile(
-        SCHEMA_13,
+        &FROZEN_MIGRATIONS[..13],
         "PRAGMA user_version = 13;
          INSERT INTO llm_threads (id, created_at, updated_at) VALUES ('th', 1, 1), ('gone', 1, 1);
          WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
