@@ -172,25 +172,24 @@ pub fn embed_missing(
         if !chunks.is_empty() {
             let texts: Vec<&str> = chunks.iter().map(|(_, t)| t.as_str()).collect();
             let input = || json!({"model": model, "texts": texts});
+            // A whole reply's vectors, checked, stored in one transaction.
+            let store_whole = |vectors: Vec<Vec<f32>>| {
+                checked(vectors, chunks.len())
+                    .and_then(|vectors| store_batch(profile, model, &chunks, &vectors))
+            };
             let stored = match &embedder {
                 Embedder::Json(f) => f(&input())
                     .and_then(|reply| vectors_of(&reply))
-                    .and_then(|vectors| checked(vectors, chunks.len()))
-                    .and_then(|vectors| store_batch(profile, model, &chunks, &vectors)),
+                    .and_then(store_whole),
                 Embedder::Text(f) => f(&input()).and_then(|reply| {
                     // The usual reply streams into the store as it is read;
                     // anything that does not (another shape, a bad vector,
                     // a failed store) is read and checked whole, so the
                     // batch counts exactly as it would without streaming.
-                    store_streamed(profile, model, &chunks, &reply).or_else(|_| {
-                        vectors_of_text(&reply)
-                            .and_then(|vectors| checked(vectors, chunks.len()))
-                            .and_then(|vectors| store_batch(profile, model, &chunks, &vectors))
-                    })
+                    store_streamed(profile, model, &chunks, &reply)
+                        .or_else(|_| vectors_of_text(&reply).and_then(store_whole))
                 }),
-                Embedder::Vectors(f) => f(model, &texts)
-                    .and_then(|vectors| checked(vectors, chunks.len()))
-                    .and_then(|vectors| store_batch(profile, model, &chunks, &vectors)),
+                Embedder::Vectors(f) => f(model, &texts).and_then(store_whole),
             };
             match stored {
                 Ok(n) => outcome.embedded += n,
