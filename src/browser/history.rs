@@ -571,7 +571,7 @@ pub fn purge(profile: &Profile, req: PurgeRequest) -> Result<Purged<PurgeRespons
         all,
     };
     let removal = Removal::begin(profile);
-    let response = crate::privacy::purge(profile, |tx| {
+    let delete = |tx: &rusqlite::Transaction<'_>| {
         let tabs_cleared = clear_tabs(tx, &w, now_ms())?;
         let deleted_count = delete_rows(tx, &w, &removal)?;
         Ok(PurgeResponse {
@@ -579,7 +579,14 @@ pub fn purge(profile: &Profile, req: PurgeRequest) -> Result<Purged<PurgeRespons
             tabs_cleared,
             filters: echo,
         })
-    })?;
+    };
+    // Emptying the history frees most of a profile's pages: they are
+    // zeroed in place rather than through the WAL.
+    let response = if all {
+        crate::privacy::purge_in_bulk(profile, delete)?
+    } else {
+        crate::privacy::purge(profile, delete)?
+    };
     removal.confirm();
     Ok(response)
 }

@@ -36,6 +36,7 @@
 
 mod checkpointer;
 mod conn_ext;
+mod free_pages;
 pub mod id_key;
 mod migrate;
 pub mod paging;
@@ -103,6 +104,9 @@ pub struct Db {
     erasure: ErasureGate,
     /// Runs the WAL checkpoints beside the writer ([`checkpointer`]).
     checkpointer: Mutex<Option<checkpointer::Checkpointer>>,
+    /// The database file, for zeroing free pages in place ([`free_pages`]).
+    /// Last, so that it is closed after every connection.
+    free_pages: free_pages::FreePages,
 }
 
 /// The writer connection and the shared transaction open on it, if any.
@@ -131,6 +135,10 @@ struct CommitLog {
 /// microseconds; this only bounds memory).
 const FAILED_BATCHES_KEPT: usize = 64;
 
+/// How long opening waits for readers outside the library before it zeroes
+/// free pages a crashed bulk delete left (through SQLite after that).
+const OPEN_FREE_PAGES_WAIT: Duration = Duration::from_millis(200);
+
 impl Db {
     /// Opens (creating if needed) the database at `path` and migrates it to
     /// the latest schema. Call [`probe_existing`] first so that a foreign,
@@ -147,6 +155,12 @@ impl Db {
         // prepared; the default cache of 16 is shared by every operation.
         writer.set_prepared_statement_cache_capacity(64);
         text_match::register(&writer)?;
+        // A bulk delete that a crash cut short left free pages unzeroed:
+        // zero them before anything (a migration) reuses one.
+        let free_pages = free_pages::FreePages::open(path)?;
+        if free_pages.armed() {
+            free_pages.finish(&writer, Instant::now() + OPEN_FREE_PAGES_WAIT)?;
+        }
         migrate(&writer)?;
         let checkpointer = checkpointer::Checkpointer::start(path, &mut writer, |conn| {
             conn.busy_timeout(BUSY_TIMEOUT)?;
@@ -166,6 +180,7 @@ impl Db {
             readers: Mutex::new(Vec::new()),
             erasure: ErasureGate::default(),
             checkpointer: Mutex::new(Some(checkpointer)),
+            free_pages,
         })
     }
 
@@ -354,6 +369,49 @@ impl Db {
         Some(MutexGuard::map(writer, |w| &mut w.conn))
     }
 
+    /// Runs `delete` as one write transaction that may free pages by the
+    /// ten thousand (a privacy delete: `crate::privacy::purge_in_bulk`),
+    /// with `secure_delete = FAST`, then erases in place what it freed,
+    /// holding the writer from start to end ([`free_pages`]). `erase_wait`
+    /// bounds the wait for readers after the commit. Returns the delete's
+    /// value and whether the erasure completed. A failed `delete` rolls back
+    /// and changes nothing; after the commit, a failure leaves the erasure
+    /// pending (the marker stays, the next open finishes it).
+    pub fn privacy_delete_in_bulk<T>(
+        &self,
+        delete: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
+        erase_wait: Duration,
+    ) -> Result<(T, bool)> {
+        let conn = self.writer();
+        self.free_pages.arm()?;
+        let committed = {
+            let _fast = FastSecureDelete::set(&conn)?;
+            rusqlite::Transaction::new_unchecked(&conn, rusqlite::TransactionBehavior::Immediate)
+                .map_err(Error::from)
+                .and_then(|tx| {
+                    let value = delete(&tx)?;
+                    let drain = self
+                        .erasure
+                        .commit_privacy_delete(|| tx.commit().map_err(Into::into))?;
+                    Ok((value, drain))
+                })
+        };
+        let (value, drain) = match committed {
+            Ok(committed) => committed,
+            Err(e) => {
+                // Rolled back: the free pages are as zeroed as before.
+                self.free_pages.disarm()?;
+                return Err(e);
+            }
+        };
+        let erased = self
+            .free_pages
+            .finish(&conn, Instant::now() + erase_wait)
+            .unwrap_or(false);
+        drop(drain);
+        Ok((value, erased))
+    }
+
     /// Privacy deletes versus read snapshots ([`snapshot`]).
     pub fn erasure(&self) -> &ErasureGate {
         &self.erasure
@@ -456,6 +514,24 @@ impl Writer {
         let batch = self.batch.as_mut().expect("just opened");
         batch.callers += 1;
         Ok((batch.id, first))
+    }
+}
+
+/// `PRAGMA secure_delete = FAST` on a connection until dropped (even by a
+/// panic), then `ON` again.
+struct FastSecureDelete<'c>(&'c Connection);
+
+impl<'c> FastSecureDelete<'c> {
+    fn set(conn: &'c Connection) -> Result<FastSecureDelete<'c>> {
+        conn.execute_batch("PRAGMA secure_delete = FAST")?;
+        Ok(FastSecureDelete(conn))
+    }
+}
+
+impl Drop for FastSecureDelete<'_> {
+    fn drop(&mut self) {
+        // Setting a flag: it cannot fail once the connection is open.
+        let _ = self.0.execute_batch("PRAGMA secure_delete = ON");
     }
 }
 

@@ -337,16 +337,21 @@ pub fn truncate_until<G: std::ops::Deref<Target = Connection>>(
 
 /// How long one checkpoint attempt waits for readers before it gives the
 /// writer back.
-const ATTEMPT_WAIT: Duration = Duration::from_millis(5);
+pub(super) const ATTEMPT_WAIT: Duration = Duration::from_millis(5);
 
 impl super::Db {
     /// Truncates the WAL (the last step of erasure), trying until `deadline`
-    /// while new reads pause, and never holding the writer between attempts.
+    /// while new reads pause, and never holding the writer between attempts
+    /// (unless a bulk delete left free pages to zero: see `free_pages`).
     /// On success any pending erasure is cleared. True once truncated.
     pub fn erase_pending(&self, deadline: Instant) -> Result<bool> {
-        let truncated = self
-            .erasure
-            .draining(|| truncate_until(|| self.writer(), ATTEMPT_WAIT, deadline))?;
+        let truncated = self.erasure.draining(|| {
+            if self.free_pages.armed() {
+                self.free_pages.finish(&self.writer(), deadline)
+            } else {
+                truncate_until(|| self.writer(), ATTEMPT_WAIT, deadline)
+            }
+        })?;
         if truncated {
             self.erasure.clear_pending();
         }
@@ -356,7 +361,11 @@ impl super::Db {
     /// One attempt of the background eraser: waits at most `wait` for
     /// readers. True (and the pending erasure cleared) once truncated.
     pub fn retry_erasure(&self, wait: Duration) -> Result<bool> {
-        let truncated = checkpoint_truncate_within(&self.writer(), wait)?.truncated();
+        let truncated = if self.free_pages.armed() {
+            self.free_pages.finish(&self.writer(), Instant::now() + wait)?
+        } else {
+            checkpoint_truncate_within(&self.writer(), wait)?.truncated()
+        };
         if truncated {
             self.erasure.clear_pending();
         }
