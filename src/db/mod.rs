@@ -150,23 +150,17 @@ impl Db {
                 | OpenFlags::SQLITE_OPEN_CREATE
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        apply_pragmas(&writer, synchronous)?;
-        // The write path's statements (transaction control included) stay
-        // prepared; the default cache of 16 is shared by every operation.
-        writer.set_prepared_statement_cache_capacity(64);
-        text_match::register(&writer)?;
-        // A bulk delete that a crash cut short left free pages unzeroed:
-        // zero them before anything (a migration) reuses one.
+        // Opened after the writer, closed after it, also on an error below:
+        // closing this descriptor drops the process's POSIX locks on the
+        // file, SQLite's own included (`free_pages`).
         let free_pages = free_pages::FreePages::open(path)?;
-        if free_pages.armed() {
-            free_pages.finish(&writer, Instant::now() + OPEN_FREE_PAGES_WAIT)?;
-        }
-        migrate(&writer)?;
-        let checkpointer = checkpointer::Checkpointer::start(path, &mut writer, |conn| {
-            conn.busy_timeout(BUSY_TIMEOUT)?;
-            conn.execute_batch(&format!("PRAGMA synchronous = {};", synchronous.pragma()))?;
-            Ok(())
-        })?;
+        let checkpointer = match Self::prepare_writer(path, &mut writer, synchronous, &free_pages) {
+            Ok(checkpointer) => checkpointer,
+            Err(e) => {
+                drop(writer);
+                return Err(e);
+            }
+        };
         Ok(Db {
             path: path.to_owned(),
             writer: Mutex::new(Writer {
@@ -181,6 +175,32 @@ impl Db {
             erasure: ErasureGate::default(),
             checkpointer: Mutex::new(Some(checkpointer)),
             free_pages,
+        })
+    }
+
+    /// Sets up the writer connection of [`Db::open`]: pragmas, functions,
+    /// the erasure a crash cut short, migrations, then the checkpoint thread.
+    fn prepare_writer(
+        path: &Path,
+        writer: &mut Connection,
+        synchronous: Synchronous,
+        free_pages: &free_pages::FreePages,
+    ) -> Result<checkpointer::Checkpointer> {
+        apply_pragmas(writer, synchronous)?;
+        // The write path's statements (transaction control included) stay
+        // prepared; the default cache of 16 is shared by every operation.
+        writer.set_prepared_statement_cache_capacity(64);
+        text_match::register(writer)?;
+        // A bulk delete that a crash cut short left free pages unzeroed:
+        // zero them before anything (a migration) reuses one.
+        if free_pages.armed() {
+            free_pages.finish(writer, Instant::now() + OPEN_FREE_PAGES_WAIT)?;
+        }
+        migrate(writer)?;
+        checkpointer::Checkpointer::start(path, writer, |conn| {
+            conn.busy_timeout(BUSY_TIMEOUT)?;
+            conn.execute_batch(&format!("PRAGMA synchronous = {};", synchronous.pragma()))?;
+            Ok(())
         })
     }
 
