@@ -24,6 +24,7 @@ static RESTARTS: AtomicU64 = AtomicU64::new(0);
 static EXPORTS: AtomicU64 = AtomicU64::new(0);
 static PURGES: AtomicU64 = AtomicU64::new(0);
 static DELETES: AtomicU64 = AtomicU64::new(0);
+static PURGED_ALL: AtomicU64 = AtomicU64::new(0);
 static STOPPING: AtomicBool = AtomicBool::new(false);
 
 /// Paces the `i`-th privacy delete: each makes a running export start over
@@ -56,7 +57,7 @@ fn purges_exports_writes_and_reads_never_stall_each_other() {
             let mut i = 0;
             let mut worst = Duration::ZERO;
             while !stop.load(Ordering::SeqCst) {
-                if matches!(name, "purge" | "thread-delete") {
+                if matches!(name, "purge" | "purge-all" | "thread-delete") {
                     after_export(i); // paced, outside the timed call
                 }
                 let started = Instant::now();
@@ -99,6 +100,19 @@ fn purges_exports_writes_and_reads_never_stall_each_other() {
             PURGES.fetch_add(1, Ordering::SeqCst);
             0
         }),
+        // Emptying the history holds the writer from its delete through
+        // its checkpoint and the zeroing of the freed pages in place
+        // (src/db/free_pages.rs): it must not stall the others either.
+        worker("purge-all", |p, i| {
+            let visits: Vec<_> = (0..200)
+                .map(|k| json!({"url": format!("https://all{i}.example/{k}"), "title": "secret"}))
+                .collect();
+            call(p, "visits.record_batch", json!({"visits": visits})).unwrap();
+            let r = call(p, "history.purge", json!({"all": true})).unwrap();
+            assert_eq!(r["erased"], true, "no outside reader here: {r}");
+            PURGED_ALL.fetch_add(1, Ordering::SeqCst);
+            0
+        }),
         worker("write", |p, i| {
             call(
                 p,
@@ -126,7 +140,7 @@ fn purges_exports_writes_and_reads_never_stall_each_other() {
         Duration::from_secs(300),
         "enough overlapping rounds",
         || {
-            [&EXPORTS, &PURGES, &DELETES]
+            [&EXPORTS, &PURGES, &PURGED_ALL, &DELETES]
                 .iter()
                 .all(|n| n.load(Ordering::SeqCst) >= 6)
         },
@@ -137,7 +151,7 @@ fn purges_exports_writes_and_reads_never_stall_each_other() {
         thread.join().expect("a worker failed");
     }
     let slowest = slowest.lock().unwrap();
-    assert_eq!(slowest.len(), 5);
+    assert_eq!(slowest.len(), 6);
     eprintln!(
         "{slowest:?}; export restarts: {}",
         RESTARTS.load(Ordering::SeqCst)
