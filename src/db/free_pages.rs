@@ -259,8 +259,14 @@ fn overwrite_through_sqlite(conn: &Connection) -> Result<()> {
     let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
     let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
     tx.execute_batch("CREATE TABLE hydra_free_page_fill (b BLOB NOT NULL)")?;
-    loop {
-        let free: i64 = tx.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+    let free_count = || -> Result<i64> {
+        Ok(tx.query_row("PRAGMA freelist_count", [], |r| r.get(0))?)
+    };
+    // SQLite takes new pages from the freelist while it has any, so each
+    // blob shrinks it; the bound only guards against a loop.
+    let rounds = free_count()? / PAGES_PER_WRITE as i64 + 16;
+    for _ in 0..rounds {
+        let free = free_count()?;
         if free == 0 {
             break;
         }
@@ -270,6 +276,9 @@ fn overwrite_through_sqlite(conn: &Connection) -> Result<()> {
             "INSERT INTO hydra_free_page_fill (b) VALUES (zeroblob(?1))",
             [free.min(PAGES_PER_WRITE as i64) * page_size],
         )?;
+    }
+    if free_count()? != 0 {
+        return Err(Error::internal("free pages left after overwriting them"));
     }
     tx.execute_batch("DROP TABLE hydra_free_page_fill")?;
     tx.commit()?;
