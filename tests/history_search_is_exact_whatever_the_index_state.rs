@@ -332,7 +332,7 @@ fn common_queries_over_visits_in_time_order_match_a_brute_force_scan() {
     check("caught up");
     // The walk served those lists (keys ascend with ids).
     assert!(index
-        .newest_matches("common", (i64::MAX, i64::MAX), 10)
+        .newest_matches("common", (i64::MAX, i64::MAX), 10, usize::MAX)
         .is_some());
     let mid = table(&t).iter().map(|r| r.id).max().unwrap() / 2;
     index.hold_at(Some(mid));
@@ -348,6 +348,40 @@ fn common_queries_over_visits_in_time_order_match_a_brute_force_scan() {
     );
     check("with a visit recorded out of order");
     assert!(index
-        .newest_matches("common", (i64::MAX, i64::MAX), 10)
+        .newest_matches("common", (i64::MAX, i64::MAX), 10, usize::MAX)
         .is_none());
+}
+
+/// A query-only list first walks the index newest first for a few thousand
+/// visits (`NEWEST_FIRST_BUDGET` in src/browser/history.rs); a query too
+/// rare to fill the page there is looked up whole instead. Both ways, and
+/// across the boundary, every page is the brute-force answer.
+#[test]
+fn query_only_lists_past_the_newest_first_budget_match_a_brute_force_scan() {
+    let t = TestProfile::new();
+    let visits: Vec<Value> = (0..6_000)
+        .map(|i| {
+            // ~10% "often", ~1% "seldom" (too few for a page within the
+            // newest 4,000), one visit "lonely" near the start.
+            let tag = match i {
+                5 => " lonely",
+                _ if i % 100 == 7 => " seldom",
+                _ if i % 10 == 3 => " often",
+                _ => "",
+            };
+            json!({"url": format!("https://s{}.example/{i}", i % 37),
+                   "title": format!("page {i}{tag}"), "visited_at": 1_000 + i})
+        })
+        .collect();
+    for chunk in visits.chunks(2_000) {
+        t.ok("visits.record_batch", json!({ "visits": chunk }));
+    }
+    let rows = table(&t);
+    for q in ["often", "SELDOM", "lonely", "page 59", "no such text"] {
+        let filter = json!({ "query": q });
+        let want = expected(&rows, &filter);
+        for limit in [10usize, 50, 200] {
+            assert_eq!(listed(&t, &filter, limit), want, "{q} by {limit}");
+        }
+    }
 }

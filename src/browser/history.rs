@@ -240,25 +240,36 @@ pub fn list(profile: &Profile, req: ListRequest) -> Result<Page<Visit>> {
             let wanted = req.limit.get() + 1;
             let index = profile.history_text_index();
             let folded = fold_case(q);
+            // Nothing else to filter: the newest matches come from the
+            // index's own newest-first walk. A common query fills the page
+            // within a few thousand documents; a rarer one gives up after
+            // `NEWEST_FIRST_BUDGET` and is looked up whole below.
+            let newest = |budget| -> Result<Option<Vec<(Visit, i64, i64)>>> {
+                let Some(Lookup::Found { hits, watermark }) =
+                    index.newest_matches(&folded, ks.bounds(), wanted, budget)
+                else {
+                    return Ok(None);
+                };
+                let every_match = hits.len() < wanted;
+                let rows = rows_by_id(conn, &filters, &ks, hits, watermark)?;
+                // Each row re-checks its own text; should one fail (it
+                // cannot while the index is exact), the table walk below
+                // answers instead.
+                Ok((every_match || rows.len() >= wanted).then_some(rows))
+            };
+            if filters.query_only() {
+                if let Some(rows) = newest(NEWEST_FIRST_BUDGET)? {
+                    return Ok(ks.finish(rows));
+                }
+            }
             match index.search(&folded, index_lookup_limit(profile, wanted)) {
                 Lookup::Found { hits, watermark } => {
                     let rows = rows_by_id(conn, &filters, &ks, hits, watermark)?;
                     return Ok(ks.finish(rows));
                 }
-                // A common query and nothing else to filter: the newest
-                // matches come from the index's own newest-first walk.
                 Lookup::TooMany { .. } if filters.query_only() => {
-                    if let Some(Lookup::Found { hits, watermark }) =
-                        index.newest_matches(&folded, ks.bounds(), wanted)
-                    {
-                        let every_match = hits.len() < wanted;
-                        let rows = rows_by_id(conn, &filters, &ks, hits, watermark)?;
-                        // Each row re-checks its own text; should one fail
-                        // (it cannot while the index is exact), the table
-                        // walk below answers instead.
-                        if every_match || rows.len() >= wanted {
-                            return Ok(ks.finish(rows));
-                        }
+                    if let Some(rows) = newest(usize::MAX)? {
+                        return Ok(ks.finish(rows));
                     }
                 }
                 Lookup::TooMany { .. } => {}
@@ -286,6 +297,12 @@ pub fn list(profile: &Profile, req: ListRequest) -> Result<Page<Visit>> {
         Ok(ks.finish(rows))
     })
 }
+
+/// How many documents a query-only list walks newest first before it
+/// looks the query up whole instead: a query matching 10% of the visits
+/// fills a page of 200 within about 2,000; one matching 0.1% would need
+/// 200,000, which the whole lookup answers in less.
+const NEWEST_FIRST_BUDGET: usize = 4_000;
 
 /// Up to how many matching visits the index hands over by id; beyond it a
 /// walk of the table newest first, testing each row, finds the page sooner.

@@ -240,10 +240,19 @@ impl SubstringIndex {
     /// common query, where [`SubstringIndex::search`] gives up: documents
     /// are walked newest first and each place is tested once, when first
     /// met, so the cost follows the documents walked, not the matches.
-    /// `None` when keys do not ascend with ids (documents recorded out of
-    /// order): then id order is not key order and the caller walks the
-    /// table in key order instead.
-    pub fn newest_matches(&self, folded_query: &str, before: (i64, i64), n: usize) -> Option<Lookup> {
+    /// At most `budget` documents are walked: when that many were tested
+    /// without finding `n` matches (a rarer query, which
+    /// [`SubstringIndex::search`] answers for less), the answer is
+    /// [`Lookup::TooMany`]. `None` when keys do not ascend with ids
+    /// (documents recorded out of order): then id order is not key order
+    /// and the caller walks the table in key order instead.
+    pub fn newest_matches(
+        &self,
+        folded_query: &str,
+        before: (i64, i64),
+        n: usize,
+        budget: usize,
+    ) -> Option<Lookup> {
         let s = self.state.lock();
         if s.keys_unsorted {
             return None;
@@ -263,9 +272,14 @@ impl SubstringIndex {
             }
         }
         let mut hits = Vec::with_capacity(n);
-        for i in (0..end).rev() {
+        for (walked, i) in (0..end).rev().enumerate() {
             if hits.len() >= n {
                 break;
+            }
+            if walked >= budget {
+                return Some(Lookup::TooMany {
+                    watermark: s.watermark,
+                });
             }
             let place = s.doc_places[i] as usize;
             if tested[place] == 0 {
@@ -478,6 +492,40 @@ mod tests {
             Lookup::Found { hits, .. } => hits.into_iter().map(|(_, id)| id).collect(),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn the_newest_first_walk_gives_up_after_its_budget() {
+        // Every 10th document matches "rare"; every document "page".
+        let index = index(
+            (1..=100)
+                .map(|i| {
+                    let title = if i % 10 == 0 { "rare page" } else { "page" };
+                    doc(i, &format!("https://x.example/{i}"), Some(title))
+                })
+                .collect(),
+        );
+        let newest = |q: &str, n, budget| index.newest_matches(q, (i64::MAX, i64::MAX), n, budget);
+        let ids = |lookup: Option<Lookup>| -> Vec<i64> {
+            match lookup {
+                Some(Lookup::Found { hits, .. }) => hits.into_iter().map(|(_, id)| id).collect(),
+                other => panic!("{other:?}"),
+            }
+        };
+        // Three matches lie within the newest 30 documents.
+        assert_eq!(ids(newest("rare", 3, 30)), vec![100, 90, 80]);
+        assert_eq!(
+            newest("rare", 3, 20),
+            Some(Lookup::TooMany { watermark: 100 })
+        );
+        // Fewer matches than asked: only a walk to the oldest document
+        // may say so.
+        assert_eq!(ids(newest("rare", 50, 100)).len(), 10);
+        assert_eq!(
+            newest("rare", 50, 99),
+            Some(Lookup::TooMany { watermark: 100 })
+        );
+        assert_eq!(ids(newest("page", 5, 5)), vec![100, 99, 98, 97, 96]);
     }
 
     #[test]
