@@ -9,12 +9,14 @@
 //! subdomains, each matching host is read on its own and the pages merged.
 //!
 //! A `query` asks the in-memory index (`browser::history_index`) which
-//! visits match. Few matches: they are fetched by id, together with the
-//! rows the index does not cover yet (`id > watermark`), every other filter
-//! in SQL. Many: the table is walked newest first and each row's own text
-//! tested in SQL (a 10%-matching query finds 200 rows within ~2,000). Both
-//! test the row's text with the same fold, so the answer never depends on
-//! the index's state.
+//! visits match. With no other filter, the index's own visits are walked
+//! newest first (each place tested once) until the page is full, for at
+//! most `NEWEST_FIRST_BUDGET` visits: a 10%-matching query fills 200 rows
+//! within ~2,000. Otherwise, few matches: they are fetched by id, together
+//! with the rows the index does not cover yet (`id > watermark`), every
+//! other filter in SQL. Many: the table is walked newest first and each
+//! row's own text tested in SQL. Every way tests the row's text with the
+//! same fold, so the answer never depends on the index's state.
 //!
 //! Every delete goes through [`crate::privacy::purge`] (one transaction, then
 //! a WAL checkpoint), deletes the places its visits leave without a visit
