@@ -9,7 +9,7 @@
 
 mod common;
 use common::polling;
-use common::{any_file_contains, TestProfile};
+use common::{any_file_contains, outside_reader, TestProfile};
 use hydra_core::{CloseOptions, OpenOptions, Profile};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -52,21 +52,6 @@ fn within(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
         }
         polling::pause();
     }
-}
-
-/// A reader outside the library: its own connection on the database file,
-/// inside a read transaction that saw the secret.
-fn external_reader(dir: &Path) -> rusqlite::Connection {
-    let conn = rusqlite::Connection::open_with_flags(
-        dir.join("hydra.sqlite3"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
-    conn.execute_batch("BEGIN").unwrap();
-    let _: i64 = conn
-        .query_row("SELECT count(*) FROM history", [], |r| r.get(0))
-        .unwrap();
-    conn
 }
 
 #[test]
@@ -115,7 +100,7 @@ fn an_outside_reader_gives_erased_false_then_erasure_completes_when_it_leaves() 
         json!({"thread_id": thread["thread"]["id"], "role": "user", "content": format!("Message {SECRET}")}),
     );
     t.ok("profile.maintenance", json!({}));
-    let reader = external_reader(t.dir.path());
+    let reader = outside_reader(t.dir.path());
 
     let started = Instant::now();
     let deleted = t.ok("threads.delete", json!({"id": thread["thread"]["id"]}));
@@ -163,7 +148,7 @@ fn close_reports_an_erasure_it_could_not_complete_and_the_next_open_completes_it
         json!({"value": format!("Memory {SECRET}"), "scope": "user"}),
     );
     t.ok("profile.maintenance", json!({}));
-    let reader = external_reader(dir.path());
+    let reader = outside_reader(dir.path());
     let deleted = t.ok("memory.delete", json!({"id": memory["memory"]["id"]}));
     assert_eq!(deleted["erased"], false);
 

@@ -8,7 +8,7 @@
 //! and the zeroing is finished by the next open.
 
 mod common;
-use common::{any_file_contains, polling, TestProfile};
+use common::{any_file_contains, outside_reader, polling, TestProfile};
 use hydra_core::{CloseOptions, OpenOptions, Profile};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -114,15 +114,7 @@ fn an_outside_reader_makes_it_pending_and_the_erasure_completes_when_it_leaves()
     let t = TestProfile::new();
     secret_visits(&t.profile, 10_000);
     t.ok("profile.maintenance", json!({}));
-    let reader = rusqlite::Connection::open_with_flags(
-        t.dir.path().join("hydra.sqlite3"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
-    reader.execute_batch("BEGIN").unwrap();
-    let _: i64 = reader
-        .query_row("SELECT count(*) FROM history", [], |r| r.get(0))
-        .unwrap();
+    let reader = outside_reader(t.dir.path());
 
     let started = Instant::now();
     let purged = t.ok("history.purge", json!({"all": true}));

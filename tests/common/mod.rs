@@ -88,6 +88,22 @@ pub fn call(profile: &Profile, op: &str, request: Value) -> Result<Value, Public
         .map_err(|e| e.to_public())
 }
 
+/// A reader outside the library: its own connection on the profile's
+/// database file, inside a read transaction that has read the history
+/// (so it holds the pages of that moment until dropped).
+pub fn outside_reader(dir: &std::path::Path) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open_with_flags(
+        dir.join("hydra.sqlite3"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("open the database file");
+    conn.execute_batch("BEGIN").expect("begin");
+    let _: i64 = conn
+        .query_row("SELECT count(*) FROM history", [], |r| r.get(0))
+        .expect("read");
+    conn
+}
+
 /// Every file under `dir`, read raw; true when any contains `needle`.
 pub fn any_file_contains(dir: &std::path::Path, needle: &[u8]) -> Option<std::path::PathBuf> {
     for entry in walkdir::WalkDir::new(dir)
