@@ -409,7 +409,10 @@ pub fn parse_request<Req: DeserializeOwned>(request: &[u8]) -> Result<Req> {
     match parsed {
         Ok(value) if de.end().is_ok() => Ok(value),
         Ok(_) => Err(invalid_json()),
-        Err(e) if e.inner().is_data() && is_json() => Err(field_error(&e)),
+        // Valid JSON that does not fit is a field's fault, whatever serde
+        // calls it: serde_json reports a number, array or `{}` given for an
+        // enumeration as a syntax error ("expected value").
+        Err(e) if is_json() => Err(field_error(&e)),
         Err(_) => Err(invalid_json()),
     }
 }
@@ -450,11 +453,37 @@ fn field_error(e: &serde_path_to_error::Error<serde_json::Error>) -> Error {
             .map(|x| x.1)
             .unwrap_or("another value");
         (path, format!("expected {}", plain_expected(expected)))
+    } else if !e.inner().is_data() {
+        // A syntax error on valid JSON: a value of the wrong type for an
+        // enumeration (the only case serde_json reports so).
+        (
+            path,
+            "expected one of the listed values (a string)".to_owned(),
+        )
     } else {
         (path, text.to_owned())
     };
     let index = first_array_index(&field);
-    let error = Error::invalid(field, reason);
+    let error = if text.starts_with("unknown field ") {
+        // The unknown key is the caller's own text (a URL, say): it goes in
+        // `details.field` only, never in the message.
+        let mut parent = String::new();
+        let segments: Vec<_> = e.path().iter().collect();
+        for segment in &segments[..segments.len().saturating_sub(1)] {
+            if !parent.is_empty() && !matches!(segment, serde_path_to_error::Segment::Seq { .. }) {
+                parent.push('.');
+            }
+            parent.push_str(&segment.to_string());
+        }
+        let message = if parent.is_empty() {
+            "unknown field".to_owned()
+        } else {
+            format!("{parent}: unknown field")
+        };
+        Error::new(ErrorCode::InvalidArgument, message).with_detail("field", field)
+    } else {
+        Error::invalid(field, reason)
+    };
     match index {
         // A bad entry of a list request (`visits[3].url`) also names its
         // position, as the handlers' own per-entry checks do.

@@ -86,6 +86,68 @@ fn bad_requests_get_their_codes_in_contract_order() {
     let e = call(h, b"meta.version", Some(br#"{"verbose":true}"#));
     assert_eq!(code(&e), "invalid_argument");
     assert_eq!(e["error"]["details"]["field"], "verbose");
+    // An unknown key is the caller's text (here a URL): details.field names
+    // it, the message does not (messages never hold URLs).
+    let secret = "https://secret.example.com/path?q=1";
+    for (op, request, field) in [
+        (
+            "meta.version",
+            format!(r#"{{"{secret}":1}}"#),
+            secret.to_owned(),
+        ),
+        (
+            "visits.record_batch",
+            format!(r#"{{"visits":[{{"url":"https://a.example/","{secret}":1}}]}}"#),
+            format!("visits[0].{secret}"),
+        ),
+    ] {
+        let e = call(h, op.as_bytes(), Some(request.as_bytes()));
+        assert_eq!(code(&e), "invalid_argument", "{e}");
+        assert_eq!(e["error"]["details"]["field"], field.as_str());
+        let message = e["error"]["message"].as_str().unwrap();
+        assert!(!message.contains("secret"), "{message}");
+        assert!(message.ends_with("unknown field"), "{message}");
+    }
+    // Valid JSON of the wrong type for an enumeration is the field's fault
+    // (serde_json calls it a syntax error): invalid_argument naming it,
+    // and nothing is written.
+    let t = call(h, b"threads.create", Some(br#"{"title":"t"}"#));
+    let thread = t["data"]["thread"]["id"].as_str().unwrap().to_owned();
+    let counts = |o: Value| (o["data"]["tasks"].clone(), o["data"]["llm"].clone());
+    let before = counts(call(h, b"overview", Some(b"{}")));
+    for (op, request, field) in [
+        (
+            "tasks.create",
+            r#"{"title":"x","status":true}"#.to_owned(),
+            "status",
+        ),
+        (
+            "tasks.list",
+            r#"{"status":["pending"]}"#.to_owned(),
+            "status",
+        ),
+        (
+            "memory.upsert",
+            r#"{"value":"v","scope":{}}"#.to_owned(),
+            "scope",
+        ),
+        ("memory.list", r#"{"scope":5}"#.to_owned(), "scope"),
+        (
+            "messages.append",
+            format!(r#"{{"thread_id":"{thread}","role":1,"content":"x"}}"#),
+            "role",
+        ),
+        (
+            "messages.list",
+            format!(r#"{{"thread_id":"{thread}","order":["asc"]}}"#),
+            "order",
+        ),
+    ] {
+        let e = call(h, op.as_bytes(), Some(request.as_bytes()));
+        assert_eq!(code(&e), "invalid_argument", "{op} {request}: {e}");
+        assert_eq!(e["error"]["details"]["field"], field, "{op} {request}");
+    }
+    assert_eq!(counts(call(h, b"overview", Some(b"{}"))), before);
     assert_eq!(
         code(&call(h, b"no.such_op", Some(b"{}"))),
         "unknown_operation"
