@@ -86,6 +86,25 @@ pub fn purge<T>(
     profile: &Profile,
     delete: impl FnOnce(&Transaction<'_>) -> Result<T>,
 ) -> Result<Purged<T>> {
+    purge_then(profile, delete, || profile.invalidate_storage_cache())
+}
+
+/// [`purge`] for a delete outside the contract's privacy rule that still
+/// erases private text (`jobs.prune`: payloads and results): the same
+/// erasure, but the overview storage cache stays, since the contract names
+/// the operations that invalidate it (section 6) and this is not one.
+pub fn purge_keeping_storage_cache<T>(
+    profile: &Profile,
+    delete: impl FnOnce(&Transaction<'_>) -> Result<T>,
+) -> Result<Purged<T>> {
+    purge_then(profile, delete, || {})
+}
+
+fn purge_then<T>(
+    profile: &Profile,
+    delete: impl FnOnce(&Transaction<'_>) -> Result<T>,
+    after_commit: impl FnOnce(),
+) -> Result<Purged<T>> {
     let db = profile.db();
     let (value, drain) = {
         let mut conn = db.writer();
@@ -98,7 +117,7 @@ pub fn purge<T>(
             .commit_privacy_delete(|| tx.commit().map_err(Into::into))?;
         (value, drain)
     };
-    profile.invalidate_storage_cache();
+    after_commit();
     let erased = db.erase_pending(Instant::now() + PURGE_ERASE_WAIT);
     drop(drain);
     Ok(reported(profile, value, erased?))

@@ -88,6 +88,10 @@ fn storage_walks_are_cached_and_invalidated_by_privacy_deletes() {
         json!({"url": "https://x.example/", "visited_at": 1}),
     );
     assert_eq!(t.ok("overview", json!({}))["storage"]["cached"], true);
+    // ...nor does pruning jobs (erased like a privacy delete, but not one of
+    // the operations section 6 names)...
+    t.ok("jobs.prune", json!({"statuses": ["succeeded", "failed"]}));
+    assert_eq!(t.ok("overview", json!({}))["storage"]["cached"], true);
     // ...a privacy delete does, and so does refresh_storage.
     t.ok("history.purge", json!({"all": true}));
     assert_eq!(t.ok("overview", json!({}))["storage"]["cached"], false);

@@ -262,8 +262,9 @@ pub fn progress(profile: &Profile, request: ProgressRequest) -> Result<JobRespon
 }
 
 /// `jobs.prune`: deletes finished jobs completed at or before
-/// `now - older_than_days` days. Goes through the privacy purge (payloads
-/// and results may hold private text).
+/// `now - older_than_days` days. Erased like a privacy delete (payloads
+/// and results may hold private text), but not one of the contract's
+/// privacy deletes: the overview storage cache stays.
 pub fn prune(profile: &Profile, request: PruneRequest) -> Result<Purged<PruneResponse>> {
     let statuses =
         filter_values(request.statuses, "statuses")?.unwrap_or_else(|| vec![JobStatus::Succeeded]);
@@ -275,7 +276,9 @@ pub fn prune(profile: &Profile, request: PruneRequest) -> Result<Purged<PruneRes
     }
     let older_than_days = request.older_than_days.unwrap_or(30);
     let cutoff = crate::types::now_ms() - i64::from(older_than_days) * 86_400_000;
-    let purged = crate::privacy::purge(profile, |tx| ledger::prune(tx, &statuses, cutoff))?;
+    let purged = crate::privacy::purge_keeping_storage_cache(profile, |tx| {
+        ledger::prune(tx, &statuses, cutoff)
+    })?;
     Ok(purged.map(|deleted| PruneResponse {
         deleted: deleted as u64,
         statuses,
