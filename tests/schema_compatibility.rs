@@ -551,3 +551,89 @@ fn a_version_thirteen_profile_with_messages_upgrades_to_keyed_message_ids() {
         .unwrap();
     assert_eq!(version, hydra_core::db::LATEST_SCHEMA_VERSION);
 }
+
+#[test]
+fn a_version_fourteen_profile_gets_its_percent_encoded_hosts_in_normal_form() {
+    // Before 0015, a url of a scheme the url crate does not know stored its
+    // IDN host percent-encoded; such a profile is rebuilt here from a fresh
+    // one (schemas 14 and 15 are the same tables) by writing the old hosts
+    // back and setting the old version.
+    let dir = tempfile::tempdir().unwrap();
+    let profile = Profile::open(OpenOptions::new(dir.path())).unwrap();
+    call(
+        &profile,
+        "visits.record_batch",
+        serde_json::json!({"visits": [
+            {"url": "sftp://Bücher.example/a", "visited_at": 1},
+            {"url": "https://bücher.example/b", "visited_at": 2},
+            {"url": "sftp://other.example/c", "visited_at": 3},
+        ]}),
+    );
+    call(
+        &profile,
+        "documents.upsert",
+        serde_json::json!({"url": "git://bücher.example/doc", "text": "words"}),
+    );
+    profile.close(Default::default()).unwrap();
+    let db = dir.path().join("hydra.sqlite3");
+    let conn = Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "UPDATE places SET host = 'b%c3%bccher.example', rev_host = 'elpmaxe.rehcc%b3%c%b.'
+          WHERE url LIKE 'sftp://B%';
+         UPDATE documents SET host = 'b%c3%bccher.example', rev_host = 'elpmaxe.rehcc%b3%c%b.';
+         PRAGMA user_version = 14;",
+    )
+    .unwrap();
+    drop(conn);
+
+    let profile = Profile::open(OpenOptions::new(dir.path())).unwrap();
+    let hosts = |sql: &str| table_rows(&db, sql);
+    let text = |s: &str| rusqlite::types::Value::Text(s.into());
+    assert_eq!(
+        hosts("SELECT url, host, rev_host FROM places ORDER BY url"),
+        vec![
+            vec![
+                text("https://bücher.example/b"),
+                text("xn--bcher-kva.example"),
+                text("elpmaxe.avk-rehcb--nx."),
+            ],
+            vec![
+                text("sftp://Bücher.example/a"),
+                text("xn--bcher-kva.example"),
+                text("elpmaxe.avk-rehcb--nx."),
+            ],
+            vec![
+                text("sftp://other.example/c"),
+                text("other.example"),
+                text("elpmaxe.rehto."),
+            ],
+        ]
+    );
+    assert_eq!(
+        hosts("SELECT host, rev_host FROM documents"),
+        vec![vec![
+            text("xn--bcher-kva.example"),
+            text("elpmaxe.avk-rehcb--nx.")
+        ]]
+    );
+    // A purge of the host now takes the sftp visit too, and the document
+    // is found by its host.
+    let purged = call(
+        &profile,
+        "history.purge",
+        serde_json::json!({"host": "BÜCHER.example"}),
+    );
+    assert_eq!(purged["deleted_count"], 2);
+    let docs = call(
+        &profile,
+        "documents.list",
+        serde_json::json!({"host": "bücher.example"}),
+    );
+    assert_eq!(docs["items"].as_array().unwrap().len(), 1);
+    profile.close(Default::default()).unwrap();
+    let version: u32 = Connection::open(&db)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, hydra_core::db::LATEST_SCHEMA_VERSION);
+}

@@ -32,7 +32,11 @@ fn recover_at_open(dir: &Path, _db: &Db) -> Result<()> {
 }
 
 fn repair_at_open(db: &Db) -> Result<()> {
-    db.write(urls::repair_trailing_dot_hosts).map(drop)
+    db.write(|conn| {
+        urls::repair_trailing_dot_hosts(conn)?;
+        urls::repair_percent_encoded_hosts(conn)
+    })
+    .map(drop)
 }
 
 /// The in-memory text index of history: empty at open, nothing of it on disk.

@@ -63,6 +63,16 @@ pub fn normal_host(host: &str) -> Option<String> {
     if host.is_empty() {
         return None;
     }
+    if host.contains('%') {
+        // The url crate leaves the host of a scheme it does not know
+        // (`sftp://Bücher.de/`) percent-encoded (`b%c3%bccher.de`): decoded,
+        // a domain takes the same form as under http (`xn--bcher-kva.de`).
+        let decoded = percent_encoding::percent_decode_str(host).decode_utf8();
+        // (`Host::parse` refuses `%`, so this never comes back here.)
+        if let Ok(Ok(url::Host::Domain(domain))) = decoded.map(|d| url::Host::parse(&d)) {
+            return normal_host(&domain);
+        }
+    }
     Some(if host.is_ascii() {
         host.to_ascii_lowercase()
     } else {
@@ -71,6 +81,44 @@ pub fn normal_host(host: &str) -> Option<String> {
             Err(_) => host.to_lowercase(),
         }
     })
+}
+
+/// Puts the hosts stored before [`normal_host`] decoded percent-encoded
+/// hosts (`sftp://Bücher.de/` stored `b%c3%bccher.de`) in normal form,
+/// recomputed from each url. Runs at open while migration 0015's marker
+/// (`profile_meta` key `hosts_to_decode`) is there, and removes it in the
+/// same transaction, so each profile pays the scan once. Returns how many
+/// rows it fixed.
+pub fn repair_percent_encoded_hosts(conn: &rusqlite::Connection) -> Result<usize> {
+    let marked = conn
+        .query_row(
+            "SELECT 1 FROM profile_meta WHERE key = 'hosts_to_decode'",
+            [],
+            |_| Ok(()),
+        )
+        .is_ok();
+    if !marked {
+        return Ok(0);
+    }
+    let mut fixed = 0;
+    for (table, key) in [("places", "place_id"), ("documents", "seq")] {
+        let rows: Vec<(i64, String)> = conn
+            .prepare(&format!(
+                "SELECT {key}, url FROM {table} WHERE host LIKE '%\\%%' ESCAPE '\\'"
+            ))?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (row, url) in rows {
+            let host = parse_url("url", &url).ok().and_then(|f| f.host);
+            let rev_host = host.as_deref().map(reverse_host);
+            fixed += conn.execute(
+                &format!("UPDATE {table} SET host = ?1, rev_host = ?2 WHERE {key} = ?3"),
+                rusqlite::params![host, rev_host, row],
+            )?;
+        }
+    }
+    conn.execute("DELETE FROM profile_meta WHERE key = 'hosts_to_decode'", [])?;
+    Ok(fixed)
 }
 
 /// Drops the trailing dots from hosts stored before [`normal_host`] did
@@ -209,6 +257,28 @@ mod tests {
         let m = HostMatch::new("BÜCHER.example", false).unwrap();
         assert_eq!(m.host, "xn--bcher-kva.example");
         assert!(m.matches_rev(&facts.rev_host().unwrap()));
+        // Schemes the url crate does not know get a percent-encoded host
+        // from it; stored, it is the same host as under https.
+        for url in [
+            "sftp://Bücher.example/",
+            "git://BÜCHER.example./r",
+            "ws://bücher.example/",
+        ] {
+            let facts = parse_url("url", url).unwrap();
+            assert_eq!(
+                facts.host.as_deref(),
+                Some("xn--bcher-kva.example"),
+                "{url}"
+            );
+        }
+        // Percent-encoded text that is no domain stays as it was.
+        assert_eq!(
+            parse_url("url", "sftp://a%20b.example/")
+                .unwrap()
+                .host
+                .as_deref(),
+            Some("a%20b.example")
+        );
     }
 
     #[test]
