@@ -312,3 +312,79 @@ fn list_shows_the_profiles_bundles() {
         .unwrap()
         .starts_with(t.profile.dir().join("bundles").to_str().unwrap()));
 }
+
+/// `path`'s bundle with the first record of `component` changed by `edit`,
+/// the manifest's checksum of that component recomputed: a well-formed
+/// bundle whose record breaks a rule.
+fn edited_bundle(path: &str, component: &str, edit: impl Fn(&mut Value), out: &std::path::Path) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let mut manifest: Value = serde_json::from_str(&lines[0]).unwrap();
+    let mut edited = false;
+    let mut bytes = Vec::new();
+    for line in lines.iter_mut().skip(1) {
+        let mut v: Value = serde_json::from_str(line).unwrap();
+        if v["c"] != component {
+            continue;
+        }
+        if !edited {
+            edit(&mut v["r"]);
+            *line = serde_json::to_string(&v).unwrap();
+            edited = true;
+        }
+        bytes.extend_from_slice(line.as_bytes());
+        bytes.push(b'\n');
+    }
+    assert!(edited, "no {component} record");
+    let sha = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>();
+    manifest["components"][component]["sha256"] = json!(sha);
+    lines[0] = serde_json::to_string(&manifest).unwrap();
+    std::fs::write(out, lines.join("\n") + "\n").unwrap();
+}
+
+#[test]
+fn a_record_breaking_the_id_or_time_rules_imports_nothing() {
+    let a = TestProfile::new();
+    populate(&a);
+    let path = export(&a, json!({}))["path"].as_str().unwrap().to_owned();
+    let cases: &[(&str, &str, Value)] = &[
+        ("threads", "id", json!("bad id!")),
+        ("threads", "created_at", json!(-5)),
+        ("messages", "id", json!("m 1")),
+        ("messages", "parent_id", json!("no/such")),
+        ("tasks", "due_at", json!(-1)),
+        ("task_events", "id", json!("bad ev!")),
+        ("memories", "last_accessed_at", json!(-3)),
+        ("browser_history", "visited_at", json!(-1)),
+        ("browser_history", "tab_id", json!("tab one")),
+        ("bookmarks", "updated_at", json!(-2)),
+        ("tabs", "id", json!("bad tab!")),
+    ];
+    for (component, field, bad) in cases {
+        let out = a.dir.path().join(format!("{component}-{field}.hydra"));
+        edited_bundle(&path, component, |r| r[*field] = bad.clone(), &out);
+        for dry_run in [true, false] {
+            let b = TestProfile::new();
+            let err = b.err(
+                "bundle.import",
+                json!({"path": out, "wait": true, "dry_run": dry_run}),
+                "invalid_argument",
+            );
+            assert_eq!(
+                err.details["field"],
+                json!(format!("record.{field}")),
+                "{component}.{field}"
+            );
+            assert_eq!(b.ok("threads.list", json!({}))["items"], json!([]));
+            assert_eq!(b.ok("history.list", json!({}))["items"], json!([]));
+            assert_eq!(b.ok("tabs.list", json!({}))["items"], json!([]));
+        }
+    }
+    // The unedited bundle imports (the edits alone were refused).
+    let b = TestProfile::new();
+    import(&b, &path, json!({}));
+    assert_eq!(b.ok("threads.list", json!({}))["items"][0]["id"], "th1");
+}

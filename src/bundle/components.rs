@@ -462,6 +462,18 @@ pub(super) fn import(
 ) -> Result<Outcome> {
     match (component, parsed) {
         (Component::Threads, Parsed::Thread(t)) => {
+            check_record(
+                &[("record.id", Some(&t.id))],
+                &[
+                    ("record.created_at", Some(t.created_at)),
+                    ("record.updated_at", Some(t.updated_at)),
+                    ("record.last_user_message_at", t.last_user_message_at),
+                    (
+                        "record.last_assistant_message_at",
+                        t.last_assistant_message_at,
+                    ),
+                ],
+            )?;
             let outcome = write_by_id(
                 conn,
                 &THREADS,
@@ -483,6 +495,14 @@ pub(super) fn import(
             Ok(outcome)
         }
         (Component::Messages, Parsed::Message(m)) => {
+            check_record(
+                &[
+                    ("record.id", Some(&m.id)),
+                    ("record.thread_id", Some(&m.thread_id)),
+                    ("record.parent_id", m.parent_id.as_ref()),
+                ],
+                &[("record.created_at", Some(m.created_at))],
+            )?;
             // A message cannot exist without its thread: one whose thread is
             // in neither the bundle nor the profile is skipped.
             if !state.thread_exists(conn, &m.thread_id)? {
@@ -510,6 +530,18 @@ pub(super) fn import(
             Ok(outcome)
         }
         (Component::Tasks, Parsed::Task(t)) => {
+            check_record(
+                &[
+                    ("record.id", Some(&t.id)),
+                    ("record.thread_id", t.thread_id.as_ref()),
+                ],
+                &[
+                    ("record.created_at", Some(t.created_at)),
+                    ("record.updated_at", Some(t.updated_at)),
+                    ("record.due_at", t.due_at),
+                    ("record.closed_at", t.closed_at),
+                ],
+            )?;
             let thread_id = state.kept_thread(conn, t.thread_id)?;
             write_by_id(
                 conn,
@@ -534,6 +566,13 @@ pub(super) fn import(
             )
         }
         (Component::TaskEvents, Parsed::TaskEvent(e)) => {
+            check_record(
+                &[
+                    ("record.id", Some(&e.id)),
+                    ("record.task_id", Some(&e.task_id)),
+                ],
+                &[("record.created_at", Some(e.created_at))],
+            )?;
             // Events belong to their task: one whose task is nowhere is skipped.
             if !exists(conn, "tasks", &e.task_id)? {
                 return Ok(Outcome::Skipped);
@@ -554,6 +593,13 @@ pub(super) fn import(
         }
         (Component::Memories, Parsed::Object(record)) => import_memory(conn, state, record, policy),
         (Component::BrowserHistory, Parsed::Visit(v)) => {
+            check_record(
+                &[("record.tab_id", v.tab_id.as_ref())],
+                &[
+                    ("record.visited_at", Some(v.visited_at)),
+                    ("record.duration_ms", v.duration_ms),
+                ],
+            )?;
             let status_code = v
                 .status_code
                 .map(u16::try_from)
@@ -582,12 +628,30 @@ pub(super) fn import(
         (Component::Bookmarks, Parsed::Object(mut record)) => {
             let path: Vec<String> = parse(component, take_field(&mut record, "folder_path"))?;
             let b: Bookmark = parse(component, record)?;
+            check_record(
+                &[],
+                &[
+                    ("record.created_at", Some(b.created_at)),
+                    ("record.updated_at", Some(b.updated_at)),
+                ],
+            )?;
             import_bookmark(conn, b, &path, policy)
         }
         (Component::Tabs, Parsed::Object(mut record)) => {
             let current: Option<VisitKey> =
                 parse(component, take_field(&mut record, "current_visit"))?;
             let t: Tab = parse(component, record)?;
+            check_record(
+                &[
+                    ("record.id", Some(&t.id)),
+                    ("record.thread_id", t.thread_id.as_ref()),
+                ],
+                &[
+                    ("record.last_visited_at", t.last_visited_at),
+                    ("record.created_at", Some(t.created_at)),
+                    ("record.updated_at", Some(t.updated_at)),
+                ],
+            )?;
             let thread_id = state.kept_thread(conn, t.thread_id)?;
             let current_id: Option<i64> = match &current {
                 Some(key) => conn.query_opt(
@@ -639,6 +703,19 @@ fn import_memory(
     let embedding: Option<EmbeddingInput> =
         parse(Component::Memories, take_field(&mut record, "embedding"))?;
     let m: Memory = parse(Component::Memories, record)?;
+    check_record(
+        &[
+            ("record.id", Some(&m.id)),
+            ("record.thread_id", m.thread_id.as_ref()),
+            ("record.task_id", m.task_id.as_ref()),
+            ("record.source_message_id", m.source_message_id.as_ref()),
+        ],
+        &[
+            ("record.created_at", Some(m.created_at)),
+            ("record.updated_at", Some(m.updated_at)),
+            ("record.last_accessed_at", m.last_accessed_at),
+        ],
+    )?;
     let vector = embedding
         .as_ref()
         .map(|e| e.to_f32("record.embedding"))
@@ -860,6 +937,30 @@ fn export_documents(conn: &Connection, w: &mut BundleWriter) -> Result<()> {
     )
 }
 
+/// Section 2's rules for a record that did not come through the
+/// operations (a bundle is checksummed, not trusted): every id present has
+/// the id form, every time present is at least 0. Any failure fails the
+/// whole import (its one transaction), so a bad bundle imports nothing.
+fn check_record(ids: &[(&str, Option<&String>)], times: &[(&str, Option<Millis>)]) -> Result<()> {
+    for (field, id) in ids {
+        if id.is_some_and(|id| !crate::types::is_valid_id(id)) {
+            return Err(Error::invalid(
+                *field,
+                "ids are 1..128 characters of [A-Za-z0-9_.:-]",
+            ));
+        }
+    }
+    for (field, time) in times {
+        if time.is_some_and(|t| t < 0) {
+            return Err(Error::invalid(
+                *field,
+                "times are non-negative milliseconds",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The rules `documents.upsert` keeps, for a record that did not come
 /// through it: an id of §2's form, times of at least 0, text of
 /// 1..8,000,000 characters, chunks of 1..32,000, and
@@ -871,21 +972,14 @@ fn check_document_record(d: &DocumentRecord) -> Result<()> {
     use knowledge::documents::{MAX_CHUNK_CHARS, MAX_TEXT_CHARS};
     // Byte offset of every scalar, plus the end, built on the first span.
     let mut bytes: Option<Vec<usize>> = None;
-    if !crate::types::is_valid_id(&d.id) {
-        return Err(Error::invalid(
-            "record.id",
-            "ids are 1..128 characters of [A-Za-z0-9_.:-]",
-        ));
-    }
-    for (field, time) in [
-        ("record.created_at", Some(d.created_at)),
-        ("record.updated_at", Some(d.updated_at)),
-        ("record.fetched_at", d.fetched_at),
-    ] {
-        if time.is_some_and(|t| t < 0) {
-            return Err(Error::invalid(field, "times are non-negative milliseconds"));
-        }
-    }
+    check_record(
+        &[("record.id", Some(&d.id))],
+        &[
+            ("record.created_at", Some(d.created_at)),
+            ("record.updated_at", Some(d.updated_at)),
+            ("record.fetched_at", d.fetched_at),
+        ],
+    )?;
     if d.text.chars().count() > MAX_TEXT_CHARS {
         return Err(Error::invalid(
             "record.text",
