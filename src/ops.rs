@@ -26,6 +26,7 @@ use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::HashMap;
 
 /// The largest request the library reads (16 MiB).
 pub const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
@@ -102,8 +103,141 @@ fn response_schema<T: JsonSchema>() -> Value {
     generator.into_root_schema_for::<T>().to_value()
 }
 
-fn check_request<Req: DeserializeOwned>(request: &[u8]) -> Result<()> {
-    parse_request::<Req>(request).map(drop)
+fn check_request<Req: DeserializeOwned + JsonSchema + 'static>(request: &[u8]) -> Result<()> {
+    parse_request::<Req>(request)?;
+    refuse_arrays_for_objects::<Req>(request)
+}
+
+/// serde's derived structs also read a JSON array, field by field in order
+/// (`"retrieve": ["words"]` as `{"query": "words"}`); the contract wants a
+/// wrong JSON type refused. serde has no switch for it, so a request that
+/// parsed and holds an array at all (most hold none: one byte scan) is
+/// walked beside its request schema, and an array where the schema allows
+/// only an object is `invalid_argument` naming the field. The top level
+/// is refused earlier ([`parse_request`]).
+fn refuse_arrays_for_objects<Req: JsonSchema + 'static>(request: &[u8]) -> Result<()> {
+    if memchr::memchr(b'[', request).is_none() {
+        return Ok(());
+    }
+    let Ok(value) = serde_json::from_slice::<Value>(request) else {
+        return Ok(());
+    };
+    let schema = cached_request_schema::<Req>();
+    let mut path = String::new();
+    match array_for_object(&value, &schema, &schema, &mut path) {
+        Some(field) => Err(Error::invalid(field, "expected an object")),
+        None => Ok(()),
+    }
+}
+
+/// [`request_schema`] of `Req`, generated once per type.
+fn cached_request_schema<Req: JsonSchema + 'static>() -> std::sync::Arc<Value> {
+    static SCHEMAS: Lazy<parking_lot::Mutex<HashMap<std::any::TypeId, std::sync::Arc<Value>>>> =
+        Lazy::new(Default::default);
+    SCHEMAS
+        .lock()
+        .entry(std::any::TypeId::of::<Req>())
+        .or_insert_with(|| std::sync::Arc::new(request_schema::<Req>()))
+        .clone()
+}
+
+/// The JSON path (as `details.field` writes it) of the first array in
+/// `value` where `schema` allows only an object; `root` holds the `$defs`.
+fn array_for_object(
+    value: &Value,
+    schema: &Value,
+    root: &Value,
+    path: &mut String,
+) -> Option<String> {
+    let alternatives = alternatives(schema, root);
+    match value {
+        Value::Array(items) => {
+            let allows = |kind: &str| alternatives.iter().any(|s| schema_allows(s, kind));
+            if !allows("array") && allows("object") {
+                return Some(path.clone());
+            }
+            let item_schema = alternatives
+                .iter()
+                .find(|s| schema_allows(s, "array"))
+                .and_then(|s| s.get("items"));
+            let item_schema = item_schema?;
+            for (i, item) in items.iter().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                let found = array_for_object(item, item_schema, root, path);
+                path.truncate(len);
+                if found.is_some() {
+                    return found;
+                }
+            }
+            None
+        }
+        Value::Object(fields) => {
+            for (key, field) in fields {
+                let field_schema = alternatives.iter().find_map(|s| {
+                    s.get("properties")
+                        .and_then(|p| p.get(key))
+                        .or_else(|| s.get("additionalProperties").filter(|a| a.is_object()))
+                });
+                let Some(field_schema) = field_schema else {
+                    continue;
+                };
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+                let found = array_for_object(field, field_schema, root, path);
+                path.truncate(len);
+                if found.is_some() {
+                    return found;
+                }
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
+/// The schemas a value may match: `schema` itself with its `$ref`
+/// followed, or each branch of its `anyOf` / `oneOf` / `allOf`.
+fn alternatives<'s>(schema: &'s Value, root: &'s Value) -> Vec<&'s Value> {
+    let resolved = match schema.get("$ref").and_then(Value::as_str) {
+        Some(reference) => reference
+            .strip_prefix("#/$defs/")
+            .and_then(|name| root.get("$defs")?.get(name))
+            .unwrap_or(schema),
+        None => schema,
+    };
+    let branches: Vec<&Value> = ["anyOf", "oneOf", "allOf"]
+        .iter()
+        .filter_map(|k| resolved.get(*k).and_then(Value::as_array))
+        .flatten()
+        .flat_map(|branch| alternatives(branch, root))
+        .collect();
+    if branches.is_empty() {
+        vec![resolved]
+    } else {
+        branches
+    }
+}
+
+/// Whether `schema` (one alternative) admits a JSON value of type `kind`
+/// (`"array"` or `"object"`): by its `type`, or by the keywords of that
+/// type when it names none; a schema without either admits anything.
+fn schema_allows(schema: &Value, kind: &str) -> bool {
+    match schema.get("type") {
+        Some(Value::String(t)) => t == kind,
+        Some(Value::Array(types)) => types.iter().any(|t| t == kind),
+        _ => match kind {
+            "object" => true,
+            _ => {
+                !(schema.get("properties").is_some()
+                    || schema.get("enum").is_some()
+                    || schema.get("const").is_some())
+            }
+        },
+    }
 }
 
 macro_rules! operations {
@@ -351,12 +485,14 @@ pub fn find(name: &str) -> Option<&'static Operation> {
     OPERATIONS.iter().find(|op| op.name == name)
 }
 
-fn run_json<Req: DeserializeOwned, Resp: Serialize>(
+fn run_json<Req: DeserializeOwned + JsonSchema + 'static, Resp: Serialize>(
     profile: &Profile,
     request: &[u8],
     handler: fn(&Profile, Req) -> Result<Resp>,
 ) -> Result<String> {
-    let request = parse_request::<Req>(request)?;
+    let parsed = parse_request::<Req>(request)?;
+    refuse_arrays_for_objects::<Req>(request)?;
+    let request = parsed;
     let _call = profile.enter()?;
     let response = handler(profile, request)?;
     serde_json::to_string(&response).map_err(|e| Error::internal(format!("response encoding: {e}")))

@@ -148,6 +148,49 @@ fn bad_requests_get_their_codes_in_contract_order() {
         assert_eq!(e["error"]["details"]["field"], field, "{op} {request}");
     }
     assert_eq!(counts(call(h, b"overview", Some(b"{}"))), before);
+    // serde reads a struct from an array too (fields in order): a nested
+    // object given as an array is refused, naming it, and writes nothing.
+    for (op, request, field) in [
+        (
+            "chat",
+            r#"{"message":"m","reply":"ok","retrieve":["words"]}"#,
+            "retrieve",
+        ),
+        (
+            "documents.search",
+            r#"{"embedding":["m",[1,0]],"limit":2}"#,
+            "embedding",
+        ),
+        (
+            "documents.upsert",
+            r#"{"url":"https://arr.example/","text":"x","chunks":[["hello"]]}"#,
+            "chunks[0]",
+        ),
+        (
+            "documents.upsert",
+            r#"{"url":"https://arr.example/","text":"x","chunks":[{"text":"x","embedding":["m",[1]]}]}"#,
+            "chunks[0].embedding",
+        ),
+        (
+            "memory.upsert",
+            r#"{"value":"v","scope":"global","embedding":["m",[1,0]]}"#,
+            "embedding",
+        ),
+    ] {
+        let e = call(h, op.as_bytes(), Some(request.as_bytes()));
+        assert_eq!(code(&e), "invalid_argument", "{op} {request}: {e}");
+        assert_eq!(e["error"]["details"]["field"], field, "{op} {request}");
+    }
+    assert_eq!(counts(call(h, b"overview", Some(b"{}"))), before);
+    let docs = call(h, b"documents.list", Some(b"{}"));
+    assert_eq!(docs["data"]["items"], serde_json::json!([]));
+    // Arrays where arrays belong still pass.
+    let ok = call(
+        h,
+        b"visits.record_batch",
+        Some(br#"{"visits":[{"url":"https://a.example/","visited_at":1}]}"#),
+    );
+    assert_eq!(ok["ok"], true, "{ok}");
     assert_eq!(
         code(&call(h, b"no.such_op", Some(b"{}"))),
         "unknown_operation"
