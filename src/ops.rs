@@ -124,10 +124,17 @@ fn refuse_arrays_for_objects<Req: JsonSchema + 'static>(request: &[u8]) -> Resul
     };
     let schema = cached_request_schema::<Req>();
     let mut path = String::new();
-    match array_for_object(&value, &schema, &schema, &mut path) {
-        Some(field) => Err(Error::invalid(field, "expected an object")),
-        None => Ok(()),
-    }
+    let Some(field) = array_for_object(&value, &schema, &schema, &mut path) else {
+        return Ok(());
+    };
+    let index = first_array_index(&field);
+    let error = Error::invalid(field, "expected an object");
+    // A bad entry of a list request also names its position, as
+    // `field_error` does.
+    Err(match index {
+        Some(i) => error.with_detail("index", i),
+        None => error,
+    })
 }
 
 /// [`request_schema`] of `Req`, generated once per type.
@@ -202,6 +209,15 @@ fn array_for_object(
 /// The schemas a value may match: `schema` itself with its `$ref`
 /// followed, or each branch of its `anyOf` / `oneOf` / `allOf`.
 fn alternatives<'s>(schema: &'s Value, root: &'s Value) -> Vec<&'s Value> {
+    alternatives_within(schema, root, 8)
+}
+
+/// [`alternatives`], following at most `depth` nested references or
+/// branches (a recursive schema must not recurse forever).
+fn alternatives_within<'s>(schema: &'s Value, root: &'s Value, depth: u32) -> Vec<&'s Value> {
+    if depth == 0 {
+        return vec![&Value::Bool(true)];
+    }
     let resolved = match schema.get("$ref").and_then(Value::as_str) {
         Some(reference) => reference
             .strip_prefix("#/$defs/")
@@ -213,7 +229,7 @@ fn alternatives<'s>(schema: &'s Value, root: &'s Value) -> Vec<&'s Value> {
         .iter()
         .filter_map(|k| resolved.get(*k).and_then(Value::as_array))
         .flatten()
-        .flat_map(|branch| alternatives(branch, root))
+        .flat_map(|branch| alternatives_within(branch, root, depth - 1))
         .collect();
     if branches.is_empty() {
         vec![resolved]
