@@ -156,6 +156,9 @@ fn array_for_object(
     root: &Value,
     path: &mut String,
 ) -> Option<String> {
+    if !(value.is_array() || value.is_object()) {
+        return None;
+    }
     let alternatives = alternatives(schema, root);
     match value {
         Value::Array(items) => {
