@@ -104,8 +104,16 @@ fn response_schema<T: JsonSchema>() -> Value {
 }
 
 fn check_request<Req: DeserializeOwned + JsonSchema + 'static>(request: &[u8]) -> Result<()> {
-    parse_request::<Req>(request)?;
-    refuse_arrays_for_objects::<Req>(request)
+    parse_operation_request::<Req>(request).map(drop)
+}
+
+/// An operation's request: [`parse_request`], then the array check below.
+fn parse_operation_request<Req: DeserializeOwned + JsonSchema + 'static>(
+    request: &[u8],
+) -> Result<Req> {
+    let parsed = parse_request::<Req>(request)?;
+    refuse_arrays_for_objects::<Req>(request)?;
+    Ok(parsed)
 }
 
 /// serde's derived structs also read a JSON array, field by field in order
@@ -127,14 +135,8 @@ fn refuse_arrays_for_objects<Req: JsonSchema + 'static>(request: &[u8]) -> Resul
     let Some(field) = array_for_object(&value, &schema, &schema, &mut path) else {
         return Ok(());
     };
-    let index = first_array_index(&field);
-    let error = Error::invalid(field, "expected an object");
-    // A bad entry of a list request also names its position, as
-    // `field_error` does.
-    Err(match index {
-        Some(i) => error.with_detail("index", i),
-        None => error,
-    })
+    let message = format!("{field}: expected an object");
+    Err(invalid_field(field, message))
 }
 
 /// [`request_schema`] of `Req`, generated once per type.
@@ -509,9 +511,7 @@ fn run_json<Req: DeserializeOwned + JsonSchema + 'static, Resp: Serialize>(
     request: &[u8],
     handler: fn(&Profile, Req) -> Result<Resp>,
 ) -> Result<String> {
-    let parsed = parse_request::<Req>(request)?;
-    refuse_arrays_for_objects::<Req>(request)?;
-    let request = parsed;
+    let request = parse_operation_request::<Req>(request)?;
     let _call = profile.enter()?;
     let response = handler(profile, request)?;
     serde_json::to_string(&response).map_err(|e| Error::internal(format!("response encoding: {e}")))
@@ -589,8 +589,23 @@ fn field_error(e: &serde_path_to_error::Error<serde_json::Error>) -> Error {
     let text = text.split(" at line ").next().unwrap_or_default();
     let quoted = |s: &str| s.split('`').nth(1).unwrap_or_default().to_owned();
     let (field, reason) = if text.starts_with("unknown field ") {
-        // serde_path_to_error already ends the path with the unknown key.
-        (path, "unknown field".to_owned())
+        // The unknown key is the caller's own text (a URL, say): it ends
+        // `details.field` (serde_path_to_error's path) but never the
+        // message, which names only the known part of the path.
+        let segments: Vec<_> = e.path().iter().collect();
+        let mut parent = String::new();
+        for segment in &segments[..segments.len().saturating_sub(1)] {
+            if !parent.is_empty() && !matches!(segment, serde_path_to_error::Segment::Seq { .. }) {
+                parent.push('.');
+            }
+            parent.push_str(&segment.to_string());
+        }
+        let message = if parent.is_empty() {
+            "unknown field".to_owned()
+        } else {
+            format!("{parent}: unknown field")
+        };
+        return invalid_field(path, message);
     } else if let Some(rest) = text.strip_prefix("missing field ") {
         (join(&quoted(rest)), "required field is missing".to_owned())
     } else if text.starts_with("unknown variant ") {
@@ -618,30 +633,17 @@ fn field_error(e: &serde_path_to_error::Error<serde_json::Error>) -> Error {
     } else {
         (path, text.to_owned())
     };
+    let message = format!("{field}: {reason}");
+    invalid_field(field, message)
+}
+
+/// `invalid_argument` naming `field`; a bad entry of a list request
+/// (`visits[3].url`) also names its position, as the handlers' own
+/// per-entry checks do.
+fn invalid_field(field: String, message: String) -> Error {
     let index = first_array_index(&field);
-    let error = if text.starts_with("unknown field ") {
-        // The unknown key is the caller's own text (a URL, say): it goes in
-        // `details.field` only, never in the message.
-        let mut parent = String::new();
-        let segments: Vec<_> = e.path().iter().collect();
-        for segment in &segments[..segments.len().saturating_sub(1)] {
-            if !parent.is_empty() && !matches!(segment, serde_path_to_error::Segment::Seq { .. }) {
-                parent.push('.');
-            }
-            parent.push_str(&segment.to_string());
-        }
-        let message = if parent.is_empty() {
-            "unknown field".to_owned()
-        } else {
-            format!("{parent}: unknown field")
-        };
-        Error::new(ErrorCode::InvalidArgument, message).with_detail("field", field)
-    } else {
-        Error::invalid(field, reason)
-    };
+    let error = Error::new(ErrorCode::InvalidArgument, message).with_detail("field", field);
     match index {
-        // A bad entry of a list request (`visits[3].url`) also names its
-        // position, as the handlers' own per-entry checks do.
         Some(i) => error.with_detail("index", i),
         None => error,
     }
