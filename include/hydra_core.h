@@ -243,7 +243,7 @@ char *hydra_tasks_update(uint64_t handle, const char *request_json);
 // Same as `hydra_call(handle, "tasks.list", request_json)`: takes a profile
 // handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
 // returns a JSON envelope the caller frees with `hydra_string_free`.
-// Error codes beyond the universal ones: none. Fields: docs/operations.md.
+// Error codes beyond the universal ones: not_found. Fields: docs/operations.md.
 //
 // # Safety
 // `request_json` is NULL or points to a NUL-terminated string.
@@ -309,7 +309,7 @@ char *hydra_memory_get(uint64_t handle, const char *request_json);
 // Same as `hydra_call(handle, "memory.list", request_json)`: takes a profile
 // handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
 // returns a JSON envelope the caller frees with `hydra_string_free`.
-// Error codes beyond the universal ones: none. Fields: docs/operations.md.
+// Error codes beyond the universal ones: not_found. Fields: docs/operations.md.
 //
 // # Safety
 // `request_json` is NULL or points to a NUL-terminated string.
@@ -331,7 +331,7 @@ char *hydra_memory_delete(uint64_t handle, const char *request_json);
 // Same as `hydra_call(handle, "memory.search", request_json)`: takes a profile
 // handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
 // returns a JSON envelope the caller frees with `hydra_string_free`.
-// Error codes beyond the universal ones: none. Fields: docs/operations.md.
+// Error codes beyond the universal ones: not_found. Fields: docs/operations.md.
 //
 // # Safety
 // `request_json` is NULL or points to a NUL-terminated string.
@@ -430,7 +430,7 @@ char *hydra_visits_record_batch(uint64_t handle, const char *request_json);
 // Same as `hydra_call(handle, "history.list", request_json)`: takes a profile
 // handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
 // returns a JSON envelope the caller frees with `hydra_string_free`.
-// Error codes beyond the universal ones: none. Fields: docs/operations.md.
+// Error codes beyond the universal ones: not_found. Fields: docs/operations.md.
 //
 // # Safety
 // `request_json` is NULL or points to a NUL-terminated string.

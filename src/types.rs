@@ -255,6 +255,39 @@ impl JsonSchema for Timestamp {
     }
 }
 
+/// A message's token count in a request: 0..=i64::MAX, as stored (a larger
+/// count is refused, never clamped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct TokenCount(pub i64);
+
+impl<'de> Deserialize<'de> for TokenCount {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        match i64::deserialize(d) {
+            Ok(n) if n >= 0 => Ok(TokenCount(n)),
+            _ => Err(de::Error::custom(
+                "token counts are integers 0..9223372036854775807",
+            )),
+        }
+    }
+}
+
+impl JsonSchema for TokenCount {
+    fn schema_name() -> Cow<'static, str> {
+        "TokenCount".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "integer",
+            "format": "int64",
+            "minimum": 0,
+            "maximum": i64::MAX,
+            "description": "A message's token count."
+        })
+    }
+}
+
 /// A count with its default and inclusive maximum (minimum 1): list
 /// `limit`s, worker counts. Out-of-range values are rejected, never clamped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -123,7 +123,11 @@ fn close_removes_the_tab_and_detaches_history() {
         .unwrap()
         .iter()
         .all(|v| v["tab_id"].is_null()));
-    assert!(t.ok("history.list", json!({"tab_id": "t1"}))["items"]
+    // The tab is gone: a list filtered by it addresses a missing object
+    // (section 1, "Missing objects"), like `bookmarks.list {folder_id}`.
+    t.err("history.list", json!({"tab_id": "t1"}), "not_found");
+    t.ok("tabs.upsert", json!({"id": "t2"}));
+    assert!(t.ok("history.list", json!({"tab_id": "t2"}))["items"]
         .as_array()
         .unwrap()
         .is_empty());

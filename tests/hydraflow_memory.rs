@@ -243,6 +243,28 @@ fn list_and_delete_by_filters() {
         "invalid_argument",
     );
     t.err("memory.get", json!({"id": "zz"}), "not_found");
+    // A thread filter names a thread that must exist (section 1), in lists
+    // and in both kinds of search; a bad request is still refused first.
+    t.err("memory.list", json!({"thread_id": "nope"}), "not_found");
+    t.err(
+        "memory.search",
+        json!({"query": "one", "thread_id": "nope"}),
+        "not_found",
+    );
+    t.err(
+        "memory.search",
+        json!({"embedding": {"model": "m", "vector": [1.0, 0.0]}, "thread_id": "nope"}),
+        "not_found",
+    );
+    t.err(
+        "memory.search",
+        json!({"thread_id": "nope"}),
+        "invalid_argument",
+    );
+    assert_eq!(
+        t.ok("memory.search", json!({"query": "zzz", "thread_id": th}))["items"],
+        json!([])
+    );
 
     t.err("memory.delete", json!({}), "filter_required");
     t.err(

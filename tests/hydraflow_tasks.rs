@@ -233,6 +233,13 @@ fn list_filters_and_orders_by_updated() {
         "invalid_argument",
     );
     t.err("tasks.list", json!({"status": "nope"}), "invalid_argument");
+    // A thread filter names a thread that must exist (section 1).
+    t.err("tasks.list", json!({"thread_id": "nope"}), "not_found");
+    t.err(
+        "tasks.list",
+        json!({"thread_id": "nope", "status": "bad"}),
+        "invalid_argument",
+    );
 }
 
 #[test]

@@ -207,6 +207,21 @@ fn append_validates_and_moves_the_thread_times() {
         json!({"thread_id": th, "role": "user", "content": "x", "created_at": -1}),
         "invalid_argument",
     );
+    // Token counts are stored as given: one past the stored range is
+    // refused, not clamped; the largest stored one comes back as given.
+    for tokens in [json!(-1), json!(u64::MAX), json!(1.5), json!("3")] {
+        let e = t.err(
+            "messages.append",
+            json!({"thread_id": th, "role": "user", "content": "x", "tokens": tokens}),
+            "invalid_argument",
+        );
+        assert_eq!(e.details["field"], "tokens");
+    }
+    let big = t.ok(
+        "messages.append",
+        json!({"thread_id": th, "role": "user", "content": "x", "tokens": i64::MAX}),
+    );
+    assert_eq!(big["message"]["tokens"], i64::MAX);
     t.err(
         "messages.append",
         json!({"thread_id": th, "role": "user", "content": "x", "id": m["id"]}),

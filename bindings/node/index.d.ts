@@ -473,6 +473,7 @@ export interface TasksListRequest {
   cursor?: string | null;
   limit?: number;
   status?: "pending" | "in_progress" | "blocked" | "completed" | "failed" | "cancelled" | null;
+  /** Only this thread's tasks (the thread must exist: `not_found`). */
   thread_id?: string | null;
 }
 
@@ -559,6 +560,7 @@ export interface MemoryListRequest {
   limit?: number;
   scope?: "global" | "user" | "thread" | "task" | "doc" | null;
   scope_ref?: string | null;
+  /** Only memories tied to this thread (the thread must exist: `not_found`). */
   thread_id?: string | null;
 }
 
@@ -586,6 +588,7 @@ export interface MemorySearchRequest {
   query?: string | null;
   scope?: "global" | "user" | "thread" | "task" | "doc" | null;
   scope_ref?: string | null;
+  /** Only memories tied to this thread (the thread must exist: `not_found`). */
   thread_id?: string | null;
 }
 
@@ -722,6 +725,7 @@ export interface HistoryListRequest {
   include_subdomains?: boolean | null;
   limit?: number;
   query?: string | null;
+  /** Only this tab's visits (the tab must exist: `not_found`). */
   tab_id?: string | null;
   to?: number | null;
 }

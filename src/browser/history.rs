@@ -91,6 +91,7 @@ pub struct ListRequest {
     pub from: Option<Timestamp>,
     #[serde(default)]
     pub to: Option<Timestamp>,
+    /// Only this tab's visits (the tab must exist: `not_found`).
     #[serde(default)]
     pub tab_id: Option<Id>,
     #[serde(default)]
@@ -237,6 +238,9 @@ pub fn list(profile: &Profile, req: ListRequest) -> Result<Page<Visit>> {
         req.cursor.as_deref(),
     )?;
     profile.db().read(|conn| {
+        if let Some(tab) = &filters.tab_id {
+            conn.require_id("tabs", tab, "tab", "tab_id")?;
+        }
         if let Some(q) = &filters.query {
             history_index::catch_up_for_search(profile, conn)?;
             let wanted = req.limit.get() + 1;

@@ -18,7 +18,7 @@ use crate::browser::tabs::{self, Tab};
 use crate::db::ConnExt;
 use crate::error::{Error, Result};
 use crate::profile::Profile;
-use crate::types::{now_ms, Bounded, Id, Metadata, Millis, Timestamp};
+use crate::types::{now_ms, Bounded, Id, Metadata, Millis, Timestamp, TokenCount};
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -76,14 +76,14 @@ pub struct ChatResponse {
 struct ModelReply {
     content: String,
     model: Option<String>,
-    tokens: Option<u64>,
+    tokens: Option<TokenCount>,
 }
 
 /// The assistant message a turn writes.
 struct Assistant {
     content: String,
     model: Option<String>,
-    tokens: Option<u64>,
+    tokens: Option<TokenCount>,
 }
 
 /// One turn, with the ids and time fixed before any lock is taken so the

@@ -441,6 +441,7 @@ impl Filters<'_> {
 pub struct ListRequest {
     pub scope: Option<Scope>,
     pub scope_ref: Option<String>,
+    /// Only memories tied to this thread (the thread must exist: `not_found`).
     pub thread_id: Option<Id>,
     #[serde(default)]
     pub limit: ListLimit,
@@ -465,6 +466,9 @@ pub fn list(profile: &Profile, req: ListRequest) -> Result<Page<Memory>> {
         ks.order_and_limit("m.created_at", "m.seq")
     );
     let rows = profile.db().read(|c| {
+        if let Some(id) = thread_id {
+            require_thread(c, id, "thread_id")?;
+        }
         c.query_all(&sql, params![k, s, scope, scope_ref, thread_id], |r| {
             Ok((Memory::from_row(r)?, r.get(10)?, r.get(15)?))
         })

@@ -9,7 +9,7 @@ use crate::db::ConnExt;
 use crate::error::{Error, Result};
 use crate::privacy::Purged;
 use crate::profile::Profile;
-use crate::types::{now_ms, Id, ListLimit, Metadata, Millis, Page, Timestamp};
+use crate::types::{now_ms, Id, ListLimit, Metadata, Millis, Page, Timestamp, TokenCount};
 use rusqlite::{params, Connection, Row};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -126,7 +126,7 @@ pub struct NewMessage {
     pub parent_id: Option<Id>,
     pub role: Role,
     pub content: String,
-    pub tokens: Option<u64>,
+    pub tokens: Option<TokenCount>,
     pub created_at: Option<Timestamp>,
     pub metadata: Metadata,
 }
@@ -157,7 +157,7 @@ pub fn insert_all(conn: &Connection, news: Vec<NewMessage>, now: Millis) -> Resu
             parent_id: new.parent_id.map(Id::into_string),
             role: new.role,
             content: new.content,
-            tokens: new.tokens.map(|t| t.min(i64::MAX as u64) as i64),
+            tokens: new.tokens.map(|t| t.0),
             created_at: new.created_at.map_or(now, |t| t.0),
             metadata: new.metadata.0,
         })
@@ -251,7 +251,7 @@ pub struct AppendRequest {
     pub content: String,
     pub id: Option<Id>,
     pub parent_id: Option<Id>,
-    pub tokens: Option<u64>,
+    pub tokens: Option<TokenCount>,
     #[serde(default)]
     pub metadata: Metadata,
     pub created_at: Option<Timestamp>,

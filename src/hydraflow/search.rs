@@ -19,6 +19,7 @@ pub struct SearchRequest {
     pub embedding: Option<EmbeddingInput>,
     pub scope: Option<Scope>,
     pub scope_ref: Option<String>,
+    /// Only memories tied to this thread (the thread must exist: `not_found`).
     pub thread_id: Option<Id>,
     #[serde(default)]
     pub limit: Bounded<20, 200>,
@@ -56,6 +57,12 @@ pub fn search(profile: &Profile, req: SearchRequest) -> Result<SearchResponse> {
         scope_ref: req.scope_ref.as_deref(),
         thread_id: req.thread_id.as_ref().map(Id::as_str),
     };
+    // A thread filter names a thread that must exist (`not_found`), checked
+    // after the request's own fields, in the search's snapshot.
+    let thread_exists = |conn: &Connection| match filters.thread_id {
+        Some(id) => super::require_thread(conn, id, "thread_id"),
+        None => Ok(()),
+    };
     let limit = req.limit.get();
     let min_score = req.min_score.unwrap_or(f64::NEG_INFINITY);
     let ranked = match (&req.query, &req.embedding) {
@@ -70,6 +77,7 @@ pub fn search(profile: &Profile, req: SearchRequest) -> Result<SearchResponse> {
             profile.db().read(|conn| {
                 conn.execute_batch("BEGIN")?; // codes and rescored vectors: one snapshot
                 let outcome = (|| {
+                    thread_exists(conn)?;
                     check_dimension(conn, &embedding.model, query.len())?;
                     let allowed = allowed_seqs(conn, &filters)?;
                     let admits = |seq: i64| {
@@ -96,9 +104,10 @@ pub fn search(profile: &Profile, req: SearchRequest) -> Result<SearchResponse> {
         }
         (Some(text), None) => {
             let fts = fts_query(text)?;
-            profile
-                .db()
-                .read(|conn| full_text(conn, &fts, &filters, limit, min_score))?
+            profile.db().read(|conn| {
+                thread_exists(conn)?;
+                full_text(conn, &fts, &filters, limit, min_score)
+            })?
         }
     };
     let items = profile.db().write(|tx| touch_and_load(tx, ranked))?;

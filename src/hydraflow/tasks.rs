@@ -383,6 +383,7 @@ pub fn update(profile: &Profile, req: UpdateRequest) -> Result<TaskResponse> {
 #[serde(deny_unknown_fields)]
 pub struct ListRequest {
     pub status: Option<TaskStatus>,
+    /// Only this thread's tasks (the thread must exist: `not_found`).
     pub thread_id: Option<Id>,
     #[serde(default)]
     pub limit: ListLimit,
@@ -414,6 +415,9 @@ pub fn list(profile: &Profile, req: ListRequest) -> Result<Page<Task>> {
         ks.order_and_limit("updated_at", "seq")
     );
     let rows = profile.db().read(|c| {
+        if let Some(id) = thread_id {
+            require_thread(c, id, "thread_id")?;
+        }
         c.query_all(&sql, params![key, seq, status, thread_id], |r| {
             Ok((Task::from_row(r)?, r.get(9)?, r.get(13)?))
         })
