@@ -11,6 +11,13 @@
 //! distinct urls with ~4 visits each; a title per url from a 50-word list,
 //! with the marker `tenpct` on ~10% of urls and `rareq01` on ~0.1%.
 //!
+//! Two information lines (no target) go with the 4-thread figure: the
+//! ceiling of sharing commits (one thread calling `visits.record_batch`
+//! with 4 visits per call, i.e. 4 callers in one commit with no hand-over
+//! at all, as a ratio to single calls) and the 4-thread ratio with
+//! `synchronous = full` (a commit that carries an fsync, on a copy of the
+//! 1M-visit profile).
+//!
 //! Run: `cargo bench --bench history_scale` (or `scripts/bench
 //! history_scale`); `HYDRA_BENCH_VISITS` scales it down for a quick look.
 
@@ -126,6 +133,71 @@ fn load_ours(conn: &Connection, n: u64) {
     tx.commit().unwrap();
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
         .unwrap();
+}
+
+/// Records `count` visits from `*next` on, `k` per `visits.record_batch`
+/// call, from one thread; visits per second.
+fn batches_of(profile: &Profile, next: &mut u64, count: u64, k: u64) -> f64 {
+    let t = Instant::now();
+    for _ in 0..count / k {
+        let visits: Vec<Value> = (*next..*next + k)
+            .map(|i| {
+                let (url, _, _, title, at) = visit(i);
+                json!({"url": url, "title": title, "visited_at": at})
+            })
+            .collect();
+        *next += k;
+        call(profile, "visits.record_batch", &json!({ "visits": visits }));
+    }
+    (count / k * k) as f64 / t.elapsed().as_secs_f64()
+}
+
+/// `visits.record` with `synchronous = full` (an fsync per commit) on a
+/// copy of the 1M-visit profile: the median single-thread rate and the
+/// median ratio of 4 threads on one handle to it, over 3 rounds of 1,000
+/// calls per thread.
+fn full_sync_rounds(dir: &Path, n: u64) -> (f64, f64) {
+    const CALLS: u64 = 1_000;
+    let mut options = OpenOptions::new(dir);
+    options.synchronous = hydra_core::Synchronous::Full;
+    let profile = Profile::open(options).unwrap();
+    let record = |profile: &Profile, i: u64| {
+        let (url, _, _, title, at) = visit(i);
+        call(
+            profile,
+            "visits.record",
+            &json!({"url": url, "title": title, "visited_at": at}),
+        );
+    };
+    let mut next = n;
+    let mut singles = Vec::new();
+    let mut ratios = Vec::new();
+    for _ in 0..3 {
+        let t = Instant::now();
+        for i in next..next + CALLS {
+            record(&profile, i);
+        }
+        next += CALLS;
+        let single = CALLS as f64 / t.elapsed().as_secs_f64();
+        let start = next;
+        next += 4 * CALLS;
+        let t = Instant::now();
+        std::thread::scope(|s| {
+            for k in 0..4 {
+                let profile = profile.clone();
+                s.spawn(move || {
+                    for j in 0..CALLS {
+                        record(&profile, start + k * CALLS + j);
+                    }
+                });
+            }
+        });
+        let threads = (4 * CALLS) as f64 / t.elapsed().as_secs_f64();
+        singles.push(single);
+        ratios.push(threads / single);
+    }
+    profile.close(Default::default()).unwrap();
+    (median(singles), median(ratios))
 }
 
 /// The bare schema: one `history` table with the columns of a visit and
@@ -251,6 +323,13 @@ fn main() {
     let bare_size = file_sizes(&bare_dir) as f64;
     let peer_size = peer_build["size_bytes"].as_f64();
 
+    // A copy of the 1M-visit profile for the `synchronous = full` rounds
+    // at the end (information: what sharing commits gains when a commit
+    // carries an fsync).
+    let full_dir = work.path().join("full");
+    std::fs::create_dir_all(&full_dir).unwrap();
+    std::fs::copy(&ours_db, full_dir.join("hydra.sqlite3")).unwrap();
+
     let profile = Profile::open(OpenOptions::new(&ours_dir)).unwrap();
     let open_index = Instant::now();
     // Start the index (a first search) and wait for the background builder.
@@ -322,6 +401,7 @@ fn main() {
     let mut bare_records = Vec::new();
     let mut threads_rates = Vec::new();
     let mut threads_ratios = Vec::new();
+    let mut ceiling_ratios = Vec::new();
     for _ in 0..RECORD_ROUNDS {
         let t = Instant::now();
         for _ in 0..SINGLE {
@@ -364,13 +444,19 @@ fn main() {
             }
         });
         let threads = (4 * SINGLE) as f64 / t.elapsed().as_secs_f64();
+        // The ceiling of sharing commits: one thread recording 4 visits per
+        // call is what 4 callers in one commit, with no hand-over, could do.
+        let shared = batches_of(&profile, &mut next, SINGLE, 4);
         eprintln!(
-            "visits.record round: one thread {single:.0}/s, 4 threads {threads:.0}/s = {:.2}x",
-            threads / single
+            "visits.record round: one thread {single:.0}/s, 4 threads {threads:.0}/s = {:.2}x, \
+             record_batch of 4 {shared:.0}/s = {:.2}x",
+            threads / single,
+            shared / single
         );
         singles.push(single);
         threads_rates.push(threads);
         threads_ratios.push(threads / single);
+        ceiling_ratios.push(shared / single);
     }
     let ours_record = median(singles);
     let ours_threads = median(threads_rates);
@@ -631,7 +717,15 @@ fn main() {
         "(information) index build after open: {build_s:.2} s for {} visits",
         stats.docs
     );
+    println!(
+        "(information) ceiling of sharing commits: record_batch of 4 from one thread = {:.2}x single calls",
+        median(ceiling_ratios)
+    );
     profile.close(Default::default()).unwrap();
+    let (full_single, full_ratio) = full_sync_rounds(&full_dir, n);
+    println!(
+        "(information) synchronous = full: one thread {full_single:.0}/s, 4 threads on one handle {full_ratio:.2}x"
+    );
     if !report.missed.is_empty() {
         eprintln!("missed: {:?}", report.missed);
         std::process::exit(1);
