@@ -17,13 +17,20 @@
 //! Crash safety is SQLite's: a checkpoint is an idempotent copy of committed
 //! frames, and a kill during one leaves the WAL to be replayed at the next
 //! open. Privacy deletes still run their own truncating checkpoint on the
-//! writer (`crate::privacy`); one that meets a passive checkpoint in
-//! progress gets `SQLITE_BUSY` and retries like any other busy attempt.
+//! writer (`crate::privacy`). SQLite lets one checkpoint run at a time, and
+//! one that finds another running fails at once with `SQLITE_BUSY` (the
+//! busy handler is not called for that lock), so each passive pass holds
+//! the [`CheckpointPass`] lock, and an erasure takes it before its
+//! truncating attempt: it waits for the pass in progress to end instead of
+//! failing and sleeping before a retry (under load, the retries were most
+//! of a purge's latency).
 
 use crate::error::Result;
 use crossbeam_channel::{bounded, Sender};
+use parking_lot::{Mutex, MutexGuard};
 use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 /// WAL pages after a commit that wake the checkpoint thread (SQLite's own
@@ -32,6 +39,21 @@ const WAKE_PAGES: i32 = 1_000;
 
 /// WAL pages after a commit at which the writer checkpoints itself.
 const INLINE_CHECKPOINT_PAGES: i32 = 4_000;
+
+/// Held by the checkpoint thread during each passive pass, and by an
+/// erasure during its truncating attempt: two checkpoints never meet.
+#[derive(Clone, Default)]
+pub(super) struct CheckpointPass(Arc<Mutex<()>>);
+
+impl CheckpointPass {
+    /// Waits for a pass in progress to end, and keeps the next one from
+    /// starting until the guard is dropped. Never taken while holding the
+    /// writer (the lock order is this, then the writer); a pass itself never
+    /// waits for the writer (a passive checkpoint waits for no one).
+    pub(super) fn hold(&self) -> MutexGuard<'_, ()> {
+        self.0.lock()
+    }
+}
 
 /// The checkpoint thread of one database; stopped on drop.
 pub(super) struct Checkpointer {
@@ -45,6 +67,7 @@ impl Checkpointer {
     pub(super) fn start(
         path: &Path,
         writer: &mut Connection,
+        pass: CheckpointPass,
         pragmas: impl FnOnce(&Connection) -> Result<()>,
     ) -> Result<Checkpointer> {
         let conn = Connection::open_with_flags(
@@ -59,9 +82,10 @@ impl Checkpointer {
             .name("hydra-checkpoint".into())
             .spawn(move || {
                 while let Ok(false) = woken.recv() {
-                    // Busy (a truncating checkpoint runs) or an I/O error:
-                    // the next wake tries again; the inline backstop bounds
-                    // the WAL meanwhile.
+                    let _pass = pass.hold();
+                    // Busy (the writer's inline backstop checkpoints) or an
+                    // I/O error: the next wake tries again; the backstop
+                    // bounds the WAL meanwhile.
                     let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
                 }
             })

@@ -104,6 +104,8 @@ pub struct Db {
     erasure: ErasureGate,
     /// Runs the WAL checkpoints beside the writer ([`checkpointer`]).
     checkpointer: Mutex<Option<checkpointer::Checkpointer>>,
+    /// Keeps its passes and an erasure's truncating checkpoint apart.
+    checkpoint_pass: checkpointer::CheckpointPass,
     /// The database file, for zeroing free pages in place ([`free_pages`]).
     /// Last, so that it is closed after every connection.
     free_pages: free_pages::FreePages,
@@ -154,7 +156,15 @@ impl Db {
         // closing this descriptor drops the process's POSIX locks on the
         // file, SQLite's own included (`free_pages`).
         let free_pages = free_pages::FreePages::open(path)?;
-        let checkpointer = match Self::prepare_writer(path, &mut writer, synchronous, &free_pages) {
+        let checkpoint_pass = checkpointer::CheckpointPass::default();
+        let prepared = Self::prepare_writer(
+            path,
+            &mut writer,
+            synchronous,
+            &free_pages,
+            checkpoint_pass.clone(),
+        );
+        let checkpointer = match prepared {
             Ok(checkpointer) => checkpointer,
             Err(e) => {
                 drop(writer);
@@ -174,6 +184,7 @@ impl Db {
             readers: Mutex::new(Vec::new()),
             erasure: ErasureGate::default(),
             checkpointer: Mutex::new(Some(checkpointer)),
+            checkpoint_pass,
             free_pages,
         })
     }
@@ -185,6 +196,7 @@ impl Db {
         writer: &mut Connection,
         synchronous: Synchronous,
         free_pages: &free_pages::FreePages,
+        checkpoint_pass: checkpointer::CheckpointPass,
     ) -> Result<checkpointer::Checkpointer> {
         apply_pragmas(writer, synchronous)?;
         // The write path's statements (transaction control included) stay
@@ -197,7 +209,7 @@ impl Db {
             free_pages.finish(writer, Instant::now() + OPEN_FREE_PAGES_WAIT)?;
         }
         migrate(writer)?;
-        checkpointer::Checkpointer::start(path, writer, |conn| {
+        checkpointer::Checkpointer::start(path, writer, checkpoint_pass, |conn| {
             conn.busy_timeout(BUSY_TIMEOUT)?;
             conn.execute_batch(&format!("PRAGMA synchronous = {};", synchronous.pragma()))?;
             Ok(())
@@ -402,6 +414,9 @@ impl Db {
         delete: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
         erase_wait: Duration,
     ) -> Result<(T, bool)> {
+        // No background pass may hold the checkpoint lock when the erasure
+        // truncates (see `checkpointer`); taken before the writer.
+        let _pass = self.checkpoint_pass.hold();
         let conn = self.writer();
         self.free_pages.arm()?;
         let committed = {

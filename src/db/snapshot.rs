@@ -347,9 +347,9 @@ impl super::Db {
     pub fn erase_pending(&self, deadline: Instant) -> Result<bool> {
         let truncated = self.erasure.draining(|| {
             if self.free_pages.armed() {
-                self.free_pages.finish(&self.writer(), deadline)
+                self.free_pages.finish(&self.erasure_writer(), deadline)
             } else {
-                truncate_until(|| self.writer(), ATTEMPT_WAIT, deadline)
+                truncate_until(|| self.erasure_writer(), ATTEMPT_WAIT, deadline)
             }
         })?;
         if truncated {
@@ -358,17 +358,43 @@ impl super::Db {
         Ok(truncated)
     }
 
+    /// The writer for a truncating checkpoint, once no background
+    /// checkpoint pass runs (one would make it fail busy at once) and with
+    /// none starting until it is dropped.
+    fn erasure_writer(&self) -> ErasureWriter<'_> {
+        let pass = self.checkpoint_pass.hold();
+        ErasureWriter {
+            writer: self.writer(),
+            _pass: pass,
+        }
+    }
+
     /// One attempt of the background eraser: waits at most `wait` for
     /// readers. True (and the pending erasure cleared) once truncated.
     pub fn retry_erasure(&self, wait: Duration) -> Result<bool> {
         let truncated = if self.free_pages.armed() {
-            self.free_pages.finish(&self.writer(), Instant::now() + wait)?
+            self.free_pages
+                .finish(&self.erasure_writer(), Instant::now() + wait)?
         } else {
-            checkpoint_truncate_within(&self.writer(), wait)?.truncated()
+            checkpoint_truncate_within(&self.erasure_writer(), wait)?.truncated()
         };
         if truncated {
             self.erasure.clear_pending();
         }
         Ok(truncated)
+    }
+}
+
+/// The writer connection with the checkpoint pass lock held
+/// ([`super::Db::erasure_writer`]); the writer is released first.
+struct ErasureWriter<'a> {
+    writer: parking_lot::MappedMutexGuard<'a, Connection>,
+    _pass: parking_lot::MutexGuard<'a, ()>,
+}
+
+impl std::ops::Deref for ErasureWriter<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.writer
     }
 }
