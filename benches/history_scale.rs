@@ -152,6 +152,47 @@ fn batches_of(profile: &Profile, next: &mut u64, count: u64, k: u64) -> f64 {
     (count / k * k) as f64 / t.elapsed().as_secs_f64()
 }
 
+/// `visits.record` of visit `i`, one call.
+fn record(profile: &Profile, i: u64) {
+    let (url, _, _, title, at) = visit(i);
+    call(
+        profile,
+        "visits.record",
+        &json!({"url": url, "title": title, "visited_at": at}),
+    );
+}
+
+/// `count` single `visits.record` calls from `*next` on, on this thread;
+/// calls per second.
+fn record_single(profile: &Profile, next: &mut u64, count: u64) -> f64 {
+    let t = Instant::now();
+    for i in *next..*next + count {
+        record(profile, i);
+    }
+    *next += count;
+    count as f64 / t.elapsed().as_secs_f64()
+}
+
+/// 4 threads on one handle, each making `count` single `visits.record`
+/// calls over its own block of consecutive visits from `*next` on; calls
+/// per second over all four.
+fn record_on_4_threads(profile: &Profile, next: &mut u64, count: u64) -> f64 {
+    let start = *next;
+    *next += 4 * count;
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for k in 0..4 {
+            let profile = profile.clone();
+            s.spawn(move || {
+                for j in 0..count {
+                    record(&profile, start + k * count + j);
+                }
+            });
+        }
+    });
+    (4 * count) as f64 / t.elapsed().as_secs_f64()
+}
+
 /// `visits.record` with `synchronous = full` (an fsync per commit) on a
 /// copy of the 1M-visit profile: the median single-thread rate and the
 /// median ratio of 4 threads on one handle to it, over 3 rounds of 1,000
@@ -161,38 +202,12 @@ fn full_sync_rounds(dir: &Path, n: u64) -> (f64, f64) {
     let mut options = OpenOptions::new(dir);
     options.synchronous = hydra_core::Synchronous::Full;
     let profile = Profile::open(options).unwrap();
-    let record = |profile: &Profile, i: u64| {
-        let (url, _, _, title, at) = visit(i);
-        call(
-            profile,
-            "visits.record",
-            &json!({"url": url, "title": title, "visited_at": at}),
-        );
-    };
     let mut next = n;
     let mut singles = Vec::new();
     let mut ratios = Vec::new();
     for _ in 0..3 {
-        let t = Instant::now();
-        for i in next..next + CALLS {
-            record(&profile, i);
-        }
-        next += CALLS;
-        let single = CALLS as f64 / t.elapsed().as_secs_f64();
-        let start = next;
-        next += 4 * CALLS;
-        let t = Instant::now();
-        std::thread::scope(|s| {
-            for k in 0..4 {
-                let profile = profile.clone();
-                s.spawn(move || {
-                    for j in 0..CALLS {
-                        record(&profile, start + k * CALLS + j);
-                    }
-                });
-            }
-        });
-        let threads = (4 * CALLS) as f64 / t.elapsed().as_secs_f64();
+        let single = record_single(&profile, &mut next, CALLS);
+        let threads = record_on_4_threads(&profile, &mut next, CALLS);
         singles.push(single);
         ratios.push(threads / single);
     }
@@ -403,17 +418,7 @@ fn main() {
     let mut threads_ratios = Vec::new();
     let mut ceiling_ratios = Vec::new();
     for _ in 0..RECORD_ROUNDS {
-        let t = Instant::now();
-        for _ in 0..SINGLE {
-            let (url, _, _, title, at) = visit(next);
-            next += 1;
-            call(
-                &profile,
-                "visits.record",
-                &json!({"url": url, "title": title, "visited_at": at}),
-            );
-        }
-        let single = SINGLE as f64 / t.elapsed().as_secs_f64();
+        let single = record_single(&profile, &mut next, SINGLE);
         let t = Instant::now();
         {
             let mut stmt = bare.prepare_cached(RAW_INSERT).unwrap();
@@ -425,25 +430,7 @@ fn main() {
             }
         }
         bare_records.push(SINGLE as f64 / t.elapsed().as_secs_f64());
-        let threads_start = next;
-        next += 4 * SINGLE;
-        let t = Instant::now();
-        std::thread::scope(|s| {
-            for k in 0..4 {
-                let profile = profile.clone();
-                s.spawn(move || {
-                    for j in 0..SINGLE {
-                        let (url, _, _, title, at) = visit(threads_start + k * SINGLE + j);
-                        call(
-                            &profile,
-                            "visits.record",
-                            &json!({"url": url, "title": title, "visited_at": at}),
-                        );
-                    }
-                });
-            }
-        });
-        let threads = (4 * SINGLE) as f64 / t.elapsed().as_secs_f64();
+        let threads = record_on_4_threads(&profile, &mut next, SINGLE);
         // The ceiling of sharing commits: one thread recording 4 visits per
         // call is what 4 callers in one commit, with no hand-over, could do.
         let shared = batches_of(&profile, &mut next, SINGLE, 4);
