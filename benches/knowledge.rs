@@ -424,6 +424,9 @@ fn main() {
         // `HYDRA_BENCH_ONLY=small`: only the upserts and the embed job above.
         if !report.misses.is_empty() {
             eprintln!("targets missed: {}", report.misses.join(", "));
+            // `exit` runs no destructor: the profiles go first.
+            drop(profile);
+            drop(tmp);
             std::process::exit(1);
         }
         return;
@@ -623,7 +626,8 @@ fn main() {
         "ms",
     );
     profile.close(Default::default()).unwrap();
-
+    // `exit` runs no destructor: the profiles (about 1 GB) go first.
+    drop(tmp);
     if !report.misses.is_empty() {
         eprintln!("targets missed: {}", report.misses.join(", "));
         std::process::exit(1);

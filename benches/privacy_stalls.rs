@@ -333,6 +333,8 @@ fn main() {
         ms(solo[&Kind::Purge]) / ms(raw_purge),
     );
     profile.close(CloseOptions::default()).unwrap();
+    // `exit` runs no destructor: the profile goes first.
+    drop(dir);
     if !met {
         eprintln!(
             "privacy_stalls: a wait p99 is over {} ms",
