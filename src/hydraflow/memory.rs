@@ -3,7 +3,9 @@
 //! model) and an audit trail of actions and times (never the text).
 //! Searching them lives in `search.rs`.
 
-use super::{metadata_of, not_null, require_task, require_text, require_thread};
+use super::{
+    metadata_of, not_null, require_filter_thread, require_task, require_text, require_thread,
+};
 use super::{DeletedResponse, IdRequest};
 use crate::db::paging::{Keyset, Order};
 use crate::db::ConnExt;
@@ -466,9 +468,7 @@ pub fn list(profile: &Profile, req: ListRequest) -> Result<Page<Memory>> {
         ks.order_and_limit("m.created_at", "m.seq")
     );
     let rows = profile.db().read(|c| {
-        if let Some(id) = thread_id {
-            require_thread(c, id, "thread_id")?;
-        }
+        require_filter_thread(c, thread_id)?;
         c.query_all(&sql, params![k, s, scope, scope_ref, thread_id], |r| {
             Ok((Memory::from_row(r)?, r.get(10)?, r.get(15)?))
         })

@@ -63,6 +63,16 @@ pub(crate) fn require_thread(conn: &Connection, id: &str, field: &str) -> Result
     conn.require_id("llm_threads", id, "thread", field)
 }
 
+/// A list or search filter by `thread_id` names a thread that must exist
+/// (section 1, "Missing objects"): `not_found` unless it does; no filter
+/// passes.
+pub(crate) fn require_filter_thread(conn: &Connection, thread_id: Option<&str>) -> Result<()> {
+    match thread_id {
+        Some(id) => require_thread(conn, id, "thread_id"),
+        None => Ok(()),
+    }
+}
+
 /// `not_found` (naming `field`) unless the task `id` exists.
 pub(crate) fn require_task(conn: &Connection, id: &str, field: &str) -> Result<()> {
     conn.require_id("tasks", id, "task", field)

@@ -3,6 +3,7 @@
 //! scope / thread pre-filters. Returned memories get `last_accessed_at`.
 
 use super::memory::{EmbeddingInput, Filters, Memory, Scope, COLUMNS, FROM};
+use super::require_filter_thread;
 use crate::db::ConnExt;
 use crate::error::{Error, Result};
 use crate::profile::Profile;
@@ -57,12 +58,6 @@ pub fn search(profile: &Profile, req: SearchRequest) -> Result<SearchResponse> {
         scope_ref: req.scope_ref.as_deref(),
         thread_id: req.thread_id.as_ref().map(Id::as_str),
     };
-    // A thread filter names a thread that must exist (`not_found`), checked
-    // after the request's own fields, in the search's snapshot.
-    let thread_exists = |conn: &Connection| match filters.thread_id {
-        Some(id) => super::require_thread(conn, id, "thread_id"),
-        None => Ok(()),
-    };
     let limit = req.limit.get();
     let min_score = req.min_score.unwrap_or(f64::NEG_INFINITY);
     let ranked = match (&req.query, &req.embedding) {
@@ -77,7 +72,7 @@ pub fn search(profile: &Profile, req: SearchRequest) -> Result<SearchResponse> {
             profile.db().read(|conn| {
                 conn.execute_batch("BEGIN")?; // codes and rescored vectors: one snapshot
                 let outcome = (|| {
-                    thread_exists(conn)?;
+                    require_filter_thread(conn, filters.thread_id)?;
                     check_dimension(conn, &embedding.model, query.len())?;
                     let allowed = allowed_seqs(conn, &filters)?;
                     let admits = |seq: i64| {
@@ -105,7 +100,7 @@ pub fn search(profile: &Profile, req: SearchRequest) -> Result<SearchResponse> {
         (Some(text), None) => {
             let fts = fts_query(text)?;
             profile.db().read(|conn| {
-                thread_exists(conn)?;
+                require_filter_thread(conn, filters.thread_id)?;
                 full_text(conn, &fts, &filters, limit, min_score)
             })?
         }

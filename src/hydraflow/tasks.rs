@@ -3,7 +3,9 @@
 //! status: set on entering `completed`, `failed` or `cancelled`, cleared on
 //! leaving them.
 
-use super::{json_of, json_text, metadata_of, not_null, require_text, require_thread};
+use super::{
+    json_of, json_text, metadata_of, not_null, require_filter_thread, require_text, require_thread,
+};
 use super::{DeletedResponse, IdRequest};
 use crate::db::paging::{Keyset, Order};
 use crate::db::ConnExt;
@@ -415,9 +417,7 @@ pub fn list(profile: &Profile, req: ListRequest) -> Result<Page<Task>> {
         ks.order_and_limit("updated_at", "seq")
     );
     let rows = profile.db().read(|c| {
-        if let Some(id) = thread_id {
-            require_thread(c, id, "thread_id")?;
-        }
+        require_filter_thread(c, thread_id)?;
         c.query_all(&sql, params![key, seq, status, thread_id], |r| {
             Ok((Task::from_row(r)?, r.get(9)?, r.get(13)?))
         })
