@@ -614,3 +614,61 @@ fn overview_counts_the_store() {
         json!({"documents": 2, "chunks": 3, "embedded_chunks": 1})
     );
 }
+
+/// Concurrent upserts of one url, and deletes beside them: each successful
+/// upsert answers with the document it wrote (its own text's sha and
+/// title), and a delete committed right after an upsert never turns that
+/// upsert into an error.
+#[test]
+fn concurrent_upserts_answer_with_their_own_document() {
+    use sha2::{Digest, Sha256};
+    let t = TestProfile::new();
+    let failures = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for writer in 0..4 {
+            let (t, failures) = (&t, &failures);
+            s.spawn(move || {
+                for i in 0..60 {
+                    let text = format!("writer {writer} version {i} of the shared page");
+                    let title = format!("title {writer}.{i}");
+                    let sha = format!("{:x}", Sha256::digest(text.as_bytes()));
+                    let req =
+                        json!({"url": "https://shared.example/p", "text": text, "title": title});
+                    match t.call("documents.upsert", req) {
+                        Ok(out) => {
+                            let document = &out["document"];
+                            if document["content_sha256"] != sha.as_str()
+                                || document["title"] != title.as_str()
+                            {
+                                failures
+                                    .lock()
+                                    .unwrap()
+                                    .push(format!("writer {writer} call {i} answered {document}"));
+                            }
+                        }
+                        Err(e) => failures
+                            .lock()
+                            .unwrap()
+                            .push(format!("writer {writer} call {i} failed: {e:?}")),
+                    }
+                }
+            });
+        }
+        s.spawn(|| {
+            for _ in 0..60 {
+                // `not_found` when no upsert came since the last delete.
+                let _ = t.call(
+                    "documents.delete",
+                    json!({"url": "https://shared.example/p"}),
+                );
+            }
+        });
+    });
+    let failures = failures.into_inner().unwrap();
+    assert!(
+        failures.is_empty(),
+        "{} bad answers, e.g. {:?}",
+        failures.len(),
+        &failures[..failures.len().min(3)]
+    );
+}

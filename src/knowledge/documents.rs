@@ -388,10 +388,12 @@ pub fn upsert(profile: &Profile, req: UpsertRequest) -> Result<UpsertResponse> {
     };
     let new_id = req.id.clone();
     let removal = ChunkRemoval::new(profile);
-    let (seq, created, changed) = profile.db().write(|tx| {
+    // The response is read inside the write: after the commit, another
+    // call may already have replaced or deleted the document.
+    let (document, created, changed) = profile.db().write(|tx| {
         check_links(tx, &extra)?;
         let now = now_ms();
-        match existing_id(tx)? {
+        let (seq, created, changed) = match existing_id(tx)? {
             None => {
                 let id = match &new_id {
                     Some(id) => {
@@ -405,7 +407,7 @@ pub fn upsert(profile: &Profile, req: UpsertRequest) -> Result<UpsertResponse> {
                 let seq = insert_document(tx, &id, &content, &extra, now)?;
                 let spans = spans_to_store(&caller_chunks, &precut, &req.text, chunk_chars);
                 store_chunks(tx, seq, owned_chunks(&caller_chunks, &spans, &req.text))?;
-                Ok((seq, true, true))
+                (seq, true, true)
             }
             Some(row) => {
                 if let Some(id) = &new_id {
@@ -417,25 +419,23 @@ pub fn upsert(profile: &Profile, req: UpsertRequest) -> Result<UpsertResponse> {
                 }
                 let seq = row.seq;
                 if same_content(&row) {
-                    let changed = update_extra(tx, seq, &extra, now)?;
-                    return Ok((seq, false, changed));
+                    (seq, false, update_extra(tx, seq, &extra, now)?)
+                } else {
+                    replace_content(tx, &removal, seq, &content, &extra, now)?;
+                    let spans = spans_to_store(&caller_chunks, &precut, &req.text, chunk_chars);
+                    store_chunks(tx, seq, owned_chunks(&caller_chunks, &spans, &req.text))?;
+                    (seq, false, true)
                 }
-                replace_content(tx, &removal, seq, &content, &extra, now)?;
-                let spans = spans_to_store(&caller_chunks, &precut, &req.text, chunk_chars);
-                store_chunks(tx, seq, owned_chunks(&caller_chunks, &spans, &req.text))?;
-                Ok((seq, false, true))
             }
-        }
-    })?;
-    removal.confirm();
-    let document = profile.db().read(|conn| {
-        conn.query_opt(
+        };
+        let document = tx.query_row(
             &format!("SELECT {COLUMNS} FROM documents d WHERE d.seq = ?1"),
             [seq],
             Document::from_row,
-        )
+        )?;
+        Ok((document, created, changed))
     })?;
-    let document = document.ok_or_else(|| Error::internal("document vanished after upsert"))?;
+    removal.confirm();
     Ok(UpsertResponse {
         document,
         created,
