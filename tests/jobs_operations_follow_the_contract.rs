@@ -481,3 +481,41 @@ fn events_follow_every_change_from_another_thread_outside_locks() {
     assert_eq!(seen, expected);
     assert_eq!(events[3]["job"]["result"], json!({"done": true}));
 }
+
+/// While jobs move from queued to running to succeeded, a page of
+/// `jobs.list` never holds one job twice, and a status filter never lists a
+/// job in another status: the page is read from one snapshot.
+#[test]
+fn list_pages_are_consistent_while_jobs_change_status() {
+    let t = TestProfile::new();
+    let jobs = t.profile.jobs();
+    jobs.register_host_handler("quick", handler(|_| Ok(json!({}))))
+        .unwrap();
+    let mut problems = Vec::new();
+    for i in 0..300 {
+        jobs.submit("quick", json!({"i": i}), Default::default())
+            .unwrap();
+        for filter in [
+            json!({"limit": 5}),
+            json!({"limit": 5, "status": ["queued"]}),
+        ] {
+            let page = t.ok("jobs.list", filter.clone());
+            let items = page["items"].as_array().unwrap();
+            let mut ids: Vec<&str> = items.iter().map(|j| j["id"].as_str().unwrap()).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            if ids.len() != items.len() {
+                problems.push(format!("a job listed twice: {page}"));
+            }
+            if filter.get("status").is_some() && items.iter().any(|j| j["status"] != "queued") {
+                problems.push(format!("a job outside the filter: {page}"));
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{} bad pages, e.g. {:?}",
+        problems.len(),
+        &problems[..problems.len().min(2)]
+    );
+}

@@ -460,6 +460,21 @@ impl Db {
         self.with_reader(f)
     }
 
+    /// [`Db::read`] with every statement of `f` in one read transaction, so
+    /// that they all see the same committed state (a read made of several
+    /// queries whose answers must agree: a page merged from several index
+    /// ranges, a row and its children).
+    pub fn read_consistent<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.read(|conn| {
+            run_cached(conn, "BEGIN")?;
+            let outcome = f(conn);
+            // Ends the read transaction whatever `f` answered; a connection
+            // left inside one is not pooled again (`with_reader`).
+            run_cached(conn, "COMMIT")?;
+            outcome
+        })
+    }
+
     /// Runs `f` inside one read snapshot that a privacy delete can overtake:
     /// `f` polls [`Snapshot::overtaken`] and returns early when it is, and
     /// publishes its result with [`Snapshot::publish_unless_overtaken`].

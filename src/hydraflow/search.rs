@@ -69,32 +69,28 @@ pub fn search(profile: &Profile, req: SearchRequest) -> Result<SearchResponse> {
         }
         (None, Some(embedding)) => {
             let query = embedding.to_f32("embedding")?;
-            profile.db().read(|conn| {
-                conn.execute_batch("BEGIN")?; // codes and rescored vectors: one snapshot
-                let outcome = (|| {
-                    require_filter_thread(conn, filters.thread_id)?;
-                    check_dimension(conn, &embedding.model, query.len())?;
-                    let allowed = allowed_seqs(conn, &filters)?;
-                    let admits = |seq: i64| {
-                        allowed
-                            .as_ref()
-                            .is_none_or(|a| a.binary_search(&seq).is_ok())
-                    };
-                    vectors::top_k(
-                        conn,
-                        profile.db().path(),
-                        &VectorSearch {
-                            source: &MEMORY_VECTORS,
-                            model: &embedding.model,
-                            query: &query,
-                            allowed: allowed.as_ref().map(|_| &admits as &dyn Fn(i64) -> bool),
-                            k: limit,
-                            min_score,
-                        },
-                    )
-                })();
-                conn.execute_batch("COMMIT")?;
-                outcome
+            // Codes and rescored vectors: one snapshot.
+            profile.db().read_consistent(|conn| {
+                require_filter_thread(conn, filters.thread_id)?;
+                check_dimension(conn, &embedding.model, query.len())?;
+                let allowed = allowed_seqs(conn, &filters)?;
+                let admits = |seq: i64| {
+                    allowed
+                        .as_ref()
+                        .is_none_or(|a| a.binary_search(&seq).is_ok())
+                };
+                vectors::top_k(
+                    conn,
+                    profile.db().path(),
+                    &VectorSearch {
+                        source: &MEMORY_VECTORS,
+                        model: &embedding.model,
+                        query: &query,
+                        allowed: allowed.as_ref().map(|_| &admits as &dyn Fn(i64) -> bool),
+                        k: limit,
+                        min_score,
+                    },
+                )
             })?
         }
         (Some(text), None) => {

@@ -186,7 +186,9 @@ pub fn list(profile: &Profile, request: ListRequest) -> Result<Page<Job>> {
         Some(v) => v.into_iter().map(Some).collect(),
         None => vec![None],
     };
-    profile.db().read(|conn| {
+    // One snapshot for every branch and row: a job whose status changes
+    // between two reads would otherwise be listed under both statuses.
+    profile.db().read_consistent(|conn| {
         let mut keys = Vec::new();
         for status in &status_branches {
             for job_type in &type_branches {
@@ -203,7 +205,6 @@ pub fn list(profile: &Profile, request: ListRequest) -> Result<Page<Job>> {
         keys.truncate(limit + 1);
         let mut rows = Vec::with_capacity(keys.len());
         for (created_at, seq) in keys {
-            // A row pruned between the two reads is simply not listed.
             if let Some(mut job) = ledger::get_by_seq(conn, seq)? {
                 profile.jobs().overlay(&mut job);
                 rows.push((job, created_at, seq));

@@ -788,28 +788,23 @@ pub fn get(profile: &Profile, req: GetRequest) -> Result<GetResponse> {
         (None, None) => return Err(Error::invalid("id", "give exactly one of id and url")),
         (Some(_), Some(_)) => return Err(Error::invalid("url", "give exactly one of id and url")),
     };
-    profile.db().read(|conn| {
-        conn.execute_batch("BEGIN")?;
-        let outcome = (|| {
-            let (document, seq) =
-                load_by(conn, column, value)?.ok_or_else(|| Error::not_found("document", field))?;
-            let text: String =
-                conn.query_row("SELECT text FROM documents WHERE seq = ?1", [seq], |r| {
-                    r.get(0)
-                })?;
-            let chunks = if req.include_chunks {
-                Some(chunks_of(conn, seq, &document.id)?)
-            } else {
-                None
-            };
-            Ok(GetResponse {
-                document,
-                text,
-                chunks,
-            })
-        })();
-        conn.execute_batch("COMMIT")?;
-        outcome
+    profile.db().read_consistent(|conn| {
+        let (document, seq) =
+            load_by(conn, column, value)?.ok_or_else(|| Error::not_found("document", field))?;
+        let text: String =
+            conn.query_row("SELECT text FROM documents WHERE seq = ?1", [seq], |r| {
+                r.get(0)
+            })?;
+        let chunks = if req.include_chunks {
+            Some(chunks_of(conn, seq, &document.id)?)
+        } else {
+            None
+        };
+        Ok(GetResponse {
+            document,
+            text,
+            chunks,
+        })
     })
 }
 

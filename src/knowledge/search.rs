@@ -150,26 +150,21 @@ pub(crate) fn run(
         // Before the read transaction: the index never gets ahead of it.
         text_index::catch_up(profile)?;
     }
-    profile.db().read(|conn| {
-        conn.execute_batch("BEGIN")?;
-        let outcome = (|| {
-            let hybrid = terms.is_some() && vector.is_some();
-            let depth = if hybrid { hybrid_depth(limit) } else { limit };
-            let text_list = match terms {
-                Some(terms) => Some(text_ranked(
-                    profile, conn, terms, req.match_, &filter, depth,
-                )?),
-                None => None,
-            };
-            let vector_list = match &vector {
-                Some((model, v)) => Some(vector_ranked(profile, conn, model, v, &filter, depth)?),
-                None => None,
-            };
-            let fused = fuse(text_list, vector_list, limit);
-            load_items(conn, fused)
-        })();
-        conn.execute_batch("COMMIT")?;
-        outcome
+    profile.db().read_consistent(|conn| {
+        let hybrid = terms.is_some() && vector.is_some();
+        let depth = if hybrid { hybrid_depth(limit) } else { limit };
+        let text_list = match terms {
+            Some(terms) => Some(text_ranked(
+                profile, conn, terms, req.match_, &filter, depth,
+            )?),
+            None => None,
+        };
+        let vector_list = match &vector {
+            Some((model, v)) => Some(vector_ranked(profile, conn, model, v, &filter, depth)?),
+            None => None,
+        };
+        let fused = fuse(text_list, vector_list, limit);
+        load_items(conn, fused)
     })
 }
 
