@@ -34,11 +34,11 @@ pub fn parse_url(field: &str, text: &str) -> Result<UrlFacts> {
         return Err(bad("must be an absolute URL without surrounding spaces"));
     }
     let url = url::Url::parse(text).map_err(|_| bad("must be an absolute URL"))?;
-    let host = match (url.scheme(), url.host_str()) {
-        // `file://localhost/x` names the same file as `file:///x`.
-        ("file", Some(h)) if h.eq_ignore_ascii_case("localhost") => None,
-        (_, Some(h)) => normal_host(h),
-        (_, None) => None,
+    let host = match url.host_str().and_then(normal_host) {
+        // `file://localhost/x` (and `file://localhost./x`) names the same
+        // file as `file:///x`.
+        Some(h) if url.scheme() == "file" && h == "localhost" => None,
+        other => other,
     };
     if matches!(url.scheme(), "http" | "https") {
         // The url crate forgives `http:example.com` and `http:///example.com`
@@ -325,6 +325,8 @@ mod tests {
             "file:///etc/hosts",
             "file://localhost/etc/hosts",
             "file://LOCALHOST/x",
+            "file://localhost./etc/hosts",
+            "file://LOCALHOST./x",
         ] {
             assert_eq!(parse_url("url", url).unwrap().host, None, "{url}");
         }
