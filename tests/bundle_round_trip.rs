@@ -388,3 +388,147 @@ fn a_record_breaking_the_id_or_time_rules_imports_nothing() {
     import(&b, &path, json!({}));
     assert_eq!(b.ok("threads.list", json!({}))["items"][0]["id"], "th1");
 }
+
+/// `path`'s bundle with its record lines in another order: `arrange` gets
+/// each component's lines (in file order, components in the order the
+/// library writes them) and returns every line once. The manifest stays
+/// valid as long as each component's lines keep their order.
+fn rearranged_bundle(
+    path: &str,
+    arrange: impl Fn(Vec<Vec<String>>) -> Vec<String>,
+    out: &std::path::Path,
+) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines().map(str::to_owned);
+    let manifest = lines.next().unwrap();
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for line in lines {
+        let component = serde_json::from_str::<Value>(&line).unwrap()["c"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        match groups.last_mut() {
+            Some((c, group)) if *c == component => group.push(line),
+            _ => groups.push((component, vec![line])),
+        }
+    }
+    let count = groups.iter().map(|(_, g)| g.len()).sum::<usize>();
+    let arranged = arrange(groups.into_iter().map(|(_, g)| g).collect());
+    assert_eq!(arranged.len(), count);
+    std::fs::write(out, [vec![manifest], arranged].concat().join("\n") + "\n").unwrap();
+}
+
+/// The components last first, each one's lines in file order.
+fn last_first(groups: Vec<Vec<String>>) -> Vec<String> {
+    groups.into_iter().rev().flatten().collect()
+}
+
+/// One line of each component in turn, last component first.
+fn interleaved(groups: Vec<Vec<String>>) -> Vec<String> {
+    let mut queues: Vec<std::collections::VecDeque<String>> =
+        groups.into_iter().rev().map(Into::into).collect();
+    let mut out = Vec::new();
+    while queues.iter().any(|q| !q.is_empty()) {
+        for q in &mut queues {
+            out.extend(q.pop_front());
+        }
+    }
+    out
+}
+
+#[test]
+fn the_order_of_the_components_lines_changes_nothing() {
+    // Any line order is a valid bundle (each component's checksum covers
+    // its own lines in order): a message before its thread, a task event
+    // before its task, a tab before the visit it shows. The import must
+    // give what the library's own order (referenced records first) gives:
+    // the same records, links, counts, policies and dry runs, and a
+    // re-import that changes nothing.
+    let a = TestProfile::new();
+    populate(&a);
+    let path = export(&a, json!({}))["path"].as_str().unwrap().to_owned();
+    let reference = TestProfile::new();
+    let counts =
+        |t: &TestProfile, path: &str, extra: Value| import(t, path, extra)["imported"].clone();
+    let dry = counts(&reference, &path, json!({"dry_run": true}));
+    let first = counts(&reference, &path, json!({}));
+    let again = counts(&reference, &path, json!({}));
+    let skipping = counts(&reference, &path, json!({"policy": "skip_existing"}));
+    assert_eq!(first["messages"]["inserted"], 5);
+    assert_eq!(dry, first);
+    let expected = snapshot(&reference);
+    assert_eq!(expected, snapshot(&a));
+
+    for (name, arrange) in [
+        (
+            "last_first",
+            last_first as fn(Vec<Vec<String>>) -> Vec<String>,
+        ),
+        ("interleaved", interleaved),
+    ] {
+        let out = a.dir.path().join(format!("{name}.hydra"));
+        rearranged_bundle(&path, arrange, &out);
+        let out = out.to_str().unwrap();
+        let b = TestProfile::new();
+        assert_eq!(counts(&b, out, json!({"dry_run": true})), dry, "{name}");
+        assert_eq!(
+            b.ok("threads.list", json!({}))["items"],
+            json!([]),
+            "{name}"
+        );
+        assert_eq!(counts(&b, out, json!({})), first, "{name}");
+        assert_eq!(snapshot(&b), expected, "{name}");
+        // The tab shows its visit, re-resolved; links to the thread stay.
+        let tab = b.ok("tabs.get", json!({"id": "tab1"}))["tab"].clone();
+        let newest =
+            b.ok("history.list", json!({"tab_id": "tab1", "limit": 1}))["items"][0]["id"].clone();
+        assert_eq!(tab["current_history_id"], newest, "{name}");
+        assert_eq!(tab["thread_id"], "th1", "{name}");
+        assert_eq!(
+            b.ok("tasks.get", json!({"id": "task1"}))["task"]["thread_id"],
+            "th1",
+            "{name}"
+        );
+        assert_eq!(counts(&b, out, json!({})), again, "{name}");
+        assert_eq!(
+            counts(&b, out, json!({"policy": "skip_existing"})),
+            skipping,
+            "{name}"
+        );
+        assert_eq!(snapshot(&b), expected, "{name}");
+    }
+}
+
+#[test]
+fn a_reference_to_a_component_left_out_of_the_import_becomes_null() {
+    // "In the bundle" means in a component being imported: a visit keeps
+    // its `tab_id` only when its tab is imported too (or stored), a task
+    // its thread likewise.
+    let a = TestProfile::new();
+    populate(&a);
+    let path = export(&a, json!({}))["path"].as_str().unwrap().to_owned();
+    let b = TestProfile::new();
+    import(
+        &b,
+        &path,
+        json!({"components": ["browser_history", "tasks"]}),
+    );
+    let visits = b.ok("history.list", json!({}))["items"].clone();
+    assert_eq!(visits.as_array().unwrap().len(), 3);
+    for visit in visits.as_array().unwrap() {
+        assert_eq!(visit["tab_id"], Value::Null, "{visit}");
+    }
+    assert_eq!(
+        b.ok("tasks.get", json!({"id": "task1"}))["task"]["thread_id"],
+        Value::Null
+    );
+    // With the tabs, the visits keep theirs.
+    let c = TestProfile::new();
+    import(
+        &c,
+        &path,
+        json!({"components": ["browser_history", "tabs"]}),
+    );
+    let tabbed = c.ok("history.list", json!({"tab_id": "tab1"}))["items"].clone();
+    assert_eq!(tabbed.as_array().unwrap().len(), 2);
+}

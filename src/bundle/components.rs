@@ -53,14 +53,48 @@ struct VisitKey {
     visited_at: Millis,
 }
 
-/// What an import learns before it writes: the tab ids the bundle carries,
-/// so a visit's `tab_id` survives although tabs are imported after history;
-/// and, as it writes, the thread ids known to be stored (one lookup per
-/// thread instead of one per message).
+/// What an import learns before it writes ([`ImportState::learn`]), and
+/// as it writes.
 #[derive(Debug, Default)]
 pub(super) struct ImportState {
-    pub bundle_tabs: HashSet<String>,
+    /// The ids of the tabs the import brings (tabs are a component being
+    /// imported), so a visit's `tab_id` survives although tabs are
+    /// imported after history.
+    bundle_tabs: HashSet<String>,
+    /// Thread ids known to be stored (one lookup per thread instead of one
+    /// per message).
     known_threads: HashSet<String>,
+}
+
+/// The `id` of a record (the rest is read when the record is imported).
+#[derive(Deserialize)]
+struct RecordId {
+    id: String,
+}
+
+impl ImportState {
+    /// Whether [`ImportState::learn`] wants the records of `component`
+    /// (the verify pass reads no other record).
+    pub(super) fn learns_from(component: Component) -> bool {
+        component == Component::Tabs
+    }
+
+    /// Called in the verify pass, before anything is written, with every
+    /// record of a component being imported that it
+    /// [learns from](ImportState::learns_from): learns the ids of the
+    /// bundle's tabs.
+    pub(super) fn learn(&mut self, component: Component, record: &RawValue) -> Result<()> {
+        match component {
+            Component::Tabs => {
+                // A tab record that does not fit fails when it is imported.
+                if let Ok(tab) = serde_json::from_str::<RecordId>(record.get()) {
+                    self.bundle_tabs.insert(tab.id);
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// How many records [`export`] writes for `component` from `conn` (one

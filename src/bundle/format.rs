@@ -9,7 +9,9 @@
 //! Writing streams: lines go to a body file in the destination directory
 //! while they are hashed, then the manifest and the body are copied into the
 //! final file through [`crate::fsutil::write_atomic_with`] (temp file, fsync,
-//! rename). Reading streams too: one pass verifies, a second yields records.
+//! rename). Reading streams too: one pass verifies (and learns where each
+//! component's lines lie, a [`Layout`]), a second yields the records
+//! component by component, each component's lines in file order.
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::fsutil::Staged;
@@ -328,13 +330,14 @@ pub fn read_manifest(path: &Path) -> Result<Manifest> {
 /// the manifest, and each component's count and checksum must match.
 /// Nothing is written.
 pub fn verify(path: &Path) -> Result<Manifest> {
-    verify_with(path, |_, _, _| Ok(()))
+    verify_with(path, |_, _, _| Ok(())).map(|(manifest, _)| manifest)
 }
 
 /// [`verify`], also showing `look` every record line as it passes (its
 /// component, its exact bytes, and the bytes of the file read through it,
 /// for progress): an importer learns what it must know before it writes in
-/// this same pass ([`record_json`] reads a line's record).
+/// this same pass ([`record_json`] reads a line's record). Returns the
+/// manifest and the bundle's [`Layout`], for [`for_each_parsed`].
 ///
 /// The pass runs on two threads: a reading thread reads the lines and
 /// hashes each into its component's checksum, while the calling thread
@@ -347,8 +350,12 @@ pub fn verify(path: &Path) -> Result<Manifest> {
 pub fn verify_with(
     path: &Path,
     mut look: impl FnMut(Component, &[u8], u64) -> Result<()>,
-) -> Result<Manifest> {
+) -> Result<(Manifest, Layout)> {
     let (reader, manifest, read) = open_with_manifest(path)?;
+    let mut layout = Layout {
+        manifest_bytes: read,
+        runs: Vec::new(),
+    };
     let (sender, receiver) =
         crossbeam_channel::bounded::<Result<VerifyBatch>>(VERIFY_BATCHES_AHEAD);
     let mut seen = std::thread::scope(|scope| -> Result<ComponentHashes> {
@@ -357,7 +364,7 @@ pub fn verify_with(
             .spawn_scoped(scope, move || read_and_hash(reader, read, &sender))?;
         // Dropping `receiver` on the way out (an error) stops the reading
         // thread at its next batch.
-        check_lines(receiver, &manifest, &mut look)?;
+        check_lines(receiver, &manifest, &mut layout, &mut look)?;
         hashing
             .join()
             .map_err(|_| Error::internal("the bundle verifying thread panicked"))
@@ -375,7 +382,59 @@ pub fn verify_with(
             .with_detail("component", serde_json::to_value(component).unwrap_or_default()));
         }
     }
-    Ok(manifest)
+    Ok((manifest, layout))
+}
+
+/// Where the lines of a verified bundle lie: its runs of consecutive lines
+/// of one component, in file order. A bundle the library wrote has one run
+/// per component; a hand-made one may interleave its components (any line
+/// order is valid), at worst one run per line (32 bytes each, less
+/// than the lines themselves).
+///
+/// [`for_each_parsed`] reads the runs component by component, in
+/// [`Component::ALL`] order, each component's runs in file order: an
+/// import then sees every record after the records it may refer to
+/// (threads before messages, tasks before task events, history before
+/// tabs), whatever the order of the lines, and each component's records in
+/// file order (which keeps tie order).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Layout {
+    /// Bytes of the manifest line (the first run starts there).
+    manifest_bytes: u64,
+    runs: Vec<Run>,
+}
+
+/// Consecutive lines of one component: bytes `start..end` of the file,
+/// the first of them line number `first_line`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Run {
+    component: Component,
+    start: u64,
+    end: u64,
+    first_line: u64,
+}
+
+impl Layout {
+    /// Notes line `line_no` of `component`, bytes `start..end`.
+    fn note(&mut self, component: Component, line_no: u64, start: u64, end: u64) {
+        match self.runs.last_mut() {
+            Some(run) if run.component == component && run.end == start => run.end = end,
+            _ => self.runs.push(Run {
+                component,
+                start,
+                end,
+                first_line: line_no,
+            }),
+        }
+    }
+
+    /// The runs in reading order: by component (in [`Component::ALL`]
+    /// order), then by place in the file.
+    fn reading_order(&self) -> Vec<Run> {
+        let mut runs = self.runs.clone();
+        runs.sort_by_key(|run| (run.component, run.start));
+        runs
+    }
 }
 
 /// The record of a line of a verified bundle (`None` if the line is not a
@@ -523,10 +582,12 @@ fn component_of(line: &[u8]) -> Option<Component> {
 }
 
 /// The calling side of [`verify_with`]: every line, in file order, must be
-/// a bundle record of a component of the manifest; `look` sees it.
+/// a bundle record of a component of the manifest; `look` sees it, and
+/// `layout` notes where it lies.
 fn check_lines(
     receiver: crossbeam_channel::Receiver<Result<VerifyBatch>>,
     manifest: &Manifest,
+    layout: &mut Layout,
     look: &mut impl FnMut(Component, &[u8], u64) -> Result<()>,
 ) -> Result<()> {
     for batch in receiver {
@@ -558,6 +619,7 @@ fn check_lines(
                 ));
             }
             look(component, line, read).map_err(|e| e.with_detail("line", line_no))?;
+            layout.note(component, line_no, read - line.len() as u64, read);
         }
     }
     Ok(())
@@ -572,24 +634,33 @@ const PARSED_BATCH_BYTES: usize = 1 << 20;
 const PARSED_BATCHES_AHEAD: usize = 8;
 
 /// One record as [`for_each_parsed`] hands it over: line number,
-/// component, what `parse` made of it, bytes of the file read through it.
+/// component, what `parse` made of it, bytes of the file read so far.
 type ParsedLine<T> = (u64, Component, T, u64);
 
-/// Calls `f` for every record in file order (run [`verify`] first) with
-/// its line number, component, what `parse` made of its exact JSON, and
-/// the bytes of the file read through it (for progress). Reading and
-/// `parse` run on a second thread, while `f` consumes the records already
-/// parsed, in file order, on the calling thread. A bulk
-/// import then costs about the larger of parsing and writing instead of
-/// their sum. A reading error (a damaged line, I/O) reaches the caller in
-/// its place in the file, after `f` saw every record before it; when `f`
-/// fails, the reading thread stops.
+/// Calls `f` for every record of the bundle at `path`, as `layout` (from
+/// [`verify_with`] on the same file) places them: component by component
+/// in [`Component::ALL`] order, each component's records in file order
+/// (see [`Layout`]). `f` gets the record's line number, its component,
+/// what `parse` made of its exact JSON, and the bytes of the file read so
+/// far (manifest included; the file's size after the last record, for
+/// progress). Reading and `parse` run on a second thread, while `f`
+/// consumes the records already parsed, in that order, on the calling
+/// thread. A bulk import then costs about the larger of parsing and
+/// writing instead of their sum. A reading error (a damaged line, I/O, a
+/// file changed since it was verified) reaches the caller in its place,
+/// after `f` saw every record before it; when `f` fails, the reading
+/// thread stops.
 pub fn for_each_parsed<T: Send>(
     path: &Path,
+    layout: &Layout,
     mut parse: impl FnMut(Component, &RawValue) -> T + Send,
     mut f: impl FnMut(u64, Component, T, u64) -> Result<()>,
 ) -> Result<()> {
     let (reader, _, read) = open_with_manifest(path)?;
+    if read != layout.manifest_bytes {
+        return Err(changed(1));
+    }
+    let runs = layout.reading_order();
     let (sender, receiver) =
         crossbeam_channel::bounded::<Result<Vec<ParsedLine<T>>>>(PARSED_BATCHES_AHEAD);
     std::thread::scope(|scope| {
@@ -598,7 +669,7 @@ pub fn for_each_parsed<T: Send>(
             .spawn_scoped(scope, move || {
                 let mut batch = Vec::with_capacity(PARSED_BATCH_RECORDS);
                 let mut bytes = 0;
-                let outcome = each_line(reader, read, |line_no, text, line, read| {
+                let outcome = each_line(reader, read, &runs, |line_no, text, line, read| {
                     batch.push((line_no, line.c, parse(line.c, line.r), read));
                     bytes += text.len();
                     if batch.len() == PARSED_BATCH_RECORDS || bytes >= PARSED_BATCH_BYTES {
@@ -636,26 +707,48 @@ fn consume<T>(
     Ok(())
 }
 
-/// Calls `f` with every record line after the manifest (`read` bytes in):
-/// its number, its exact bytes (newline included), its parsed form, and
-/// the bytes of the file read through it.
+/// The file no longer holds what [`verify_with`] saw at line `line_no`.
+fn changed(line_no: u64) -> Error {
+    corrupt("the file changed after it was verified", line_no)
+}
+
+/// Calls `f` with every record line of `runs`, run after run (`reader`
+/// just after the manifest, `read` bytes in): its number, its exact bytes
+/// (newline included), its parsed form, and the bytes read so far. Moving
+/// to a run's start seeks only when it is not in the reader's buffer, so
+/// runs of a component spread among others' lines cost a read of the
+/// stretch of file they span, not a seek per run.
 fn each_line(
     mut reader: BufReader<File>,
     mut read: u64,
+    runs: &[Run],
     mut f: impl FnMut(u64, &[u8], LineIn<'_>, u64) -> Result<()>,
 ) -> Result<()> {
     let mut buf = Vec::new();
-    let mut line_no = 1;
-    loop {
-        line_no += 1;
-        if !next_line(&mut reader, &mut buf, line_no)? {
-            return Ok(());
+    // Where `reader` is in the file.
+    let mut at = read;
+    for run in runs {
+        if run.start != at {
+            reader.seek_relative(run.start as i64 - at as i64)?;
+            at = run.start;
         }
-        let line: LineIn = serde_json::from_slice(&buf)
-            .map_err(|_| corrupt("a line is not a bundle record", line_no))?;
-        read += buf.len() as u64;
-        f(line_no, &buf, line, read)?;
+        let mut line_no = run.first_line;
+        while at < run.end {
+            if !next_line(&mut reader, &mut buf, line_no)? {
+                return Err(changed(line_no));
+            }
+            at += buf.len() as u64;
+            let line: LineIn = serde_json::from_slice(&buf)
+                .map_err(|_| corrupt("a line is not a bundle record", line_no))?;
+            if line.c != run.component || at > run.end {
+                return Err(changed(line_no));
+            }
+            read += buf.len() as u64;
+            f(line_no, &buf, line, read)?;
+            line_no += 1;
+        }
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -722,8 +815,8 @@ mod tests {
         (lines, hashed)
     }
 
-    /// `verify_with` in every mode: the same manifest or error code and
-    /// `line`, and the same lines shown to `look`.
+    /// `verify_with` in every mode: the same manifest and layout or error
+    /// code and `line`, and the same lines shown to `look`.
     fn verify_all_modes(path: &Path) -> std::result::Result<(Manifest, u64), (ErrorCode, Value)> {
         let mut answers = Vec::new();
         for mode in [1, 2, 0] {
@@ -734,7 +827,7 @@ mod tests {
                 looked += 1;
                 Ok(())
             })
-            .map(|m| (m, looked))
+            .map(|(m, layout)| (m, looked, layout))
             .map_err(|e| {
                 let public = e.to_public();
                 (
@@ -747,7 +840,10 @@ mod tests {
         CHECKS_ON_READER.store(0, Ordering::Relaxed);
         assert_eq!(answers[0], answers[1]);
         assert_eq!(answers[0], answers[2]);
-        answers.pop().unwrap()
+        answers
+            .pop()
+            .unwrap()
+            .map(|(manifest, looked, _)| (manifest, looked))
     }
 
     #[test]
@@ -821,13 +917,13 @@ mod tests {
     fn round_trip_keeps_order_counts_and_empty_components() {
         let dir = tempfile::tempdir().unwrap();
         let path = write_sample(dir.path());
-        let manifest = verify(&path).unwrap();
+        let (manifest, layout) = verify_with(&path, |_, _, _| Ok(())).unwrap();
         assert_eq!(manifest.components[&Component::Threads].count, 2);
         assert_eq!(manifest.components[&Component::Tabs].count, 0);
         assert_eq!(manifest.created_at, 7);
         let mut ids = Vec::new();
         let raw = |_, r: &RawValue| r.get().to_owned();
-        for_each_parsed(&path, raw, |_, c, r, _| {
+        for_each_parsed(&path, &layout, raw, |_, c, r, _| {
             assert_eq!(c, Component::Threads);
             let r: serde_json::Value = serde_json::from_str(&r).unwrap();
             ids.push(r["id"].as_str().unwrap().to_owned());
@@ -843,6 +939,63 @@ mod tests {
             .starts_with(r#"{"c":"threads","r":"#));
         // No temporary file is left beside the bundle.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    /// Records of interleaved components: read component by component in
+    /// import order, each in file order, with their own line numbers; the
+    /// bytes read end at the file's size.
+    #[test]
+    fn records_are_read_by_component_whatever_the_line_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = [
+            (Component::Tabs, "tab1"),
+            (Component::Messages, "m1"),
+            (Component::Threads, "t1"),
+            (Component::Messages, "m2"),
+            (Component::Messages, "m3"),
+            (Component::Threads, "t2"),
+            (Component::Tabs, "tab2"),
+        ];
+        let lines: Vec<String> = spec
+            .iter()
+            .map(|(c, id)| format!(r#"{{"c":"{}","r":{{"id":"{id}"}}}}"#, c.name()))
+            .collect();
+        let hashed: Vec<(Component, usize)> =
+            spec.iter().enumerate().map(|(i, (c, _))| (*c, i)).collect();
+        let path = bundle_of(dir.path(), &lines, &hashed);
+        let (_, layout) = verify_with(&path, |_, _, _| Ok(())).unwrap();
+        assert_eq!(layout.runs.len(), 6, "m2 and m3 are one run");
+        let mut seen = Vec::new();
+        let mut last_read = 0;
+        let raw = |_, r: &RawValue| r.get().to_owned();
+        for_each_parsed(&path, &layout, raw, |line, c, r, read| {
+            let r: Value = serde_json::from_str(&r).unwrap();
+            seen.push((line, c, r["id"].as_str().unwrap().to_owned()));
+            assert!(read > last_read);
+            last_read = read;
+            Ok(())
+        })
+        .unwrap();
+        let expected: Vec<(u64, Component, String)> = [
+            (4, Component::Threads, "t1"),
+            (7, Component::Threads, "t2"),
+            (3, Component::Messages, "m1"),
+            (5, Component::Messages, "m2"),
+            (6, Component::Messages, "m3"),
+            (2, Component::Tabs, "tab1"),
+            (8, Component::Tabs, "tab2"),
+        ]
+        .into_iter()
+        .map(|(line, c, id)| (line, c, id.to_owned()))
+        .collect();
+        assert_eq!(seen, expected);
+        assert_eq!(last_read, std::fs::metadata(&path).unwrap().len());
+
+        // A file changed after its verification is refused, not misread.
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replace(r#""id":"m2""#, r#""id":"m22""#)).unwrap();
+        let err = for_each_parsed(&path, &layout, raw, |_, _, _, _| Ok(())).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Corrupt);
     }
 
     #[test]

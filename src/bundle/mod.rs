@@ -336,17 +336,20 @@ fn with_import_cache<T>(conn: &rusqlite::Connection, f: impl FnOnce() -> Result<
     outcome
 }
 
-/// The `id` of a record (the rest is read when the record is imported).
-#[derive(Deserialize)]
-struct RecordId {
-    id: String,
+/// `e` naming the component of the record that caused it.
+fn with_component(e: Error, component: Component) -> Error {
+    e.with_detail("component", component.name())
 }
 
-/// The `bundle_import` job: verify everything (learning the bundle's tab
-/// ids in the same pass), then one transaction (rolled
-/// back for `dry_run`). Result: `{imported: {<component>: counts}, dry_run}`.
-/// Progress: phases `verify` then `import`, each counting the bytes of the
-/// file read.
+/// The `bundle_import` job: verify everything (learning what the import
+/// must know before it writes in the same pass, see
+/// [`components::ImportState::learn`]), then one transaction (rolled back
+/// for `dry_run`) that imports the records component by component, in
+/// [`Component::ALL`] order, each component's records in file order
+/// ([`format::Layout`]): the outcome does not depend on how the bundle
+/// orders its components' lines. Result: `{imported: {<component>:
+/// counts}, dry_run}`. Progress: phases `verify` then `import`, each
+/// counting the bytes of the file read.
 pub fn run_import(ctx: &JobContext) -> Result<Value> {
     let request: ImportRequest = job_request(ctx)?;
     let wanted = selected(request.components.as_deref(), "components")?;
@@ -359,16 +362,17 @@ pub fn run_import(ctx: &JobContext) -> Result<Value> {
     };
     let mut verifying = ProgressMeter::start(ctx, "verify", size, Channel::Direct)?;
     let mut state = components::ImportState::default();
-    let manifest = format::verify_with(&request.path, |component, line, read| {
+    let (manifest, layout) = format::verify_with(&request.path, |component, line, read| {
         verifying.advance_to(read)?;
-        if component == Component::Tabs {
-            let tab = format::record_json(line)
-                .and_then(|record| serde_json::from_str::<RecordId>(record.get()).ok());
-            if let Some(tab) = tab {
-                state.bundle_tabs.insert(tab.id);
-            }
+        if !components::ImportState::learns_from(component) || !wanted.contains(&component) {
+            return Ok(());
         }
-        Ok(())
+        match format::record_json(line) {
+            Some(record) => state
+                .learn(component, record)
+                .map_err(|e| with_component(e, component)),
+            None => Ok(()),
+        }
     })?;
     let mut imported: BTreeMap<Component, ImportCounts> = wanted
         .iter()
@@ -400,25 +404,31 @@ pub fn run_import(ctx: &JobContext) -> Result<Value> {
             let mut counter = components::MessageCounter::new(tx)?;
             let mut checks = components::TypedChecks::new(tx)?;
             let conn = components::ImportConn::new(tx);
-            format::for_each_parsed(&request.path, parse, |line, component, parsed, read| {
-                importing.advance_to(read)?;
-                let (Some(counts), Some(parsed)) = (imported.get_mut(&component), parsed) else {
-                    return Ok(());
-                };
-                counter.enter(component)?;
-                checks.enter(component)?;
-                let outcome = parsed
-                    .and_then(|p| {
-                        components::import(&conn, &mut state, component, p, request.policy)
-                    })
-                    .map_err(|e| e.with_detail("line", line))?;
-                match outcome {
-                    Outcome::Inserted => counts.inserted += 1,
-                    Outcome::Updated => counts.updated += 1,
-                    Outcome::Skipped => counts.skipped += 1,
-                }
-                Ok(())
-            })?;
+            format::for_each_parsed(
+                &request.path,
+                &layout,
+                parse,
+                |line, component, parsed, read| {
+                    importing.advance_to(read)?;
+                    let (Some(counts), Some(parsed)) = (imported.get_mut(&component), parsed)
+                    else {
+                        return Ok(());
+                    };
+                    counter.enter(component)?;
+                    checks.enter(component)?;
+                    let outcome = parsed
+                        .and_then(|p| {
+                            components::import(&conn, &mut state, component, p, request.policy)
+                        })
+                        .map_err(|e| with_component(e, component).with_detail("line", line))?;
+                    match outcome {
+                        Outcome::Inserted => counts.inserted += 1,
+                        Outcome::Updated => counts.updated += 1,
+                        Outcome::Skipped => counts.skipped += 1,
+                    }
+                    Ok(())
+                },
+            )?;
             checks.finish()?;
             counter.finish()
         })
