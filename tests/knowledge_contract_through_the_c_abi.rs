@@ -1202,10 +1202,12 @@ fn imported_document_records_keep_the_upsert_rules() {
             "{name}: nothing imported"
         );
     }
-    // Offsets given as null (caller chunks) with any text are fine.
+    // Caller chunks (offsets and `chunk_chars` null, as documents.upsert
+    // stores them) with any text are fine.
     let copy = format!("{path}.caller");
     std::fs::copy(&path, &copy).unwrap();
     doctor_bundle(&copy, |r| {
+        r["chunk_chars"] = Value::Null;
         for c in r["chunks"].as_array_mut().unwrap() {
             c["start"] = Value::Null;
             c["end"] = Value::Null;
@@ -1214,6 +1216,210 @@ fn imported_document_records_keep_the_upsert_rules() {
     });
     let r = target.ok("bundle.import", json!({"path": copy, "wait": true}));
     assert_eq!(r["imported"]["documents"]["inserted"], 1);
+}
+
+/// Chunks of `text` (Unicode-scalar spans) as a bundle record carries
+/// the chunks the library cut.
+fn cut_chunks(text: &str, spans: &[(usize, usize)]) -> Value {
+    let chars: Vec<char> = text.chars().collect();
+    spans
+        .iter()
+        .map(|&(start, end)| {
+            let text: String = chars[start..end].iter().collect();
+            json!({"text": text, "start": start, "end": end, "embeddings": []})
+        })
+        .collect()
+}
+
+/// Spans cutting `n` characters in windows of `window`, each starting
+/// `overlap` characters before the previous one's end.
+fn overlapping_spans(n: usize, window: usize, overlap: usize) -> Vec<(usize, usize)> {
+    let mut spans = vec![(0, window.min(n))];
+    while spans.last().unwrap().1 < n {
+        let start = spans.last().unwrap().1 - overlap;
+        spans.push((start, (start + window).min(n)));
+    }
+    spans
+}
+
+#[test]
+fn imported_document_records_keep_the_chunking_rules() {
+    // What every stored document satisfies, however it was made: the
+    // library cut it (`chunk_chars` 200..8000, chunks with offsets covering
+    // the text from 0 to its end, each of 1..chunk_chars characters,
+    // overlapping the previous by at most chunk_chars / 5, a short text in
+    // one chunk) or the caller gave the chunks (`chunk_chars` and offsets
+    // null). A record breaking one fails the import in its verify pass:
+    // `invalid_argument` naming component, field and line, nothing
+    // written, the job failed.
+    let source = Shell::open();
+    let text = "abcdefghi ".repeat(180); // 1800 characters, cut every 200
+    source.upsert(json!({"url": "https://c.example/", "text": text, "chunk_chars": 200}));
+    let export = source.ok(
+        "bundle.export",
+        json!({"components": ["documents"], "wait": true}),
+    );
+    let path = export["path"].as_str().unwrap().to_owned();
+    let stored = source.ok(
+        "documents.get",
+        json!({"url": "https://c.example/", "include_chunks": true}),
+    );
+    assert_eq!(stored["chunks"].as_array().unwrap().len(), 9);
+    let target = Shell::open();
+    let before = target.state();
+    type Case = (&'static str, Box<dyn Fn(&mut Value)>, &'static str);
+    let cases: Vec<Case> = vec![
+        (
+            "window 50",
+            Box::new(|r| r["chunk_chars"] = json!(50)),
+            "record.chunk_chars",
+        ),
+        (
+            "window 0",
+            Box::new(|r| r["chunk_chars"] = json!(0)),
+            "record.chunk_chars",
+        ),
+        (
+            "window 8001",
+            Box::new(|r| r["chunk_chars"] = json!(8001)),
+            "record.chunk_chars",
+        ),
+        (
+            "one chunk of 300 of 1800",
+            Box::new(|r| r["chunks"] = cut_chunks(r["text"].as_str().unwrap(), &[(0, 300)])),
+            "record.chunks[0].text",
+        ),
+        (
+            "one chunk of 300 of 1800, window 400",
+            Box::new(|r| {
+                r["chunk_chars"] = json!(400);
+                r["chunks"] = cut_chunks(r["text"].as_str().unwrap(), &[(0, 300)]);
+            }),
+            "record.chunks[0].end",
+        ),
+        (
+            "the last chunks dropped",
+            Box::new(|r| r["chunks"].as_array_mut().unwrap().truncate(2)),
+            "record.chunks[1].end",
+        ),
+        (
+            "a gap",
+            Box::new(|r| {
+                r["chunks"].as_array_mut().unwrap().remove(1);
+            }),
+            "record.chunks[1].start",
+        ),
+        (
+            "the first chunk later",
+            Box::new(|r| {
+                r["chunks"].as_array_mut().unwrap().remove(0);
+            }),
+            "record.chunks[0].start",
+        ),
+        (
+            "overlap above chunk_chars / 5",
+            Box::new(|r| {
+                let text = r["text"].as_str().unwrap().to_owned();
+                r["chunks"] = cut_chunks(&text, &overlapping_spans(1800, 200, 41));
+            }),
+            "record.chunks[1].start",
+        ),
+        (
+            "a chunk ending before the previous one's end",
+            Box::new(|r| {
+                let text = r["text"].as_str().unwrap().to_owned();
+                r["chunks"] = cut_chunks(&text, &[(0, 200), (190, 195), (195, 395)]);
+            }),
+            "record.chunks[1].end",
+        ),
+        (
+            "a short text in two chunks",
+            Box::new(|r| {
+                let head: String = r["text"].as_str().unwrap().chars().take(150).collect();
+                r["chunks"] = cut_chunks(&head, &[(0, 100), (100, 150)]);
+                r["text"] = json!(head);
+            }),
+            "record.chunks",
+        ),
+        (
+            "no chunks",
+            Box::new(|r| r["chunks"] = json!([])),
+            "record.chunks",
+        ),
+        (
+            "caller chunks with a window",
+            Box::new(|r| {
+                for c in r["chunks"].as_array_mut().unwrap() {
+                    c["start"] = Value::Null;
+                    c["end"] = Value::Null;
+                }
+            }),
+            "record.chunks[0].start",
+        ),
+        (
+            "offsets without a window",
+            Box::new(|r| r["chunk_chars"] = Value::Null),
+            "record.chunks[0].start",
+        ),
+        (
+            "an embedding of no model",
+            Box::new(|r| r["chunks"][3]["embeddings"] = json!([{"model": " ", "vector": [1.0]}])),
+            "record.chunks[3].embedding.model",
+        ),
+        (
+            "two dimensions of one model",
+            Box::new(|r| {
+                r["chunks"][0]["embeddings"] = json!([{"model": "m", "vector": [1.0, 2.0]}]);
+                r["chunks"][1]["embeddings"] = json!([{"model": "m", "vector": [1.0]}]);
+            }),
+            "record.chunks[1].embedding.vector",
+        ),
+    ];
+    for (name, edit, field) in cases {
+        let copy = format!("{path}.{}", name.replace([' ', '\'', '/', ','], "_"));
+        std::fs::copy(&path, &copy).unwrap();
+        doctor_bundle(&copy, edit);
+        for dry_run in [true, false] {
+            let r = call(
+                target.handle,
+                "bundle.import",
+                &json!({"path": copy, "wait": true, "dry_run": dry_run}),
+            );
+            assert_eq!(r["ok"], false, "{name}: {r}");
+            assert_eq!(r["error"]["code"], "invalid_argument", "{name}: {r}");
+            let details = &r["error"]["details"];
+            assert_eq!(details["field"], field, "{name}: {r}");
+            assert_eq!(details["component"], "documents", "{name}: {r}");
+            assert_eq!(details["line"], 2, "{name}: {r}");
+        }
+        assert_eq!(target.state()[0], before[0], "{name}: nothing imported");
+    }
+    // Refused by the verify pass: the failed job never reached its import.
+    let failed = target.ok(
+        "jobs.list",
+        json!({"type": ["bundle_import"], "status": ["failed"], "limit": 1}),
+    )["items"][0]
+        .clone();
+    assert_eq!(failed["progress"]["phase"], "verify", "{failed}");
+
+    // Accepted: an overlap of at most chunk_chars / 5 (the contract's cut,
+    // not this library's), and `created_at` after `updated_at` (as for
+    // every other component: times are the wall clock's).
+    let copy = format!("{path}.overlap");
+    std::fs::copy(&path, &copy).unwrap();
+    doctor_bundle(&copy, |r| {
+        let text = r["text"].as_str().unwrap().to_owned();
+        r["chunks"] = cut_chunks(&text, &overlapping_spans(1800, 200, 40));
+        r["created_at"] = json!(r["updated_at"].as_i64().unwrap() + 1);
+    });
+    let r = target.ok("bundle.import", json!({"path": copy, "wait": true}));
+    assert_eq!(r["imported"]["documents"]["inserted"], 1);
+    let got = target.ok(
+        "documents.get",
+        json!({"url": "https://c.example/", "include_chunks": true}),
+    );
+    assert_eq!(got["chunks"][1]["start"], 160);
+    assert_eq!(got["chunks"].as_array().unwrap().len(), 11);
 }
 
 #[test]

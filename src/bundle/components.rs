@@ -76,13 +76,17 @@ impl ImportState {
     /// Whether [`ImportState::learn`] wants the records of `component`
     /// (the verify pass reads no other record).
     pub(super) fn learns_from(component: Component) -> bool {
-        component == Component::Tabs
+        matches!(component, Component::Tabs | Component::Documents)
     }
 
     /// Called in the verify pass, before anything is written, with every
     /// record of a component being imported that it
     /// [learns from](ImportState::learns_from): learns the ids of the
-    /// bundle's tabs.
+    /// bundle's tabs, and checks a document record against every rule a
+    /// stored document keeps ([`check_document_record`]; documents are
+    /// parsed twice, here and when imported: they are few beside the
+    /// records of the other components, whose checks run as they are
+    /// imported, in the same one transaction).
     pub(super) fn learn(&mut self, component: Component, record: &RawValue) -> Result<()> {
         match component {
             Component::Tabs => {
@@ -91,6 +95,9 @@ impl ImportState {
                     self.bundle_tabs.insert(tab.id);
                 }
                 Ok(())
+            }
+            Component::Documents => {
+                check_document_record(&parse_raw::<DocumentRecord>(component, record)?)
             }
             _ => Ok(()),
         }
@@ -995,81 +1002,178 @@ fn check_record(ids: &[(&str, Option<&String>)], times: &[(&str, Option<Millis>)
     Ok(())
 }
 
-/// The rules `documents.upsert` keeps, for a record that did not come
-/// through it: an id of §2's form, times of at least 0, text of
-/// 1..8,000,000 characters, chunks of 1..32,000, and
-/// offsets that are both null (caller chunks) or slice the text exactly
-/// (`text == doc_text[start:end]`, in Unicode scalars). A bundle is
-/// checksummed, not trusted: a hand-made one must not store a chunk whose
-/// offsets point elsewhere.
+/// Every rule a stored document keeps, whichever way it was made, checked
+/// on a bundle's document record in the verify pass, before anything is
+/// written (a bundle is checksummed, not trusted). `documents.upsert`'s
+/// rules: a url of `visits.record`'s rules, ids of §2's form, times of at
+/// least 0, a text of 1..8,000,000 characters; then, by how its chunks
+/// were made:
+/// - cut by the library (`chunk_chars` 200..8000): every chunk has offsets
+///   (Unicode scalars) that slice its text from the document's (`text ==
+///   doc_text[start:end]`) and 1..`chunk_chars` characters; the first
+///   starts at 0, the last ends at the text's length, each starts at or
+///   before the previous one's end (overlapping it by at most `chunk_chars
+///   / 5`) and ends after it; a text of at most `chunk_chars` characters
+///   is one chunk;
+/// - given by the caller (`chunk_chars` null): 1..10,000 chunks of
+///   1..32,000 characters, none with offsets;
+///
+/// and every embedding follows `memory.upsert`'s rules, one dimension per
+/// model within the document (the profile's own dimensions are checked as
+/// it is written). `created_at` after `updated_at` is accepted, as for
+/// every other component (no operation promises the order: times are the
+/// wall clock's).
 fn check_document_record(d: &DocumentRecord) -> Result<()> {
-    use knowledge::documents::{MAX_CHUNK_CHARS, MAX_TEXT_CHARS};
-    // Byte offset of every scalar, plus the end, built on the first span.
-    let mut bytes: Option<Vec<usize>> = None;
+    use knowledge::documents::{ChunkChars, MAX_CHUNKS, MAX_CHUNK_CHARS, MAX_TEXT_CHARS};
+    crate::browser::urls::parse_url("record.url", &d.url)?;
     check_record(
-        &[("record.id", Some(&d.id))],
+        &[
+            ("record.id", Some(&d.id)),
+            ("record.job_id", d.job_id.as_ref()),
+            ("record.thread_id", d.thread_id.as_ref()),
+        ],
         &[
             ("record.created_at", Some(d.created_at)),
             ("record.updated_at", Some(d.updated_at)),
             ("record.fetched_at", d.fetched_at),
         ],
     )?;
-    if d.text.chars().count() > MAX_TEXT_CHARS {
+    let text_chars = d.text.chars().count();
+    if !(1..=MAX_TEXT_CHARS).contains(&text_chars) {
         return Err(Error::invalid(
             "record.text",
             "must have 1..8000000 characters",
         ));
     }
-    for (i, chunk) in d.chunks.iter().enumerate() {
-        if !(1..=MAX_CHUNK_CHARS).contains(&chunk.text.chars().count()) {
+    let window = match d.chunk_chars {
+        None => None,
+        Some(n) if (ChunkChars::MIN as i64..=ChunkChars::MAX as i64).contains(&n) => {
+            Some(n as usize)
+        }
+        Some(_) => {
             return Err(Error::invalid(
-                format!("record.chunks[{i}].text"),
-                "must have 1..32000 characters",
+                "record.chunk_chars",
+                "must be 200..8000 (null for chunks the caller gave)",
+            ))
+        }
+    };
+    match window {
+        Some(_) if d.chunks.is_empty() => {
+            return Err(Error::invalid("record.chunks", "must not be empty"))
+        }
+        None if !(1..=MAX_CHUNKS).contains(&d.chunks.len()) => {
+            return Err(Error::invalid("record.chunks", "must have 1..10000 items"))
+        }
+        _ => {}
+    }
+    let longest = window.unwrap_or(MAX_CHUNK_CHARS);
+    // The previous cut chunk's end: in characters, and in bytes of the text.
+    let mut previous: Option<(usize, usize)> = None;
+    let mut dims: std::collections::HashMap<&str, usize> = Default::default();
+    for (i, chunk) in d.chunks.iter().enumerate() {
+        let field = |name: &str| format!("record.chunks[{i}].{name}");
+        let chars = chunk.text.chars().count();
+        if !(1..=longest).contains(&chars) {
+            return Err(Error::invalid(
+                field("text"),
+                format!("must have 1..{longest} characters"),
             ));
         }
-        let (start, end) = match (chunk.start, chunk.end) {
-            (None, None) => continue,
-            (Some(start), Some(end)) => (start, end),
-            _ => {
+        let span = match (window, chunk.start, chunk.end) {
+            (None, None, None) => None,
+            (None, _, _) => {
                 return Err(Error::invalid(
-                    format!("record.chunks[{i}].start"),
-                    "start and end are both null or both offsets",
+                    field("start"),
+                    "chunks the caller gave (chunk_chars null) have no offsets",
+                ))
+            }
+            (Some(window), Some(start), Some(end)) => Some((window, start, end)),
+            (Some(_), _, _) => {
+                return Err(Error::invalid(
+                    field("start"),
+                    "chunks the library cut have a start and an end",
                 ))
             }
         };
-        let bytes = bytes.get_or_insert_with(|| {
-            let mut b: Vec<usize> = d.text.char_indices().map(|(b, _)| b).collect();
-            b.push(d.text.len());
-            b
-        });
-        let slice = usize::try_from(start)
-            .ok()
-            .zip(usize::try_from(end).ok())
-            .filter(|&(s, e)| s < e && e < bytes.len())
-            .map(|(s, e)| &d.text[bytes[s]..bytes[e]]);
-        if slice != Some(chunk.text.as_str()) {
+        if let Some((window, start, end)) = span {
+            let offset = |v: i64| usize::try_from(v).ok();
+            let (Some(start), Some(end)) = (offset(start), offset(end)) else {
+                return Err(Error::invalid(field("start"), "offsets are at least 0"));
+            };
+            // Where the chunk starts in the text, in bytes: from the end of
+            // the previous chunk, at most `window / 5` characters back.
+            let start_byte = match previous {
+                None if start == 0 => 0,
+                None => return Err(Error::invalid(field("start"), "the first chunk starts at 0")),
+                Some((prev_end, prev_byte)) if start <= prev_end && prev_end - start <= window / 5 => {
+                    match prev_end - start {
+                        0 => prev_byte,
+                        back => d.text[..prev_byte]
+                            .char_indices()
+                            .rev()
+                            .nth(back - 1)
+                            .map_or(0, |(b, _)| b),
+                    }
+                }
+                Some(_) => {
+                    return Err(Error::invalid(
+                        field("start"),
+                        "a chunk starts at or before the previous one's end, overlapping it by at most chunk_chars / 5",
+                    ))
+                }
+            };
+            if previous.is_some_and(|(prev_end, _)| end <= prev_end) {
+                return Err(Error::invalid(
+                    field("end"),
+                    "a chunk ends after the previous one's end",
+                ));
+            }
+            if end.checked_sub(start) != Some(chars)
+                || !d.text[start_byte..].starts_with(&chunk.text)
+            {
+                return Err(Error::invalid(
+                    field("start"),
+                    "the chunk's offsets must slice its text from the document's",
+                ));
+            }
+            previous = Some((end, start_byte + chunk.text.len()));
+        }
+        for e in &chunk.embeddings {
+            let field = field("embedding");
+            let dim = e.to_f32(&field)?.len();
+            if *dims.entry(e.model.as_str()).or_insert(dim) != dim {
+                return Err(Error::invalid(
+                    format!("{field}.vector"),
+                    "one dimension per model",
+                ));
+            }
+        }
+    }
+    if let Some(window) = window {
+        let last = d.chunks.len() - 1;
+        if previous.map(|(end, _)| end) != Some(text_chars) {
             return Err(Error::invalid(
-                format!("record.chunks[{i}].start"),
-                "the chunk's offsets must slice its text from the document's",
+                format!("record.chunks[{last}].end"),
+                "the last chunk ends at the text's end",
+            ));
+        }
+        if text_chars <= window && last > 0 {
+            return Err(Error::invalid(
+                "record.chunks",
+                "a text of at most chunk_chars characters is one chunk",
             ));
         }
     }
     Ok(())
 }
 
-/// Imports one document: deduplicated by `url` (`newer_wins` by
+/// Imports one document (checked in the verify pass by
+/// [`check_document_record`]): deduplicated by `url` (`newer_wins` by
 /// `updated_at`); a replaced document loses its old chunks. Links to jobs
 /// and threads in neither bundle nor profile become null; an id already
 /// used by another url is replaced by a fresh one.
 fn import_document(conn: &Connection, d: DocumentRecord, policy: Policy) -> Result<Outcome> {
     let facts = crate::browser::urls::parse_url("record.url", &d.url)?;
-    if d.text.is_empty() || d.chunks.is_empty() {
-        return Err(Error::invalid(
-            "record.text",
-            "a document has text and chunks",
-        ));
-    }
-    check_document_record(&d)?;
     let stored: Option<(i64, Millis)> = conn.query_opt(
         "SELECT seq, updated_at FROM documents WHERE url = ?1",
         [&d.url],
@@ -1134,12 +1238,6 @@ fn import_document(conn: &Connection, d: DocumentRecord, policy: Policy) -> Resu
     };
     let mut embedded = false;
     for (i, chunk) in d.chunks.iter().enumerate() {
-        if chunk.text.is_empty() {
-            return Err(Error::invalid(
-                format!("record.chunks[{i}].text"),
-                "must not be empty",
-            ));
-        }
         let span = chunk.start.zip(chunk.end);
         let chunk_seq = knowledge::documents::insert_chunk(conn, seq, i as i64, &chunk.text, span)?;
         for e in &chunk.embeddings {
