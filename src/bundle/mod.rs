@@ -15,7 +15,7 @@ pub use format::{Component, Manifest};
 use crate::error::{Error, Result};
 use crate::jobs::{Channel, JobContext, JobLinks, ProgressMeter};
 use crate::profile::Profile;
-use crate::types::{new_id, now_ms, Id};
+use crate::types::{new_id, Id, Millis};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -144,52 +144,58 @@ fn selected(components: Option<&[Component]>, field: &str) -> Result<Vec<Compone
     }
 }
 
-/// Submits a job; with `wait`, waits and flattens its result.
+/// Submits a job whose payload `payload` makes from the job's
+/// `created_at`; with `wait`, waits and flattens its result.
 fn submit<T: Serialize>(
     profile: &Profile,
     job_type: &str,
-    request: &T,
+    payload: impl FnOnce(Millis) -> T + Send + 'static,
     links: JobLinks,
     wait: bool,
 ) -> Result<JobSubmitted> {
+    let payload = move |created_at| {
+        serde_json::to_value(payload(created_at))
+            .map_err(|_| Error::internal("request encoding failed"))
+    };
     let (job_id, result) = profile
         .jobs()
-        .submit_request::<T, Map<String, Value>>(job_type, request, links, wait)?;
+        .submit_request_with::<Map<String, Value>>(job_type, payload, links, wait)?;
     Ok(JobSubmitted {
         job_id,
         result: result.unwrap_or_default(),
     })
 }
 
-/// `bundle.export`.
+/// `bundle.export`. The default path names the job's `created_at`, which
+/// the job writes into the manifest (one value for both).
 pub fn export(profile: &Profile, mut request: ExportRequest) -> Result<JobSubmitted> {
     selected(request.components.as_deref(), "components")?;
-    let path = match request.path.take() {
-        Some(path) => {
-            if !path.is_absolute() {
-                return Err(Error::invalid("path", "must be an absolute path"));
-            }
-            if !crate::fsutil::parent_dir(&path).is_dir() {
-                return Err(Error::invalid("path", "its directory must exist"));
-            }
-            path
+    if let Some(path) = &request.path {
+        if !path.is_absolute() {
+            return Err(Error::invalid("path", "must be an absolute path"));
         }
-        None => profile.dir().join(BUNDLES_DIR).join(format!(
-            "bundle-{}-{}.hydra",
-            now_ms(),
-            &new_id()[..8]
-        )),
-    };
-    request.path = Some(path);
+        if !crate::fsutil::parent_dir(path).is_dir() {
+            return Err(Error::invalid("path", "its directory must exist"));
+        }
+    }
+    let bundles = profile.dir().join(BUNDLES_DIR);
     let links = JobLinks::of(&request.thread_id, &request.task_id);
-    submit(profile, EXPORT_JOB, &request, links, request.wait)
+    let wait = request.wait;
+    let payload = move |created_at: Millis| {
+        request.path.get_or_insert_with(|| {
+            bundles.join(format!("bundle-{created_at}-{}.hydra", &new_id()[..8]))
+        });
+        request
+    };
+    submit(profile, EXPORT_JOB, payload, links, wait)
 }
 
 /// `bundle.import`.
 pub fn import(profile: &Profile, request: ImportRequest) -> Result<JobSubmitted> {
     selected(request.components.as_deref(), "components")?;
     let links = JobLinks::of(&request.thread_id, &request.task_id);
-    submit(profile, IMPORT_JOB, &request, links, request.wait)
+    let wait = request.wait;
+    submit(profile, IMPORT_JOB, move |_| request, links, wait)
 }
 
 /// `bundle.list`: every readable bundle in `<profile>/bundles`, by name.
@@ -228,7 +234,8 @@ fn job_request<T: serde::de::DeserializeOwned>(ctx: &JobContext) -> Result<T> {
 const MAX_EXPORT_RESTARTS: u32 = 100;
 
 /// The `bundle_export` job: one read snapshot, streamed to a temp file,
-/// renamed into place. Result: `{path, manifest, restarts}`.
+/// renamed into place. Result: `{path, manifest, restarts}`; the
+/// manifest's `created_at` is the job's (which the default path names).
 ///
 /// A privacy delete that commits while the export runs wins: the export
 /// notices (the privacy epoch, see [`crate::db::snapshot`]) between two
@@ -247,11 +254,12 @@ pub fn run_export(ctx: &JobContext) -> Result<Value> {
         std::fs::create_dir_all(dir)?;
     }
     let profile = ctx.profile();
+    let created_at = ctx.job().created_at;
     let mut restarts = 0;
     let (manifest, meter) = loop {
-        let attempt = profile
-            .db()
-            .read_snapshot(|snapshot| export_snapshot(ctx, snapshot, &components, &path));
+        let attempt = profile.db().read_snapshot(|snapshot| {
+            export_snapshot(ctx, snapshot, &components, &path, created_at)
+        });
         match attempt {
             Ok(Some(done)) => break done,
             Ok(None) if restarts < MAX_EXPORT_RESTARTS => restarts += 1,
@@ -283,8 +291,9 @@ fn export_snapshot<'c>(
     snapshot: &crate::db::Snapshot<'_>,
     components: &[Component],
     path: &std::path::Path,
+    created_at: Millis,
 ) -> Result<Option<(Manifest, ProgressMeter<'c>)>> {
-    match export_records(ctx, snapshot, components, path) {
+    match export_records(ctx, snapshot, components, path, created_at) {
         Err(_) if snapshot.overtaken() => Ok(None),
         other => other,
     }
@@ -295,6 +304,7 @@ fn export_records<'c>(
     snapshot: &crate::db::Snapshot<'_>,
     components: &[Component],
     path: &std::path::Path,
+    created_at: Millis,
 ) -> Result<Option<(Manifest, ProgressMeter<'c>)>> {
     let total = components
         .iter()
@@ -314,7 +324,7 @@ fn export_records<'c>(
         }
     }
     snapshot.end_reading()?;
-    let (manifest, staged) = writer.stage(path, now_ms())?;
+    let (manifest, staged) = writer.stage(path, created_at)?;
     Ok(snapshot
         .publish_unless_overtaken(|| staged.commit())?
         .map(|()| (manifest, meter)))
@@ -445,4 +455,53 @@ pub fn run_import(ctx: &JobContext) -> Result<Value> {
     }
     importing.finish(Channel::Direct)?;
     Ok(serde_json::json!({ "imported": imported, "dry_run": request.dry_run }))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::jobs::ledger::ProgressPatch;
+    use crate::profile::{CloseOptions, OpenOptions, Profile};
+    use crate::types::ManualClock;
+    use serde_json::{json, Value};
+    use std::sync::Arc;
+
+    fn call(profile: &Profile, op: &str, request: Value) -> Value {
+        let text = crate::ops::call_json(profile, op, request.to_string().as_bytes())
+            .unwrap_or_else(|e| panic!("{op}: {e:?}"));
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// The default path `bundle-<created_at>-<random>.hydra` and the
+    /// manifest's `created_at` are one value, the job's, however long the
+    /// export runs (here the clock moves at every progress report).
+    #[test]
+    fn the_default_path_names_the_manifests_created_at() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(1_796_218_447_709);
+        let profile = Profile::open(OpenOptions::new(dir.path()).with_clock(&clock)).unwrap();
+        call(&profile, "threads.create", json!({"id": "th1"}));
+        let ticking = clock.clone();
+        profile
+            .jobs()
+            .set_progress_hook(Some(Arc::new(move |_: &str, _: &ProgressPatch| {
+                ticking.advance(3)
+            })));
+        let out = call(&profile, "bundle.export", json!({"wait": true}));
+        profile.jobs().set_progress_hook(None);
+        let created_at = out["manifest"]["created_at"].as_i64().unwrap();
+        let path = std::path::PathBuf::from(out["path"].as_str().unwrap());
+        let name = path.file_name().unwrap().to_str().unwrap();
+        assert!(
+            name.starts_with(&format!("bundle-{created_at}-")) && name.ends_with(".hydra"),
+            "{name} vs {created_at}"
+        );
+        let job = call(&profile, "jobs.get", json!({"id": out["job_id"]}));
+        assert_eq!(job["job"]["created_at"], json!(created_at));
+        assert!(clock.now() > created_at, "time passed during the export");
+        assert_eq!(path.parent().unwrap(), dir.path().join(super::BUNDLES_DIR));
+        // The payload holds the path as resolved (the request with its
+        // defaults filled in).
+        assert_eq!(job["job"]["payload"]["path"], out["path"]);
+        profile.close(CloseOptions::default()).unwrap();
+    }
 }

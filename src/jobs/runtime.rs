@@ -19,7 +19,7 @@ use super::model::{Job, JobError, JobLinks, JobStatus, JobType};
 use crate::db::{ConnExt, Db};
 use crate::error::{Error, ErrorCode, Result};
 use crate::profile::{ClosingExemption, Profile, WeakProfile};
-use crate::types::{is_valid_id, new_id, now_ms, HostEventFn, HostJsonFn, Patch};
+use crate::types::{is_valid_id, new_id, now_ms, HostEventFn, HostJsonFn, Millis, Patch};
 use crossbeam_channel::{Receiver, Sender};
 use once_cell::sync::OnceCell;
 use parking_lot::{Condvar, Mutex};
@@ -520,6 +520,18 @@ impl Jobs {
     /// `not_found` when a link names a missing thread or task (checked in
     /// the same transaction as the insert).
     pub fn submit(&self, job_type: &str, payload: Value, links: JobLinks) -> Result<String> {
+        self.submit_with(job_type, move |_| Ok(payload), links)
+    }
+
+    /// [`Jobs::submit`] with the payload made from the job's `created_at`
+    /// (in the insert's transaction): for a request whose defaults name
+    /// the job's creation time (`bundle.export`'s default path).
+    pub fn submit_with(
+        &self,
+        job_type: &str,
+        payload: impl FnOnce(Millis) -> Result<Value> + Send + 'static,
+        links: JobLinks,
+    ) -> Result<String> {
         let profile = self.profile()?;
         if !self.has_runner(job_type) {
             return Err(no_handler(job_type));
@@ -530,6 +542,8 @@ impl Jobs {
             .ledger
             .commit(profile.db(), move |tx, touched| {
                 links.check(tx)?;
+                let now = now_ms();
+                let payload = payload(now)?;
                 ledger::insert(
                     tx,
                     &new_id,
@@ -537,7 +551,7 @@ impl Jobs {
                     &payload,
                     &links,
                     JobStatus::Queued,
-                    now_ms(),
+                    now,
                 )?;
                 touched.changed(&new_id);
                 Ok(())
@@ -615,10 +629,23 @@ impl Jobs {
     ) -> Result<(String, Option<Out>)> {
         let payload = serde_json::to_value(request)
             .map_err(|_| Error::internal("request encoding failed"))?;
+        self.submit_request_with(job_type, move |_| Ok(payload), links, wait)
+    }
+
+    /// [`Jobs::submit_request`] with the payload made from the job's
+    /// `created_at`, as [`Jobs::submit_with`] makes it.
+    pub fn submit_request_with<Out: serde::de::DeserializeOwned>(
+        &self,
+        job_type: &str,
+        payload: impl FnOnce(Millis) -> Result<Value> + Send + 'static,
+        links: JobLinks,
+        wait: bool,
+    ) -> Result<(String, Option<Out>)> {
+        let id = self.submit_with(job_type, payload, links)?;
         if !wait {
-            return Ok((self.submit(job_type, payload, links)?, None));
+            return Ok((id, None));
         }
-        let (id, result) = self.submit_and_wait(job_type, payload, links)?;
+        let result = self.result_of(&id)?;
         let result = serde_json::from_value(result)
             .map_err(|_| Error::internal("a job result did not decode"))?;
         Ok((id, Some(result)))
@@ -635,9 +662,16 @@ impl Jobs {
         links: JobLinks,
     ) -> Result<(String, Value)> {
         let id = self.submit(job_type, payload, links)?;
-        let job = self.wait_until(&id, None)?;
+        let result = self.result_of(&id)?;
+        Ok((id, result))
+    }
+
+    /// Waits without limit for job `id` and returns its result, or its
+    /// error if it failed or was cancelled.
+    fn result_of(&self, id: &str) -> Result<Value> {
+        let job = self.wait_until(id, None)?;
         match (job.status, job.error) {
-            (JobStatus::Succeeded, _) => Ok((id, job.result.unwrap_or(Value::Null))),
+            (JobStatus::Succeeded, _) => Ok(job.result.unwrap_or(Value::Null)),
             (_, Some(error)) => Err(error.to_error()),
             (_, None) => Err(Error::internal("the job ended without a result")),
         }
