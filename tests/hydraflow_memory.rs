@@ -353,8 +353,18 @@ fn search_by_embedding_is_exact_cosine_within_filters() {
     );
     for ((id, score), (eid, escore)) in got.iter().zip(expected) {
         assert_eq!(*id, eid);
-        assert!((score - escore).abs() < 1e-5, "{id}: {score}");
+        // Exact: a memory in the query's own direction scores 1, not
+        // f32's 0.99999994.
+        assert!((score - escore).abs() <= 1e-15, "{id}: {score}");
     }
+    let hits =
+        search(json!({"embedding": {"model": "m3", "vector": [2.0, 0.0, 0.0]}, "min_score": 1}));
+    assert_eq!(
+        hits.len(),
+        1,
+        "min_score 1 finds the same direction: {hits:?}"
+    );
+    assert_eq!(hits[0]["score"], 1.0);
     let hits = search(json!({"embedding": {"model": "m3", "vector": [1, 0, 0]}, "limit": 2}));
     assert_eq!(hits.len(), 2);
     assert!(hits

@@ -279,8 +279,8 @@ pub struct VectorSearch<'a> {
 /// vectors are then the same snapshot). Exact in two passes: the codes give
 /// each vector bounds `low <= exact <= high`; with `floor` the k-th best
 /// `low`, only vectors with `high >= floor` can be in the top k, and only
-/// those are read from the database and scored with f32 arithmetic on the
-/// normalised stored vector, as a full exact scan would.
+/// those are read from the database and scored exactly ([`cosine`], in
+/// f64: the score of a vector with the query's own direction is 1).
 pub fn top_k(conn: &Connection, db: &Path, search: &VectorSearch<'_>) -> Result<Vec<(i64, f64)>> {
     let VectorSearch {
         source,
@@ -326,9 +326,9 @@ pub fn top_k(conn: &Connection, db: &Path, search: &VectorSearch<'_>) -> Result<
     };
     drop(lows);
     let floor = kth_low.max(min_score as f32 - f32::EPSILON);
-    let mut best: Vec<(f32, usize)> = Vec::new();
+    let mut best: Vec<(f64, usize)> = Vec::new();
     let mut stmt = conn.prepare_cached(source.fetch_sql)?;
-    let mut vector = Vec::with_capacity(unit.len());
+    let mut vector = Vec::with_capacity(query.len());
     for (i, &high) in highs.iter().enumerate() {
         if high.is_nan() || high < floor {
             continue;
@@ -339,9 +339,8 @@ pub fn top_k(conn: &Connection, db: &Path, search: &VectorSearch<'_>) -> Result<
             blob.chunks_exact(4)
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
         );
-        normalise(&mut vector);
-        let score = dot(&vector, &unit);
-        if (score as f64) >= min_score {
+        let score = cosine(&vector, query);
+        if score >= min_score {
             best.push((score, i));
         }
     }
@@ -349,8 +348,24 @@ pub fn top_k(conn: &Connection, db: &Path, search: &VectorSearch<'_>) -> Result<
     best.truncate(k);
     Ok(best
         .into_iter()
-        .map(|(score, i)| (set.keys[i], (score as f64).clamp(-1.0, 1.0)))
+        .map(|(score, i)| (set.keys[i], score))
         .collect())
+}
+
+/// The cosine similarity of two non-zero f32 vectors, computed in f64 (a
+/// vector scores exactly 1 against itself or any positive multiple of it,
+/// where f32 arithmetic gives 0.99999994). Every product of f32 values is
+/// exact in f64 and the sums cannot overflow (4096 squares of at most
+/// 3.4e38).
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let (mut ab, mut aa, mut bb) = (0.0f64, 0.0f64, 0.0f64);
+    for (&x, &y) in a.iter().zip(b) {
+        let (x, y) = (f64::from(x), f64::from(y));
+        ab += x * y;
+        aa += x * x;
+        bb += y * y;
+    }
+    (ab / (aa * bb).sqrt()).clamp(-1.0, 1.0)
 }
 
 /// The codes of `model`/`dim` as `conn`'s snapshot sees them: cached while
@@ -639,7 +654,7 @@ mod tests {
     }
 
     /// The brute-force reference: the engine's results equal a full exact
-    /// scan (same f32 arithmetic on the normalised stored vectors).
+    /// scan (the cosine of every stored vector with the query).
     #[test]
     fn two_pass_ranking_equals_a_full_exact_scan() {
         let dim = 48;
@@ -666,23 +681,15 @@ mod tests {
         data[50] = query.clone();
         let keys: Vec<i64> = (0..n as i64).map(|i| i * 2).collect();
         let conn = database(&data, &keys);
-        let mut unit_query = query.clone();
-        normalise(&mut unit_query);
         let exact = |allowed: Option<&[i64]>, k: usize, min: f64| {
-            let mut all: Vec<(i64, f32)> = (0..n)
+            let mut all: Vec<(i64, f64)> = (0..n)
                 .filter(|&i| allowed.is_none_or(|a| a.contains(&keys[i])))
-                .map(|i| {
-                    let mut v = data[i].clone();
-                    normalise(&mut v);
-                    (keys[i], dot(&v, &unit_query))
-                })
-                .filter(|p| p.1 as f64 >= min)
+                .map(|i| (keys[i], cosine(&data[i], &query)))
+                .filter(|p| p.1 >= min)
                 .collect();
             all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
             all.truncate(k);
-            all.into_iter()
-                .map(|(key, score)| (key, (score as f64).clamp(-1.0, 1.0)))
-                .collect::<Vec<_>>()
+            all
         };
         let allowed: Vec<i64> = keys.iter().copied().filter(|s| s % 3 == 0).collect();
         let db = "mem:brute";
@@ -706,12 +713,22 @@ mod tests {
             .filter(|(k, _)| [0, 20, 100].contains(k))
             .collect();
         assert_eq!(copies.len(), 3);
-        assert!(copies.iter().all(|c| c.1 == copies[0].1));
+        assert!(copies.iter().all(|c| c.1 == 1.0), "{copies:?}");
         assert_eq!(
             copies.iter().map(|c| c.0).collect::<Vec<_>>(),
             [0, 20, 100],
             "exact ties keep insertion order"
         );
+    }
+
+    #[test]
+    fn cosine_is_exact_for_equal_and_simple_directions() {
+        assert_eq!(cosine(&[1.0, 2.0], &[2.0, 4.0]), 1.0);
+        assert_eq!(cosine(&[3.0, 4.0], &[1.0, 0.0]), 0.6);
+        assert_eq!(cosine(&[1.0, 0.0], &[-2.0, 0.0]), -1.0);
+        assert_eq!(cosine(&[0.0, 1.0], &[5.0, 0.0]), 0.0);
+        let big = [3.0e38f32; 4096];
+        assert_eq!(cosine(&big, &big), 1.0, "no overflow at f32's largest values");
     }
 
     #[test]
