@@ -608,6 +608,10 @@ fn field_error(e: &serde_path_to_error::Error<serde_json::Error>) -> Error {
         return invalid_field(path, message);
     } else if let Some(rest) = text.strip_prefix("missing field ") {
         (join(&quoted(rest)), "required field is missing".to_owned())
+    } else if let Some(rest) = text.strip_prefix("duplicate field ") {
+        // serde names a duplicate only among the known fields: no caller
+        // text reaches the message.
+        (join(&quoted(rest)), "given more than once".to_owned())
     } else if text.starts_with("unknown variant ") {
         let expected = text
             .split_once(", expected ")
@@ -762,6 +766,20 @@ mod tests {
             (ErrorCode::InvalidArgument, "id".into())
         );
         assert!(parse_request::<Req>(br#" {"id":"a"} "#).is_ok());
+    }
+
+    #[test]
+    fn a_duplicate_key_names_its_field() {
+        let e = parse_request::<Req>(br#"{"id":"a","limit":5,"limit":6}"#)
+            .unwrap_err()
+            .to_public();
+        assert_eq!(e.code, ErrorCode::InvalidArgument);
+        assert_eq!(e.details["field"], "limit");
+        assert_eq!(e.message, "limit: given more than once");
+        let e = parse_request::<Req>(br#"{"id":"a","items":[{"url":"x","url":"y"}]}"#)
+            .unwrap_err()
+            .to_public();
+        assert_eq!(e.details["field"], "items[0].url");
     }
 
     #[test]
