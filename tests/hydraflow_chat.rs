@@ -158,16 +158,18 @@ fn links_tasks_and_memories_and_refuses_unknown_ones() {
     assert_eq!(r["context"]["memories"][0]["id"], mem);
 
     let (messages, threads) = (count(&t, "llm_messages"), count(&t, "llm_threads"));
-    t.err(
+    let e = t.err(
         "chat",
-        json!({"message": "m", "reply": "r", "task_ids": ["nope"]}),
+        json!({"message": "m", "reply": "r", "task_ids": [task, "nope"]}),
         "not_found",
     );
-    t.err(
+    assert_eq!(e.details["field"], "task_ids[1]", "the missing entry");
+    let e = t.err(
         "chat",
         json!({"message": "m", "reply": "r", "memory_ids": ["nope"]}),
         "not_found",
     );
+    assert_eq!(e.details["field"], "memory_ids[0]");
     t.err(
         "chat",
         json!({"message": "m", "tab_id": "tab-z", "memory_ids": ["nope"]}),

@@ -151,11 +151,17 @@ impl Turn {
 
     /// `not_found` unless every listed task and memory exists.
     fn check_links(&self, conn: &Connection) -> Result<()> {
-        for id in &self.req.task_ids {
-            conn.require_id("tasks", id.as_str(), "task", "task_ids")?;
+        // `details.field` is the path of the missing entry (`task_ids[2]`).
+        for (i, id) in self.req.task_ids.iter().enumerate() {
+            conn.require_id("tasks", id.as_str(), "task", &format!("task_ids[{i}]"))?;
         }
-        for id in &self.req.memory_ids {
-            conn.require_id("memories", id.as_str(), "memory", "memory_ids")?;
+        for (i, id) in self.req.memory_ids.iter().enumerate() {
+            conn.require_id(
+                "memories",
+                id.as_str(),
+                "memory",
+                &format!("memory_ids[{i}]"),
+            )?;
         }
         Ok(())
     }
