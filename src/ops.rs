@@ -572,6 +572,19 @@ pub fn parse_request<Req: DeserializeOwned>(request: &[u8]) -> Result<Req> {
     }
 }
 
+/// For the crate's unit tests: runs `op` through [`call_json`] and answers
+/// its data, panicking (with the public error) when it fails.
+#[cfg(test)]
+pub(crate) fn call_ok(
+    profile: &Profile,
+    op: &str,
+    request: serde_json::Value,
+) -> serde_json::Value {
+    let text = call_json(profile, op, request.to_string().as_bytes())
+        .unwrap_or_else(|e| panic!("{op}: {:?}", e.to_public()));
+    serde_json::from_str(&text).expect("responses are JSON")
+}
+
 /// Turns a serde error into `invalid_argument` with the path of the field at
 /// fault. serde's own messages quote the rejected value, which may be
 /// private text, so they are reduced to what was expected.

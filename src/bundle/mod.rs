@@ -460,16 +460,11 @@ pub fn run_import(ctx: &JobContext) -> Result<Value> {
 #[cfg(test)]
 mod tests {
     use crate::jobs::ledger::ProgressPatch;
+    use crate::ops::call_ok as call;
     use crate::profile::{CloseOptions, OpenOptions, Profile};
     use crate::types::ManualClock;
-    use serde_json::{json, Value};
+    use serde_json::json;
     use std::sync::Arc;
-
-    fn call(profile: &Profile, op: &str, request: Value) -> Value {
-        let text = crate::ops::call_json(profile, op, request.to_string().as_bytes())
-            .unwrap_or_else(|e| panic!("{op}: {e:?}"));
-        serde_json::from_str(&text).unwrap()
-    }
 
     /// The default path `bundle-<created_at>-<random>.hydra` and the
     /// manifest's `created_at` are one value, the job's, however long the

@@ -148,17 +148,12 @@ fn full_patch(progress: &Progress) -> ProgressPatch {
 #[cfg(test)]
 mod tests {
     use crate::jobs::ledger::ProgressPatch;
+    use crate::ops::call_ok as call;
     use crate::profile::{CloseOptions, OpenOptions, Profile};
     use crate::types::Patch;
     use serde_json::{json, Value};
     use std::sync::{mpsc, Arc, Mutex};
     use std::time::Duration;
-
-    fn call(profile: &Profile, op: &str, request: Value) -> Value {
-        let text = crate::ops::call_json(profile, op, request.to_string().as_bytes())
-            .unwrap_or_else(|e| panic!("{op}: {e:?}"));
-        serde_json::from_str(&text).unwrap()
-    }
 
     /// A bundle of `visits` visits at `path`.
     fn bundle(dir: &std::path::Path, path: &std::path::Path, visits: u64) {
