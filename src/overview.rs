@@ -140,13 +140,10 @@ const TASK_STATUSES: &[&str] = &[
 
 /// `overview`.
 pub fn overview(profile: &Profile, req: OverviewRequest) -> Result<Overview> {
-    let (counts, knowledge) = profile.db().read(|conn| {
-        let tx = conn.unchecked_transaction()?; // one snapshot for every count
-        let counts = read_counts(&tx)?;
-        let knowledge = knowledge_counts(&tx)?;
-        tx.finish()?;
-        Ok((counts, knowledge))
-    })?;
+    // One read: one snapshot for every count.
+    let (counts, knowledge) = profile
+        .db()
+        .read(|conn| Ok((read_counts(conn)?, knowledge_counts(conn)?)))?;
     let storage = storage(profile, req.refresh_storage)?;
     Ok(Overview {
         browser: counts.browser,

@@ -337,3 +337,53 @@ fn message_delete_removes_one_message() {
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
     assert_eq!(page["items"][0]["content"], "y");
 }
+
+/// A list by parent sees a parent's delete whole or not at all: while
+/// threads are deleted, `messages.list {thread_id}` answers every message
+/// of the thread or `not_found`, never an empty page of a thread that
+/// still exists (the parent check and the page are one snapshot).
+#[test]
+fn a_list_never_shows_half_of_its_parents_delete() {
+    let t = TestProfile::new();
+    let threads: Vec<String> = (0..40)
+        .map(|_| {
+            let id = thread(&t);
+            for i in 0..5 {
+                t.ok(
+                    "messages.append",
+                    json!({"thread_id": id, "role": "user", "content": format!("m{i}")}),
+                );
+            }
+            id
+        })
+        .collect();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let torn = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..3 {
+            s.spawn(|| {
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    for id in &threads {
+                        if let Ok(page) = t.call("messages.list", json!({"thread_id": id})) {
+                            let n = page["items"].as_array().unwrap().len();
+                            if n != 5 {
+                                torn.lock().unwrap().push(format!("{id}: {n} messages"));
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        for id in &threads {
+            t.ok("threads.delete", json!({"id": id}));
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    let torn = torn.into_inner().unwrap();
+    assert!(
+        torn.is_empty(),
+        "{} torn pages, e.g. {:?}",
+        torn.len(),
+        &torn[..torn.len().min(3)]
+    );
+}

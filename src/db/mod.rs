@@ -452,20 +452,16 @@ impl Db {
         &self.erasure
     }
 
-    /// Runs `f` on a read-only connection from the pool. A read that starts
-    /// while a privacy delete checkpoints pauses briefly (see
+    /// Runs `f` on a read-only connection from the pool, every statement of
+    /// it in one read transaction: they all see the same committed state
+    /// (a list that checks its parent and then reads the children, a page
+    /// merged from several index ranges, a row and its children), never
+    /// half of a delete that commits in between. A read that starts while a
+    /// privacy delete checkpoints pauses briefly (see
     /// [`snapshot::DRAIN_PAUSE`]) so that the checkpoint finds no reader.
     pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         self.erasure.pause_while_draining();
-        self.with_reader(f)
-    }
-
-    /// [`Db::read`] with every statement of `f` in one read transaction, so
-    /// that they all see the same committed state (a read made of several
-    /// queries whose answers must agree: a page merged from several index
-    /// ranges, a row and its children).
-    pub fn read_consistent<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        self.read(|conn| {
+        self.with_reader(|conn| {
             run_cached(conn, "BEGIN")?;
             let outcome = f(conn);
             // Ends the read transaction whatever `f` answered; a connection

@@ -40,7 +40,7 @@ pub struct ThreadContext {
 
 /// `hydraflow.context`. Unknown thread: `not_found`.
 pub fn context(profile: &Profile, req: ContextRequest) -> Result<ThreadContext> {
-    profile.db().read_consistent(|conn| read(conn, &req))
+    profile.db().read(|conn| read(conn, &req))
 }
 
 fn read(conn: &Connection, req: &ContextRequest) -> Result<ThreadContext> {

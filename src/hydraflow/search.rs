@@ -70,7 +70,7 @@ pub fn search(profile: &Profile, req: SearchRequest) -> Result<SearchResponse> {
         (None, Some(embedding)) => {
             let query = embedding.to_f32("embedding")?;
             // Codes and rescored vectors: one snapshot.
-            profile.db().read_consistent(|conn| {
+            profile.db().read(|conn| {
                 require_filter_thread(conn, filters.thread_id)?;
                 check_dimension(conn, &embedding.model, query.len())?;
                 let allowed = allowed_seqs(conn, &filters)?;

@@ -188,7 +188,7 @@ pub fn list(profile: &Profile, request: ListRequest) -> Result<Page<Job>> {
     };
     // One snapshot for every branch and row: a job whose status changes
     // between two reads would otherwise be listed under both statuses.
-    profile.db().read_consistent(|conn| {
+    profile.db().read(|conn| {
         let mut keys = Vec::new();
         for status in &status_branches {
             for job_type in &type_branches {

@@ -788,7 +788,7 @@ pub fn get(profile: &Profile, req: GetRequest) -> Result<GetResponse> {
         (None, None) => return Err(Error::invalid("id", "give exactly one of id and url")),
         (Some(_), Some(_)) => return Err(Error::invalid("url", "give exactly one of id and url")),
     };
-    profile.db().read_consistent(|conn| {
+    profile.db().read(|conn| {
         let (document, seq) =
             load_by(conn, column, value)?.ok_or_else(|| Error::not_found("document", field))?;
         let text: String =

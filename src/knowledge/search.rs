@@ -150,7 +150,7 @@ pub(crate) fn run(
         // Before the read transaction: the index never gets ahead of it.
         text_index::catch_up(profile)?;
     }
-    profile.db().read_consistent(|conn| {
+    profile.db().read(|conn| {
         let hybrid = terms.is_some() && vector.is_some();
         let depth = if hybrid { hybrid_depth(limit) } else { limit };
         let text_list = match terms {
