@@ -480,3 +480,68 @@ fn search_by_query_is_full_text_and_marks_access() {
         .clone();
     assert_eq!(high, json!([]));
 }
+
+/// While memories flip between two versions (scope, text and vector),
+/// every hit of `memory.search` is the version it scored: inside the
+/// search's filter, holding the searched word, and with the score of its
+/// own vector.
+#[test]
+fn search_answers_the_version_it_scored() {
+    let t = TestProfile::new();
+    let version = |id: usize, apple: bool| {
+        if apple {
+            json!({"id": format!("m{id}"), "scope": "user", "value": "apple pie",
+                   "embedding": {"model": "e", "vector": [1.0, 0.0]}})
+        } else {
+            json!({"id": format!("m{id}"), "scope": "global", "value": "banana bread",
+                   "embedding": {"model": "e", "vector": [0.0, 1.0]}})
+        }
+    };
+    for id in 0..4 {
+        upsert(&t, version(id, true));
+    }
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let wrong = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        let writers: Vec<_> = (0..3)
+            .map(|w| {
+                let (t, version) = (&t, &version);
+                s.spawn(move || {
+                    for round in 0..600 {
+                        upsert(t, version((round + w) % 4, (round / 4 + w) % 2 == 1));
+                    }
+                })
+            })
+            .collect();
+        s.spawn(|| {
+            for writer in writers {
+                writer.join().unwrap();
+            }
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        for _ in 0..2 {
+            s.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                for req in [
+                    json!({"query": "apple", "scope": "user"}),
+                    json!({"embedding": {"model": "e", "vector": [1.0, 0.0]}, "scope": "user", "min_score": 0.99}),
+                ] {
+                    for hit in t.ok("memory.search", req.clone())["items"].as_array().unwrap() {
+                        let m = &hit["memory"];
+                        if m["scope"] != "user" || m["value"] != "apple pie" {
+                            wrong.lock().unwrap().push(format!("{req} answered {hit}"));
+                        }
+                    }
+                }
+            }
+        });
+        }
+    });
+    let wrong = wrong.into_inner().unwrap();
+    assert!(
+        wrong.is_empty(),
+        "{} wrong hits, e.g. {:?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(2)]
+    );
+}

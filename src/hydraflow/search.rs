@@ -45,8 +45,9 @@ pub struct SearchResponse {
 /// with another dimension is `invalid_argument`. With `query`: every
 /// whitespace-separated term must occur in key or value (FTS5, terms quoted
 /// so no query syntax leaks through); the score is `-bm25`. Ties keep
-/// insertion order. Ranking runs on a reader, outside the write lock; the
-/// only write is one short transaction that sets `last_accessed_at`.
+/// insertion order. Ranking and loading run on a reader, in one snapshot,
+/// outside the write lock; the only write is one short transaction that
+/// sets `last_accessed_at`.
 pub fn search(profile: &Profile, req: SearchRequest) -> Result<SearchResponse> {
     if let Some(min) = req.min_score {
         if !min.is_finite() {
@@ -79,7 +80,7 @@ pub fn search(profile: &Profile, req: SearchRequest) -> Result<SearchResponse> {
                         .as_ref()
                         .is_none_or(|a| a.binary_search(&seq).is_ok())
                 };
-                vectors::top_k(
+                let ranked = vectors::top_k(
                     conn,
                     profile.db().path(),
                     &VectorSearch {
@@ -90,18 +91,20 @@ pub fn search(profile: &Profile, req: SearchRequest) -> Result<SearchResponse> {
                         k: limit,
                         min_score,
                     },
-                )
+                )?;
+                load(conn, ranked)
             })?
         }
         (Some(text), None) => {
             let fts = fts_query(text)?;
             profile.db().read(|conn| {
                 require_filter_thread(conn, filters.thread_id)?;
-                full_text(conn, &fts, &filters, limit, min_score)
+                let ranked = full_text(conn, &fts, &filters, limit, min_score)?;
+                load(conn, ranked)
             })?
         }
     };
-    let items = profile.db().write(|tx| touch_and_load(tx, ranked))?;
+    let items = profile.db().write(|tx| touch(tx, ranked))?;
     Ok(SearchResponse { items })
 }
 
@@ -180,25 +183,38 @@ fn full_text(
     )
 }
 
-/// Loads the ranked memories, sets their `last_accessed_at` to now and
-/// returns them in rank order (a memory deleted meanwhile is left out).
-fn touch_and_load(conn: &Connection, ranked: Vec<(i64, f64)>) -> Result<Vec<SearchHit>> {
-    let now = now_ms();
+/// The ranked memories as the ranking's snapshot holds them (read in the
+/// same read transaction: what is answered is what was scored and
+/// filtered, never a version written since), in rank order.
+fn load(conn: &Connection, ranked: Vec<(i64, f64)>) -> Result<Vec<(i64, SearchHit)>> {
     let mut hits = Vec::with_capacity(ranked.len());
     for (seq, score) in ranked {
-        conn.run(
-            "UPDATE memories SET last_accessed_at = ?2 WHERE seq = ?1",
-            params![seq, now],
-        )?;
-        if let Some(memory) = conn.query_opt(
+        let memory = conn.query_row(
             &format!("SELECT {COLUMNS} FROM {FROM} WHERE m.seq = ?1"),
             [seq],
             Memory::from_row,
-        )? {
-            hits.push(SearchHit { memory, score });
-        }
+        )?;
+        hits.push((seq, SearchHit { memory, score }));
     }
     Ok(hits)
+}
+
+/// Sets `last_accessed_at` of the memories found (those still stored: one
+/// deleted since the search read it is answered as it was found).
+fn touch(conn: &Connection, hits: Vec<(i64, SearchHit)>) -> Result<Vec<SearchHit>> {
+    let now = now_ms();
+    let mut touched = Vec::with_capacity(hits.len());
+    for (seq, mut hit) in hits {
+        if conn.run(
+            "UPDATE memories SET last_accessed_at = ?2 WHERE seq = ?1",
+            params![seq, now],
+        )? == 1
+        {
+            hit.memory.last_accessed_at = Some(now);
+        }
+        touched.push(hit);
+    }
+    Ok(touched)
 }
 
 #[cfg(test)]
