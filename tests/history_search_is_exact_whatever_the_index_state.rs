@@ -385,3 +385,59 @@ fn query_only_lists_past_the_newest_first_budget_match_a_brute_force_scan() {
         }
     }
 }
+
+/// Read-your-writes under concurrent deletes: each visit is found by a
+/// `query` for its own word right after `visits.record` returns, while
+/// other threads record and purge throw-away visits (which lets SQLite
+/// reuse the top ids, and makes purges overlap).
+#[test]
+fn a_visit_is_found_right_after_it_is_recorded_while_others_purge() {
+    let t = TestProfile::new();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let missed = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for churn in 0..2 {
+            let (t, done) = (&t, &done);
+            s.spawn(move || {
+                let mut i = 0;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    let host = format!("churn{churn}.example");
+                    for k in 0..3 {
+                        t.ok("visits.record", json!({"url": format!("https://{host}/{i}/{k}"), "title": "throw away"}));
+                    }
+                    t.ok("history.purge", json!({"host": host}));
+                    i += 1;
+                }
+            });
+        }
+        let recorders: Vec<_> = (0..2)
+            .map(|r| {
+                let (t, missed) = (&t, &missed);
+                s.spawn(move || {
+                    for i in 0..150 {
+                        let word = format!("tok{r}x{i}q");
+                        t.ok(
+                            "visits.record",
+                            json!({"url": format!("https://keep.example/{r}/{i}"), "title": word}),
+                        );
+                        let page = t.ok("history.list", json!({"query": word}));
+                        if page["items"].as_array().unwrap().len() != 1 {
+                            missed.lock().unwrap().push(word);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for r in recorders {
+            r.join().unwrap();
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    let missed = missed.into_inner().unwrap();
+    assert!(
+        missed.is_empty(),
+        "{} visits not found by their own word: {:?}",
+        missed.len(),
+        &missed[..missed.len().min(5)]
+    );
+}

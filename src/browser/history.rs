@@ -238,11 +238,16 @@ pub fn list(profile: &Profile, req: ListRequest) -> Result<Page<Visit>> {
         req.cursor.as_deref(),
     )?;
     profile.db().read(|conn| {
+        if filters.query.is_some() {
+            // The read's first statement: the rows the catch-up adds come
+            // from a snapshot that starts after the index state it starts
+            // from (an older one could still hold rows a delete removed).
+            history_index::catch_up_for_search(profile, conn)?;
+        }
         if let Some(tab) = &filters.tab_id {
             conn.require_id("tabs", tab, "tab", "tab_id")?;
         }
         if let Some(q) = &filters.query {
-            history_index::catch_up_for_search(profile, conn)?;
             let wanted = req.limit.get() + 1;
             let index = profile.history_text_index();
             let folded = fold_case(q);

@@ -103,8 +103,10 @@ struct State {
     /// Every chunk with `seq <= watermark` is indexed.
     watermark: i64,
     epoch: u64,
-    /// A removal is between its start and its commit: no catch-up applies.
-    removing: bool,
+    /// Removals between their start and their end (deletes overlap: each
+    /// begins before it waits for the writer): no catch-up applies while
+    /// any is in progress.
+    removals: u32,
     /// Tests and benchmarks: never index beyond this `seq`.
     hold_at: Option<i64>,
 }
@@ -565,7 +567,7 @@ impl ChunkTextIndex {
     /// progress or a hold stops indexing.
     pub fn catch_up_from(&self) -> Option<CatchUp> {
         let s = self.state.lock();
-        CatchUp::next(s.removing, s.epoch, s.watermark, s.hold_at)
+        CatchUp::next(s.removals > 0, s.epoch, s.watermark, s.hold_at)
     }
 
     /// Adds the chunks a catch-up read found: every chunk with `from.after
@@ -573,7 +575,7 @@ impl ChunkTextIndex {
     /// adds nothing) when a removal or another catch-up came first.
     pub fn apply(&self, from: CatchUp, rows: Vec<ChunkRow>, covered_to: i64) -> bool {
         let mut s = self.state.lock();
-        if s.removing || s.epoch != from.epoch || s.watermark != from.after {
+        if s.removals > 0 || s.epoch != from.epoch || s.watermark != from.after {
             return false;
         }
         let mut tf: HashMap<u32, u32, BuildHasherDefault<TermHasher>> = HashMap::default();
@@ -657,7 +659,7 @@ impl ChunkTextIndex {
     #[doc(hidden)]
     pub fn compact_now(&self) {
         let mut s = self.state.lock();
-        if !s.removing {
+        if s.removals == 0 {
             s.renumber();
         }
     }
@@ -665,7 +667,7 @@ impl ChunkTextIndex {
     /// Reclaims dead slots when most slots are dead (outside removals).
     fn compact_if_sparse(&self) -> bool {
         let mut s = self.state.lock();
-        if s.removing || s.dead_slots < 1024 || s.dead_slots * 2 < s.slot_len.len() {
+        if s.removals > 0 || s.dead_slots < 1024 || s.dead_slots * 2 < s.slot_len.len() {
             return false;
         }
         s.renumber();
@@ -674,7 +676,7 @@ impl ChunkTextIndex {
 
     fn begin_removal(&self) {
         let mut s = self.state.lock();
-        s.removing = true;
+        s.removals += 1;
         s.epoch += 1;
     }
 
@@ -683,7 +685,7 @@ impl ChunkTextIndex {
         if !confirmed {
             s.clear();
         }
-        s.removing = false;
+        s.removals = s.removals.saturating_sub(1);
         s.epoch += 1;
     }
 }
@@ -874,10 +876,10 @@ impl State {
     }
 
     fn clear(&mut self) {
-        let (epoch, removing, hold_at) = (self.epoch + 1, self.removing, self.hold_at);
+        let (epoch, removals, hold_at) = (self.epoch + 1, self.removals, self.hold_at);
         *self = State {
             epoch,
-            removing,
+            removals,
             hold_at,
             ..State::default()
         };

@@ -68,8 +68,10 @@ struct State {
     /// Bumped by every removal; a catch-up read under an older epoch is
     /// discarded.
     epoch: u64,
-    /// A removal is between its start and its commit: no catch-up applies.
-    removing: bool,
+    /// Removals between their start and their end (deletes overlap: each
+    /// begins before it waits for the writer): no catch-up applies while
+    /// any is in progress.
+    removals: u32,
     /// Bytes of dead places still in the arena (zeroed).
     dead_bytes: usize,
     /// Tests and benchmarks: never index beyond this id.
@@ -122,7 +124,7 @@ impl SubstringIndex {
     /// progress or a hold stops indexing.
     pub fn catch_up_from(&self) -> Option<CatchUp> {
         let s = self.state.lock();
-        CatchUp::next(s.removing, s.epoch, s.watermark, s.hold_at)
+        CatchUp::next(s.removals > 0, s.epoch, s.watermark, s.hold_at)
     }
 
     /// Adds the rows a catch-up read found: every row with `from.after < id
@@ -130,7 +132,7 @@ impl SubstringIndex {
     /// nothing) when a removal happened since `from` was taken.
     pub fn apply(&self, from: CatchUp, docs: Vec<Doc>, covered_to: i64) -> bool {
         let mut s = self.state.lock();
-        if s.removing || s.epoch != from.epoch {
+        if s.removals > 0 || s.epoch != from.epoch {
             return false;
         }
         for (id, key, texts) in docs {
@@ -142,11 +144,13 @@ impl SubstringIndex {
         true
     }
 
-    /// Marks the start of a removal (call inside the deleting transaction,
-    /// before the rows go): catch-ups stop until [`SubstringIndex::end_removal`].
+    /// Marks the start of a removal (call before the deleting transaction,
+    /// before the rows go): catch-ups stop until every removal begun has
+    /// called [`SubstringIndex::end_removal`] (two deletes may overlap: the
+    /// second begins while the first still holds the writer).
     pub fn begin_removal(&self) {
         let mut s = self.state.lock();
-        s.removing = true;
+        s.removals += 1;
         s.epoch += 1;
     }
 
@@ -167,10 +171,10 @@ impl SubstringIndex {
     /// removal could not be confirmed); the next catch-up rebuilds.
     pub fn clear(&self) {
         let mut s = self.state.lock();
-        let (epoch, removing, hold_at) = (s.epoch + 1, s.removing, s.hold_at);
+        let (epoch, removals, hold_at) = (s.epoch + 1, s.removals, s.hold_at);
         *s = State {
             epoch,
-            removing,
+            removals,
             hold_at,
             ..State::default()
         };
@@ -181,7 +185,7 @@ impl SubstringIndex {
     /// first, since removed entries may still exist).
     pub fn end_removal(&self) {
         let mut s = self.state.lock();
-        s.removing = false;
+        s.removals = s.removals.saturating_sub(1);
         s.epoch += 1;
     }
 
@@ -453,7 +457,7 @@ impl State {
         *self = State {
             watermark: old.watermark,
             epoch: old.epoch,
-            removing: old.removing,
+            removals: old.removals,
             hold_at: old.hold_at,
             ..State::default()
         };
@@ -568,6 +572,20 @@ mod tests {
         index.end_removal();
         assert!(!index.apply(from, vec![doc(1, "https://a.example/", None)], 1));
         assert_eq!(index.stats().docs, 0);
+    }
+
+    /// Two deletes overlap (the second begins while the first commits):
+    /// no catch-up runs until both have ended, since a snapshot read
+    /// before the second commits still holds the rows it removes.
+    #[test]
+    fn overlapping_removals_keep_catch_ups_off_until_both_end() {
+        let index = SubstringIndex::default();
+        index.begin_removal();
+        index.begin_removal();
+        index.end_removal();
+        assert!(index.catch_up_from().is_none(), "the second removal runs");
+        index.end_removal();
+        assert!(index.catch_up_from().is_some());
     }
 
     #[test]
