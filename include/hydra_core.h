@@ -188,7 +188,7 @@ char *hydra_messages_delete(uint64_t handle, const char *request_json);
 // Same as `hydra_call(handle, "chat", request_json)`: takes a profile
 // handle and a NUL-terminated UTF-8 JSON request (NULL or "" means `{}`);
 // returns a JSON envelope the caller frees with `hydra_string_free`.
-// Error codes beyond the universal ones: not_found. Fields: docs/operations.md.
+// Error codes beyond the universal ones: not_found, conflict. Fields: docs/operations.md.
 //
 // # Safety
 // `request_json` is NULL or points to a NUL-terminated string.

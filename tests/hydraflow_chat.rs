@@ -409,3 +409,58 @@ fn bind_and_unbind_thread() {
     t.err("tabs.unbind_thread", json!({"tab_id": "nope"}), "not_found");
     t.err("tabs.bind_thread", json!({}), "invalid_argument");
 }
+
+/// The context ends with the user message even when the thread holds a
+/// message stamped later than the turn's start (appended meanwhile, or
+/// with a `created_at` ahead of the clock).
+#[test]
+fn the_context_ends_with_the_user_message() {
+    let t = TestProfile::new();
+    let th = t.ok("threads.create", json!({}))["thread"]["id"].clone();
+    let ahead = hydra_core::types::now_ms() + 60_000;
+    t.ok(
+        "messages.append",
+        json!({"thread_id": th, "role": "system", "content": "later", "created_at": ahead}),
+    );
+    let r = t.ok(
+        "chat",
+        json!({"thread_id": th, "message": "hello", "reply": "hi"}),
+    );
+    let context = r["context"]["messages"].as_array().unwrap();
+    assert_eq!(context.last().unwrap()["id"], r["user_message"]["id"]);
+    let listed = t.ok("messages.list", json!({"thread_id": th}))["items"].clone();
+    let roles: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["system", "user", "assistant"]);
+}
+
+/// A model is asked about a tab's thread; if the tab is bound to another
+/// thread while it answers, the turn is refused (`conflict`) and nothing
+/// is written, rather than stored in a thread the model never saw.
+#[test]
+fn a_turn_whose_tab_changed_thread_during_the_model_call_writes_nothing() {
+    let t = TestProfile::new();
+    let a = t.ok("tabs.bind_thread", json!({"tab_id": "tab"}))["thread"]["id"].clone();
+    let other = t.ok("threads.create", json!({}))["thread"]["id"].clone();
+    let profile = t.profile.clone();
+    let rebind_to = other.clone();
+    t.profile.set_model(Some(Arc::new(move |input: &Value| {
+        hydra_core::ops::call_json(
+            &profile,
+            "tabs.bind_thread",
+            json!({"tab_id": "tab", "thread_id": rebind_to})
+                .to_string()
+                .as_bytes(),
+        )?;
+        Ok(json!({"content": format!("about {}", input["thread_id"])}))
+    })));
+    let messages = count(&t, "llm_messages");
+    t.err("chat", json!({"tab_id": "tab", "message": "q"}), "conflict");
+    assert_eq!(count(&t, "llm_messages"), messages, "nothing written");
+    t.profile.set_model(None);
+    assert_ne!(a, other);
+}

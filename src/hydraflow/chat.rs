@@ -112,6 +112,9 @@ pub fn chat(profile: &Profile, req: ChatRequest) -> Result<ChatResponse> {
             .map_err(|e| e.within("retrieve"))?,
         None => Vec::new(),
     };
+    // With a model, the thread it was asked about: the turn is written
+    // there or not at all.
+    let mut asked_about = None;
     let assistant = match (&turn.req.reply, profile.model()) {
         (Some(reply), _) => Some(Assistant {
             content: reply.clone(),
@@ -122,13 +125,14 @@ pub fn chat(profile: &Profile, req: ChatRequest) -> Result<ChatResponse> {
             let input = profile
                 .db()
                 .read(|conn| turn.model_input(conn, &documents))?;
+            asked_about = input["thread_id"].as_str().map(str::to_owned);
             Some(parse_reply(model(&input)?, &turn.req.model)?)
         }
         (None, None) => None,
     };
     profile
         .db()
-        .write(|tx| turn.write(tx, assistant, documents))
+        .write(|tx| turn.write(tx, assistant, documents, asked_about.as_deref()))
 }
 
 impl Turn {
@@ -166,7 +170,7 @@ impl Turn {
         Ok(())
     }
 
-    fn user_message(&self, thread_id: &str) -> NewMessage {
+    fn user_message(&self, thread_id: &str, created_at: Millis) -> NewMessage {
         NewMessage {
             id: Some(self.user_message_id.clone()),
             thread_id: thread_id.to_owned(),
@@ -174,7 +178,7 @@ impl Turn {
             role: Role::User,
             content: self.req.message.clone(),
             tokens: None,
-            created_at: Some(Timestamp(self.started_at)),
+            created_at: Some(Timestamp(created_at)),
             metadata: self.req.metadata.clone(),
         }
     }
@@ -197,7 +201,7 @@ impl Turn {
             Some(id) if keep > 0 => messages::latest(conn, id, keep)?,
             _ => Vec::new(),
         };
-        let user = self.user_message(&thread_id);
+        let user = self.user_message(&thread_id, self.started_at);
         history.push(Message {
             id: self.user_message_id.to_string(),
             thread_id: thread_id.clone(),
@@ -233,16 +237,29 @@ impl Turn {
         Ok(input)
     }
 
-    /// Writes the turn in the caller's transaction.
+    /// Writes the turn in the caller's transaction. `asked_about` is the
+    /// thread the model was given: when the tab's thread changed since
+    /// (rebound, or deleted), nothing is written (`conflict`), rather than
+    /// an answer stored in a conversation the model never saw.
     fn write(
         &self,
         tx: &Connection,
         assistant: Option<Assistant>,
         documents: Vec<crate::knowledge::search::SearchItem>,
+        asked_about: Option<&str>,
     ) -> Result<ChatResponse> {
         self.check_links(tx)?;
         let now = now_ms();
-        let thread_id = match self.resolve(tx)? {
+        let resolved = self.resolve(tx)?;
+        if let Some(asked) = asked_about {
+            let now_resolves_to = resolved.as_deref().unwrap_or(self.new_thread_id.as_str());
+            if now_resolves_to != asked {
+                return Err(Error::conflict(
+                    "the tab's thread changed while the model answered; nothing was written",
+                ));
+            }
+        }
+        let thread_id = match resolved {
             Some(id) => id,
             None => {
                 let origin = if self.req.tab_id.is_some() {
@@ -262,7 +279,16 @@ impl Turn {
             Some(tab) => Some(self.attach_tab(tx, tab.as_str(), &thread_id, now)?),
             None => None,
         };
-        let mut news = vec![self.user_message(&thread_id)];
+        // The user message is the thread's newest as it is written (the
+        // context "ends with it"), also when messages were appended since
+        // the turn began.
+        let newest: Option<Millis> = tx.query_row(
+            "SELECT max(created_at) FROM llm_messages WHERE thread_id = ?1",
+            [&thread_id],
+            |r| r.get(0),
+        )?;
+        let user_at = newest.map_or(self.started_at, |n| n.max(self.started_at));
+        let mut news = vec![self.user_message(&thread_id, user_at)];
         if let Some(a) = assistant {
             news.push(NewMessage {
                 id: None,
@@ -271,7 +297,7 @@ impl Turn {
                 role: Role::Assistant,
                 content: a.content,
                 tokens: a.tokens,
-                created_at: Some(Timestamp(now.max(self.started_at))),
+                created_at: Some(Timestamp(now.max(user_at))),
                 metadata: Metadata(model_metadata(a.model)),
             });
         }
