@@ -380,10 +380,5 @@ fn a_list_never_shows_half_of_its_parents_delete() {
         done.store(true, std::sync::atomic::Ordering::Relaxed);
     });
     let torn = torn.into_inner().unwrap();
-    assert!(
-        torn.is_empty(),
-        "{} torn pages, e.g. {:?}",
-        torn.len(),
-        &torn[..torn.len().min(3)]
-    );
+    common::assert_none(torn, "torn pages");
 }

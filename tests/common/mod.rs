@@ -141,3 +141,14 @@ pub fn reseal_component(lines: &mut [String], component: &str) {
     manifest["components"][component]["sha256"] = Value::String(sha);
     lines[0] = manifest.to_string();
 }
+
+/// Fails naming how many `problems` a concurrency check collected, with
+/// the first few (`what` says what each one is).
+pub fn assert_none(problems: Vec<String>, what: &str) {
+    assert!(
+        problems.is_empty(),
+        "{} {what}, e.g. {:?}",
+        problems.len(),
+        &problems[..problems.len().min(3)]
+    );
+}
